@@ -1,0 +1,85 @@
+#include "core/atomic_file.hpp"
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "core/error.hpp"
+
+namespace mlsys::core {
+
+namespace fs = std::filesystem;
+
+namespace {
+std::atomic<unsigned> temp_counter{0};
+
+void fsync_path(const fs::path& p) {
+  int fd = ::open(p.c_str(), O_RDONLY);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+}  // namespace
+
+AtomicFile::AtomicFile(fs::path destination) : dest_(std::move(destination)) {
+  fs::path dir = dest_.parent_path();
+  if (!dir.empty()) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) throw RuntimeFailure(dir.string() + ": cannot create the output folder: " + ec.message());
+  }
+  temp_ = (dir.empty() ? fs::path(".") : dir) /
+          ("." + dest_.filename().string() + ".tmp." + std::to_string(::getpid()) + "." +
+           std::to_string(temp_counter.fetch_add(1)));
+}
+
+AtomicFile::~AtomicFile() {
+  if (!committed_) {
+    std::error_code ec;
+    fs::remove(temp_, ec);
+  }
+}
+
+void AtomicFile::commit() {
+  if (committed_) return;
+  if (!fs::exists(temp_)) throw RuntimeFailure(dest_.string() + ": nothing was written to commit");
+  fsync_path(temp_);
+  if (std::rename(temp_.c_str(), dest_.c_str()) != 0) {
+    throw RuntimeFailure(dest_.string() + ": cannot rename the temporary into place: " + std::strerror(errno));
+  }
+  committed_ = true;
+  fs::path dir = dest_.parent_path();
+  fsync_path(dir.empty() ? fs::path(".") : dir);
+}
+
+void write_file_atomic(const fs::path& path, std::string_view content) {
+  AtomicFile f(path);
+  {
+    std::ofstream out(f.temp_path(), std::ios::binary | std::ios::trunc);
+    if (!out) throw RuntimeFailure(path.string() + ": cannot open for writing: " + std::strerror(errno));
+    out.write(content.data(), static_cast<std::streamsize>(content.size()));
+    out.flush();
+    if (!out) throw RuntimeFailure(path.string() + ": write failed: " + std::strerror(errno));
+  }
+  f.commit();
+}
+
+std::string read_file(const fs::path& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw InputError(path.string() + ": no such file");
+  if (fs::is_directory(path, ec)) throw InputError(path.string() + ": is a directory, expected a file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(path.string() + ": cannot open: " + std::strerror(errno));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) throw InputError(path.string() + ": read failed");
+  return ss.str();
+}
+
+}  // namespace mlsys::core

@@ -1,0 +1,74 @@
+#include "core/cli.hpp"
+
+#include <cstdlib>
+#include <exception>
+#include <iostream>
+
+#include "core/build_info.hpp"
+#include "core/error.hpp"
+#include "core/log.hpp"
+#include "core/signals.hpp"
+
+namespace mlsys::core {
+
+void add_common_options(CLI::App& app, CommonOptions& opts) {
+  app.add_option("--config", opts.config, "JSON config file (default: the program's built-in default config)");
+  app.add_option("--set", opts.sets, "override a config field: key.path=value (repeatable)")
+      ->type_name("KEY=VALUE")
+      ->take_all();
+  app.add_option("--out", opts.out, "output folder")->capture_default_str();
+  app.add_option("--seed", opts.seed, "random seed (overrides the config's)");
+  app.add_option("--device", opts.device, "cpu | cuda | cuda:N")->capture_default_str();
+  app.add_option("--threads", opts.threads, "CPU threads (0 = library default)")->check(CLI::Range(0, 4096));
+  app.add_option("--log-level", opts.log_level, "trace|debug|info|warn|error|off")->capture_default_str();
+  app.add_flag("--quiet,-q", opts.quiet, "only warnings and errors on stderr; no progress");
+  app.add_option("--progress", opts.progress, "auto|always|never")->capture_default_str();
+  app.add_flag("--json", opts.json, "print the result as JSON on stdout instead of a table");
+}
+
+ConfigDoc load_config(const CommonOptions& opts, const std::string& default_config) {
+  const std::string& file = opts.config.empty() ? default_config : opts.config;
+  return load_config(file, opts.sets);
+}
+
+void apply_common_options(const std::string& program, const CommonOptions& opts) {
+  setup_logging(program, opts.log_level, opts.quiet);
+  (void)parse_progress_mode(opts.progress);
+  if (opts.threads > 0) {
+    std::string n = std::to_string(opts.threads);
+    ::setenv("OMP_NUM_THREADS", n.c_str(), 1);
+    ::setenv("OPENBLAS_NUM_THREADS", n.c_str(), 1);
+  }
+}
+
+int run_main(const std::string& program, CLI::App& app, int argc, char** argv, const std::function<int()>& body) {
+  app.set_version_flag("--version", program + " (mlsys-tools) " + std::string(version()) + " (" +
+                                        std::string(git_commit()) + ")");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << program << ": error: " << e.what() << " (see " << program << " --help)\n";
+    return static_cast<int>(ExitCode::usage);
+  }
+  install_stop_handlers();
+  try {
+    return body();
+  } catch (const Error& e) {
+    std::cerr << program << ": error: " << e.what() << "\n";
+    return static_cast<int>(e.code());
+  } catch (const std::bad_alloc&) {
+    std::cerr << program << ": error: out of memory\n";
+    return static_cast<int>(ExitCode::runtime);
+  } catch (const std::exception& e) {
+    std::cerr << program << ": error: " << e.what() << "\n";
+    return static_cast<int>(ExitCode::runtime);
+  }
+}
+
+}  // namespace mlsys::core

@@ -1,0 +1,293 @@
+#include "core/config.hpp"
+
+#include <algorithm>
+
+#include "core/atomic_file.hpp"
+
+namespace mlsys::core {
+
+namespace {
+
+std::string join(const std::vector<std::string>& parts) {
+  std::string out;
+  for (const auto& p : parts) {
+    if (p.empty()) continue;
+    if (!out.empty() && p.front() != '[') out += '.';
+    out += p;
+  }
+  return out;
+}
+
+std::vector<std::string> split_key(const std::string& key) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (true) {
+    size_t dot = key.find('.', start);
+    parts.push_back(key.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  return parts;
+}
+
+bool all_digits(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+void apply_override(ConfigDoc& doc, const std::string& text) {
+  const std::string where = "--set " + text;
+  auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    throw ConfigError(where + ": expected key.path=value, found no '='");
+  }
+  std::string key = text.substr(0, eq);
+  std::string raw = text.substr(eq + 1);
+  auto parts = split_key(key);
+  for (const auto& p : parts) {
+    if (p.empty()) throw ConfigError(where + ": key '" + key + "' has an empty segment");
+  }
+  Json value = Json::parse(raw, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded()) value = raw;  // a bare word is a string
+
+  Json* node = &doc.root;
+  std::string path;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const auto& p = parts[i];
+    const bool last = i + 1 == parts.size();
+    if (node->is_array() && all_digits(p)) {
+      size_t idx = std::stoul(p);
+      if (idx >= node->size()) {
+        throw ConfigError(where + ": key '" + key + "': index " + p + " is past the end of '" + path +
+                          "' (" + std::to_string(node->size()) + " elements)");
+      }
+      path += "[" + p + "]";
+      node = &(*node)[idx];
+    } else {
+      if (node->is_null()) *node = Json::object();
+      if (!node->is_object()) {
+        throw ConfigError(where + ": key '" + key + "': '" + path + "' is not an object");
+      }
+      path += (path.empty() ? "" : ".") + p;
+      node = &(*node)[p];
+    }
+    if (last) *node = value;
+  }
+  doc.override_of[path] = where;
+}
+
+}  // namespace
+
+Json parse_json_text(std::string_view text, const std::string& source) {
+  try {
+    return Json::parse(text.begin(), text.end());
+  } catch (const Json::parse_error& e) {
+    std::string what = e.what();
+    // "[json.exception.parse_error.101] parse error at line 3, column 5: ..." -> keep the tail
+    if (auto pos = what.find("] "); pos != std::string::npos) what = what.substr(pos + 2);
+    throw ConfigError(source + ": malformed JSON: " + what);
+  }
+}
+
+ConfigDoc parse_config(std::string_view text, const std::string& source,
+                       const std::vector<std::string>& overrides) {
+  ConfigDoc doc;
+  doc.file = source;
+  doc.root = parse_json_text(text, source);
+  if (!doc.root.is_object()) {
+    throw ConfigError(source + ": expected a JSON object at the top level, found " +
+                      std::string(doc.root.type_name()));
+  }
+  for (const auto& o : overrides) apply_override(doc, o);
+  return doc;
+}
+
+ConfigDoc load_config(const std::string& file, const std::vector<std::string>& overrides) {
+  if (file.empty()) {
+    ConfigDoc doc;
+    for (const auto& o : overrides) apply_override(doc, o);
+    return doc;
+  }
+  std::string text;
+  try {
+    text = read_file(file);
+  } catch (const InputError& e) {
+    throw ConfigError(std::string("config ") + e.what());
+  }
+  return parse_config(text, file, overrides);
+}
+
+Check<std::string> one_of(std::vector<std::string> choices) {
+  return [choices = std::move(choices)](const std::string& v) -> std::string {
+    if (std::find(choices.begin(), choices.end(), v) != choices.end()) return {};
+    std::string expected = "one of ";
+    for (size_t i = 0; i < choices.size(); ++i) expected += (i ? "|" : "") + choices[i];
+    return expected;
+  };
+}
+
+// ---------------------------------------------------------------- ConfigNode
+
+struct ConfigNode::State {
+  ConfigDoc doc;
+  Json resolved = Json::object();
+  // key path -> how it was read: values are leaves; sections/items are walked by finish().
+  enum class Use { value, section, items };
+  std::map<std::string, Use> used;
+  Json empty = Json::object();
+};
+
+ConfigNode::ConfigNode(ConfigDoc doc) : state_(std::make_shared<State>()) {
+  state_->doc = std::move(doc);
+  node_ = &state_->doc.root;
+}
+
+ConfigNode::ConfigNode(std::shared_ptr<State> state, std::vector<std::string> path, const Json* node)
+    : state_(std::move(state)), path_(std::move(path)), node_(node) {}
+
+std::string ConfigNode::path_of(std::string_view key) const {
+  auto parts = path_;
+  parts.emplace_back(key);
+  return join(parts);
+}
+
+const Json* ConfigNode::lookup(std::string_view key) const {
+  auto it = node_->find(std::string(key));
+  if (it == node_->end()) return nullptr;
+  return &*it;
+}
+
+std::string ConfigNode::type_name(const Json& v) {
+  if (v.is_number_integer()) return "integer";
+  if (v.is_number_float()) return "number";
+  return v.type_name();
+}
+
+void ConfigNode::fail(std::string_view key, std::string_view expected, std::string_view found) const {
+  std::string path = path_of(key);
+  // The source is the --set that supplied this key (or a parent of it), else the file.
+  std::string source = state_->doc.file.empty() ? "<built-in defaults>" : state_->doc.file;
+  for (const auto& [k, where] : state_->doc.override_of) {
+    if (path == k || path.rfind(k + ".", 0) == 0 || path.rfind(k + "[", 0) == 0) source = where;
+  }
+  throw ConfigError(source + ": key '" + path + "': expected " + std::string(expected) + ", found " +
+                    std::string(found));
+}
+
+void ConfigNode::record(std::string_view key, Json value) const {
+  std::string path = path_of(key);
+  state_->used.emplace(path, State::Use::value);
+  // Walk the resolved document along path_ (objects and arrays as read).
+  Json* r = &state_->resolved;
+  for (const auto& p : path_) {
+    if (!p.empty() && p.front() == '[') {
+      size_t idx = std::stoul(p.substr(1, p.size() - 2));
+      if (!r->is_array()) *r = Json::array();
+      while (r->size() <= idx) r->push_back(Json::object());
+      r = &(*r)[idx];
+    } else {
+      if (!r->is_object()) *r = Json::object();
+      r = &(*r)[p];
+    }
+  }
+  if (!r->is_object()) *r = Json::object();
+  (*r)[std::string(key)] = std::move(value);
+}
+
+ConfigNode ConfigNode::child(std::string_view key) const {
+  const Json* v = lookup(key);
+  if (v != nullptr && !v->is_object()) fail(key, "an object", type_name(*v) + " " + v->dump());
+  auto parts = path_;
+  parts.emplace_back(key);
+  state_->used[join(parts)] = State::Use::section;
+  ConfigNode c(state_, parts, v != nullptr ? v : &state_->empty);
+  // Make the section appear in the resolved config even if it only holds defaults.
+  if (!state_->resolved.is_null()) {
+    Json* r = &state_->resolved;
+    for (const auto& p : path_) {
+      if (!p.empty() && p.front() == '[') {
+        size_t idx = std::stoul(p.substr(1, p.size() - 2));
+        if (!r->is_array()) *r = Json::array();
+        while (r->size() <= idx) r->push_back(Json::object());
+        r = &(*r)[idx];
+      } else {
+        r = &(*r)[p];
+      }
+    }
+    if (!r->is_object()) *r = Json::object();
+    if (!r->contains(std::string(key))) (*r)[std::string(key)] = Json::object();
+  }
+  return c;
+}
+
+std::vector<ConfigNode> ConfigNode::items(std::string_view key) const {
+  const Json* v = lookup(key);
+  std::vector<ConfigNode> out;
+  state_->used[path_of(key)] = State::Use::items;
+  if (v == nullptr) {
+    record(key, Json::array());
+    state_->used[path_of(key)] = State::Use::items;
+    return out;
+  }
+  if (!v->is_array()) fail(key, "an array of objects", type_name(*v) + " " + v->dump());
+  record(key, Json::array());
+  state_->used[path_of(key)] = State::Use::items;
+  for (size_t i = 0; i < v->size(); ++i) {
+    const Json& item = (*v)[i];
+    std::string sub = std::string(key) + "[" + std::to_string(i) + "]";
+    if (!item.is_object()) fail(sub, "an object", type_name(item) + " " + item.dump());
+    auto parts = path_;
+    parts.emplace_back(key);
+    parts.push_back("[" + std::to_string(i) + "]");
+    state_->used[join(parts)] = State::Use::section;
+    out.push_back(ConfigNode(state_, parts, &item));
+  }
+  return out;
+}
+
+bool ConfigNode::has(std::string_view key) const { return lookup(key) != nullptr; }
+
+void ConfigNode::finish() const {
+  for (auto it = node_->begin(); it != node_->end(); ++it) {
+    std::string path = path_of(it.key());
+    auto u = state_->used.find(path);
+    if (u == state_->used.end()) {
+      // List the keys this object does know, to make the typo obvious.
+      std::string known;
+      std::string prefix = join(path_);
+      for (const auto& [k, use] : state_->used) {
+        std::string parent = prefix.empty() ? "" : prefix + ".";
+        if (k.rfind(parent, 0) != 0) continue;
+        std::string rest = k.substr(parent.size());
+        if (rest.empty() || rest.find('.') != std::string::npos || rest.front() == '[' ||
+            rest.find('[') != std::string::npos) {
+          continue;
+        }
+        known += (known.empty() ? "" : ", ") + rest;
+      }
+      std::string source = state_->doc.file.empty() ? "<built-in defaults>" : state_->doc.file;
+      for (const auto& [k, where] : state_->doc.override_of) {
+        if (path == k || path.rfind(k + ".", 0) == 0) source = where;
+      }
+      throw ConfigError(source + ": unknown key '" + path + "'" +
+                        (known.empty() ? std::string() : " (known here: " + known + ")"));
+    }
+    if (u->second == State::Use::section) {
+      ConfigNode(state_, [&] {
+        auto p = path_;
+        p.push_back(it.key());
+        return p;
+      }(), &it.value()).finish();
+    } else if (u->second == State::Use::items) {
+      for (size_t i = 0; i < it.value().size(); ++i) {
+        auto p = path_;
+        p.push_back(it.key());
+        p.push_back("[" + std::to_string(i) + "]");
+        ConfigNode(state_, p, &it.value()[i]).finish();
+      }
+    }
+  }
+}
+
+Json ConfigNode::resolved() const { return state_->resolved; }
+
+}  // namespace mlsys::core

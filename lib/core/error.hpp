@@ -1,0 +1,48 @@
+// Typed errors thrown deep down and caught once in main (run_main), each mapped to the
+// exit code of DESIGN.md: 1 run-time failure, 2 usage or config error, 3 bad input data.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace mlsys::core {
+
+enum class ExitCode : int { ok = 0, runtime = 1, usage = 2, input = 3 };
+
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+  [[nodiscard]] virtual ExitCode code() const noexcept { return ExitCode::runtime; }
+};
+
+// Something failed while running (exit 1): a numerical failure, a peer that vanished.
+class RuntimeFailure : public Error {
+ public:
+  using Error::Error;
+};
+
+// The command line is wrong (exit 2).
+class UsageError : public Error {
+ public:
+  using Error::Error;
+  [[nodiscard]] ExitCode code() const noexcept override { return ExitCode::usage; }
+};
+
+// A config file or --set override is malformed, has an unknown key, a wrong type or an
+// out-of-range value (exit 2). The message names the file, the key path, what was
+// expected and what was found.
+class ConfigError : public Error {
+ public:
+  using Error::Error;
+  [[nodiscard]] ExitCode code() const noexcept override { return ExitCode::usage; }
+};
+
+// An input file is missing, unreadable or malformed (exit 3). The message names the file
+// and the line, field or offset.
+class InputError : public Error {
+ public:
+  using Error::Error;
+  [[nodiscard]] ExitCode code() const noexcept override { return ExitCode::input; }
+};
+
+}  // namespace mlsys::core

@@ -1,0 +1,23 @@
+#include "core/log.hpp"
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+
+#include "core/error.hpp"
+
+namespace mlsys::core {
+
+void setup_logging(const std::string& program, const std::string& level, bool quiet) {
+  auto lvl = spdlog::level::from_str(level);
+  // from_str maps unknown names to "off"; only "off" itself may mean off.
+  if (lvl == spdlog::level::off && level != "off") {
+    throw UsageError("--log-level: expected trace|debug|info|warn|error|off, found '" + level + "'");
+  }
+  if (quiet && lvl < spdlog::level::warn) lvl = spdlog::level::warn;
+  auto logger = spdlog::get(program);
+  if (!logger) logger = spdlog::stderr_color_mt(program);
+  logger->set_pattern("[%n] %^%l%$: %v");
+  logger->set_level(lvl);
+  spdlog::set_default_logger(logger);
+}
+
+}  // namespace mlsys::core

@@ -1,0 +1,50 @@
+// Atomic writes: temp + rename, nothing left behind on failure.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/atomic_file.hpp"
+#include "core/error.hpp"
+
+using namespace mlsys::core;
+namespace fs = std::filesystem;
+
+TEST_CASE("write_file_atomic replaces the file in one step", "[atomic]") {
+  auto dir = fs::temp_directory_path() / ("mlsys_test_atomic_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  auto p = dir / "sub" / "out.json";
+  write_file_atomic(p, "first");
+  CHECK(read_file(p) == "first");
+  write_file_atomic(p, "second");
+  CHECK(read_file(p) == "second");
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(p.parent_path())) ++n;
+  CHECK(n == 1);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("an AtomicFile dropped without commit removes its temporary", "[atomic]") {
+  auto dir = fs::temp_directory_path() / ("mlsys_test_atomic2_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  auto p = dir / "keep.txt";
+  write_file_atomic(p, "good");
+  fs::path temp;
+  {
+    AtomicFile f(p);
+    temp = f.temp_path();
+    std::ofstream(f.temp_path()) << "half-written";
+    CHECK(fs::exists(temp));
+    CHECK(temp.parent_path() == dir);
+  }
+  CHECK_FALSE(fs::exists(temp));
+  CHECK(read_file(p) == "good");
+  fs::remove_all(dir);
+}
+
+TEST_CASE("read_file errors name the file", "[atomic]") {
+  CHECK_THROWS_AS(read_file("/nonexistent/x.txt"), InputError);
+  CHECK_THROWS_WITH(read_file("/nonexistent/x.txt"), Catch::Matchers::Contains("/nonexistent/x.txt: no such file"));
+  CHECK_THROWS_WITH(read_file("/tmp"), Catch::Matchers::Contains("is a directory"));
+}

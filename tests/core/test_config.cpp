@@ -1,0 +1,160 @@
+// Config loading: values, defaults, resolved config, and every kind of bad input.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/config.hpp"
+
+using namespace mlsys::core;
+using Catch::Matchers::Contains;
+
+namespace {
+
+struct Optim {
+  double lr = 1e-3;
+  int warmup = 10;
+};
+struct Train {
+  int epochs = 3;
+  std::string mode = "fast";
+  bool shuffle = true;
+  std::vector<int> dims{8, 8};
+  Optim optim;
+  uint64_t seed = 0;
+};
+
+Train read_train(const ConfigNode& root) {
+  Train t;
+  auto n = root.child("train");
+  n.get("epochs", t.epochs, in_range(1, 1000))
+      .get("mode", t.mode, one_of({"fast", "slow"}))
+      .get("shuffle", t.shuffle)
+      .get("dims", t.dims)
+      .get("seed", t.seed);
+  auto o = n.child("optim");
+  o.get("lr", t.optim.lr, positive<double>()).get("warmup", t.optim.warmup, at_least(0));
+  root.finish();
+  return t;
+}
+
+std::string error_of(const std::string& text, const std::vector<std::string>& sets = {}) {
+  try {
+    read_train(ConfigNode(parse_config(text, "cfg.json", sets)));
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("config values and defaults are read", "[config]") {
+  auto t = read_train(ConfigNode(parse_config(R"({"train": {"epochs": 7, "optim": {"lr": 0.5}}})", "cfg.json")));
+  CHECK(t.epochs == 7);
+  CHECK(t.optim.lr == 0.5);
+  CHECK(t.optim.warmup == 10);
+  CHECK(t.mode == "fast");
+  CHECK(t.dims == std::vector<int>{8, 8});
+}
+
+TEST_CASE("resolved config holds defaults, file values and overrides", "[config]") {
+  ConfigNode root(parse_config(R"({"train": {"epochs": 7}})", "cfg.json", {"train.optim.lr=0.25", "train.mode=slow"}));
+  auto t = read_train(root);
+  CHECK(t.optim.lr == 0.25);
+  CHECK(t.mode == "slow");
+  auto r = root.resolved();
+  CHECK(r["train"]["epochs"] == 7);
+  CHECK(r["train"]["optim"]["lr"] == 0.25);
+  CHECK(r["train"]["optim"]["warmup"] == 10);
+  CHECK(r["train"]["mode"] == "slow");
+  CHECK(r["train"]["dims"] == Json::array({8, 8}));
+}
+
+TEST_CASE("--set values are typed as JSON, bare words as strings", "[config]") {
+  auto t = read_train(ConfigNode(parse_config("{}", "cfg.json", {"train.dims=[1,2,3]", "train.shuffle=false", "train.epochs=4.0"})));
+  CHECK(t.dims == std::vector<int>{1, 2, 3});
+  CHECK_FALSE(t.shuffle);
+  CHECK(t.epochs == 4);
+}
+
+TEST_CASE("unknown keys are errors naming file and key", "[config]") {
+  auto e = error_of(R"({"train": {"epochz": 3}})");
+  CHECK_THAT(e, Contains("cfg.json") && Contains("unknown key 'train.epochz'") && Contains("epochs"));
+  CHECK_THAT(error_of(R"({"trian": {}})"), Contains("unknown key 'trian'"));
+  CHECK_THAT(error_of(R"({"train": {"optim": {"beta": 1}}})"), Contains("unknown key 'train.optim.beta'"));
+}
+
+TEST_CASE("wrong types are errors with expected and found", "[config]") {
+  CHECK_THAT(error_of(R"({"train": {"epochs": "many"}})"),
+             Contains("cfg.json: key 'train.epochs': expected an integer, found string \"many\""));
+  CHECK_THAT(error_of(R"({"train": {"epochs": 2.5}})"), Contains("expected an integer"));
+  CHECK_THAT(error_of(R"({"train": {"shuffle": 1}})"), Contains("key 'train.shuffle': expected true or false"));
+  CHECK_THAT(error_of(R"({"train": {"dims": [1, "x"]}})"), Contains("key 'train.dims[1]': expected an integer"));
+  CHECK_THAT(error_of(R"({"train": 5})"), Contains("key 'train': expected an object"));
+  CHECK_THAT(error_of(R"({"train": {"seed": -1}})"), Contains("non-negative"));
+}
+
+TEST_CASE("out-of-range values are errors", "[config]") {
+  CHECK_THAT(error_of(R"({"train": {"epochs": 0}})"), Contains("key 'train.epochs': expected a value in [1, 1000], found 0"));
+  CHECK_THAT(error_of(R"({"train": {"optim": {"lr": -1}}})"), Contains("expected a value > 0, found -1"));
+  CHECK_THAT(error_of(R"({"train": {"mode": "medium"}})"), Contains("expected one of fast|slow"));
+}
+
+TEST_CASE("errors from overrides name the --set", "[config]") {
+  CHECK_THAT(error_of("{}", {"train.epochs=abc"}),
+             Contains("--set train.epochs=abc: key 'train.epochs': expected an integer, found string"));
+  CHECK_THAT(error_of("{}", {"train.epoch=3"}), Contains("--set train.epoch=3: unknown key 'train.epoch'"));
+  CHECK_THROWS_AS(parse_config("{}", "cfg.json", {"novalue"}), ConfigError);
+  CHECK_THROWS_WITH(parse_config(R"({"a": 1})", "cfg.json", {"a.b=2"}), Contains("'a' is not an object"));
+}
+
+TEST_CASE("malformed and truncated JSON give line and column", "[config]") {
+  CHECK_THROWS_WITH(parse_config("{\n  \"train\": {\"epochs\": 3,}\n}", "bad.json"),
+                    Contains("bad.json: malformed JSON") && Contains("line 2"));
+  CHECK_THROWS_WITH(parse_config("{\"train\": {\"epochs\": 3", "trunc.json"),
+                    Contains("trunc.json: malformed JSON") && Contains("end of input"));
+  CHECK_THROWS_WITH(parse_config("", "empty.json"), Contains("empty.json: malformed JSON"));
+  CHECK_THROWS_WITH(parse_config("[1, 2]", "arr.json"), Contains("expected a JSON object at the top level, found array"));
+}
+
+TEST_CASE("missing config file is a ConfigError naming it", "[config]") {
+  CHECK_THROWS_AS(load_config("/nonexistent/dir/cfg.json"), ConfigError);
+  CHECK_THROWS_WITH(load_config("/nonexistent/dir/cfg.json"), Contains("/nonexistent/dir/cfg.json"));
+}
+
+TEST_CASE("config files load from disk", "[config]") {
+  auto p = std::filesystem::temp_directory_path() / "mlsys_test_cfg.json";
+  { std::ofstream(p) << R"({"train": {"epochs": 9}})"; }
+  auto t = read_train(ConfigNode(load_config(p.string(), {"train.optim.warmup=2"})));
+  CHECK(t.epochs == 9);
+  CHECK(t.optim.warmup == 2);
+  std::filesystem::remove(p);
+}
+
+TEST_CASE("arrays of objects are read with items()", "[config]") {
+  ConfigNode root(parse_config(R"({"tasks": [{"name": "a", "w": 1.5}, {"name": "b"}]})", "cfg.json"));
+  std::vector<std::pair<std::string, double>> tasks;
+  for (const auto& item : root.items("tasks")) {
+    std::pair<std::string, double> t{"", 1.0};
+    item.require("name", t.first).get("w", t.second);
+    tasks.push_back(t);
+  }
+  root.finish();
+  REQUIRE(tasks.size() == 2);
+  CHECK(tasks[0] == std::pair<std::string, double>{"a", 1.5});
+  CHECK(tasks[1] == std::pair<std::string, double>{"b", 1.0});
+  CHECK(root.resolved()["tasks"][1]["w"] == 1.0);
+
+  ConfigNode bad(parse_config(R"({"tasks": [{"name": "a", "x": 1}]})", "cfg.json"));
+  for (const auto& item : bad.items("tasks")) {
+    std::string name;
+    item.require("name", name);
+  }
+  CHECK_THROWS_WITH(bad.finish(), Contains("unknown key 'tasks[0].x'"));
+
+  ConfigNode missing(parse_config(R"({"tasks": [{}]})", "cfg.json"));
+  std::string name;
+  CHECK_THROWS_WITH(missing.items("tasks")[0].require("name", name),
+                    Contains("key 'tasks[0].name': expected a value (the key is required), found nothing"));
+}

@@ -1,0 +1,96 @@
+// run_main's exit codes, signals, progress modes, logging levels, timers.
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <thread>
+
+#include "core/cli.hpp"
+#include "core/error.hpp"
+#include "core/log.hpp"
+#include "core/signals.hpp"
+#include "core/timer.hpp"
+
+using namespace mlsys::core;
+
+namespace {
+int run_with(std::vector<std::string> args, const std::function<int()>& body) {
+  CLI::App app{"test program"};
+  CommonOptions opts;
+  auto* sub = app.add_subcommand("go", "do it");
+  add_common_options(*sub, opts);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  return run_main("testprog", app, static_cast<int>(argv.size()), argv.data(), body);
+}
+}  // namespace
+
+TEST_CASE("run_main maps typed errors to exit codes", "[cli]") {
+  CHECK(run_with({"p", "go"}, [] { return 0; }) == 0);
+  CHECK(run_with({"p", "go"}, []() -> int { throw ConfigError("cfg.json: key 'a': expected x, found y"); }) == 2);
+  CHECK(run_with({"p", "go"}, []() -> int { throw UsageError("bad"); }) == 2);
+  CHECK(run_with({"p", "go"}, []() -> int { throw InputError("data.csv: line 3: bad"); }) == 3);
+  CHECK(run_with({"p", "go"}, []() -> int { throw RuntimeFailure("diverged"); }) == 1);
+  CHECK(run_with({"p", "go"}, []() -> int { throw std::runtime_error("other"); }) == 1);
+  CHECK(run_with({"p", "go", "--no-such-option"}, [] { return 0; }) == 2);
+  CHECK(run_with({"p", "go", "--threads", "-3"}, [] { return 0; }) == 2);
+  CHECK(run_with({"p", "--help"}, [] { return 5; }) == 0);
+  CHECK(run_with({"p", "--version"}, [] { return 5; }) == 0);
+}
+
+TEST_CASE("common options are parsed", "[cli]") {
+  CLI::App app{"t"};
+  CommonOptions opts;
+  add_common_options(app, opts);
+  std::vector<std::string> args{"p", "--config", "c.json", "--set", "a.b=1", "--set", "c=x", "--seed", "7",
+                                "--threads", "2", "--json", "--quiet", "--out", "o"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  app.parse(static_cast<int>(argv.size()), argv.data());
+  CHECK(opts.config == "c.json");
+  CHECK(opts.sets == std::vector<std::string>{"a.b=1", "c=x"});
+  REQUIRE(opts.seed.has_value());
+  CHECK(*opts.seed == 7);
+  CHECK(opts.threads == 2);
+  CHECK(opts.json);
+  CHECK(opts.quiet);
+  CHECK(opts.out == "o");
+}
+
+TEST_CASE("logging and progress options are validated", "[cli]") {
+  CHECK_NOTHROW(setup_logging("t", "debug", false));
+  CHECK_THROWS_AS(setup_logging("t", "loud", false), UsageError);
+  CHECK(parse_progress_mode("never") == ProgressMode::never);
+  CHECK(parse_progress_mode("always") == ProgressMode::always);
+  CHECK_THROWS_AS(parse_progress_mode("sometimes"), UsageError);
+  Progress quiet("x", 10, ProgressMode::always, /*quiet=*/true);
+  CHECK_FALSE(quiet.is_bar());
+  Progress bar("x", 10, ProgressMode::always);
+  CHECK(bar.is_bar());
+  bar.update(5, "half");
+  bar.finish();
+  Progress lines("x", 10, ProgressMode::never);
+  CHECK_FALSE(lines.is_bar());
+}
+
+TEST_CASE("SIGINT and SIGTERM become a stop request", "[signals]") {
+  install_stop_handlers();
+  clear_stop_request();
+  CHECK_FALSE(stop_requested());
+  std::raise(SIGINT);
+  CHECK(stop_requested());
+  clear_stop_request();
+  std::raise(SIGTERM);
+  CHECK(stop_requested());
+  clear_stop_request();
+}
+
+TEST_CASE("timers measure elapsed time", "[timer]") {
+  Timer t;
+  double acc = 0;
+  {
+    ScopedTimer s(acc);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK(acc >= 0.019);
+  CHECK(t.seconds() >= acc);
+}
