@@ -1,0 +1,301 @@
+// The kernel dispatch API (see dispatch.hpp): argument checks shared by every backend,
+// then the CPU reference or, in a CUDA build, the CUDA launcher on the current stream.
+#include "kernels/dispatch.hpp"
+
+#include "kernels/cpu/gather_scatter.hpp"
+
+#include <ATen/ops/empty.h>
+#include <ATen/ops/full.h>
+#include <c10/core/ScalarType.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+
+#ifdef MLSYS_WITH_CUDA
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "kernels/cuda/gather_scatter.cuh"
+#endif
+
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace mlsys::kernels {
+
+namespace {
+
+std::string shape_of(const at::Tensor& t) {
+  std::ostringstream out;
+  out << t.sizes();
+  return out.str();
+}
+
+[[noreturn]] void fail(const std::string& message) { throw std::invalid_argument(message); }
+
+void check_defined(const char* fn, const char* name, const at::Tensor& t) {
+  if (!t.defined()) fail(std::string(fn) + ": " + name + " is an undefined tensor");
+}
+
+void check_matrix(const char* fn, const char* name, const at::Tensor& t) {
+  check_defined(fn, name, t);
+  if (t.dim() != 2) {
+    fail(std::string(fn) + ": " + name + " must be 2-D (rows x cols), got a " +
+         std::to_string(t.dim()) + "-D tensor of shape " + shape_of(t));
+  }
+  const auto dtype = t.scalar_type();
+  if (dtype != at::kFloat && dtype != at::kDouble && dtype != at::kHalf &&
+      dtype != at::kBFloat16) {
+    fail(std::string(fn) + ": " + name +
+         " must be float32, float64, float16 or bfloat16, got " + c10::toString(dtype));
+  }
+}
+
+void check_index(const char* fn, const at::Tensor& index) {
+  check_defined(fn, "index", index);
+  if (index.dim() != 1) {
+    fail(std::string(fn) + ": index must be 1-D, got a " + std::to_string(index.dim()) +
+         "-D tensor of shape " + shape_of(index));
+  }
+  if (index.scalar_type() != at::kLong && index.scalar_type() != at::kInt) {
+    fail(std::string(fn) + ": index must be int64 or int32, got " +
+         c10::toString(index.scalar_type()));
+  }
+}
+
+void check_same_device(const char* fn, const char* a_name, const at::Tensor& a,
+                       const char* b_name, const at::Tensor& b) {
+  if (a.device() != b.device()) {
+    fail(std::string(fn) + ": " + a_name + " is on " + a.device().str() + " but " + b_name +
+         " is on " + b.device().str() + "; all tensors must be on one device");
+  }
+}
+
+void check_backend(const char* fn, const at::Tensor& t) {
+  if (t.is_cpu()) return;
+  if (t.is_cuda()) {
+#ifdef MLSYS_WITH_CUDA
+    return;
+#else
+    throw std::runtime_error(std::string(fn) + ": the tensors are on " + t.device().str() +
+                             " but mlsys-tools was built without CUDA "
+                             "(reconfigure with -Dcuda=enabled)");
+#endif
+  }
+  fail(std::string(fn) + ": tensors on " + t.device().str() +
+       " are not supported (expected cpu or cuda)");
+}
+
+// The first position in the (contiguous) index whose value is outside [0, rows), or -1.
+int64_t first_out_of_range(const at::Tensor& index, int64_t rows) {
+  const int64_t n = index.numel();
+  if (n == 0) return -1;
+  if (index.is_cpu()) {
+    return index.scalar_type() == at::kLong
+               ? cpu::first_out_of_range(index.const_data_ptr<int64_t>(), n, rows)
+               : cpu::first_out_of_range(index.const_data_ptr<int32_t>(), n, rows);
+  }
+#ifdef MLSYS_WITH_CUDA
+  // A device-side flag: one small kernel and one 8-byte copy back before the real launch.
+  const c10::cuda::CUDAGuard guard(index.device());
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(index.device().index()).stream();
+  at::Tensor first_bad = at::full({1}, n, index.options().dtype(at::kLong));
+  if (index.scalar_type() == at::kLong) {
+    cuda::find_out_of_range_cuda(index.const_data_ptr<int64_t>(), n, rows,
+                                 first_bad.mutable_data_ptr<int64_t>(), stream);
+  } else {
+    cuda::find_out_of_range_cuda(index.const_data_ptr<int32_t>(), n, rows,
+                                 first_bad.mutable_data_ptr<int64_t>(), stream);
+  }
+  const int64_t pos = first_bad.item<int64_t>();
+  return pos < n ? pos : -1;
+#else
+  return -1;  // unreachable: check_backend has refused CUDA tensors
+#endif
+}
+
+void check_index_range(const char* fn, const at::Tensor& index, int64_t rows,
+                       const char* rows_name) {
+  const int64_t pos = first_out_of_range(index, rows);
+  if (pos < 0) return;
+  const int64_t value = index[pos].item<int64_t>();
+  fail(std::string(fn) + ": index " + std::to_string(value) + " (at position " +
+       std::to_string(pos) + ") out of range for " + rows_name + " with " +
+       std::to_string(rows) + " rows");
+}
+
+// Calls f(T*) with T the C++ element type of `dtype` (c10 types for the CPU).
+template <typename F>
+void with_cpu_type(at::ScalarType dtype, F&& f) {
+  switch (dtype) {
+    case at::kFloat: f(static_cast<float*>(nullptr)); break;
+    case at::kDouble: f(static_cast<double*>(nullptr)); break;
+    case at::kHalf: f(static_cast<c10::Half*>(nullptr)); break;
+    case at::kBFloat16: f(static_cast<c10::BFloat16*>(nullptr)); break;
+    default: fail(std::string("unsupported dtype ") + c10::toString(dtype));
+  }
+}
+
+template <typename F>
+void with_index_type(const at::Tensor& index, F&& f) {
+  if (index.scalar_type() == at::kLong) {
+    f(index.const_data_ptr<int64_t>());
+  } else {
+    f(index.const_data_ptr<int32_t>());
+  }
+}
+
+#ifdef MLSYS_WITH_CUDA
+void gather_rows_on_cuda(const at::Tensor& src, const at::Tensor& index, at::Tensor& out) {
+  const c10::cuda::CUDAGuard guard(src.device());
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(src.device().index()).stream();
+  const int64_t rows = src.size(0), cols = src.size(1), n = index.numel();
+  with_index_type(index, [&](const auto* idx) {
+    switch (src.scalar_type()) {
+      case at::kFloat:
+        cuda::gather_rows_cuda_f32(src.const_data_ptr<float>(), rows, cols, idx, n,
+                                   out.mutable_data_ptr<float>(), stream);
+        break;
+      case at::kDouble:
+        cuda::gather_rows_cuda_f64(src.const_data_ptr<double>(), rows, cols, idx, n,
+                                   out.mutable_data_ptr<double>(), stream);
+        break;
+      case at::kHalf:
+        cuda::gather_rows_cuda_f16(reinterpret_cast<const __half*>(src.const_data_ptr()), rows,
+                                   cols, idx, n,
+                                   reinterpret_cast<__half*>(out.mutable_data_ptr()), stream);
+        break;
+      case at::kBFloat16:
+        cuda::gather_rows_cuda_bf16(
+            reinterpret_cast<const __nv_bfloat16*>(src.const_data_ptr()), rows, cols, idx, n,
+            reinterpret_cast<__nv_bfloat16*>(out.mutable_data_ptr()), stream);
+        break;
+      default: fail(std::string("gather_rows: unsupported dtype ") +
+                    c10::toString(src.scalar_type()));
+    }
+  });
+}
+
+void scatter_add_rows_on_cuda(at::Tensor& dst, const at::Tensor& index, const at::Tensor& src) {
+  const c10::cuda::CUDAGuard guard(dst.device());
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(dst.device().index()).stream();
+  const int64_t rows = dst.size(0), cols = dst.size(1), n = index.numel();
+  with_index_type(index, [&](const auto* idx) {
+    switch (dst.scalar_type()) {
+      case at::kFloat:
+        cuda::scatter_add_rows_cuda_f32(dst.mutable_data_ptr<float>(), rows, cols, idx, n,
+                                        src.const_data_ptr<float>(), stream);
+        break;
+      case at::kDouble:
+        cuda::scatter_add_rows_cuda_f64(dst.mutable_data_ptr<double>(), rows, cols, idx, n,
+                                        src.const_data_ptr<double>(), stream);
+        break;
+      case at::kHalf:
+        cuda::scatter_add_rows_cuda_f16(reinterpret_cast<__half*>(dst.mutable_data_ptr()), rows,
+                                        cols, idx, n,
+                                        reinterpret_cast<const __half*>(src.const_data_ptr()),
+                                        stream);
+        break;
+      case at::kBFloat16:
+        cuda::scatter_add_rows_cuda_bf16(
+            reinterpret_cast<__nv_bfloat16*>(dst.mutable_data_ptr()), rows, cols, idx, n,
+            reinterpret_cast<const __nv_bfloat16*>(src.const_data_ptr()), stream);
+        break;
+      default: fail(std::string("scatter_add_rows: unsupported dtype ") +
+                    c10::toString(dst.scalar_type()));
+    }
+  });
+}
+#endif
+
+}  // namespace
+
+bool built_with_cuda() noexcept {
+#ifdef MLSYS_WITH_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+at::Tensor gather_rows(const at::Tensor& src_in, const at::Tensor& index_in) {
+  constexpr const char* fn = "gather_rows";
+  check_matrix(fn, "src", src_in);
+  check_index(fn, index_in);
+  check_same_device(fn, "src", src_in, "index", index_in);
+  check_backend(fn, src_in);
+
+  const at::Tensor src = src_in.contiguous();
+  const at::Tensor index = index_in.contiguous();
+  const int64_t rows = src.size(0), cols = src.size(1), n = index.numel();
+  check_index_range(fn, index, rows, "src");
+
+  at::Tensor out = at::empty({n, cols}, src.options());
+  if (n == 0 || cols == 0) return out;
+  if (src.is_cpu()) {
+    with_cpu_type(src.scalar_type(), [&](auto* tag) {
+      using T = std::remove_pointer_t<decltype(tag)>;
+      with_index_type(index, [&](const auto* idx) {
+        cpu::gather_rows(src.const_data_ptr<T>(), rows, cols, idx, n,
+                         out.mutable_data_ptr<T>());
+      });
+    });
+  } else {
+#ifdef MLSYS_WITH_CUDA
+    gather_rows_on_cuda(src, index, out);
+#endif
+  }
+  return out;
+}
+
+void scatter_add_rows(at::Tensor& dst, const at::Tensor& index_in, const at::Tensor& src_in) {
+  constexpr const char* fn = "scatter_add_rows";
+  check_matrix(fn, "dst", dst);
+  check_matrix(fn, "src", src_in);
+  check_index(fn, index_in);
+  if (src_in.scalar_type() != dst.scalar_type()) {
+    fail(std::string(fn) + ": src is " + c10::toString(src_in.scalar_type()) + " but dst is " +
+         c10::toString(dst.scalar_type()) + "; they must have the same dtype");
+  }
+  check_same_device(fn, "dst", dst, "index", index_in);
+  check_same_device(fn, "dst", dst, "src", src_in);
+  if (src_in.size(0) != index_in.size(0)) {
+    fail(std::string(fn) + ": src has " + std::to_string(src_in.size(0)) +
+         " rows but index has " + std::to_string(index_in.size(0)) +
+         " entries; they must match");
+  }
+  if (src_in.size(1) != dst.size(1)) {
+    fail(std::string(fn) + ": src has " + std::to_string(src_in.size(1)) +
+         " columns but dst has " + std::to_string(dst.size(1)) + "; they must match");
+  }
+  check_backend(fn, dst);
+
+  const at::Tensor src = src_in.contiguous();
+  const at::Tensor index = index_in.contiguous();
+  const int64_t rows = dst.size(0), cols = dst.size(1), n = index.numel();
+  check_index_range(fn, index, rows, "dst");
+  if (n == 0 || cols == 0) return;
+
+  // The kernels write a contiguous buffer; a strided dst is updated through a copy.
+  const bool in_place = dst.is_contiguous();
+  at::Tensor target = in_place ? dst : dst.contiguous();
+  if (target.is_cpu()) {
+    with_cpu_type(target.scalar_type(), [&](auto* tag) {
+      using T = std::remove_pointer_t<decltype(tag)>;
+      with_index_type(index, [&](const auto* idx) {
+        cpu::scatter_add_rows(target.mutable_data_ptr<T>(), rows, cols, idx, n,
+                              src.const_data_ptr<T>());
+      });
+    });
+  } else {
+#ifdef MLSYS_WITH_CUDA
+    scatter_add_rows_on_cuda(target, index, src);
+#endif
+  }
+  if (!in_place) dst.copy_(target);
+}
+
+}  // namespace mlsys::kernels

@@ -1,0 +1,324 @@
+// gather_rows / scatter_add_rows: the CPU reference against at::index_select and
+// at::index_add_ on random inputs, the argument checks, and the CUDA kernels against the
+// CPU reference when a GPU is present.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "kernels/dispatch.hpp"
+
+#ifdef MLSYS_WITH_CUDA
+#include <c10/cuda/CUDAFunctions.h>
+#endif
+
+namespace mk = mlsys::kernels;
+
+namespace {
+
+struct Shape {
+  int64_t rows, cols, n;
+};
+
+// 0 rows, 0 columns, 1 column, more indices than rows (so many duplicates), a row size
+// that is a multiple of 4 (the CUDA vector paths) and one that is not.
+const std::vector<Shape> kShapes = {
+    {0, 3, 0},  {5, 0, 4},   {1, 1, 6},    {5, 1, 7},     {17, 33, 50},
+    {3, 8, 40}, {64, 128, 300}, {100, 4, 1000}, {257, 65, 129}, {2, 1024, 9},
+};
+
+const std::vector<at::ScalarType> kDtypes = {at::kFloat, at::kDouble, at::kHalf,
+                                             at::kBFloat16};
+const std::vector<at::ScalarType> kIndexTypes = {at::kLong, at::kInt};
+
+at::Tensor random_index(int64_t n, int64_t rows, at::ScalarType type) {
+  if (rows == 0) return at::zeros({n}, at::dtype(type));
+  return at::randint(0, rows, {n}, at::dtype(type));
+}
+
+// dst[index[i]] += src[i] one row at a time in index order: the same additions, in the
+// same order and precision, as the CPU reference, so the results must be bit-identical.
+at::Tensor ordered_scatter_add(at::Tensor dst, const at::Tensor& index, const at::Tensor& src) {
+  const at::Tensor idx = index.to(at::kLong);
+  for (int64_t i = 0; i < idx.size(0); ++i) {
+    dst[idx[i].item<int64_t>()].add_(src[i]);
+  }
+  return dst;
+}
+
+double tolerance(at::ScalarType dtype) {
+  switch (dtype) {
+    case at::kDouble: return 1e-12;
+    case at::kFloat: return 1e-5;
+    case at::kHalf: return 1e-2;
+    default: return 5e-2;  // bfloat16
+  }
+}
+
+std::string describe(const Shape& s, at::ScalarType dtype, at::ScalarType index_type) {
+  return "rows=" + std::to_string(s.rows) + " cols=" + std::to_string(s.cols) +
+         " n=" + std::to_string(s.n) + " dtype=" + c10::toString(dtype) +
+         " index=" + c10::toString(index_type);
+}
+
+// Restores the intra-op thread count a test changed.
+struct ThreadCountGuard {
+  int saved = at::get_num_threads();
+  ~ThreadCountGuard() { at::set_num_threads(saved); }
+};
+
+}  // namespace
+
+TEST_CASE("gather_rows on the CPU equals at::index_select exactly", "[kernels][gather]") {
+  at::manual_seed(1);
+  for (const auto& s : kShapes) {
+    for (auto dtype : kDtypes) {
+      for (auto index_type : kIndexTypes) {
+        INFO(describe(s, dtype, index_type));
+        const at::Tensor src = at::randn({s.rows, s.cols}).to(dtype);
+        const at::Tensor index = random_index(s.n, s.rows, index_type);
+        const at::Tensor out = mk::gather_rows(src, index);
+        REQUIRE(out.sizes() == at::IntArrayRef({s.n, s.cols}));
+        REQUIRE(out.scalar_type() == dtype);
+        REQUIRE(out.is_contiguous());
+        REQUIRE(at::equal(out, at::index_select(src, 0, index)));
+      }
+    }
+  }
+}
+
+TEST_CASE("gather_rows accepts strided src and index", "[kernels][gather]") {
+  at::manual_seed(2);
+  const at::Tensor src = at::randn({40, 30}, at::kDouble).t();  // 30 x 40, not contiguous
+  const at::Tensor index = at::randint(0, 30, {60}, at::kLong).slice(0, 0, 60, 2);
+  REQUIRE_FALSE(src.is_contiguous());
+  REQUIRE_FALSE(index.is_contiguous());
+  REQUIRE(at::equal(mk::gather_rows(src, index), at::index_select(src, 0, index)));
+}
+
+TEST_CASE("gather_rows is exact with many threads", "[kernels][gather]") {
+  ThreadCountGuard guard;
+  at::set_num_threads(4);
+  at::manual_seed(3);
+  const at::Tensor src = at::randn({500, 96});
+  const at::Tensor index = at::randint(0, 500, {5000}, at::kLong);
+  REQUIRE(at::equal(mk::gather_rows(src, index), at::index_select(src, 0, index)));
+}
+
+TEST_CASE("scatter_add_rows on the CPU matches at::index_add_", "[kernels][scatter]") {
+  at::manual_seed(4);
+  for (const auto& s : kShapes) {
+    if (s.rows == 0 && s.n > 0) continue;  // no valid index exists
+    for (auto dtype : kDtypes) {
+      for (auto index_type : kIndexTypes) {
+        INFO(describe(s, dtype, index_type));
+        const at::Tensor start = at::randn({s.rows, s.cols}).to(dtype);
+        const at::Tensor src = at::randn({s.n, s.cols}).to(dtype);
+        const at::Tensor index = random_index(s.n, s.rows, index_type);
+
+        at::Tensor dst = start.clone();
+        mk::scatter_add_rows(dst, index, src);
+
+        const at::Tensor expected = start.clone().index_add_(0, index, src);
+        const double tol = tolerance(dtype);
+        REQUIRE(at::allclose(dst.to(at::kDouble), expected.to(at::kDouble), tol, tol));
+        REQUIRE(at::equal(dst, ordered_scatter_add(start.clone(), index, src)));
+      }
+    }
+  }
+}
+
+TEST_CASE("scatter_add_rows accumulates repeated indices", "[kernels][scatter]") {
+  // Every row of src lands on row 2: the sum of 1 + 2 + ... + 10 per column.
+  at::Tensor dst = at::zeros({4, 3}, at::kDouble);
+  const at::Tensor src = at::arange(1, 11, at::kDouble).unsqueeze(1).expand({10, 3});
+  const at::Tensor index = at::full({10}, 2, at::kInt);
+  mk::scatter_add_rows(dst, index, src);
+  at::Tensor expected = at::zeros({4, 3}, at::kDouble);
+  expected[2].fill_(55.0);
+  REQUIRE(at::equal(dst, expected));
+}
+
+TEST_CASE("scatter_add_rows is deterministic with many threads", "[kernels][scatter]") {
+  ThreadCountGuard guard;
+  at::manual_seed(5);
+  const at::Tensor start = at::randn({50, 1000});
+  const at::Tensor src = at::randn({400, 1000});
+  const at::Tensor index = at::randint(0, 50, {400}, at::kLong);
+  at::set_num_threads(1);
+  at::Tensor serial = start.clone();
+  mk::scatter_add_rows(serial, index, src);
+  at::set_num_threads(4);
+  at::Tensor parallel = start.clone();
+  mk::scatter_add_rows(parallel, index, src);
+  REQUIRE(at::equal(serial, parallel));
+  REQUIRE(at::equal(serial, ordered_scatter_add(start.clone(), index, src)));
+}
+
+TEST_CASE("scatter_add_rows updates a strided dst in place", "[kernels][scatter]") {
+  at::manual_seed(6);
+  at::Tensor base = at::randn({7, 12});  // dst is its 12 x 7 transpose: a view
+  at::Tensor dst = base.t();
+  const at::Tensor before = dst.clone();
+  const at::Tensor src = at::randn({20, 7});
+  const at::Tensor index = at::randint(0, 12, {20}, at::kLong);
+  mk::scatter_add_rows(dst, index, src);
+  const at::Tensor expected = ordered_scatter_add(before.clone(), index, src);
+  REQUIRE(at::equal(dst, expected));
+  REQUIRE(at::equal(base.t(), expected));  // the storage it views was written
+}
+
+TEST_CASE("gather_rows and scatter_add_rows reject bad arguments", "[kernels][errors]") {
+  const at::Tensor src = at::randn({5, 3});
+  const at::Tensor index = at::tensor(std::vector<int64_t>{0, 4, 7, 1});
+
+  SECTION("index out of range, named with its position") {
+    REQUIRE_THROWS_AS(mk::gather_rows(src, index), std::invalid_argument);
+    REQUIRE_THROWS_WITH(mk::gather_rows(src, index),
+                        "gather_rows: index 7 (at position 2) out of range for src with 5 rows");
+    const at::Tensor negative = at::tensor(std::vector<int32_t>{0, -1});
+    REQUIRE_THROWS_WITH(mk::gather_rows(src, negative),
+                        Catch::Contains("index -1 (at position 1) out of range"));
+    at::Tensor dst = at::zeros({5, 3});
+    REQUIRE_THROWS_WITH(mk::scatter_add_rows(dst, index, at::ones({4, 3})),
+                        Catch::Contains("scatter_add_rows: index 7 (at position 2) out of range "
+                                        "for dst with 5 rows"));
+    REQUIRE(at::equal(dst, at::zeros({5, 3})));  // nothing was written
+    REQUIRE_THROWS_WITH(mk::gather_rows(at::randn({0, 3}), at::zeros({1}, at::kLong)),
+                        Catch::Contains("out of range for src with 0 rows"));
+  }
+  SECTION("wrong dimensions") {
+    REQUIRE_THROWS_WITH(mk::gather_rows(at::randn({5}), index),
+                        Catch::Contains("src must be 2-D (rows x cols), got a 1-D tensor"));
+    REQUIRE_THROWS_WITH(mk::gather_rows(at::randn({2, 3, 4}), index),
+                        Catch::Contains("got a 3-D tensor of shape [2, 3, 4]"));
+    REQUIRE_THROWS_WITH(mk::gather_rows(src, index.view({2, 2})),
+                        Catch::Contains("index must be 1-D, got a 2-D tensor"));
+    at::Tensor dst = at::zeros({5});
+    REQUIRE_THROWS_WITH(mk::scatter_add_rows(dst, index, at::ones({4, 3})),
+                        Catch::Contains("dst must be 2-D"));
+  }
+  SECTION("wrong dtypes") {
+    REQUIRE_THROWS_WITH(mk::gather_rows(src, index.to(at::kFloat)),
+                        Catch::Contains("index must be int64 or int32, got Float"));
+    REQUIRE_THROWS_WITH(mk::gather_rows(src.to(at::kInt), index),
+                        Catch::Contains("src must be float32, float64, float16 or bfloat16"));
+    at::Tensor dst = at::zeros({5, 3}, at::kDouble);
+    REQUIRE_THROWS_WITH(mk::scatter_add_rows(dst, index, at::ones({4, 3})),
+                        "scatter_add_rows: src is Float but dst is Double; they must have the "
+                        "same dtype");
+  }
+  SECTION("mismatched sizes") {
+    at::Tensor dst = at::zeros({5, 3});
+    REQUIRE_THROWS_WITH(mk::scatter_add_rows(dst, index, at::ones({3, 3})),
+                        "scatter_add_rows: src has 3 rows but index has 4 entries; they must "
+                        "match");
+    REQUIRE_THROWS_WITH(mk::scatter_add_rows(dst, index, at::ones({4, 2})),
+                        "scatter_add_rows: src has 2 columns but dst has 3; they must match");
+  }
+  SECTION("mismatched or unsupported devices") {
+    const at::Tensor meta_src = at::empty({5, 3}, at::device(at::kMeta));
+    REQUIRE_THROWS_WITH(mk::gather_rows(meta_src, index),
+                        "gather_rows: src is on meta but index is on cpu; all tensors must be "
+                        "on one device");
+    REQUIRE_THROWS_WITH(mk::gather_rows(meta_src, index.to(at::kMeta)),
+                        Catch::Contains("tensors on meta are not supported"));
+  }
+  SECTION("undefined tensors") {
+    REQUIRE_THROWS_WITH(mk::gather_rows(at::Tensor(), index),
+                        "gather_rows: src is an undefined tensor");
+  }
+}
+
+TEST_CASE("CUDA kernels match the CPU reference", "[kernels][cuda]") {
+#ifdef MLSYS_WITH_CUDA
+  // at::hasCUDA() is also false when libtorch_cuda.so was never loaded (a link that
+  // dropped it as unneeded); on a machine with a GPU that must fail, not skip.
+  if (c10::cuda::device_count() > 0) {
+    INFO("the CUDA runtime sees a GPU but LibTorch has no CUDA backend: is libtorch_cuda.so "
+         "linked (readelf -d)?");
+    REQUIRE(at::hasCUDA());
+  }
+#endif
+  if (!mk::built_with_cuda() || !at::hasCUDA()) {
+    WARN("SKIP: CUDA kernels not compared with the CPU reference ("
+         << (mk::built_with_cuda() ? "no CUDA device" : "built without CUDA") << ")");
+    if (!mk::built_with_cuda() && at::hasCUDA()) {
+      const at::Tensor src = at::randn({3, 2}, at::device(at::kCUDA));
+      const at::Tensor index = at::zeros({1}, at::device(at::kCUDA).dtype(at::kLong));
+      REQUIRE_THROWS_WITH(mk::gather_rows(src, index), Catch::Contains("built without CUDA"));
+    }
+    return;
+  }
+  at::manual_seed(7);
+  const auto cuda = at::device(at::kCUDA);
+
+  SECTION("random shapes, dtypes and index types") {
+    for (const auto& s : kShapes) {
+      for (auto dtype : kDtypes) {
+        for (auto index_type : kIndexTypes) {
+          INFO(describe(s, dtype, index_type));
+          const at::Tensor src = at::randn({s.rows, s.cols}).to(dtype);
+          const at::Tensor index = random_index(s.n, s.rows, index_type);
+          const at::Tensor gathered = mk::gather_rows(src.to(at::kCUDA), index.to(at::kCUDA));
+          REQUIRE(gathered.is_cuda());
+          REQUIRE(at::equal(gathered.cpu(), mk::gather_rows(src, index)));
+
+          if (s.rows == 0 && s.n > 0) continue;
+          const at::Tensor start = at::randn({s.rows, s.cols}).to(dtype);
+          const at::Tensor rows = at::randn({s.n, s.cols}).to(dtype);
+          at::Tensor expected = start.clone();
+          mk::scatter_add_rows(expected, index, rows);
+          at::Tensor dst = start.to(at::kCUDA);
+          mk::scatter_add_rows(dst, index.to(at::kCUDA), rows.to(at::kCUDA));
+          const double tol = tolerance(dtype);
+          REQUIRE(at::allclose(dst.cpu().to(at::kDouble), expected.to(at::kDouble), tol, tol));
+        }
+      }
+    }
+  }
+  SECTION("unaligned buffers take the scalar paths") {
+    // Offsetting by one element breaks the 16-byte alignment the vector paths need.
+    const at::Tensor flat = at::randn({64 * 16 + 1});
+    const at::Tensor src = flat.narrow(0, 1, 64 * 16).view({64, 16});
+    const at::Tensor index = at::randint(0, 64, {200}, at::kLong);
+    const at::Tensor gathered = mk::gather_rows(src.to(at::kCUDA), index.to(at::kCUDA));
+    REQUIRE(at::equal(gathered.cpu(), at::index_select(src, 0, index)));
+
+    at::Tensor dst_flat = at::zeros({64 * 16 + 1}, cuda);
+    at::Tensor dst = dst_flat.narrow(0, 1, 64 * 16).view({64, 16});
+    const at::Tensor rows = at::randn({200, 16});
+    mk::scatter_add_rows(dst, index.to(at::kCUDA), rows.to(at::kCUDA));
+    const at::Tensor expected = at::zeros({64, 16}).index_add_(0, index, rows);
+    REQUIRE(at::allclose(dst.cpu(), expected, 1e-5, 1e-5));
+  }
+  SECTION("more elements than one grid covers") {
+    // 20000 x 1024 floats: more than 65536 blocks x 256 threads, so the grid-stride loops
+    // take several turns.
+    const at::Tensor src = at::randn({3000, 1024}, cuda);
+    const at::Tensor index = at::randint(0, 3000, {20000}, cuda.dtype(at::kLong));
+    REQUIRE(at::equal(mk::gather_rows(src, index), at::index_select(src, 0, index)));
+    at::Tensor dst = at::zeros({3000, 1024}, cuda.dtype(at::kDouble));
+    const at::Tensor rows = at::randn({20000, 1024}, cuda.dtype(at::kDouble));
+    mk::scatter_add_rows(dst, index, rows);
+    const at::Tensor expected =
+        at::zeros({3000, 1024}, cuda.dtype(at::kDouble)).index_add_(0, index, rows);
+    REQUIRE(at::allclose(dst, expected, 1e-10, 1e-10));
+  }
+  SECTION("argument errors on the device") {
+    const at::Tensor src = at::randn({5, 3}, cuda);
+    const at::Tensor bad = at::tensor(std::vector<int64_t>{0, 4, 7, 1}).to(at::kCUDA);
+    REQUIRE_THROWS_WITH(mk::gather_rows(src, bad),
+                        "gather_rows: index 7 (at position 2) out of range for src with 5 rows");
+    REQUIRE_THROWS_WITH(mk::gather_rows(src, bad.to(at::kInt).neg()),
+                        Catch::Contains("index -4 (at position 1) out of range"));
+    REQUIRE_THROWS_WITH(mk::gather_rows(src, at::zeros({2}, at::kLong)),
+                        Catch::Contains("all tensors must be on one device"));
+  }
+}
