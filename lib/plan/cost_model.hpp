@@ -1,0 +1,61 @@
+// Analytical cost and memory model of one pipeline stage for one micro-batch (planners.md
+// §2.3/§2.5): FLOPs over an effective device throughput that saturates with the tokens of
+// the micro-batch, Korthikanti et al.'s activation formulas per recomputation mode, model
+// state with mixed-precision Adam and ZeRO, and the p2p tensor between stages.
+// Memory is in MB (1e6 bytes), time in milliseconds.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "plan/cluster_spec.hpp"
+#include "plan/model_spec.hpp"
+
+namespace mlsys::plan {
+
+enum class Recompute { none, selective, full };
+Recompute parse_recompute(const std::string& s);  // none|selective|full
+std::string to_string(Recompute r);
+
+// A padded micro-batch: `batch` rows of enc_len (GPT: the whole sequence) and dec_len
+// (T5 decoder; 0 for GPT) tokens.
+struct MicroBatchShape {
+  int64_t batch = 0;
+  int64_t enc_len = 0;
+  int64_t dec_len = 0;
+  [[nodiscard]] int64_t padded_tokens() const { return batch * (enc_len + dec_len); }
+};
+
+struct StageCost {
+  double fw_ms = 0;
+  double bw_ms = 0;
+  double stored_mb = 0;  // activations kept from forward until backward
+  double peak_mb = 0;    // stored + the transient working set of the stage's passes
+  double send_mb = 0;    // the activation (and gradient) tensor sent to the next stage
+};
+
+class CostModel {
+ public:
+  CostModel(ModelSpec model, ClusterSpec cluster);
+
+  [[nodiscard]] int stages() const { return cluster_.stages; }
+  [[nodiscard]] const ModelSpec& model() const { return model_; }
+  [[nodiscard]] const ClusterSpec& cluster() const { return cluster_; }
+  // Layers [first, last) of the model held by `stage` (encoder layers come first).
+  [[nodiscard]] std::pair<int, int> stage_layers(int stage) const;
+
+  [[nodiscard]] StageCost stage_cost(int stage, const MicroBatchShape& shape, Recompute rc) const;
+  // Model state (weights, gradients, optimizer, embeddings) resident on a stage's device.
+  [[nodiscard]] double state_mb(int stage) const;
+  // Device memory left for activations on a stage.
+  [[nodiscard]] double available_mb(int stage) const { return cluster_.device_memory_mb - state_mb(stage); }
+
+ private:
+  // Milliseconds of `flops` of GEMMs over `tokens` rows, without the launch overhead.
+  [[nodiscard]] double gemm_ms(double flops, double tokens) const;
+  ModelSpec model_;
+  ClusterSpec cluster_;
+};
+
+}  // namespace mlsys::plan

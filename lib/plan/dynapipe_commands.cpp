@@ -1,0 +1,448 @@
+// dynapipe-plan subcommands: load the config and data, run the planner, write artifacts
+// atomically, print a table (or JSON with --json).
+#include "plan/dynapipe_commands.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <numeric>
+
+#include "core/atomic_file.hpp"
+#include "core/build_info.hpp"
+#include "core/error.hpp"
+#include "core/log.hpp"
+#include "core/signals.hpp"
+#include "core/timer.hpp"
+#include "plan/baselines.hpp"
+#include "plan/dynapipe_config.hpp"
+#include "plan/schedules.hpp"
+#include "plan/timeline.hpp"
+
+namespace mlsys::plan {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+constexpr const char* kProgram = "dynapipe-plan";
+
+DynapipeConfig load(const core::CommonOptions& opts) {
+  return read_dynapipe_config(core::load_config(opts), opts.seed);
+}
+
+json artifact_header(const DynapipeConfig& c, const std::string& command) {
+  return {{"program", kProgram},
+          {"command", command},
+          {"version", std::string(core::version())},
+          {"git_commit", std::string(core::git_commit())},
+          {"config", c.resolved}};
+}
+
+struct Workload {
+  std::vector<SampleLength> samples;
+  std::vector<std::vector<int64_t>> batches;
+  std::string source;
+};
+
+Workload load_workload(const DynapipeConfig& c) {
+  Workload w;
+  if (c.data.path.empty()) {
+    w.samples = generate_flan_like(c.data.generate, c.seed);
+    w.source = "generated FLANv2-like mixture (seed " + std::to_string(c.seed) + ")";
+  } else {
+    w.samples = load_lengths(c.data.path, c.data.format);
+    w.source = c.data.path;
+  }
+  clip_lengths(w.samples, c.data.max_seqlen);
+  w.batches = split_global_batches(w.samples, c.data.global_batch_tokens);
+  if (c.data.batches > 0 && static_cast<int64_t>(w.batches.size()) > c.data.batches) {
+    w.batches.resize(static_cast<size_t>(c.data.batches));
+  }
+  log::info("{}: {} samples, {} global batches of <= {} tokens", w.source, w.samples.size(), w.batches.size(),
+            c.data.global_batch_tokens);
+  return w;
+}
+
+void check_stop() {
+  if (core::stop_requested()) throw core::RuntimeFailure("interrupted; no artifact written");
+}
+
+std::string f2(double v, int prec = 2) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", prec, v);
+  return buf;
+}
+
+// Left-aligned first column, right-aligned others.
+std::string table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> w;
+  for (const auto& r : rows) {
+    for (size_t i = 0; i < r.size(); ++i) {
+      if (w.size() <= i) w.push_back(0);
+      w[i] = std::max(w[i], r[i].size());
+    }
+  }
+  std::string o;
+  for (size_t k = 0; k < rows.size(); ++k) {
+    const auto& r = rows[k];
+    for (size_t i = 0; i < r.size(); ++i) {
+      const std::string pad(w[i] - r[i].size(), ' ');
+      o += i == 0 ? r[i] + pad : "  " + pad + r[i];
+    }
+    o += "\n";
+    if (k == 0) {
+      size_t total = 0;
+      for (size_t x : w) total += x + 2;
+      o += std::string(total - 2, '-') + "\n";
+    }
+  }
+  return o;
+}
+
+json microbatch_json(const MicroBatch& mb) {
+  return {{"samples", mb.samples},
+          {"shape", {mb.shape.batch, mb.shape.enc_len, mb.shape.dec_len}},
+          {"time_ms", mb.time_ms},
+          {"real_tokens", mb.real_tokens},
+          {"padded_tokens", mb.shape.padded_tokens()}};
+}
+
+json batch_json(const BatchPlan& p, int index, const CostModel& cost, bool with_plans) {
+  json mbs = json::array();
+  for (const auto& mb : p.microbatches) mbs.push_back(microbatch_json(mb));
+  json reps = json::array();
+  const int S = cost.stages();
+  for (size_t r = 0; r < p.replicas.size(); ++r) {
+    const auto& rp = p.replicas[r];
+    json ranks = json::array();
+    if (with_plans) {
+      for (const auto& rank : rp.ranks) {
+        json j = to_json(rank);
+        j["rank"] = static_cast<int>(r) * S + rank.rank;  // global rank: replica-major
+        j["stage_rank"] = rank.rank;
+        ranks.push_back(std::move(j));
+      }
+    }
+    reps.push_back({{"replica", r},
+                    {"order", rp.order},
+                    {"schedule", rp.schedule},
+                    {"makespan_ms", rp.sim.makespan_ms},
+                    {"peak_memory_mb", rp.sim.peak_mb},
+                    {"ranks", std::move(ranks)}});
+  }
+  return {{"index", index},
+          {"samples", static_cast<int64_t>(std::accumulate(p.microbatches.begin(), p.microbatches.end(), size_t{0},
+                                                           [](size_t a, const MicroBatch& m) { return a + m.samples.size(); }))},
+          {"real_tokens", p.real_tokens},
+          {"padded_tokens", p.padded_tokens},
+          {"padding_efficiency", p.padded_tokens ? static_cast<double>(p.real_tokens) / static_cast<double>(p.padded_tokens) : 0.0},
+          {"recompute", to_string(p.recompute)},
+          {"memory_limit", p.memory_limit},
+          {"dp_objective_ms", p.partition.objective},
+          {"tmax_candidates", p.partition.tmax_candidates},
+          {"makespan_ms", p.makespan_ms},
+          {"peak_memory_mb", p.peak_mb},
+          {"planning_ms", p.planning_ms},
+          {"microbatches", std::move(mbs)},
+          {"replicas", std::move(reps)}};
+}
+
+void emit(const core::CommonOptions& opts, const json& summary, const std::string& text) {
+  if (opts.json) {
+    std::cout << summary.dump(2) << "\n";
+  } else {
+    std::cout << text;
+  }
+  std::cout.flush();
+}
+
+}  // namespace
+
+int dynapipe_generate(const core::CommonOptions& opts) {
+  const DynapipeConfig c = load(opts);
+  auto samples = generate_flan_like(c.data.generate, c.seed);
+  const fs::path out = fs::path(opts.out) / "lengths.jsonl";
+  core::write_file_atomic(out, to_jsonl(samples));
+  std::vector<int64_t> in, tg;
+  for (const auto& s : samples) {
+    in.push_back(s.input);
+    tg.push_back(s.target);
+  }
+  auto q = [](std::vector<int64_t> v, double p) {
+    std::sort(v.begin(), v.end());
+    return v[static_cast<size_t>(p * static_cast<double>(v.size() - 1))];
+  };
+  auto mean = [](const std::vector<int64_t>& v) {
+    return std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+  };
+  json summary = {{"path", out.string()},
+                  {"samples", samples.size()},
+                  {"seed", c.seed},
+                  {"input", {{"mean", mean(in)}, {"p50", q(in, 0.5)}, {"p90", q(in, 0.9)}, {"max", q(in, 1.0)}}},
+                  {"target", {{"mean", mean(tg)}, {"p50", q(tg, 0.5)}, {"p90", q(tg, 0.9)}, {"max", q(tg, 1.0)}}}};
+  std::string text = "wrote " + out.string() + " (" + std::to_string(samples.size()) +
+                     " samples, FLANv2-like mixture: an assumption, see planners.md 4.3)\n";
+  text += table({{"", "mean", "p50", "p90", "max"},
+                 {"input", f2(mean(in), 1), std::to_string(q(in, 0.5)), std::to_string(q(in, 0.9)), std::to_string(q(in, 1.0))},
+                 {"target", f2(mean(tg), 1), std::to_string(q(tg, 0.5)), std::to_string(q(tg, 0.9)), std::to_string(q(tg, 1.0))}});
+  emit(opts, summary, text);
+  return 0;
+}
+
+int dynapipe_plan(const core::CommonOptions& opts) {
+  const DynapipeConfig c = load(opts);
+  const CostModel cost(c.model, c.cluster);
+  const Workload w = load_workload(c);
+  json doc = artifact_header(c, "plan");
+  json batches = json::array();
+  std::vector<std::vector<std::string>> rows{
+      {"batch", "samples", "tokens", "micro-batches", "pad eff", "recompute", "schedule", "iter ms", "peak MB", "plan ms"}};
+  core::Progress progress("plan", w.batches.size(), opts.progress_mode(), opts.quiet);
+  double total_ms = 0, plan_ms = 0;
+  int64_t total_tokens = 0;
+  for (size_t b = 0; b < w.batches.size(); ++b) {
+    check_stop();
+    const BatchPlan p = plan_batch(cost, w.samples, w.batches[b], c.planner);
+    batches.push_back(batch_json(p, static_cast<int>(b), cost, true));
+    total_ms += p.makespan_ms;
+    plan_ms += p.planning_ms;
+    total_tokens += p.real_tokens;
+    rows.push_back({std::to_string(b), std::to_string(w.batches[b].size()), std::to_string(p.real_tokens),
+                    std::to_string(p.microbatches.size()),
+                    f2(static_cast<double>(p.real_tokens) / static_cast<double>(p.padded_tokens), 3), to_string(p.recompute),
+                    p.replicas.front().schedule, f2(p.makespan_ms), f2(p.peak_mb, 0), f2(p.planning_ms)});
+    progress.update(b + 1);
+  }
+  progress.finish();
+  doc["data"] = {{"source", w.source}, {"samples", w.samples.size()}};
+  doc["batches"] = std::move(batches);
+  const double tput = total_ms > 0 ? static_cast<double>(total_tokens) / (total_ms / 1e3) : 0.0;
+  doc["summary"] = {{"batches", w.batches.size()}, {"real_tokens", total_tokens}, {"iteration_ms_total", total_ms},
+                    {"throughput_tokens_per_s", tput}, {"planning_ms_mean", w.batches.empty() ? 0.0 : plan_ms / static_cast<double>(w.batches.size())}};
+  const fs::path out = fs::path(opts.out) / "plan.json";
+  core::write_file_atomic(out, doc.dump(1) + "\n");
+  json summary = doc["summary"];
+  summary["path"] = out.string();
+  emit(opts, summary, table(rows) + "throughput " + f2(tput, 0) + " tokens/s (simulated); wrote " + out.string() + "\n");
+  return 0;
+}
+
+int dynapipe_simulate(const core::CommonOptions& opts) {
+  const DynapipeConfig c = load(opts);
+  json doc = artifact_header(c, "simulate");
+  json runs = json::array();
+  std::vector<std::vector<std::string>> rows;
+  if (c.simulate.workload == "uniform") {
+    // planners.md §2.6: 8 micro-batches x 8 layers, fw = bw = 1 ms/layer, 1.25 MB p2p at
+    // 100 Gb/s, stored / peak activation 1000 / 2000 MB per layer, 4 devices.
+    rows.push_back({"assignment", "schedule", "makespan ms", "peak MB"});
+    struct Case { std::vector<int> layer_device; std::string schedule; };
+    const std::vector<Case> cases = {{{0, 0, 1, 1, 2, 2, 3, 3}, "1f1b"},
+                                     {{0, 0, 1, 1, 2, 2, 3, 3}, "wait-free-cyclic"},
+                                     {{0, 1, 2, 3, 0, 1, 2, 3}, "interleaved-1f1b"},
+                                     {{0, 1, 2, 3, 0, 1, 2, 3}, "wait-free-cyclic"},
+                                     {{0, 1, 2, 3, 3, 2, 1, 0}, "wait-free-cyclic"}};
+    for (const auto& cs : cases) {
+      // Merge consecutive layers on one device into one virtual stage (the linear case; the
+      // reference's zig-zag figure is for one stage per layer).
+      const bool merge = cs.layer_device[3] != cs.layer_device[4];
+      PipelineSpec spec;
+      spec.devices = 4;
+      std::vector<int> layers_per_stage;
+      for (size_t l = 0; l < cs.layer_device.size(); ++l) {
+        if (l == 0 || !merge || cs.layer_device[l] != cs.layer_device[l - 1]) {
+          spec.stage_device.push_back(cs.layer_device[l]);
+          layers_per_stage.push_back(0);
+        }
+        ++layers_per_stage.back();
+      }
+      spec.state_mb.assign(4, 0.0);
+      spec.memory_limit_mb.assign(4, 1e12);
+      spec.link_latency_ms = 0;
+      spec.link_mb_per_ms = 100.0 / 8.0;
+      std::vector<MicroBatchWork> work(8);
+      for (auto& mw : work) {
+        for (int n : layers_per_stage) {
+          mw.fw_ms.push_back(n * 1.0);
+          mw.bw_ms.push_back(n * 1.0);
+          mw.stored_mb.push_back(n * 1000.0);
+          mw.peak_mb.push_back(2000.0 + 1000.0 * (n - 1));
+          mw.send_mb.push_back(1.25);
+        }
+      }
+      const Schedule s = cs.schedule == "1f1b"               ? one_f_one_b(spec, 8)
+                         : cs.schedule == "interleaved-1f1b" ? interleaved_one_f_one_b(spec, 8)
+                                                             : cyclic(spec, work);
+      const SimResult r = simulate(spec, work, s);
+      if (!r.ok) throw core::RuntimeFailure("uniform case: " + r.error);
+      std::string asg;
+      for (size_t l = 0; l < cs.layer_device.size(); ++l) asg += (l ? "," : "") + std::to_string(cs.layer_device[l]);
+      rows.push_back({asg, cs.schedule, f2(r.makespan_ms, 3), f2(r.max_peak_mb(), 0)});
+      runs.push_back({{"assignment", cs.layer_device}, {"schedule", cs.schedule}, {"makespan_ms", r.makespan_ms},
+                      {"peak_memory_mb", r.max_peak_mb()}});
+    }
+  } else {
+    const CostModel cost(c.model, c.cluster);
+    const Workload w = load_workload(c);
+    const PipelineSpec spec = pipeline_spec(cost);
+    rows.push_back({"batch", "micro-batches", "recompute", "1f1b ms", "1f1b peak MB", "cyclic ms", "cyclic peak MB"});
+    PlannerOptions po = c.planner;
+    po.permutation_search = false;
+    for (size_t b = 0; b < w.batches.size(); ++b) {
+      check_stop();
+      const BatchPlan p = plan_batch(cost, w.samples, w.batches[b], po);
+      std::vector<MicroBatchWork> work;
+      for (int m : p.replicas.front().order) work.push_back(work_of(cost, p.microbatches[static_cast<size_t>(m)].shape, p.recompute));
+      const SimResult a = simulate(spec, work, one_f_one_b(spec, static_cast<int>(work.size())));
+      const SimResult z = simulate(spec, work, cyclic(spec, work, CyclicOptions{c.planner.max_in_flight, true}));
+      rows.push_back({std::to_string(b), std::to_string(work.size()), to_string(p.recompute), f2(a.makespan_ms),
+                      f2(a.max_peak_mb(), 0), f2(z.makespan_ms), f2(z.max_peak_mb(), 0)});
+      runs.push_back({{"batch", b},
+                      {"microbatches", work.size()},
+                      {"recompute", to_string(p.recompute)},
+                      {"1f1b", {{"makespan_ms", a.makespan_ms}, {"peak_memory_mb", a.peak_mb}}},
+                      {"wait-free-cyclic", {{"makespan_ms", z.makespan_ms}, {"peak_memory_mb", z.peak_mb}}}});
+    }
+  }
+  doc["workload"] = c.simulate.workload;
+  doc["runs"] = runs;
+  const fs::path out = fs::path(opts.out) / "simulate.json";
+  core::write_file_atomic(out, doc.dump(1) + "\n");
+  emit(opts, json{{"workload", c.simulate.workload}, {"runs", runs}, {"path", out.string()}},
+       table(rows) + "wrote " + out.string() + "\n");
+  return 0;
+}
+
+int dynapipe_compare(const core::CommonOptions& opts) {
+  const DynapipeConfig c = load(opts);
+  const CostModel cost(c.model, c.cluster);
+  const Workload w = load_workload(c);
+  // DynaPipe.
+  double dyn_ms = 0, plan_ms = 0, plan_max = 0, dyn_peak = 0;
+  int64_t dyn_real = 0, dyn_padded = 0, dyn_mbs = 0;
+  core::Progress progress("compare", w.batches.size() + c.methods.size(), opts.progress_mode(), opts.quiet);
+  for (size_t b = 0; b < w.batches.size(); ++b) {
+    check_stop();
+    const BatchPlan p = plan_batch(cost, w.samples, w.batches[b], c.planner);
+    dyn_ms += p.makespan_ms;
+    plan_ms += p.planning_ms;
+    plan_max = std::max(plan_max, p.planning_ms);
+    dyn_peak = std::max(dyn_peak, p.peak_mb);
+    dyn_real += p.real_tokens;
+    dyn_padded += p.padded_tokens;
+    dyn_mbs += static_cast<int64_t>(p.microbatches.size());
+    progress.update(b + 1);
+  }
+  const double dyn_tput = static_cast<double>(dyn_real) / (dyn_ms / 1e3);
+  json methods = json::array();
+  methods.push_back({{"method", "dynapipe"},
+                     {"knob", "dp"},
+                     {"microbatches", dyn_mbs},
+                     {"padding_efficiency", static_cast<double>(dyn_real) / static_cast<double>(dyn_padded)},
+                     {"iteration_ms_total", dyn_ms},
+                     {"throughput_tokens_per_s", dyn_tput},
+                     {"peak_memory_mb", dyn_peak},
+                     {"planning_ms_mean", plan_ms / static_cast<double>(w.batches.size())},
+                     {"planning_ms_max", plan_max}});
+  std::vector<std::vector<std::string>> rows{{"method", "knob", "recompute", "micro-batches", "pad eff", "iter ms (mean)",
+                                              "tokens/s", "peak MB", "dynapipe speed-up"}};
+  const double nb = static_cast<double>(w.batches.size());
+  rows.push_back({"dynapipe", "dp", "per batch", std::to_string(dyn_mbs),
+                  f2(static_cast<double>(dyn_real) / static_cast<double>(dyn_padded), 3), f2(dyn_ms / nb), f2(dyn_tput, 0),
+                  f2(dyn_peak, 0), "1.00"});
+  double best_packing = 0, best_any = 0;
+  size_t done = w.batches.size();
+  for (const auto& name : c.methods) {
+    check_stop();
+    const BaselineMethod m = parse_baseline(name);
+    const BaselineResult r = run_baseline(m, cost, w.samples, w.batches, c.baselines);
+    progress.update(++done);
+    if (!r.feasible) {
+      rows.push_back({name, "-", "-", "-", "-", "-", "does not fit", "-", "-"});
+      methods.push_back({{"method", name}, {"feasible", false}});
+      continue;
+    }
+    const double tput = static_cast<double>(r.real_tokens) / (r.time_ms / 1e3);
+    const double eff = static_cast<double>(r.real_tokens) / static_cast<double>(r.padded_tokens);
+    if (m == BaselineMethod::packing) best_packing = std::max(best_packing, tput);
+    best_any = std::max(best_any, tput);
+    const std::string knob = (m == BaselineMethod::fixed_tokens ? "tokens=" : "mbs=") + std::to_string(r.knob);
+    rows.push_back({name, knob, to_string(r.recompute), std::to_string(r.microbatches), f2(eff, 3), f2(r.time_ms / nb),
+                    f2(tput, 0), f2(r.peak_mb, 0), f2(dyn_tput / tput)});
+    methods.push_back({{"method", name},
+                       {"feasible", true},
+                       {"knob", r.knob},
+                       {"recompute", to_string(r.recompute)},
+                       {"microbatches", r.microbatches},
+                       {"padding_efficiency", eff},
+                       {"iteration_ms_total", r.time_ms},
+                       {"estimate_ms_total", r.estimate_ms},
+                       {"throughput_tokens_per_s", tput},
+                       {"peak_memory_mb", r.peak_mb},
+                       {"dynapipe_speedup", dyn_tput / tput}});
+  }
+  progress.finish();
+  json doc = artifact_header(c, "compare");
+  doc["data"] = {{"source", w.source}, {"samples", w.samples.size()}, {"batches", w.batches.size()}};
+  doc["methods"] = methods;
+  doc["summary"] = {{"dynapipe_throughput_tokens_per_s", dyn_tput},
+                    {"speedup_vs_packing", best_packing > 0 ? json(dyn_tput / best_packing) : json(nullptr)},
+                    {"speedup_vs_best_baseline", best_any > 0 ? json(dyn_tput / best_any) : json(nullptr)},
+                    {"planning_ms_mean", plan_ms / nb},
+                    {"planning_ms_max", plan_max}};
+  const fs::path out = fs::path(opts.out) / "compare.json";
+  core::write_file_atomic(out, doc.dump(1) + "\n");
+  json summary = doc["summary"];
+  summary["methods"] = methods;
+  summary["path"] = out.string();
+  std::string text = "model " + to_string(c.model.kind) + ", " + std::to_string(c.cluster.stages) + " stages x " +
+                     std::to_string(c.cluster.data_parallel) + " replicas, max_seqlen " + std::to_string(c.data.max_seqlen) +
+                     ", " + std::to_string(w.batches.size()) + " global batches of <= " +
+                     std::to_string(c.data.global_batch_tokens) + " tokens (simulated times)\n";
+  text += table(rows);
+  text += "dynapipe planning time per global batch: mean " + f2(plan_ms / nb) + " ms, max " + f2(plan_max) + " ms\n";
+  text += "wrote " + out.string() + "\n";
+  emit(opts, summary, text);
+  return 0;
+}
+
+int dynapipe_explain(const core::CommonOptions& opts) {
+  const DynapipeConfig c = load(opts);
+  const CostModel cost(c.model, c.cluster);
+  const Workload w = load_workload(c);
+  if (c.explain.batch >= static_cast<int64_t>(w.batches.size())) {
+    throw core::ConfigError("explain.batch: expected a value < " + std::to_string(w.batches.size()) +
+                            " (the global batches planned), found " + std::to_string(c.explain.batch));
+  }
+  const BatchPlan p = plan_batch(cost, w.samples, w.batches[static_cast<size_t>(c.explain.batch)], c.planner, true);
+  const PipelineSpec spec = pipeline_spec(cost);
+  const auto& rp = p.replicas.front();
+  const std::string title = "dynapipe-plan: batch " + std::to_string(c.explain.batch) + ", " +
+                            std::to_string(p.microbatches.size()) + " micro-batches, " + rp.schedule +
+                            ", recompute " + to_string(p.recompute);
+  const fs::path out = fs::path(opts.out) / c.explain.svg;
+  core::write_file_atomic(out, timeline_svg(spec, rp.sim, title));
+  json mbs = json::array();
+  for (int m : rp.order) {
+    const auto& mb = p.microbatches[static_cast<size_t>(m)];
+    mbs.push_back({{"id", m}, {"shape", {mb.shape.batch, mb.shape.enc_len, mb.shape.dec_len}}, {"time_ms", mb.time_ms}});
+  }
+  json summary = {{"batch", c.explain.batch}, {"schedule", rp.schedule}, {"recompute", to_string(p.recompute)},
+                  {"makespan_ms", rp.sim.makespan_ms}, {"peak_memory_mb", rp.sim.peak_mb},
+                  {"order", mbs}, {"svg", out.string()}};
+  std::string text = title + "\n" + timeline_ascii(spec, rp.sim, c.explain.width);
+  text += "micro-batches in execution order (letter=micro-batch id: batch x enc [x dec], ms):";
+  for (size_t i = 0; i < rp.order.size(); ++i) {
+    const auto& mb = p.microbatches[static_cast<size_t>(rp.order[i])];
+    text += std::string(i % 4 == 0 ? "\n  " : "  ") + static_cast<char>('A' + i % 26) + "=" +
+            std::to_string(rp.order[i]) + ": " + std::to_string(mb.shape.batch) + "x" + std::to_string(mb.shape.enc_len) +
+            (mb.shape.dec_len ? "x" + std::to_string(mb.shape.dec_len) : "") + " " + f2(mb.time_ms, 1);
+  }
+  text += "\nwrote " + out.string() + "\n";
+  emit(opts, summary, text);
+  return 0;
+}
+
+}  // namespace mlsys::plan

@@ -1,0 +1,78 @@
+// DynaPipe's per-iteration planner: order the samples of a global batch, split them into
+// micro-batches with the DP under the memory model (trying per-micro-batch memory limits
+// and recomputation modes in turn), spread them over data-parallel replicas by
+// Karmarkar-Karp, search micro-batch permutations and schedules in the simulator, and emit
+// the per-rank execution plans (planners.md §2.3-§2.4).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "plan/cost_model.hpp"
+#include "plan/execution_plan.hpp"
+#include "plan/length_dataset.hpp"
+#include "plan/microbatch_dp.hpp"
+#include "plan/simulator.hpp"
+
+namespace mlsys::plan {
+
+struct PlannerOptions {
+  std::vector<Recompute> recompute = {Recompute::none, Recompute::selective, Recompute::full};
+  int round_multiple = 8;
+  int decoder_offset = 2;        // T5 decoder length + 2 (start/end tokens)
+  double tmax_interval_ms = 5.0;  // minimum spacing of candidate t_max values
+  double cluster_threshold = 16.0;
+  bool use_tsp = true;
+  std::vector<std::string> schedules = {"1f1b", "wait-free-cyclic"};
+  bool permutation_search = true;
+  int max_in_flight = 0;
+  uint64_t seed = 1;
+};
+
+struct MicroBatch {
+  std::vector<int64_t> samples;  // indices into the data set
+  MicroBatchShape shape;
+  double time_ms = 0;  // bottleneck stage forward + backward
+  int64_t real_tokens = 0;
+};
+
+struct ReplicaPlan {
+  std::vector<int> order;  // indices into BatchPlan::microbatches, in execution order
+  std::string schedule;
+  SimResult sim;
+  std::vector<RankPlan> ranks;
+};
+
+struct BatchPlan {
+  std::vector<MicroBatch> microbatches;
+  Recompute recompute = Recompute::none;
+  std::string memory_limit;  // "preferred" (available / stages per micro-batch) or "available"
+  Partition partition;
+  std::vector<ReplicaPlan> replicas;
+  double makespan_ms = 0;  // slowest replica
+  double peak_mb = 0;      // highest device peak, model state included
+  double planning_ms = 0;
+  int64_t real_tokens = 0;
+  int64_t padded_tokens = 0;
+};
+
+// The padded shape of samples ids[begin, end).
+MicroBatchShape shape_of(const ModelSpec& model, const std::vector<SampleLength>& samples,
+                         const int64_t* begin, const int64_t* end, int round_multiple, int decoder_offset);
+int64_t round_up(int64_t x, int64_t multiple);
+
+// One pipeline (linear assignment) of the cost model, with per-device state and limits.
+PipelineSpec pipeline_spec(const CostModel& cost);
+MicroBatchWork work_of(const CostModel& cost, const MicroBatchShape& shape, Recompute rc);
+double microbatch_time(const CostModel& cost, const MicroBatchShape& shape, Recompute rc);
+
+// Karmarkar-Karp k-way largest differencing: groups of indices with balanced cost sums.
+std::vector<std::vector<int>> karmarkar_karp(const std::vector<double>& costs, int k);
+
+// Plans one global batch (`ids` into `samples`). Throws core::InputError when a sample
+// cannot fit in device memory under any recomputation mode.
+BatchPlan plan_batch(const CostModel& cost, const std::vector<SampleLength>& samples, const std::vector<int64_t>& ids,
+                     const PlannerOptions& opt, bool record_timeline = false);
+
+}  // namespace mlsys::plan

@@ -1,0 +1,132 @@
+// The consecutive-partition DP over candidate t_max values.
+#include "plan/microbatch_dp.hpp"
+
+#include <algorithm>
+#include <limits>
+
+#include "core/error.hpp"
+
+namespace mlsys::plan {
+
+double partition_objective(const std::vector<double>& times, int stages, double dp_size) {
+  double sum = 0, mx = 0;
+  for (double t : times) {
+    sum += t;
+    mx = std::max(mx, t);
+  }
+  return (stages - 1) * mx + sum / dp_size;
+}
+
+Partition microbatch_dp(const PartitionProblem& p) {
+  const int n = p.n;
+  constexpr double inf = std::numeric_limits<double>::infinity();
+  if (n == 0) return Partition{{0}, {}, 0, 0, 0};
+  // cost[i] holds T(i, i+1 .. i+len) for the feasible lengths.
+  std::vector<std::vector<double>> cost(static_cast<size_t>(n));
+  std::vector<double> all;
+  for (int i = 0; i < n; ++i) {
+    auto& row = cost[static_cast<size_t>(i)];
+    for (int j = i + 1; j <= n; ++j) {
+      if (p.max_microbatch > 0 && j - i > p.max_microbatch) break;
+      auto t = p.cost(i, j);
+      if (!t) break;
+      row.push_back(*t);
+      all.push_back(*t);
+    }
+    if (row.empty()) {
+      throw core::InputError("sample at position " + std::to_string(i) +
+                             " does not fit in device memory even alone (under the tried recomputation)");
+    }
+  }
+  std::sort(all.begin(), all.end());
+  std::vector<double> cands;
+  for (double t : all) {
+    if (cands.empty() || t - cands.back() > p.tmax_interval || (p.tmax_interval == 0 && t != cands.back())) {
+      cands.push_back(t);
+    }
+  }
+  if (cands.back() != all.back()) cands.push_back(all.back());  // keep the unconstrained case
+
+  // f[j] = min sum of times over partitions of [0, j) with every time <= t_max.
+  std::vector<double> f(static_cast<size_t>(n) + 1);
+  std::vector<int> arg(static_cast<size_t>(n) + 1);
+  auto solve = [&](double tmax) {
+    std::fill(f.begin(), f.end(), inf);
+    f[0] = 0;
+    for (int i = 0; i < n; ++i) {
+      if (f[static_cast<size_t>(i)] == inf) continue;
+      const auto& row = cost[static_cast<size_t>(i)];
+      for (size_t k = 0; k < row.size(); ++k) {
+        if (row[k] > tmax) continue;  // times are not monotone in j (efficiency), keep scanning
+        const size_t j = static_cast<size_t>(i) + k + 1;
+        const double v = f[static_cast<size_t>(i)] + row[k];
+        if (v < f[j]) {
+          f[j] = v;
+          arg[j] = i;
+        }
+      }
+    }
+    return f[static_cast<size_t>(n)];
+  };
+  Partition best;
+  best.objective = inf;
+  // The unconstrained minimum of the sum bounds every candidate from below.
+  const double sum_lb = solve(inf);
+  int tried = 0;
+  for (double tmax : cands) {
+    if ((p.stages - 1) * tmax + sum_lb / p.dp_size >= best.objective) break;  // increasing in tmax
+    ++tried;
+    const double sum = solve(tmax);
+    if (sum == inf) continue;
+    const double obj = (p.stages - 1) * tmax + sum / p.dp_size;
+    if (obj < best.objective) {
+      best.objective = obj;
+      best.bounds.clear();
+      for (int j = n; j > 0; j = arg[static_cast<size_t>(j)]) best.bounds.push_back(j);
+      best.bounds.push_back(0);
+      std::reverse(best.bounds.begin(), best.bounds.end());
+    }
+  }
+  best.times.clear();
+  for (size_t k = 0; k + 1 < best.bounds.size(); ++k) {
+    const int i = best.bounds[k], j = best.bounds[k + 1];
+    best.times.push_back(cost[static_cast<size_t>(i)][static_cast<size_t>(j - i - 1)]);
+  }
+  best.t_max = *std::max_element(best.times.begin(), best.times.end());
+  best.objective = partition_objective(best.times, p.stages, p.dp_size);
+  best.tmax_candidates = tried;
+  return best;
+}
+
+Partition brute_force_partition(const PartitionProblem& p) {
+  const int n = p.n;
+  Partition best;
+  best.objective = std::numeric_limits<double>::infinity();
+  if (n == 0) return Partition{{0}, {}, 0, 0, 0};
+  const uint64_t masks = uint64_t{1} << (n - 1);
+  for (uint64_t m = 0; m < masks; ++m) {
+    std::vector<int> bounds{0};
+    for (int k = 1; k < n; ++k) {
+      if (m & (uint64_t{1} << (k - 1))) bounds.push_back(k);
+    }
+    bounds.push_back(n);
+    std::vector<double> times;
+    bool ok = true;
+    for (size_t k = 0; k + 1 < bounds.size() && ok; ++k) {
+      if (p.max_microbatch > 0 && bounds[k + 1] - bounds[k] > p.max_microbatch) ok = false;
+      auto t = ok ? p.cost(bounds[k], bounds[k + 1]) : std::nullopt;
+      if (!t) ok = false; else times.push_back(*t);
+    }
+    if (!ok) continue;
+    const double obj = partition_objective(times, p.stages, p.dp_size);
+    if (obj < best.objective) {
+      best.objective = obj;
+      best.bounds = bounds;
+      best.times = times;
+      best.t_max = *std::max_element(times.begin(), times.end());
+    }
+  }
+  return best;
+}
+
+}  // namespace mlsys::plan

@@ -1,0 +1,192 @@
+// dynapipe-plan run as a program on small inputs: exit codes, error lines, artifacts.
+#include <catch2/catch.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "test_support.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Run {
+  int code = -1;
+  std::string out, err;
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("dynapipe-cli-" + std::to_string(::getpid()) + "-" + std::to_string(rand()));
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+Run run(const std::string& args, const TempDir& tmp) {
+  const std::string cmd = "'" + g_dynapipe_plan + "' " + args + " >'" + (tmp.path / "stdout").string() + "' 2>'" +
+                          (tmp.path / "stderr").string() + "'";
+  const int status = std::system(cmd.c_str());
+  Run r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = slurp(tmp.path / "stdout");
+  r.err = slurp(tmp.path / "stderr");
+  return r;
+}
+
+// Small and fast: 1 batch of a 600-sample generated stream.
+const std::string kSmall = "--set data.generate.samples=600 --set data.batches=1 --set data.global_batch_tokens=16384 --quiet";
+
+size_t lines(const std::string& s) {
+  size_t n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+bool only(const fs::path& dir, const std::vector<std::string>& names) {
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (std::find(names.begin(), names.end(), e.path().filename().string()) == names.end()) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("cli: plan writes valid JSON with micro-batches and per-rank plans", "[cli]") {
+  if (g_dynapipe_plan.empty()) {
+    WARN("no program path given: CLI test skipped");
+    return;
+  }
+  TempDir tmp;
+  const fs::path out = tmp.path / "out";
+  Run r = run("plan " + kSmall + " --out '" + out.string() + "'", tmp);
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const auto doc = nlohmann::json::parse(slurp(out / "plan.json"));
+  CHECK(doc["program"] == "dynapipe-plan");
+  CHECK(doc["config"]["cluster"]["stages"] == 4);
+  REQUIRE(doc["batches"].size() == 1);
+  const auto& b = doc["batches"][0];
+  CHECK(b["microbatches"].size() >= 1);
+  CHECK(b["microbatches"][0]["shape"].size() == 3);
+  REQUIRE(b["replicas"].size() == 1);
+  const auto& ranks = b["replicas"][0]["ranks"];
+  REQUIRE(ranks.size() == 4);
+  CHECK(ranks[0]["instructions"][0]["op"] == "LoadInput");
+  CHECK(b["peak_memory_mb"].get<double>() <= 80000.0);
+  CHECK(only(out, {"plan.json"}));
+
+  // --json summary on stdout.
+  r = run("plan " + kSmall + " --json --out '" + out.string() + "'", tmp);
+  REQUIRE(r.code == 0);
+  CHECK(nlohmann::json::parse(r.out)["batches"] == 1);
+}
+
+TEST_CASE("cli: a malformed config exits 2 with one line naming file and key", "[cli]") {
+  if (g_dynapipe_plan.empty()) {
+    WARN("no program path given: CLI test skipped");
+    return;
+  }
+  TempDir tmp;
+  const fs::path cfg = tmp.path / "bad.json";
+  std::ofstream(cfg) << "{\"cluster\": {\"stages\": \"four\"}}\n";
+  Run r = run("plan --config '" + cfg.string() + "' --out '" + (tmp.path / "out").string() + "'", tmp);
+  CHECK(r.code == 2);
+  CHECK(lines(r.err) == 1);
+  CHECK_THAT(r.err, Catch::Contains("bad.json") && Catch::Contains("cluster.stages"));
+  CHECK_FALSE(fs::exists(tmp.path / "out" / "plan.json"));
+
+  std::ofstream(cfg) << "{\"cluster\": {\"stages\": 4,}\n";
+  r = run("plan --config '" + cfg.string() + "'", tmp);
+  CHECK(r.code == 2);
+  CHECK_THAT(r.err, Catch::Contains("bad.json"));
+
+  std::ofstream(cfg) << "{\"planner\": {\"no_such_knob\": 1}}\n";
+  r = run("compare --config '" + cfg.string() + "'", tmp);
+  CHECK(r.code == 2);
+  CHECK_THAT(r.err, Catch::Contains("planner.no_such_knob"));
+
+  r = run("plan --set cluster.stages=0", tmp);
+  CHECK(r.code == 2);
+  CHECK_THAT(r.err, Catch::Contains("cluster.stages"));
+
+  r = run("nonsense", tmp);
+  CHECK(r.code == 2);
+}
+
+TEST_CASE("cli: bad input data exits 3 and leaves the old artifact alone", "[cli]") {
+  if (g_dynapipe_plan.empty()) {
+    WARN("no program path given: CLI test skipped");
+    return;
+  }
+  TempDir tmp;
+  const fs::path out = tmp.path / "out";
+  REQUIRE(run("plan " + kSmall + " --out '" + out.string() + "'", tmp).code == 0);
+  const std::string before = slurp(out / "plan.json");
+
+  Run r = run("plan " + kSmall + " --set data.path='" + (tmp.path / "missing.jsonl").string() + "' --out '" +
+                  out.string() + "'",
+              tmp);
+  CHECK(r.code == 3);
+  CHECK(lines(r.err) == 1);
+  CHECK_THAT(r.err, Catch::Contains("missing.jsonl"));
+
+  const fs::path data = tmp.path / "lengths.jsonl";
+  std::ofstream(data) << "{\"input\": 10, \"target\": 2}\n{\"input\": 10}\n";
+  r = run("plan " + kSmall + " --set data.path='" + data.string() + "' --out '" + out.string() + "'", tmp);
+  CHECK(r.code == 3);
+  CHECK_THAT(r.err, Catch::Contains("lengths.jsonl:2:"));
+  CHECK(slurp(out / "plan.json") == before);
+  CHECK(only(out, {"plan.json"}));
+}
+
+TEST_CASE("cli: generate, compare, simulate and explain", "[cli]") {
+  if (g_dynapipe_plan.empty()) {
+    WARN("no program path given: CLI test skipped");
+    return;
+  }
+  TempDir tmp;
+  const fs::path out = tmp.path / "out";
+  Run r = run("generate --set data.generate.samples=500 --quiet --out '" + out.string() + "'", tmp);
+  REQUIRE(r.code == 0);
+  CHECK(lines(slurp(out / "lengths.jsonl")) == 500);
+
+  r = run("compare " + kSmall + " --set data.path='" + (out / "lengths.jsonl").string() + "' --json --out '" +
+              out.string() + "'",
+          tmp);
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const auto cmp = nlohmann::json::parse(r.out);
+  CHECK(cmp["methods"].size() == 5);
+  CHECK(cmp["methods"][0]["method"] == "dynapipe");
+  CHECK(cmp["dynapipe_throughput_tokens_per_s"].get<double>() > 0);
+  CHECK(fs::exists(out / "compare.json"));
+
+  r = run("simulate --set simulate.workload=uniform --json --out '" + out.string() + "'", tmp);
+  REQUIRE(r.code == 0);
+  const auto sim = nlohmann::json::parse(r.out);
+  CHECK(sim["runs"][0]["makespan_ms"].get<double>() == Approx(45.6));
+  CHECK(sim["runs"][2]["makespan_ms"].get<double>() == Approx(39.4));
+
+  r = run("explain " + kSmall + " --out '" + out.string() + "'", tmp);
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("dev 0"));
+  const std::string svg = slurp(out / "timeline.svg");
+  CHECK(svg.rfind("<svg", 0) == 0);
+  CHECK_THAT(svg, Catch::Contains("</svg>"));
+}
