@@ -1,10 +1,9 @@
 // gather_rows / scatter_add_rows: the CPU reference against at::index_select and
 // at::index_add_ on random inputs, the argument checks, and the CUDA kernels against the
 // CPU reference when a GPU is present.
-#include <ATen/ATen.h>
-#include <ATen/Parallel.h>
+#include "tests/torch_catch.hpp"
 
-#include <catch2/catch.hpp>
+#include <ATen/Parallel.h>
 
 #include <cstdint>
 #include <stdexcept>

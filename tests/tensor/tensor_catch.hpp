@@ -1,10 +1,7 @@
-// Catch2 for tests that use LibTorch: c10's glog-style CHECK macro (c10/util/Logging.h)
-// clashes with Catch's, so LibTorch comes first, its CHECK is dropped, then Catch.
+// Test helpers for lib/tensor, on top of the shared LibTorch + Catch2 header.
 #pragma once
 
-#include <ATen/ATen.h>
-#undef CHECK
-#include <catch2/catch.hpp>
+#include "tests/torch_catch.hpp"
 
 namespace mlsys::tensor::test {
 
