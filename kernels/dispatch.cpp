@@ -4,6 +4,7 @@
 
 #include "kernels/cpu/gather_scatter.hpp"
 
+#include <ATen/MemoryOverlap.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/full.h>
 #include <c10/core/ScalarType.h>
@@ -273,7 +274,7 @@ void scatter_add_rows(at::Tensor& dst, const at::Tensor& index_in, const at::Ten
   }
   check_backend(fn, dst);
 
-  const at::Tensor src = src_in.contiguous();
+  at::Tensor src = src_in.contiguous();
   const at::Tensor index = index_in.contiguous();
   const int64_t rows = dst.size(0), cols = dst.size(1), n = index.numel();
   check_index_range(fn, index, rows, "dst");
@@ -282,6 +283,9 @@ void scatter_add_rows(at::Tensor& dst, const at::Tensor& index_in, const at::Ten
   // The kernels write a contiguous buffer; a strided dst is updated through a copy.
   const bool in_place = dst.is_contiguous();
   at::Tensor target = in_place ? dst : dst.contiguous();
+  // The kernels take src and dst as __restrict__: read from a copy when they share memory
+  // (scatter_add_rows(d, i, d) then adds d's values as they were before the call).
+  if (at::get_overlap_status(target, src) != at::MemOverlapStatus::No) src = src.clone();
   if (target.is_cpu()) {
     with_cpu_type(target.scalar_type(), [&](auto* tag) {
       using T = std::remove_pointer_t<decltype(tag)>;

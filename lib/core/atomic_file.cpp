@@ -19,11 +19,13 @@ namespace fs = std::filesystem;
 namespace {
 std::atomic<unsigned> temp_counter{0};
 
-void fsync_path(const fs::path& p) {
+// Returns false when the data could not be made durable (EIO, ENOSPC surfacing late).
+bool fsync_path(const fs::path& p) {
   int fd = ::open(p.c_str(), O_RDONLY);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
+  if (fd < 0) return false;
+  bool ok = ::fsync(fd) == 0;
+  ok = (::close(fd) == 0) && ok;
+  return ok;
 }
 }  // namespace
 
@@ -49,13 +51,16 @@ AtomicFile::~AtomicFile() {
 void AtomicFile::commit() {
   if (committed_) return;
   if (!fs::exists(temp_)) throw RuntimeFailure(dest_.string() + ": nothing was written to commit");
-  fsync_path(temp_);
+  if (!fsync_path(temp_)) {
+    throw RuntimeFailure(dest_.string() + ": cannot flush the temporary to disk: " + std::strerror(errno) +
+                         " (the old file is untouched)");
+  }
   if (std::rename(temp_.c_str(), dest_.c_str()) != 0) {
     throw RuntimeFailure(dest_.string() + ": cannot rename the temporary into place: " + std::strerror(errno));
   }
   committed_ = true;
   fs::path dir = dest_.parent_path();
-  fsync_path(dir.empty() ? fs::path(".") : dir);
+  (void)fsync_path(dir.empty() ? fs::path(".") : dir);  // best effort: the rename is done
 }
 
 void write_file_atomic(const fs::path& path, std::string_view content) {
@@ -64,7 +69,7 @@ void write_file_atomic(const fs::path& path, std::string_view content) {
     std::ofstream out(f.temp_path(), std::ios::binary | std::ios::trunc);
     if (!out) throw RuntimeFailure(path.string() + ": cannot open for writing: " + std::strerror(errno));
     out.write(content.data(), static_cast<std::streamsize>(content.size()));
-    out.flush();
+    out.close();
     if (!out) throw RuntimeFailure(path.string() + ": write failed: " + std::strerror(errno));
   }
   f.commit();

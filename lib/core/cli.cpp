@@ -15,7 +15,7 @@ void add_common_options(CLI::App& app, CommonOptions& opts) {
   app.add_option("--config", opts.config, "JSON config file (default: the program's built-in default config)");
   app.add_option("--set", opts.sets, "override a config field: key.path=value (repeatable)")
       ->type_name("KEY=VALUE")
-      ->take_all();
+      ->allow_extra_args(false);  // one value per --set: a later positional stays positional
   app.add_option("--out", opts.out, "output folder")->capture_default_str();
   app.add_option("--seed", opts.seed, "random seed (overrides the config's)");
   app.add_option("--device", opts.device, "cpu | cuda | cuda:N")->capture_default_str();

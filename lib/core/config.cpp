@@ -1,6 +1,7 @@
 #include "core/config.hpp"
 
 #include <algorithm>
+#include <charconv>
 
 #include "core/atomic_file.hpp"
 
@@ -34,6 +35,17 @@ bool all_digits(const std::string& s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
+// "12" -> 12; SIZE_MAX when it does not fit (so it is past the end of any array).
+size_t parse_index(std::string_view s) {
+  size_t v = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || ptr != s.data() + s.size()) return SIZE_MAX;
+  return v;
+}
+
+// The index inside a "[12]" path segment.
+size_t segment_index(const std::string& seg) { return parse_index(std::string_view(seg).substr(1, seg.size() - 2)); }
+
 void apply_override(ConfigDoc& doc, const std::string& text) {
   const std::string where = "--set " + text;
   auto eq = text.find('=');
@@ -46,8 +58,14 @@ void apply_override(ConfigDoc& doc, const std::string& text) {
   for (const auto& p : parts) {
     if (p.empty()) throw ConfigError(where + ": key '" + key + "' has an empty segment");
   }
-  Json value = Json::parse(raw, nullptr, /*allow_exceptions=*/false);
-  if (value.is_discarded()) value = raw;  // a bare word is a string
+  Json value;
+  try {
+    value = parse_json_bounded(raw);
+  } catch (const Json::parse_error&) {
+    value = raw;  // a bare word is a string
+  } catch (const JsonTooDeep& e) {
+    throw ConfigError(where + ": " + e.what());
+  }
 
   Json* node = &doc.root;
   std::string path;
@@ -55,7 +73,7 @@ void apply_override(ConfigDoc& doc, const std::string& text) {
     const auto& p = parts[i];
     const bool last = i + 1 == parts.size();
     if (node->is_array() && all_digits(p)) {
-      size_t idx = std::stoul(p);
+      size_t idx = parse_index(p);
       if (idx >= node->size()) {
         throw ConfigError(where + ": key '" + key + "': index " + p + " is past the end of '" + path +
                           "' (" + std::to_string(node->size()) + " elements)");
@@ -79,7 +97,9 @@ void apply_override(ConfigDoc& doc, const std::string& text) {
 
 Json parse_json_text(std::string_view text, const std::string& source) {
   try {
-    return Json::parse(text.begin(), text.end());
+    return parse_json_bounded(text);
+  } catch (const JsonTooDeep& e) {
+    throw ConfigError(source + ": malformed JSON: " + e.what());
   } catch (const Json::parse_error& e) {
     std::string what = e.what();
     // "[json.exception.parse_error.101] parse error at line 3, column 5: ..." -> keep the tail
@@ -156,31 +176,33 @@ const Json* ConfigNode::lookup(std::string_view key) const {
   return &*it;
 }
 
-std::string ConfigNode::type_name(const Json& v) {
-  if (v.is_number_integer()) return "integer";
-  if (v.is_number_float()) return "number";
-  return v.type_name();
-}
-
-void ConfigNode::fail(std::string_view key, std::string_view expected, std::string_view found) const {
-  std::string path = path_of(key);
-  // The source is the --set that supplied this key (or a parent of it), else the file.
+// The --set that supplied this key (or a parent of it), else the file.
+std::string ConfigNode::source_of(const std::string& path) const {
   std::string source = state_->doc.file.empty() ? "<built-in defaults>" : state_->doc.file;
   for (const auto& [k, where] : state_->doc.override_of) {
     if (path == k || path.rfind(k + ".", 0) == 0 || path.rfind(k + "[", 0) == 0) source = where;
   }
-  throw ConfigError(source + ": key '" + path + "': expected " + std::string(expected) + ", found " +
+  return source;
+}
+
+void ConfigNode::fail(std::string_view key, std::string_view expected, std::string_view found) const {
+  std::string path = path_of(key);
+  throw ConfigError(source_of(path) + ": key '" + path + "': expected " + std::string(expected) + ", found " +
                     std::string(found));
 }
 
 void ConfigNode::record(std::string_view key, Json value) const {
   std::string path = path_of(key);
   state_->used.emplace(path, State::Use::value);
-  // Walk the resolved document along path_ (objects and arrays as read).
+  (*resolved_here())[std::string(key)] = std::move(value);
+}
+
+// This node's object in the resolved document, created along path_ as read.
+Json* ConfigNode::resolved_here() const {
   Json* r = &state_->resolved;
   for (const auto& p : path_) {
     if (!p.empty() && p.front() == '[') {
-      size_t idx = std::stoul(p.substr(1, p.size() - 2));
+      size_t idx = segment_index(p);
       if (!r->is_array()) *r = Json::array();
       while (r->size() <= idx) r->push_back(Json::object());
       r = &(*r)[idx];
@@ -190,32 +212,19 @@ void ConfigNode::record(std::string_view key, Json value) const {
     }
   }
   if (!r->is_object()) *r = Json::object();
-  (*r)[std::string(key)] = std::move(value);
+  return r;
 }
 
 ConfigNode ConfigNode::child(std::string_view key) const {
   const Json* v = lookup(key);
-  if (v != nullptr && !v->is_object()) fail(key, "an object", type_name(*v) + " " + v->dump());
+  if (v != nullptr && !v->is_object()) fail(key, "an object", describe_json(*v));
   auto parts = path_;
   parts.emplace_back(key);
   state_->used[join(parts)] = State::Use::section;
   ConfigNode c(state_, parts, v != nullptr ? v : &state_->empty);
   // Make the section appear in the resolved config even if it only holds defaults.
-  if (!state_->resolved.is_null()) {
-    Json* r = &state_->resolved;
-    for (const auto& p : path_) {
-      if (!p.empty() && p.front() == '[') {
-        size_t idx = std::stoul(p.substr(1, p.size() - 2));
-        if (!r->is_array()) *r = Json::array();
-        while (r->size() <= idx) r->push_back(Json::object());
-        r = &(*r)[idx];
-      } else {
-        r = &(*r)[p];
-      }
-    }
-    if (!r->is_object()) *r = Json::object();
-    if (!r->contains(std::string(key))) (*r)[std::string(key)] = Json::object();
-  }
+  Json* r = resolved_here();
+  if (!r->contains(std::string(key))) (*r)[std::string(key)] = Json::object();
   return c;
 }
 
@@ -228,13 +237,13 @@ std::vector<ConfigNode> ConfigNode::items(std::string_view key) const {
     state_->used[path_of(key)] = State::Use::items;
     return out;
   }
-  if (!v->is_array()) fail(key, "an array of objects", type_name(*v) + " " + v->dump());
+  if (!v->is_array()) fail(key, "an array of objects", describe_json(*v));
   record(key, Json::array());
   state_->used[path_of(key)] = State::Use::items;
   for (size_t i = 0; i < v->size(); ++i) {
     const Json& item = (*v)[i];
     std::string sub = std::string(key) + "[" + std::to_string(i) + "]";
-    if (!item.is_object()) fail(sub, "an object", type_name(item) + " " + item.dump());
+    if (!item.is_object()) fail(sub, "an object", describe_json(item));
     auto parts = path_;
     parts.emplace_back(key);
     parts.push_back("[" + std::to_string(i) + "]");
@@ -247,9 +256,12 @@ std::vector<ConfigNode> ConfigNode::items(std::string_view key) const {
 bool ConfigNode::has(std::string_view key) const { return lookup(key) != nullptr; }
 
 void ConfigNode::finish() const {
+  if (!node_->is_object()) return;
   for (auto it = node_->begin(); it != node_->end(); ++it) {
     std::string path = path_of(it.key());
-    auto u = state_->used.find(path);
+    // Keys are plain names: "" or "a.b" or "a[0]" would alias real key paths.
+    const bool plain = !it.key().empty() && it.key().find_first_of(".[]") == std::string::npos;
+    auto u = plain ? state_->used.find(path) : state_->used.end();
     if (u == state_->used.end()) {
       // List the keys this object does know, to make the typo obvious.
       std::string known;
@@ -264,11 +276,7 @@ void ConfigNode::finish() const {
         }
         known += (known.empty() ? "" : ", ") + rest;
       }
-      std::string source = state_->doc.file.empty() ? "<built-in defaults>" : state_->doc.file;
-      for (const auto& [k, where] : state_->doc.override_of) {
-        if (path == k || path.rfind(k + ".", 0) == 0) source = where;
-      }
-      throw ConfigError(source + ": unknown key '" + path + "'" +
+      throw ConfigError(source_of(path) + ": unknown key '" + (plain ? path : join(path_) + (path_.empty() ? "" : ".") + it.key()) + "'" +
                         (known.empty() ? std::string() : " (known here: " + known + ")"));
     }
     if (u->second == State::Use::section) {

@@ -18,13 +18,10 @@
 #include <type_traits>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "core/error.hpp"
+#include "core/json.hpp"
 
 namespace mlsys::core {
-
-using Json = nlohmann::json;
 
 // The merged document: the file's content with the overrides applied, and where each
 // overridden key came from.
@@ -91,7 +88,7 @@ class ConfigNode {
     if (v != nullptr) {
       T value = convert<T>(*v, key);
       if (check) {
-        if (auto expected = check(value); !expected.empty()) fail(key, expected, v->dump());
+        if (auto expected = check(value); !expected.empty()) fail(key, expected, short_json(*v));
       }
       out = std::move(value);
     }
@@ -121,7 +118,8 @@ class ConfigNode {
 
   [[nodiscard]] const Json* lookup(std::string_view key) const;
   void record(std::string_view key, Json value) const;
-  [[nodiscard]] static std::string type_name(const Json& v);
+  [[nodiscard]] Json* resolved_here() const;
+  [[nodiscard]] std::string source_of(const std::string& path) const;
 
   template <class T>
   static Json to_json(const T& v) {
@@ -133,37 +131,40 @@ class ConfigNode {
     if constexpr (std::is_same_v<T, Json>) {
       return v;
     } else if constexpr (std::is_same_v<T, bool>) {
-      if (!v.is_boolean()) fail(key, "true or false", type_name(v) + " " + v.dump());
+      if (!v.is_boolean()) fail(key, "true or false", describe_json(v));
       return v.get<bool>();
     } else if constexpr (std::is_integral_v<T>) {
       if (!v.is_number_integer()) {
-        // 3.0 is accepted as 3; 3.5 is not.
-        if (v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<int64_t>(v.get<double>()))) {
-          return checked_int<T>(static_cast<int64_t>(v.get<double>()), key, v);
+        // 3.0 is accepted as 3; 3.5 is not. Range first: casting 1e19 to int64 is UB.
+        if (v.is_number_float()) {
+          double d = v.get<double>();
+          if (d >= -0x1p63 && d < 0x1p63 && d == static_cast<double>(static_cast<int64_t>(d))) {
+            return checked_int<T>(static_cast<int64_t>(d), key, v);
+          }
         }
-        fail(key, "an integer", type_name(v) + " " + v.dump());
+        fail(key, "an integer", describe_json(v));
       }
       if (v.is_number_unsigned()) {
         auto u = v.get<uint64_t>();
         if constexpr (std::is_unsigned_v<T>) {
-          if (u > static_cast<uint64_t>(std::numeric_limits<T>::max())) fail(key, "a smaller integer", v.dump());
+          if (u > static_cast<uint64_t>(std::numeric_limits<T>::max())) fail(key, "a smaller integer", describe_json(v));
           return static_cast<T>(u);
         } else {
-          if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) fail(key, "a smaller integer", v.dump());
+          if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) fail(key, "a smaller integer", describe_json(v));
           return checked_int<T>(static_cast<int64_t>(u), key, v);
         }
       }
       return checked_int<T>(v.get<int64_t>(), key, v);
     } else if constexpr (std::is_floating_point_v<T>) {
-      if (!v.is_number()) fail(key, "a number", type_name(v) + " " + v.dump());
+      if (!v.is_number()) fail(key, "a number", describe_json(v));
       return v.get<T>();
     } else if constexpr (std::is_same_v<T, std::string>) {
-      if (!v.is_string()) fail(key, "a string", type_name(v) + " " + v.dump());
+      if (!v.is_string()) fail(key, "a string", describe_json(v));
       return v.get<std::string>();
     } else {
       // std::vector<U>
       using U = typename T::value_type;
-      if (!v.is_array()) fail(key, "an array", type_name(v) + " " + v.dump());
+      if (!v.is_array()) fail(key, "an array", describe_json(v));
       T out;
       for (size_t i = 0; i < v.size(); ++i) {
         out.push_back(convert<U>(v[i], std::string(key) + "[" + std::to_string(i) + "]"));
@@ -175,12 +176,12 @@ class ConfigNode {
   template <class T>
   T checked_int(int64_t x, std::string_view key, const Json& v) const {
     if constexpr (std::is_unsigned_v<T>) {
-      if (x < 0) fail(key, "a non-negative integer", v.dump());
+      if (x < 0) fail(key, "a non-negative integer", describe_json(v));
     }
     if constexpr (sizeof(T) < sizeof(int64_t)) {
       if (x < static_cast<int64_t>(std::numeric_limits<T>::min()) ||
           x > static_cast<int64_t>(std::numeric_limits<T>::max())) {
-        fail(key, "an integer that fits " + std::to_string(sizeof(T) * 8) + " bits", v.dump());
+        fail(key, "an integer that fits " + std::to_string(sizeof(T) * 8) + " bits", describe_json(v));
       }
     }
     return static_cast<T>(x);

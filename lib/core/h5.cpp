@@ -1,5 +1,6 @@
 #include "core/h5.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <mutex>
@@ -40,9 +41,12 @@ class Hid {
     return *this;
   }
   ~Hid() { reset(); }
-  void reset() {
-    if (id_ >= 0 && closer_ != nullptr) closer_(id_);
+  // Returns false when the close failed (for a file: data not written out).
+  bool reset() {
+    bool ok = true;
+    if (id_ >= 0 && closer_ != nullptr) ok = closer_(id_) >= 0;
     id_ = -1;
+    return ok;
   }
   [[nodiscard]] hid_t get() const { return id_; }
   [[nodiscard]] bool ok() const { return id_ >= 0; }
@@ -176,10 +180,9 @@ void H5Writer::set_attr(const std::string& object, const std::string& attr, int6
 
 void H5Writer::commit() {
   if (impl_->file.ok()) {
-    if (H5Fflush(impl_->file.get(), H5F_SCOPE_GLOBAL) < 0) {
-      throw RuntimeFailure(impl_->path.string() + ": HDF5 flush failed");
+    if (H5Fflush(impl_->file.get(), H5F_SCOPE_GLOBAL) < 0 || !impl_->file.reset()) {
+      throw RuntimeFailure(impl_->path.string() + ": HDF5 flush/close failed (the old file is untouched)");
     }
-    impl_->file.reset();
   }
   impl_->atomic.commit();
 }
@@ -214,10 +217,20 @@ struct H5Reader::Impl {
     }
   }
 
-  size_t count(hid_t ds) const {
+  // The element count, refused when the dataspace claims more than the file could hold
+  // (a hostile or damaged file must not make us allocate terabytes).
+  size_t count(hid_t ds, const std::string& name) const {
     Hid space(H5Dget_space(ds), H5Sclose);
     hssize_t n = H5Sget_simple_extent_npoints(space.get());
-    return n < 0 ? 0 : static_cast<size_t>(n);
+    if (n < 0) fail("dataset '" + normalize(name) + "': unreadable dataspace");
+    Hid t(H5Dget_type(ds), H5Tclose);
+    size_t elem = std::max<size_t>(H5Tget_size(t.get()), 1);
+    constexpr uint64_t kMaxBytes = uint64_t{1} << 36;  // 64 GiB: larger than any artifact we write
+    if (static_cast<uint64_t>(n) > kMaxBytes / elem) {
+      fail("dataset '" + normalize(name) + "': expected at most " + std::to_string(kMaxBytes / elem) +
+           " elements, found a dataspace of " + std::to_string(n));
+    }
+    return static_cast<size_t>(n);
   }
 
   H5Type type_of(hid_t ds) const {
@@ -239,7 +252,7 @@ struct H5Reader::Impl {
       fail("dataset '" + normalize(name) + "': expected " + (want_float ? "floating-point" : "integer") +
            " values, found " + (t == H5Type::string ? "strings" : is_float ? "floating-point values" : t == H5Type::i64 ? "integers" : "another type"));
     }
-    std::vector<T> out(count(ds.get()));
+    std::vector<T> out(count(ds.get(), name));
     if (!out.empty() && H5Dread(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0) {
       fail("dataset '" + normalize(name) + "': read failed (the file may be truncated)");
     }
@@ -251,7 +264,13 @@ struct H5Reader::Impl {
     if (o != "/" && !exists(o)) fail("no object '" + o + "'");
     Hid obj(H5Oopen(file.get(), o.c_str(), H5P_DEFAULT), H5Oclose);
     if (!obj.ok() || H5Aexists(obj.get(), attr.c_str()) <= 0) fail("no attribute '" + attr + "' on '" + o + "'");
-    return Hid(H5Aopen(obj.get(), attr.c_str(), H5P_DEFAULT), H5Aclose);
+    Hid a(H5Aopen(obj.get(), attr.c_str(), H5P_DEFAULT), H5Aclose);
+    if (!a.ok()) fail("attribute '" + attr + "' on '" + o + "' cannot be opened");
+    // Reads below fill one value: anything but a scalar would overrun it.
+    Hid space(H5Aget_space(a.get()), H5Sclose);
+    hssize_t n = H5Sget_simple_extent_npoints(space.get());
+    if (n != 1) fail("attribute '" + attr + "' on '" + o + "': expected a scalar, found " + std::to_string(n) + " elements");
+    return a;
   }
 };
 
@@ -298,7 +317,7 @@ std::vector<std::string> H5Reader::read_strings(const std::string& name) const {
   if (impl_->type_of(ds.get()) != H5Type::string) {
     impl_->fail("dataset '" + normalize(name) + "': expected strings, found numbers");
   }
-  size_t n = impl_->count(ds.get());
+  size_t n = impl_->count(ds.get(), name);
   std::vector<char*> ptrs(n, nullptr);
   Hid t = string_type();
   if (n > 0 && H5Dread(ds.get(), t.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) < 0) {

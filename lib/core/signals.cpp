@@ -6,8 +6,10 @@
 namespace mlsys::core {
 
 namespace {
-// The one piece of process-wide state a signal handler may touch.
-volatile std::sig_atomic_t g_stop = 0;
+// The one piece of process-wide state a signal handler may touch: lock-free, so it is
+// both async-signal-safe and free of data races with the threads that poll it.
+std::atomic<int> g_stop{0};
+static_assert(std::atomic<int>::is_always_lock_free);
 
 extern "C" void on_stop_signal(int sig) {
   if (g_stop != 0) {
@@ -24,7 +26,9 @@ void install_stop_handlers() {
   struct sigaction sa {};
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
-  sa.sa_flags = 0;
+  // SA_RESTART: a blocking read or socket call resumes instead of failing with EINTR;
+  // the stop is seen at the loop's next poll.
+  sa.sa_flags = SA_RESTART;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
 }

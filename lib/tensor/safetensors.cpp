@@ -21,6 +21,7 @@
 
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
+#include "core/json.hpp"
 
 namespace mlsys::tensor {
 
@@ -63,13 +64,8 @@ const DtypeCode* dtype_by_type(at::ScalarType t) {
   return nullptr;
 }
 
-std::string type_name(const Json& v) {
-  if (v.is_number_unsigned() || v.is_number_integer()) return "the integer " + v.dump();
-  if (v.is_number_float()) return "the number " + v.dump();
-  std::string s = v.dump();
-  if (s.size() > 60) s = s.substr(0, 57) + "...";
-  return std::string(v.type_name()) + " " + s;
-}
+// Bounded, non-recursive: a hostile header may nest a million levels deep.
+std::string type_name(const Json& v) { return core::describe_json(v); }
 
 // A read-only mapping of a whole file.
 class Mapping {
@@ -82,7 +78,8 @@ class Mapping {
   }
 
   void map(const std::filesystem::path& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: opening a FIFO must not hang; the regular-file check below refuses it.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) throw core::InputError(path.string() + ": cannot open: " + std::strerror(errno));
     struct stat st {};
     if (::fstat(fd, &st) != 0) {
@@ -162,14 +159,19 @@ TensorInfo SafeTensorsFile::Impl::parse_entry(const std::string& name, const Jso
   if (sh == entry.end()) fail_tensor(name, "expected a \"shape\" field, found none");
   if (!sh->is_array()) fail_tensor(name, "expected \"shape\" to be an array, found " + type_name(*sh));
   uint64_t numel = 1;
+  uint64_t strided = 1;  // product of max(d, 1): what LibTorch's stride computation multiplies
+  if (sh->size() > 64) fail_tensor(name, "expected a shape of at most 64 dimensions, found " + type_name(*sh));
   for (const Json& d : *sh) {
     if (!d.is_number_unsigned()) {
-      fail_tensor(name, "expected the shape " + sh->dump() + " to hold non-negative integers, found " + type_name(d));
+      fail_tensor(name, "expected the shape to hold non-negative integers, found " + type_name(d));
     }
     const uint64_t v = d.get<uint64_t>();
     if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) || __builtin_mul_overflow(numel, v, &numel) ||
-        numel > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-      fail_tensor(name, "expected a shape whose element count fits 63 bits, found " + sh->dump());
+        numel > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
+        __builtin_mul_overflow(strided, std::max<uint64_t>(v, 1), &strided) ||
+        strided > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      fail_tensor(name, "expected a shape whose element count fits 63 bits (strides too), found " + type_name(*sh) +
+                            " reaching " + std::to_string(v) + " at dimension " + std::to_string(info.shape.size()));
     }
     info.shape.push_back(static_cast<int64_t>(v));
   }
@@ -224,7 +226,9 @@ void SafeTensorsFile::Impl::parse() {
   const auto* h = reinterpret_cast<const char*>(mapping.bytes() + 8);
   Json header;
   try {
-    header = Json::parse(h, h + n);
+    header = core::parse_json_bounded(std::string_view(h, n));
+  } catch (const core::JsonTooDeep& e) {
+    fail("expected a safetensors header (nesting of at most 64 levels), found " + std::string(e.what()));
   } catch (const Json::exception& e) {
     fail("expected a JSON header, found text that does not parse: " + std::string(e.what()));
   }

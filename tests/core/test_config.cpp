@@ -158,3 +158,33 @@ TEST_CASE("arrays of objects are read with items()", "[config]") {
   CHECK_THROWS_WITH(missing.items("tasks")[0].require("name", name),
                     Contains("key 'tasks[0].name': expected a value (the key is required), found nothing"));
 }
+
+TEST_CASE("hostile configs give ConfigError, never a crash or exit 1", "[config]") {
+  // A million levels of nesting: dump() or a recursive walk would overflow the stack.
+  std::string deep = R"({"train": {"dims": )" + std::string(1000000, '[') + std::string(1000000, ']') + "}}";
+  CHECK_THROWS_WITH(parse_config(deep, "deep.json"), Contains("deep.json: malformed JSON: JSON nested deeper than 64"));
+  // Nesting within the limit still parses; the error describes the value without dumping it.
+  std::string nested = R"({"train": {"epochs": )" + std::string(40, '[') + std::string(40, ']') + "}}";
+  CHECK_THAT(error_of(nested), Contains("expected an integer, found an array of 1 element"));
+  // 1e19 does not fit int64: an error, not undefined behaviour.
+  CHECK_THAT(error_of(R"({"train": {"epochs": 1e19}})"), Contains("key 'train.epochs': expected an integer"));
+  CHECK_THAT(error_of(R"({"train": {"epochs": 1e300}})"), Contains("expected an integer"));
+  // Keys that would alias real key paths are unknown keys.
+  CHECK_THAT(error_of(R"({"train": {"optim": {"lr": 0.5}}, "train.optim.lr": 5})"), Contains("unknown key 'train.optim.lr'"));
+  CHECK_THAT(error_of(R"({"train": {"": 1}})"), Contains("unknown key 'train.'"));
+  CHECK_THAT(error_of(R"({"train": {"dims[0]": 1}})"), Contains("unknown key 'train.dims[0]'"));
+  // A huge array index in --set.
+  CHECK_THROWS_WITH(parse_config(R"({"a": [1, 2]})", "cfg.json", {"a.99999999999999999999=2"}),
+                    Contains("--set a.99999999999999999999=2: key 'a.99999999999999999999': index") &&
+                        Contains("past the end"));
+  CHECK_THROWS_WITH(parse_config("{}", "cfg.json", {"a=" + std::string(100, '[')}), Contains("nested deeper than 64"));
+}
+
+TEST_CASE("unknown keys inside a --set value are blamed on the --set", "[config]") {
+  ConfigNode root(parse_config("{}", "cfg.json", {R"(tasks=[{"name": "a", "bogus": 2}])"}));
+  for (const auto& item : root.items("tasks")) {
+    std::string name;
+    item.require("name", name);
+  }
+  CHECK_THROWS_WITH(root.finish(), Contains("--set tasks=") && Contains("unknown key 'tasks[0].bogus'"));
+}

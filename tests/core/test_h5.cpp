@@ -154,3 +154,38 @@ TEST_CASE("shape must match the data", "[h5]") {
   CHECK_THROWS_AS(w.write("/x", std::span<const float>(f), {2, 2}), RuntimeFailure);
   fs::remove_all(dir);
 }
+
+#include <hdf5.h>
+
+TEST_CASE("hostile HDF5 attributes and dataspaces give InputError", "[h5]") {
+  auto dir = fresh_dir("h5hostile");
+  auto path = dir / "odd.h5";
+  {
+    hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    REQUIRE(f >= 0);
+    // A root attribute of 1000 doubles where readers expect one value.
+    hsize_t n = 1000;
+    hid_t space = H5Screate_simple(1, &n, nullptr);
+    hid_t a = H5Acreate2(f, "score", H5T_NATIVE_DOUBLE, space, H5P_DEFAULT, H5P_DEFAULT);
+    std::vector<double> vals(1000, 1.0);
+    H5Awrite(a, H5T_NATIVE_DOUBLE, vals.data());
+    H5Aclose(a);
+    H5Sclose(space);
+    // A chunked dataset claiming 2^40 doubles that were never written (a few KB on disk).
+    hsize_t big = hsize_t{1} << 40, chunk = 1024;
+    hid_t bspace = H5Screate_simple(1, &big, nullptr);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 1, &chunk);
+    hid_t ds = H5Dcreate2(f, "huge", H5T_NATIVE_DOUBLE, bspace, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Dclose(ds);
+    H5Pclose(dcpl);
+    H5Sclose(bspace);
+    H5Fclose(f);
+  }
+  H5Reader r(path);
+  CHECK_THROWS_WITH(r.attr_double("/", "score"), Contains("odd.h5") && Contains("expected a scalar, found 1000 elements"));
+  CHECK_THROWS_AS(r.attr_string("/", "score"), InputError);
+  CHECK_THROWS_AS(r.attr_int("/", "score"), InputError);
+  CHECK_THROWS_WITH(r.read_f64("/huge"), Contains("odd.h5: dataset '/huge': expected at most"));
+  fs::remove_all(dir);
+}

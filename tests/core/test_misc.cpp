@@ -94,3 +94,17 @@ TEST_CASE("timers measure elapsed time", "[timer]") {
   CHECK(acc >= 0.019);
   CHECK(t.seconds() >= acc);
 }
+
+TEST_CASE("--set takes one value; a later positional stays positional", "[cli]") {
+  CLI::App app{"t"};
+  CommonOptions opts;
+  add_common_options(app, opts);
+  std::string input;
+  app.add_option("input", input);
+  std::vector<std::string> args{"p", "--set", "a=1", "data.csv"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  app.parse(static_cast<int>(argv.size()), argv.data());
+  CHECK(opts.sets == std::vector<std::string>{"a=1"});
+  CHECK(input == "data.csv");
+}

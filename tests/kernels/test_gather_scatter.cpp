@@ -173,6 +173,15 @@ TEST_CASE("scatter_add_rows updates a strided dst in place", "[kernels][scatter]
   REQUIRE(at::equal(base.t(), expected));  // the storage it views was written
 }
 
+TEST_CASE("scatter_add_rows reads src as it was when src aliases dst", "[kernels][scatter]") {
+  // d[i[k]] += d[k] with the old values of d, as at::index_add_ on a clone computes it.
+  at::Tensor d = at::arange(12, at::kFloat).reshape({4, 3});
+  const at::Tensor idx = at::tensor(std::vector<int64_t>{1, 2, 3, 0});
+  const at::Tensor expected = d.clone().index_add_(0, idx, d.clone());
+  mlsys::kernels::scatter_add_rows(d, idx, d);
+  CHECK(at::equal(d, expected));
+}
+
 TEST_CASE("gather_rows and scatter_add_rows reject bad arguments", "[kernels][errors]") {
   const at::Tensor src = at::randn({5, 3});
   const at::Tensor index = at::tensor(std::vector<int64_t>{0, 4, 7, 1});

@@ -193,6 +193,17 @@ TEST_CASE("safetensors hostile files give InputError naming the file and tensor"
     expect_bad(std::string("\x10\x00\x00", 3), {"at least 8 bytes", "found 3 bytes"});
     expect_bad("", {"found 0 bytes"});
   }
+  SECTION("a header nested a million levels deep") {
+    const std::string deep = R"({"x":)" + std::string(1000000, '[') + std::string(1000000, ']') + "}";
+    expect_bad(st_file(deep, ""), {"nesting of at most 64 levels"});
+    expect_bad(st_file(R"({"x":{"dtype":)" + std::string(40, '[') + std::string(40, ']') +
+                           R"(,"shape":[0],"data_offsets":[0,0]}})", ""),
+               {"tensor 'x'", "an array of 1 element"});
+  }
+  SECTION("an empty tensor whose strides overflow") {
+    expect_bad(st_file(R"({"x":{"dtype":"F32","shape":[0,4611686018427387904,4611686018427387904],"data_offsets":[0,0]}})", ""),
+               {"tensor 'x'", "fits 63 bits"});
+  }
   SECTION("header length beyond the file") {
     std::string b = st_file(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", f32x2);
     b.resize(30);  // cut inside the header

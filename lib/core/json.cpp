@@ -1,0 +1,49 @@
+#include "core/json.hpp"
+
+namespace mlsys::core {
+
+Json parse_json_bounded(std::string_view text, int max_depth) {
+  auto limit = [max_depth](int depth, Json::parse_event_t, Json&) -> bool {
+    if (depth > max_depth) {
+      throw JsonTooDeep("JSON nested deeper than " + std::to_string(max_depth) + " levels");
+    }
+    return true;
+  };
+  return Json::parse(text.begin(), text.end(), limit);
+}
+
+std::string describe_json(const Json& v) {
+  switch (v.type()) {
+    case Json::value_t::number_integer:
+    case Json::value_t::number_unsigned:
+      return "integer " + v.dump();
+    case Json::value_t::number_float:
+      return "number " + v.dump();
+    case Json::value_t::boolean:
+      return v.dump();
+    case Json::value_t::null:
+      return "null";
+    case Json::value_t::string: {
+      const auto& s = v.get_ref<const std::string&>();
+      if (s.size() <= 60) return "string " + v.dump();
+      return "string " + Json(s.substr(0, 57)).dump() + "...";
+    }
+    case Json::value_t::array:
+      return "an array of " + std::to_string(v.size()) + " element" + (v.size() == 1 ? "" : "s");
+    case Json::value_t::object:
+      return "an object with " + std::to_string(v.size()) + " key" + (v.size() == 1 ? "" : "s");
+    default:
+      return v.type_name();
+  }
+}
+
+std::string short_json(const Json& v) {
+  if (v.is_array() || v.is_object()) return describe_json(v);
+  if (v.is_string()) {
+    const auto& s = v.get_ref<const std::string&>();
+    if (s.size() > 60) return Json(s.substr(0, 57)).dump() + "...";
+  }
+  return v.dump();
+}
+
+}  // namespace mlsys::core

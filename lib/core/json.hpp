@@ -1,0 +1,33 @@
+// JSON helpers that stay safe on hostile input: depth-limited parsing (nlohmann's parser is
+// iterative, but dump() and error messages are not) and bounded one-line descriptions of
+// values for error messages.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+namespace mlsys::core {
+
+using Json = nlohmann::json;
+
+// Thrown by parse_json_bounded when nesting exceeds the limit.
+class JsonTooDeep : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Parses `text`; throws Json::parse_error when malformed, JsonTooDeep when nested deeper
+// than `max_depth` levels.
+Json parse_json_bounded(std::string_view text, int max_depth = 64);
+
+// "integer 3", "number 0.5", "string \"abc\"" (long strings cut), "true", "null",
+// "an array of 5 elements", "an object with 2 keys": never longer than ~100 characters.
+std::string describe_json(const Json& v);
+// A scalar as JSON text ("0", "-1.5", "\"abc\"", long strings cut); containers as
+// describe_json.
+std::string short_json(const Json& v);
+
+}  // namespace mlsys::core
