@@ -19,8 +19,10 @@ ProgressMode parse_progress_mode(const std::string& s) {
 
 Progress::Progress(std::string label, uint64_t total, ProgressMode mode, bool quiet, double line_interval_s)
     : label_(std::move(label)), total_(total), interval_(line_interval_s) {
-  silent_ = quiet || mode == ProgressMode::never;
-  bar_ = !silent_ && (mode == ProgressMode::always || ::isatty(STDERR_FILENO) == 1);
+  // never: no bar, but the periodic log lines still come (only --quiet silences progress).
+  silent_ = quiet;
+  bar_ = !silent_ && (mode == ProgressMode::always ||
+                      (mode == ProgressMode::automatic && ::isatty(STDERR_FILENO) == 1));
 }
 
 Progress::~Progress() {

@@ -1,5 +1,6 @@
-// Progress reporting for long loops: a redrawn bar on a terminal, a log line every few
-// seconds otherwise, nothing with --quiet. Always on stderr.
+// Progress reporting for long loops: a redrawn bar on a terminal (auto) or always, a log
+// line every few seconds otherwise (never, or auto off a terminal), nothing with --quiet.
+// Always on stderr.
 #pragma once
 
 #include <cstdint>

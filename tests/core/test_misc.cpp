@@ -2,6 +2,9 @@
 #include <catch2/catch.hpp>
 
 #include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <unistd.h>
 #include <thread>
 
 #include "core/cli.hpp"
@@ -107,4 +110,51 @@ TEST_CASE("--set takes one value; a later positional stays positional", "[cli]")
   app.parse(static_cast<int>(argv.size()), argv.data());
   CHECK(opts.sets == std::vector<std::string>{"a=1"});
   CHECK(input == "data.csv");
+}
+
+namespace {
+// Runs `fn` with stderr redirected to a file and returns what it wrote.
+std::string capture_stderr(const std::function<void()>& fn) {
+  std::fflush(stderr);
+  char path[] = "/tmp/mlsys_stderr_XXXXXX";
+  int fd = ::mkstemp(path);
+  int saved = ::dup(2);
+  ::dup2(fd, 2);
+  fn();
+  std::fflush(stderr);
+  spdlog::default_logger()->flush();
+  ::dup2(saved, 2);
+  ::close(saved);
+  ::close(fd);
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::remove(path);
+  return text;
+}
+}  // namespace
+
+TEST_CASE("progress draws a bar, writes lines, or stays silent", "[progress]") {
+  auto bar = capture_stderr([] {
+    Progress p("train", 4, ProgressMode::always);
+    p.update(2, "loss 0.5");
+    p.finish("done");
+  });
+  CHECK_THAT(bar, Catch::Matchers::Contains("train [") && Catch::Matchers::Contains("4/4") &&
+                      Catch::Matchers::Contains("done"));
+  CHECK(capture_stderr([] {
+          Progress p("train", 4, ProgressMode::always, /*quiet=*/true);
+          p.update(2);
+          p.finish();
+        }).empty());
+  setup_logging("progress-test", "info", false);
+  auto lines = capture_stderr([] {
+    Progress p("train", 4, ProgressMode::never);
+    p.update(1, "loss 0.7");
+    p.update(2, "loss 0.6");  // within the interval: no second line
+    p.finish("done");
+  });
+  CHECK_THAT(lines, Catch::Matchers::Contains("train 1/4") && Catch::Matchers::Contains("loss 0.7") &&
+                        Catch::Matchers::Contains("train 4/4") && Catch::Matchers::Contains("done"));
+  CHECK_THAT(lines, !Catch::Matchers::Contains("loss 0.6"));
+  CHECK_THAT(lines, !Catch::Matchers::Contains("["  "#"));
 }
