@@ -55,7 +55,7 @@ Workload load_workload(const DynapipeConfig& c) {
     w.samples = load_lengths(c.data.path, c.data.format);
     w.source = c.data.path;
   }
-  clip_lengths(w.samples, c.data.max_seqlen);
+  clip_lengths(w.samples, c.data.max_seqlen, c.model.kind == ModelKind::gpt);
   w.batches = split_global_batches(w.samples, c.data.global_batch_tokens);
   if (c.data.batches > 0 && static_cast<int64_t>(w.batches.size()) > c.data.batches) {
     w.batches.resize(static_cast<size_t>(c.data.batches));

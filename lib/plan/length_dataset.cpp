@@ -163,10 +163,16 @@ std::string to_jsonl(const std::vector<SampleLength>& samples) {
   return out;
 }
 
-void clip_lengths(std::vector<SampleLength>& samples, int64_t max_seqlen) {
+void clip_lengths(std::vector<SampleLength>& samples, int64_t max_seqlen, bool concatenated) {
   for (auto& s : samples) {
-    s.input = std::min(s.input, max_seqlen);
-    s.target = std::min(s.target, max_seqlen);
+    if (concatenated) {
+      // Keep at least one input token: a sample is a prompt and its completion.
+      s.target = std::min(s.target, max_seqlen - 1);
+      s.input = std::min(s.input, max_seqlen - s.target);
+    } else {
+      s.input = std::min(s.input, max_seqlen);
+      s.target = std::min(s.target, max_seqlen);
+    }
   }
 }
 

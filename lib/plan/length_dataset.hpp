@@ -43,8 +43,10 @@ std::vector<SampleLength> generate_flan_like(const FlanLikeConfig& cfg, uint64_t
 // One JSON object per line: {"input": N, "target": M}.
 std::string to_jsonl(const std::vector<SampleLength>& samples);
 
-// Clips input and target to max_seqlen each (the reference clips to max_seqlen).
-void clip_lengths(std::vector<SampleLength>& samples, int64_t max_seqlen);
+// Clips lengths to max_seqlen as the reference does (planners.md §2.5): encoder-decoder
+// models clip input and target to max_seqlen each; decoder-only models train on input and
+// target concatenated, so the concatenation is clipped (the target kept, the input cut).
+void clip_lengths(std::vector<SampleLength>& samples, int64_t max_seqlen, bool concatenated);
 
 // Splits a stream into global batches of consecutive samples up to `tokens` tokens each
 // (input + target); a sample larger than the budget forms its own batch.

@@ -54,11 +54,31 @@ void check_plan(const CostModel& cost, const std::vector<SampleLength>& samples,
 
 }  // namespace
 
+TEST_CASE("lengths are clipped as the reference does", "[lengths]") {
+  std::vector<SampleLength> gpt{{3000, 100}, {100, 3000}, {1000, 1000}, {2000, 48}};
+  clip_lengths(gpt, 2048, /*concatenated=*/true);
+  // Decoder-only: the concatenation fits max_seqlen, the target is kept, the input cut.
+  CHECK(gpt[0].input == 1948);
+  CHECK(gpt[0].target == 100);
+  CHECK(gpt[1].input == 1);
+  CHECK(gpt[1].target == 2047);
+  CHECK(gpt[2].input == 1000);
+  CHECK(gpt[2].target == 1000);
+  CHECK(gpt[3].input == 2000);
+  CHECK(gpt[3].target == 48);
+  std::vector<SampleLength> t5{{3000, 100}, {100, 3000}};
+  clip_lengths(t5, 2048, /*concatenated=*/false);
+  CHECK(t5[0].input == 2048);
+  CHECK(t5[0].target == 100);
+  CHECK(t5[1].input == 100);
+  CHECK(t5[1].target == 2048);
+}
+
 TEST_CASE("planned GPT batches cover every sample and respect memory", "[planner]") {
   FlanLikeConfig g;
   g.samples = 400;
   auto samples = generate_flan_like(g, 5);
-  clip_lengths(samples, 2048);
+  clip_lengths(samples, 2048, /*concatenated=*/true);
   const auto batches = split_global_batches(samples, 32768);
   for (double mem : {80000.0, 24000.0}) {
     ClusterSpec cl;
@@ -76,7 +96,7 @@ TEST_CASE("tight memory forces recomputation and the plan still fits", "[planner
   FlanLikeConfig g;
   g.samples = 200;
   auto samples = generate_flan_like(g, 9);
-  clip_lengths(samples, 4096);
+  clip_lengths(samples, 4096, /*concatenated=*/true);
   const auto batches = split_global_batches(samples, 32768);
   ClusterSpec cl;
   cl.device_memory_mb = 9000;  // state ~2.7 GB per stage; a 4096-token sample needs recomputation
@@ -101,7 +121,7 @@ TEST_CASE("T5 plans with data parallel replicas", "[planner]") {
   FlanLikeConfig g;
   g.samples = 300;
   auto samples = generate_flan_like(g, 2);
-  clip_lengths(samples, 2048);
+  clip_lengths(samples, 2048, /*concatenated=*/false);
   const auto batches = split_global_batches(samples, 32768);
   ClusterSpec cl;
   cl.data_parallel = 2;
@@ -117,7 +137,7 @@ TEST_CASE("baselines: padding efficiency ordering and a full sweep", "[baselines
   FlanLikeConfig g;
   g.samples = 300;
   auto samples = generate_flan_like(g, 4);
-  clip_lengths(samples, 2048);
+  clip_lengths(samples, 2048, /*concatenated=*/true);
   auto batches = split_global_batches(samples, 32768);
   batches.resize(2);
   ClusterSpec cl;
