@@ -1,0 +1,473 @@
+// lora-finetune subcommands: load the config, data and model, run, write artifacts
+// atomically, print a table (or JSON with --json).
+#include "lora/finetune_commands.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/core/GradMode.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <numeric>
+#include <random>
+
+#include "core/atomic_file.hpp"
+#include "core/build_info.hpp"
+#include "core/error.hpp"
+#include "core/h5.hpp"
+#include "core/progress.hpp"
+#include "core/signals.hpp"
+#include "core/timer.hpp"
+#include "lora/finetune_config.hpp"
+#include "lora/log_line.hpp"
+#include "nn/optim.hpp"
+#include "nn/text_data.hpp"
+#include "nn/wordpiece.hpp"
+#include "tensor/device.hpp"
+
+namespace mlsys::lora {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+constexpr const char* kProgram = "lora-finetune";
+
+struct Setup {
+  FinetuneConfig cfg;
+  c10::Device device{c10::kCPU};
+  fs::path out;
+};
+
+Setup setup(const core::CommonOptions& opts) {
+  Setup s{read_finetune_config(core::load_config(opts), opts.seed), tensor::parse_device(opts.device), fs::path(opts.out)};
+  if (opts.threads > 0) at::set_num_threads(opts.threads);
+  at::manual_seed(s.cfg.seed);
+  return s;
+}
+
+std::string f(double v, int prec = 4) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", prec, v);
+  return buf;
+}
+
+std::string table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> w;
+  for (const auto& r : rows) {
+    w.resize(std::max(w.size(), r.size()));
+    for (size_t i = 0; i < r.size(); ++i) w[i] = std::max(w[i], r[i].size());
+  }
+  std::string out;
+  for (const auto& r : rows) {
+    for (size_t i = 0; i < r.size(); ++i) {
+      std::string cell = r[i];
+      const std::string pad(w[i] - cell.size(), ' ');
+      out += (i == 0 ? cell + pad : pad + cell) + (i + 1 < r.size() ? "  " : "");
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+void emit(const core::CommonOptions& opts, const json& summary, const std::string& text) {
+  if (opts.json) std::cout << summary.dump(2) << "\n";
+  else std::cout << text;
+  std::cout.flush();
+}
+
+nn::WordPieceTokenizer load_tokenizer(const FinetuneConfig& c) {
+  return nn::WordPieceTokenizer::from_vocab_file(fs::path(c.model.path) / "vocab.txt", {c.model.lower_case, 100});
+}
+
+// Tokenized examples; labels mapped to ids (InputError for a label outside the set).
+struct Encoded {
+  std::vector<nn::Encoding> enc;
+  std::vector<int64_t> label;  // -1 when unlabeled
+  std::vector<std::string> text;
+};
+
+Encoded encode(const std::vector<nn::LabeledText>& rows, const nn::WordPieceTokenizer& tok,
+               const std::vector<std::string>& labels, int64_t max_len, const std::string& source, bool need_label) {
+  Encoded e;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    e.enc.push_back(tok.encode(rows[i].text, max_len));
+    e.text.push_back(rows[i].text);
+    int64_t id = -1;
+    if (!rows[i].label.empty()) {
+      auto it = std::find(labels.begin(), labels.end(), rows[i].label);
+      if (it == labels.end()) {
+        if (need_label) {
+          throw core::InputError(source + ": example " + std::to_string(i + 1) + " has label \"" + rows[i].label +
+                                 "\", which is not among the model's " + std::to_string(labels.size()) + " labels");
+        }
+      } else {
+        id = it - labels.begin();
+      }
+    }
+    e.label.push_back(id);
+  }
+  return e;
+}
+
+struct Batch {
+  at::Tensor ids, mask, labels;
+  int64_t tokens = 0;
+};
+
+Batch make_batch(const Encoded& e, const std::vector<size_t>& idx, int64_t pad_id, const c10::Device& dev) {
+  size_t L = 0;
+  for (size_t i : idx) L = std::max(L, e.enc[i].ids.size());
+  const auto B = static_cast<int64_t>(idx.size());
+  at::Tensor ids = at::full({B, static_cast<int64_t>(L)}, pad_id, at::kLong);
+  at::Tensor mask = at::zeros({B, static_cast<int64_t>(L)}, at::kLong);
+  at::Tensor lab = at::empty({B}, at::kLong);
+  auto pi = ids.accessor<int64_t, 2>();
+  auto pm = mask.accessor<int64_t, 2>();
+  Batch b;
+  for (int64_t r = 0; r < B; ++r) {
+    const auto& en = e.enc[idx[static_cast<size_t>(r)]];
+    for (size_t t = 0; t < en.ids.size(); ++t) {
+      pi[r][static_cast<int64_t>(t)] = en.ids[t];
+      pm[r][static_cast<int64_t>(t)] = 1;
+    }
+    b.tokens += static_cast<int64_t>(en.ids.size());
+    lab[r] = std::max<int64_t>(0, e.label[idx[static_cast<size_t>(r)]]);
+  }
+  b.ids = ids.to(dev);
+  b.mask = mask.to(dev);
+  b.labels = lab.to(dev);
+  return b;
+}
+
+struct EvalResult {
+  double loss = 0, accuracy = 0;
+  int64_t n = 0;
+  at::Tensor probs;  // [N, C] on CPU
+};
+
+EvalResult evaluate(const nn::BertClassifier& model, const Encoded& data, int64_t batch, int64_t pad_id,
+                    const c10::Device& dev, bool labeled = true) {
+  c10::NoGradGuard ng;
+  EvalResult r;
+  std::vector<at::Tensor> probs;
+  double loss_sum = 0;
+  int64_t correct = 0;
+  const size_t N = data.enc.size();
+  for (size_t s = 0; s < N; s += static_cast<size_t>(batch)) {
+    std::vector<size_t> idx(std::min(N - s, static_cast<size_t>(batch)));
+    std::iota(idx.begin(), idx.end(), s);
+    Batch b = make_batch(data, idx, pad_id, dev);
+    at::Tensor logits = model.forward(b.ids, b.mask, {}, false);
+    probs.push_back(at::softmax(logits, -1).to(at::kCPU));
+    if (labeled) {
+      loss_sum += at::cross_entropy_loss(logits, b.labels).item<double>() * static_cast<double>(idx.size());
+      correct += logits.argmax(-1).eq(b.labels).sum().item<int64_t>();
+    }
+  }
+  r.n = static_cast<int64_t>(N);
+  r.probs = at::cat(probs);
+  if (labeled && N > 0) {
+    r.loss = loss_sum / static_cast<double>(N);
+    r.accuracy = static_cast<double>(correct) / static_cast<double>(N);
+  }
+  return r;
+}
+
+// The adapter named by the config (adapter.h5 or a PEFT folder), default OUT/adapter.h5.
+AdapterState load_adapter(const Setup& s) {
+  fs::path p = s.cfg.adapter.empty() ? s.out / "adapter.h5" : fs::path(s.cfg.adapter);
+  if (fs::is_directory(p)) return import_peft(p);
+  return load_adapter_h5(p);
+}
+
+struct Loaded {
+  nn::BertClassifier model;
+  LoraSet set;
+  AdapterState state;
+};
+
+Loaded load_model_with_adapter(const Setup& s) {
+  AdapterState st = load_adapter(s);
+  if (st.labels.empty()) throw core::InputError("adapter has no labels");
+  auto model = nn::BertClassifier::load(s.cfg.model.path, static_cast<int64_t>(st.labels.size()), s.cfg.seed);
+  LoraSet set = attach_state(model, st, s.cfg.adapter.empty() ? (s.out / "adapter.h5").string() : s.cfg.adapter);
+  model.to(s.device);
+  return {std::move(model), std::move(set), std::move(st)};
+}
+
+void check_stop() {
+  if (core::stop_requested()) throw core::RuntimeFailure("interrupted");
+}
+
+}  // namespace
+
+int finetune_train(const core::CommonOptions& opts) {
+  Setup s = setup(opts);
+  const auto& c = s.cfg;
+  // inputs first: a bad file fails before any model work and before any artifact
+  auto train_rows = nn::read_labeled_jsonl(c.data.train);
+  std::vector<nn::LabeledText> valid_rows;
+  if (!c.data.valid.empty()) valid_rows = nn::read_labeled_jsonl(c.data.valid);
+  const auto labels = nn::label_set(train_rows, c.data.labels);
+  if (labels.size() < 2) throw core::InputError(c.data.train + ": expected at least 2 distinct labels, found " + std::to_string(labels.size()));
+  auto tok = load_tokenizer(c);
+  Encoded train = encode(train_rows, tok, labels, c.model.max_length, c.data.train, true);
+  Encoded valid = encode(valid_rows, tok, labels, c.model.max_length, c.data.valid, true);
+
+  auto model = nn::BertClassifier::load(c.model.path, static_cast<int64_t>(labels.size()), c.seed);
+  LoraSet set = attach_lora(model, c.lora, c.seed + 17);
+  model.to(s.device);
+  for (auto& [name, ad] : set.adapters) {
+    ad->A = ad->A.detach().to(s.device).set_requires_grad(true);
+    ad->B = ad->B.detach().to(s.device).set_requires_grad(true);
+  }
+  std::vector<at::Tensor> lora_params, head_params = {model.param("classifier.weight"), model.param("classifier.bias")};
+  for (auto& p : head_params) p.set_requires_grad(true);
+  for (auto& [name, ad] : set.adapters) {
+    lora_params.push_back(ad->A);
+    lora_params.push_back(ad->B);
+  }
+  int64_t n_trainable = 0;
+  for (const auto& p : lora_params) n_trainable += p.numel();
+  for (const auto& p : head_params) n_trainable += p.numel();
+  nn::AdamW opt_lora(lora_params, {0.9, 0.999, 1e-8, c.train.weight_decay});
+  nn::AdamW opt_head(head_params, {0.9, 0.999, 1e-8, c.train.weight_decay});
+  std::vector<at::Tensor> all_params = lora_params;
+  all_params.insert(all_params.end(), head_params.begin(), head_params.end());
+
+  const auto N = static_cast<int64_t>(train.enc.size());
+  const int64_t per_step = c.train.batch_size * c.train.grad_accum;
+  const int64_t steps_per_epoch = std::max<int64_t>(1, (N + per_step - 1) / per_step);
+  const int64_t total = c.train.max_steps > 0 ? c.train.max_steps : c.train.epochs * steps_per_epoch;
+  const auto warmup = static_cast<int64_t>(c.train.warmup_ratio * static_cast<double>(total));
+  const double head_lr = c.train.head_lr > 0 ? c.train.head_lr : c.train.lr;
+  log_info(std::to_string(N) + " examples, " + std::to_string(labels.size()) + " labels, " +
+           std::to_string(set.adapters.size()) + " LoRA modules (r=" + std::to_string(c.lora.r) + ", s=" +
+           f(c.lora.scale(), 3) + "), " + std::to_string(n_trainable) + " trainable parameters, dropout preset " +
+           c.dropout.preset + " (" + std::to_string(c.dropout.sites.sites.size()) + " sites, consistency " +
+           to_string(c.dropout.consistency) + "), " + std::to_string(total) + " steps of " + std::to_string(per_step) +
+           " examples");
+
+  fs::create_directories(s.out);
+  const fs::path adapter_path = s.out / "adapter.h5";
+  const std::string cfg_json = c.resolved.dump();
+  std::mt19937_64 rng(c.seed);
+  std::vector<size_t> order(static_cast<size_t>(N));
+  std::iota(order.begin(), order.end(), 0);
+  std::shuffle(order.begin(), order.end(), rng);
+  size_t cursor = 0;
+
+  std::vector<double> m_step, m_loss, m_ce, m_cons, m_lr, m_gnorm, e_step, e_loss, e_acc, e_train_acc;
+  std::vector<std::vector<std::string>> rows = {{"step", "train loss", "val loss", "val acc", "tok/s"}};
+  double best_acc = -1;
+  int64_t best_step = -1, bad_evals = 0, tokens = 0, step = 0;
+  bool stopped_early = false;
+  core::Timer timer;
+  core::Progress progress("train", static_cast<uint64_t>(total), opts.progress_mode(), opts.quiet);
+  double window_loss = 0;
+  int64_t window_n = 0;
+
+  auto run_eval = [&](int64_t at_step) {
+    if (valid.enc.empty()) return;
+    EvalResult r = evaluate(model, valid, c.train.eval_batch_size, tok.pad_id(), s.device);
+    e_step.push_back(static_cast<double>(at_step));
+    e_loss.push_back(r.loss);
+    e_acc.push_back(r.accuracy);
+    const double tps = static_cast<double>(tokens) / std::max(1e-9, timer.seconds());
+    rows.push_back({std::to_string(at_step), window_n ? f(window_loss / static_cast<double>(window_n)) : "-", f(r.loss),
+                    f(r.accuracy), f(tps, 0)});
+    window_loss = 0;
+    window_n = 0;
+    if (r.accuracy > best_acc) {
+      best_acc = r.accuracy;
+      best_step = at_step;
+      bad_evals = 0;
+      save_adapter_h5(adapter_path, state_of(model, set, labels, c.model.path), kProgram, cfg_json);
+    } else {
+      ++bad_evals;
+    }
+  };
+
+  for (step = 0; step < total; ++step) {
+    check_stop();
+    const double lr_f = nn::lr_factor(step, total, warmup, c.train.schedule);
+    double loss_acc = 0, ce_acc = 0, cons_acc = 0;
+    for (int64_t micro = 0; micro < c.train.grad_accum; ++micro) {
+      std::vector<size_t> idx;
+      while (static_cast<int64_t>(idx.size()) < std::min(c.train.batch_size, N)) {
+        if (cursor == order.size()) {
+          std::shuffle(order.begin(), order.end(), rng);
+          cursor = 0;
+        }
+        idx.push_back(order[cursor++]);
+      }
+      Batch b = make_batch(train, idx, tok.pad_id(), s.device);
+      LossParts lp = classification_loss(model, b.ids, b.mask, b.labels, c.dropout, true);
+      (lp.loss / static_cast<double>(c.train.grad_accum)).backward();
+      loss_acc += lp.loss.item<double>() / static_cast<double>(c.train.grad_accum);
+      ce_acc += lp.ce / static_cast<double>(c.train.grad_accum);
+      cons_acc += lp.consistency / static_cast<double>(c.train.grad_accum);
+      tokens += b.tokens * (c.dropout.two_pass() ? 2 : 1);
+    }
+    if (!std::isfinite(loss_acc)) throw core::RuntimeFailure("training loss is not finite at step " + std::to_string(step + 1));
+    const double gnorm = nn::clip_grad_norm(all_params, c.train.clip_norm);
+    opt_lora.step(c.train.lr * lr_f);
+    opt_head.step(head_lr * lr_f);
+    opt_lora.zero_grad();
+    opt_head.zero_grad();
+    m_step.push_back(static_cast<double>(step + 1));
+    m_loss.push_back(loss_acc);
+    m_ce.push_back(ce_acc);
+    m_cons.push_back(cons_acc);
+    m_lr.push_back(c.train.lr * lr_f);
+    m_gnorm.push_back(gnorm);
+    window_loss += loss_acc;
+    ++window_n;
+    progress.update(static_cast<uint64_t>(step + 1),
+                    "loss " + f(loss_acc, 3) + " | " + f(static_cast<double>(tokens) / std::max(1e-9, timer.seconds()), 0) + " tok/s");
+    if (c.train.eval_every > 0 && (step + 1) % c.train.eval_every == 0 && step + 1 < total) {
+      run_eval(step + 1);
+      if (c.train.patience > 0 && bad_evals >= c.train.patience) {
+        log_info("early stop at step " + std::to_string(step + 1) + ": no improvement in " + std::to_string(bad_evals) +
+                 " evaluations");
+        stopped_early = true;
+        ++step;
+        break;
+      }
+    }
+  }
+  if (!stopped_early) run_eval(step);
+  progress.finish();
+  if (valid.enc.empty()) save_adapter_h5(adapter_path, state_of(model, set, labels, c.model.path), kProgram, cfg_json);
+  // final train accuracy (eval mode) for the train-validation gap
+  EvalResult tr = evaluate(model, train, c.train.eval_batch_size, tok.pad_id(), s.device);
+  const double secs = timer.seconds();
+
+  {
+    core::H5Writer w(s.out / "metrics.h5", {kProgram, cfg_json});
+    w.write("/metrics/step", std::span<const double>(m_step));
+    w.write("/metrics/loss", std::span<const double>(m_loss));
+    w.write("/metrics/ce", std::span<const double>(m_ce));
+    w.write("/metrics/consistency", std::span<const double>(m_cons));
+    w.write("/metrics/lr", std::span<const double>(m_lr));
+    w.write("/metrics/grad_norm", std::span<const double>(m_gnorm));
+    w.write("/eval/step", std::span<const double>(e_step));
+    w.write("/eval/loss", std::span<const double>(e_loss));
+    w.write("/eval/accuracy", std::span<const double>(e_acc));
+    w.write_strings("/labels", labels);
+    w.set_attr("/", "best_accuracy", best_acc);
+    w.set_attr("/", "best_step", best_step);
+    w.set_attr("/", "final_accuracy", e_acc.empty() ? -1.0 : e_acc.back());
+    w.set_attr("/", "final_train_accuracy", tr.accuracy);
+    w.set_attr("/", "steps", step);
+    w.set_attr("/", "seconds", secs);
+    w.set_attr("/", "tokens_per_second", static_cast<double>(tokens) / std::max(1e-9, secs));
+    w.commit();
+  }
+  json summary = {{"steps", step},
+                  {"preset", c.dropout.preset},
+                  {"best_accuracy", best_acc},
+                  {"best_step", best_step},
+                  {"final_accuracy", e_acc.empty() ? -1.0 : e_acc.back()},
+                  {"final_train_accuracy", tr.accuracy},
+                  {"final_loss", m_loss.empty() ? 0.0 : m_loss.back()},
+                  {"trainable_parameters", n_trainable},
+                  {"seconds", secs},
+                  {"tokens_per_second", static_cast<double>(tokens) / std::max(1e-9, secs)},
+                  {"adapter", adapter_path.string()},
+                  {"metrics", (s.out / "metrics.h5").string()}};
+  std::string text = table(rows);
+  text += "validation accuracy: best " + f(best_acc) + " (step " + std::to_string(best_step) + "), final " +
+          f(e_acc.empty() ? -1.0 : e_acc.back()) + "; train accuracy " + f(tr.accuracy) + "\n";
+  text += "wrote " + adapter_path.string() + " and " + (s.out / "metrics.h5").string() + "\n";
+  emit(opts, summary, text);
+  return 0;
+}
+
+int finetune_eval(const core::CommonOptions& opts) {
+  Setup s = setup(opts);
+  const auto& c = s.cfg;
+  const std::string path = c.data.test.empty() ? c.data.valid : c.data.test;
+  auto rows = nn::read_labeled_jsonl(path);
+  Loaded L = load_model_with_adapter(s);
+  auto tok = load_tokenizer(c);
+  Encoded data = encode(rows, tok, L.state.labels, c.model.max_length, path, true);
+  EvalResult r = evaluate(L.model, data, c.train.eval_batch_size, tok.pad_id(), s.device);
+  json summary = {{"data", path}, {"examples", r.n}, {"accuracy", r.accuracy}, {"loss", r.loss}};
+  fs::create_directories(s.out);
+  json artifact = summary;
+  artifact["program"] = kProgram;
+  artifact["version"] = std::string(core::version());
+  artifact["config"] = c.resolved;
+  core::write_file_atomic(s.out / "eval.json", artifact.dump(2) + "\n");
+  emit(opts, summary,
+       table({{"data", "examples", "accuracy", "loss"}, {path, std::to_string(r.n), f(r.accuracy), f(r.loss)}}) +
+           "wrote " + (s.out / "eval.json").string() + "\n");
+  return 0;
+}
+
+int finetune_predict(const core::CommonOptions& opts) {
+  Setup s = setup(opts);
+  const auto& c = s.cfg;
+  const std::string path = !c.data.predict.empty() ? c.data.predict : c.data.test;
+  auto rows = nn::read_labeled_jsonl(path, false);
+  Loaded L = load_model_with_adapter(s);
+  auto tok = load_tokenizer(c);
+  Encoded data = encode(rows, tok, L.state.labels, c.model.max_length, path, false);
+  EvalResult r = evaluate(L.model, data, c.train.eval_batch_size, tok.pad_id(), s.device, false);
+  std::string lines;
+  std::map<std::string, int64_t> counts;
+  at::Tensor arg = r.probs.argmax(-1);
+  for (int64_t i = 0; i < r.n; ++i) {
+    const std::string& label = L.state.labels[static_cast<size_t>(arg[i].item<int64_t>())];
+    ++counts[label];
+    std::vector<double> p(static_cast<size_t>(r.probs.size(1)));
+    for (int64_t k = 0; k < r.probs.size(1); ++k) p[static_cast<size_t>(k)] = r.probs[i][k].item<double>();
+    lines += json({{"text", data.text[static_cast<size_t>(i)]}, {"label", label}, {"probs", p}}).dump() + "\n";
+  }
+  fs::create_directories(s.out);
+  core::write_file_atomic(s.out / "predictions.jsonl", lines);
+  std::vector<std::vector<std::string>> t = {{"label", "predicted"}};
+  for (const auto& [k, v] : counts) t.push_back({k, std::to_string(v)});
+  emit(opts, json{{"examples", r.n}, {"counts", counts}, {"predictions", (s.out / "predictions.jsonl").string()}},
+       table(t) + "wrote " + (s.out / "predictions.jsonl").string() + "\n");
+  return 0;
+}
+
+int finetune_merge(const core::CommonOptions& opts) {
+  Setup s = setup(opts);
+  Loaded L = load_model_with_adapter(s);
+  // check on a few random rows that the merged model computes what the adapter did
+  const int64_t V = L.model.config().vocab_size;
+  at::Tensor ids = at::randint(std::min<int64_t>(1000, V / 2), V, {4, 16}, at::kLong).to(s.device);
+  at::Tensor mask = at::ones({4, 16}, at::kLong).to(s.device);
+  c10::NoGradGuard ng;
+  at::Tensor before = L.model.forward(ids, mask);
+  merge(L.model, L.set);
+  L.model.clear_adapters();
+  at::Tensor after = L.model.forward(ids, mask);
+  const double diff = (before - after).abs().max().item<double>();
+  const fs::path dir = s.out / "merged";
+  L.model.save_hf(dir);
+  fs::copy_file(fs::path(s.cfg.model.path) / "vocab.txt", dir / "vocab.txt", fs::copy_options::overwrite_existing);
+  core::write_file_atomic(dir / "labels.json", json(L.state.labels).dump() + "\n");
+  emit(opts, json{{"merged", dir.string()}, {"modules", L.set.adapters.size()}, {"max_logit_difference", diff}},
+       "merged " + std::to_string(L.set.adapters.size()) + " LoRA modules; max |logit difference| " + f(diff, 7) +
+           "\nwrote " + dir.string() + "\n");
+  return 0;
+}
+
+int finetune_export(const core::CommonOptions& opts) {
+  Setup s = setup(opts);
+  AdapterState st = load_adapter(s);
+  const fs::path dir = s.out / "peft";
+  export_peft(dir, st);
+  emit(opts, json{{"peft", dir.string()}, {"modules", st.ab.size()}, {"r", st.cfg.r}},
+       "exported " + std::to_string(st.ab.size()) + " LoRA modules (r=" + std::to_string(st.cfg.r) + ") to " +
+           dir.string() + "\n");
+  return 0;
+}
+
+}  // namespace mlsys::lora

@@ -1,0 +1,22 @@
+// The subcommands of lora-finetune, one function each (tools/lora-finetune/main.cpp only
+// parses the command line): train, eval, predict, merge, export. Each returns the exit
+// code; errors are thrown as core::Error and reported once by core::run_main.
+#pragma once
+
+#include "core/cli.hpp"
+
+namespace mlsys::lora {
+
+// LoRA finetuning with the unified dropout framework; keeps the best adapter by validation
+// accuracy in OUT/adapter.h5, writes OUT/metrics.h5, prints the evaluation table.
+int finetune_train(const core::CommonOptions& opts);
+// Accuracy and loss of an adapter on data.test; writes OUT/eval.json.
+int finetune_eval(const core::CommonOptions& opts);
+// Labels and probabilities for data.predict (or data.test); writes OUT/predictions.jsonl.
+int finetune_predict(const core::CommonOptions& opts);
+// Merges the adapter into the base weights; writes a Hugging Face folder OUT/merged.
+int finetune_merge(const core::CommonOptions& opts);
+// Writes the adapter in the PEFT layout to OUT/peft (adapter_config.json + adapter_model.safetensors).
+int finetune_export(const core::CommonOptions& opts);
+
+}  // namespace mlsys::lora

@@ -1,0 +1,56 @@
+// The lora-finetune config: plain structs filled from the JSON config (+ --set overrides)
+// in one place, with every value checked (core::ConfigError names the key).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/config.hpp"
+#include "lora/lora.hpp"
+#include "lora/unified_dropout.hpp"
+
+namespace mlsys::lora {
+
+struct FinetuneConfig {
+  uint64_t seed = 0;
+  struct Model {
+    std::string path = ".deps/models/all-MiniLM-L6-v2";  // Hugging Face folder (config.json, model.safetensors, vocab.txt)
+    int64_t max_length = 64;
+    bool lower_case = true;
+  } model;
+  struct Data {
+    std::string train = "data/lora/fortunes/train.jsonl";
+    std::string valid = "data/lora/fortunes/valid.jsonl";
+    std::string test = "data/lora/fortunes/test.jsonl";
+    std::string predict;               // predict's input ("" = data.test)
+    std::vector<std::string> labels;   // [] = the sorted labels of the training set
+  } data;
+  LoraConfig lora;
+  UnifiedDropout dropout = dropout_preset("hiddenkey");
+  struct Train {
+    double lr = 1e-3;
+    double head_lr = 0;  // 0 = lr
+    double weight_decay = 0.0;
+    int64_t batch_size = 32;   // examples per micro-batch
+    int64_t grad_accum = 1;    // micro-batches per optimiser step
+    int64_t max_steps = 100;   // optimiser steps (0 = epochs × steps per epoch)
+    int64_t epochs = 0;
+    double warmup_ratio = 0.06;
+    std::string schedule = "linear";  // linear | cosine | constant
+    double clip_norm = 1.0;           // 0 = off
+    int64_t eval_every = 25;          // steps (0 = only at the end)
+    int64_t patience = 0;             // evaluations without improvement before stopping (0 = never)
+    int64_t eval_batch_size = 64;
+  } train;
+  std::string adapter;  // eval/predict/merge/export input: adapter.h5 or a PEFT folder ("" = OUT/adapter.h5)
+  nlohmann::json resolved;
+};
+
+// Reads every field (defaults for absent keys), rejects unknown keys; `seed` overrides.
+[[nodiscard]] FinetuneConfig read_finetune_config(const core::ConfigDoc& doc, std::optional<uint64_t> seed);
+
+}  // namespace mlsys::lora

@@ -1,0 +1,312 @@
+// LoRA adapters, merge/unmerge and their files: HDF5 and the PEFT layout (see lora.hpp).
+#include "lora/lora.hpp"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/atomic_file.hpp"
+#include "core/error.hpp"
+#include "core/h5.hpp"
+#include "nn/structured_dropout.hpp"
+#include "tensor/h5_tensor.hpp"
+#include "tensor/safetensors.hpp"
+
+namespace mlsys::lora {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+double LoraConfig::scale() const {
+  return rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / static_cast<double>(r);
+}
+
+LoraAdapter::LoraAdapter(at::Tensor a, at::Tensor b, double s, double p)
+    : A(std::move(a)), B(std::move(b)), scale(s), input_dropout(p) {}
+
+at::Tensor LoraAdapter::delta(const at::Tensor& x, bool training) const {
+  if (merged) return {};
+  at::Tensor in = (training && input_dropout > 0) ? nn::drop_elements(x, input_dropout) : x;
+  return at::linear(at::linear(in, A), B) * scale;
+}
+
+std::vector<std::string> resolve_targets(const std::vector<std::string>& linears, const std::vector<std::string>& targets,
+                                         const std::string& output_layer) {
+  std::vector<std::string> out;
+  auto add = [&](const std::string& n) {
+    if (std::find(out.begin(), out.end(), n) == out.end()) out.push_back(n);
+  };
+  for (const auto& t : targets) {
+    if (t == "all-linear") {
+      for (const auto& n : linears) {
+        if (n != output_layer) add(n);
+      }
+      continue;
+    }
+    bool hit = false;
+    for (const auto& n : linears) {
+      if (n == t || (n.size() > t.size() && n.ends_with(t) && n[n.size() - t.size() - 1] == '.')) {
+        add(n);
+        hit = true;
+      }
+    }
+    if (!hit) {
+      std::string some;
+      for (size_t i = 0; i < std::min<size_t>(linears.size(), 6); ++i) some += (i ? ", " : "") + linears[i];
+      throw core::ConfigError("key 'lora.targets': target module '" + t +
+                              "' matches no Linear of the model (expected a module name or suffix such as " + some +
+                              ", ..., or all-linear)");
+    }
+  }
+  std::sort(out.begin(), out.end(), [&](const std::string& a, const std::string& b) {
+    return std::find(linears.begin(), linears.end(), a) < std::find(linears.begin(), linears.end(), b);
+  });
+  return out;
+}
+
+LoraSet attach_lora(nn::BertClassifier& model, const LoraConfig& cfg, uint64_t seed) {
+  LoraSet set{cfg, {}};
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (auto& [n, t] : model.params()) t.set_requires_grad(false);
+  for (const auto& name : resolve_targets(model.linear_names(), cfg.targets)) {
+    const at::Tensor& W = model.param(name + ".weight");
+    const int64_t d_out = W.size(0), d_in = W.size(1);
+    at::Tensor A;
+    if (cfg.init == "gaussian") {
+      A = at::normal(0.0, 1.0 / static_cast<double>(cfg.r), {cfg.r, d_in}, gen);
+    } else {
+      // kaiming_uniform(a=√5) on [r, d_in]: bound = √(6/((1+5)·d_in)) = 1/√d_in (PEFT's default)
+      const double bound = 1.0 / std::sqrt(static_cast<double>(d_in));
+      A = at::rand({cfg.r, d_in}, gen) * (2 * bound) - bound;
+    }
+    A = A.to(W.device()).set_requires_grad(true);
+    at::Tensor B = at::zeros({d_out, cfg.r}, W.options()).set_requires_grad(true);
+    auto ad = std::make_shared<LoraAdapter>(A, B, cfg.scale(), cfg.input_dropout);
+    model.set_adapter(name, ad);
+    set.adapters[name] = ad;
+  }
+  return set;
+}
+
+void merge(nn::BertClassifier& model, LoraSet& set) {
+  c10::NoGradGuard g;
+  for (auto& [name, ad] : set.adapters) {
+    if (ad->merged) continue;
+    model.param(name + ".weight").add_(at::matmul(ad->B, ad->A) * ad->scale);
+    ad->merged = true;
+  }
+}
+
+void unmerge(nn::BertClassifier& model, LoraSet& set) {
+  c10::NoGradGuard g;
+  for (auto& [name, ad] : set.adapters) {
+    if (!ad->merged) continue;
+    model.param(name + ".weight").sub_(at::matmul(ad->B, ad->A) * ad->scale);
+    ad->merged = false;
+  }
+}
+
+AdapterState state_of(const nn::BertClassifier& model, const LoraSet& set, const std::vector<std::string>& labels,
+                      const std::string& base_model) {
+  AdapterState s;
+  s.cfg = set.cfg;
+  for (const auto& [name, ad] : set.adapters) s.ab[name] = {ad->A.detach().to(at::kCPU), ad->B.detach().to(at::kCPU)};
+  s.head_weight = model.param("classifier.weight").detach().to(at::kCPU);
+  s.head_bias = model.param("classifier.bias").detach().to(at::kCPU);
+  s.labels = labels;
+  s.base_model = base_model;
+  return s;
+}
+
+LoraSet attach_state(nn::BertClassifier& model, const AdapterState& state, const std::string& source) {
+  LoraSet set{state.cfg, {}};
+  const auto linears = model.linear_names();
+  for (auto& [n, t] : model.params()) t.set_requires_grad(false);
+  for (const auto& [name, ab] : state.ab) {
+    if (std::find(linears.begin(), linears.end(), name) == linears.end()) {
+      throw core::InputError(source + ": adapter module '" + name + "' is not a Linear of the model");
+    }
+    const at::Tensor& W = model.param(name + ".weight");
+    if (ab.first.dim() != 2 || ab.second.dim() != 2 || ab.first.size(1) != W.size(1) || ab.second.size(0) != W.size(0) ||
+        ab.first.size(0) != ab.second.size(1)) {
+      throw core::InputError(source + ": adapter module '" + name + "': expected A [r," + std::to_string(W.size(1)) +
+                             "] and B [" + std::to_string(W.size(0)) + ",r], found A " +
+                             std::to_string(ab.first.size(0)) + "x" + std::to_string(ab.first.size(1)) + " and B " +
+                             std::to_string(ab.second.size(0)) + "x" + std::to_string(ab.second.size(1)));
+    }
+    auto ad = std::make_shared<LoraAdapter>(ab.first.to(W.device()).clone(), ab.second.to(W.device()).clone(),
+                                            state.cfg.scale(), state.cfg.input_dropout);
+    model.set_adapter(name, ad);
+    set.adapters[name] = ad;
+  }
+  if (state.head_weight.defined()) {
+    const at::Tensor& hw = model.param("classifier.weight");
+    if (state.head_weight.sizes() != hw.sizes()) {
+      throw core::InputError(source + ": classifier head has " + std::to_string(state.head_weight.size(0)) +
+                             " labels, the model expects " + std::to_string(hw.size(0)));
+    }
+    model.param("classifier.weight") = state.head_weight.to(hw.device()).clone();
+    model.param("classifier.bias") = state.head_bias.to(hw.device()).clone();
+  }
+  return set;
+}
+
+// ------------------------------------------------------------------ HDF5
+
+void save_adapter_h5(const fs::path& path, const AdapterState& s, const std::string& program,
+                     const std::string& config_json) {
+  core::H5Writer w(path, {program, config_json});
+  for (const auto& [name, ab] : s.ab) {
+    tensor::write_tensor(w, "/lora/" + name + "/A", ab.first);
+    tensor::write_tensor(w, "/lora/" + name + "/B", ab.second);
+  }
+  tensor::write_tensor(w, "/head/weight", s.head_weight);
+  tensor::write_tensor(w, "/head/bias", s.head_bias);
+  w.write_strings("/labels", s.labels);
+  w.write_strings("/targets", s.cfg.targets);
+  w.set_attr("/", "r", s.cfg.r);
+  w.set_attr("/", "alpha", s.cfg.alpha);
+  w.set_attr("/", "rslora", static_cast<int64_t>(s.cfg.rslora));
+  w.set_attr("/", "lora_dropout", s.cfg.input_dropout);
+  w.set_attr("/", "base_model", s.base_model);
+  w.commit();
+}
+
+AdapterState load_adapter_h5(const fs::path& path) {
+  if (!fs::exists(path)) throw core::InputError(path.string() + ": adapter file not found (run lora-finetune train first)");
+  core::H5Reader r(path);
+  AdapterState s;
+  if (!r.has("/lora") || !r.has("/head/weight")) {
+    throw core::InputError(path.string() + ": not a lora-finetune adapter (expected /lora and /head groups)");
+  }
+  s.cfg.r = r.attr_int("/", "r");
+  s.cfg.alpha = r.attr_double("/", "alpha");
+  s.cfg.rslora = r.attr_int("/", "rslora") != 0;
+  s.cfg.input_dropout = r.attr_double("/", "lora_dropout");
+  s.base_model = r.attr_string("/", "base_model");
+  s.cfg.targets = r.read_strings("/targets");
+  s.labels = r.read_strings("/labels");
+  // module paths are nested groups: walk /lora down to the groups that hold A and B
+  std::vector<std::string> stack = {"/lora"};
+  while (!stack.empty()) {
+    std::string g = stack.back();
+    stack.pop_back();
+    for (const auto& m : r.list(g)) {
+      const std::string p = g + "/" + m;
+      if (m == "A" || m == "B") continue;
+      if (r.has(p + "/A") && r.has(p + "/B")) {
+        s.ab[p.substr(6)] = {tensor::read_tensor(r, p + "/A"), tensor::read_tensor(r, p + "/B")};
+      } else {
+        stack.push_back(p);
+      }
+    }
+  }
+  s.head_weight = tensor::read_tensor(r, "/head/weight");
+  s.head_bias = tensor::read_tensor(r, "/head/bias");
+  return s;
+}
+
+// ------------------------------------------------------------------ PEFT
+
+namespace {
+constexpr const char* kPrefix = "base_model.model.";
+}
+
+void export_peft(const fs::path& dir, const AdapterState& s) {
+  fs::create_directories(dir);
+  tensor::NamedTensors named;
+  for (const auto& [name, ab] : s.ab) {
+    named.emplace_back(kPrefix + name + ".lora_A.weight", ab.first);
+    named.emplace_back(kPrefix + name + ".lora_B.weight", ab.second);
+  }
+  named.emplace_back(std::string(kPrefix) + "classifier.weight", s.head_weight);
+  named.emplace_back(std::string(kPrefix) + "classifier.bias", s.head_bias);
+  // target_modules as full module paths: PEFT matches them exactly, whatever the selection rule was
+  std::vector<std::string> targets;
+  for (const auto& [name, ab] : s.ab) targets.push_back(name);
+  json cfg = {{"peft_type", "LORA"},
+              {"task_type", "SEQ_CLS"},
+              {"r", s.cfg.r},
+              {"lora_alpha", s.cfg.alpha},
+              {"lora_dropout", s.cfg.input_dropout},
+              {"use_rslora", s.cfg.rslora},
+              {"use_dora", false},
+              {"bias", "none"},
+              {"fan_in_fan_out", false},
+              {"inference_mode", true},
+              {"init_lora_weights", true},
+              {"target_modules", targets},
+              {"modules_to_save", {"classifier"}},
+              {"base_model_name_or_path", fs::path(s.base_model).filename().string()},
+              {"mlsys_labels", s.labels}};
+  tensor::save_safetensors(dir / "adapter_model.safetensors", named, {{"format", "pt"}});
+  core::write_file_atomic(dir / "adapter_config.json", cfg.dump(2) + "\n");
+}
+
+AdapterState import_peft(const fs::path& dir) {
+  const fs::path cfg_path = dir / "adapter_config.json";
+  const fs::path st_path = dir / "adapter_model.safetensors";
+  std::ifstream in(cfg_path);
+  if (!in) throw core::InputError(cfg_path.string() + ": cannot open (expected a PEFT adapter folder)");
+  json j;
+  try {
+    j = json::parse(in);
+  } catch (const json::parse_error& e) {
+    throw core::InputError(cfg_path.string() + ": malformed JSON (" + e.what() + ")");
+  }
+  if (j.value("peft_type", "") != "LORA") {
+    throw core::InputError(cfg_path.string() + ": field 'peft_type': expected \"LORA\", found " +
+                           (j.contains("peft_type") ? j["peft_type"].dump() : "nothing"));
+  }
+  if (j.value("use_dora", false)) throw core::InputError(cfg_path.string() + ": DoRA adapters are not supported");
+  AdapterState s;
+  s.cfg.r = j.value("r", 8);
+  s.cfg.alpha = j.value("lora_alpha", 8.0);
+  s.cfg.rslora = j.value("use_rslora", false);
+  s.cfg.input_dropout = j.value("lora_dropout", 0.0);
+  if (j.contains("target_modules") && j["target_modules"].is_array()) s.cfg.targets = j["target_modules"].get<std::vector<std::string>>();
+  s.base_model = j.value("base_model_name_or_path", "");
+  if (j.contains("mlsys_labels") && j["mlsys_labels"].is_array()) s.labels = j["mlsys_labels"].get<std::vector<std::string>>();
+  if (j.contains("rank_pattern") && j["rank_pattern"].is_object() && !j["rank_pattern"].empty()) {
+    throw core::InputError(cfg_path.string() + ": rank_pattern is not supported");
+  }
+  auto file = tensor::SafeTensorsFile::open(st_path);
+  const std::string pre = kPrefix;
+  std::map<std::string, at::Tensor> a_of, b_of;
+  for (const auto& key : file.names()) {
+    if (!key.starts_with(pre)) throw core::InputError(st_path.string() + ": tensor '" + key + "': expected the prefix " + pre);
+    std::string rest = key.substr(pre.size());
+    auto t = file.get(key).to(at::kFloat);
+    auto strip = [&](const std::string& suffix) {
+      return rest.ends_with(suffix) ? rest.substr(0, rest.size() - suffix.size()) : std::string();
+    };
+    if (auto m = strip(".lora_A.weight"); !m.empty()) a_of[m] = t;
+    else if (auto m2 = strip(".lora_B.weight"); !m2.empty()) b_of[m2] = t;
+    else if (rest == "classifier.weight" || rest == "classifier.modules_to_save.weight") s.head_weight = t;
+    else if (rest == "classifier.bias" || rest == "classifier.modules_to_save.bias") s.head_bias = t;
+    else throw core::InputError(st_path.string() + ": tensor '" + key + "' is neither lora_A/lora_B nor the classifier");
+  }
+  for (const auto& [m, a] : a_of) {
+    auto b = b_of.find(m);
+    if (b == b_of.end()) throw core::InputError(st_path.string() + ": module '" + m + "' has lora_A but no lora_B");
+    if (a.size(0) != s.cfg.r) {
+      throw core::InputError(st_path.string() + ": module '" + m + "': lora_A has rank " + std::to_string(a.size(0)) +
+                             ", adapter_config.json says r=" + std::to_string(s.cfg.r));
+    }
+    s.ab[m] = {a, b->second};
+  }
+  if (s.ab.empty()) throw core::InputError(st_path.string() + ": no lora_A/lora_B tensors");
+  if (s.head_weight.defined() != s.head_bias.defined()) {
+    throw core::InputError(st_path.string() + ": the classifier needs both weight and bias");
+  }
+  if (s.labels.empty() && s.head_weight.defined()) {
+    for (int64_t i = 0; i < s.head_weight.size(0); ++i) s.labels.push_back(std::to_string(i));
+  }
+  return s;
+}
+
+}  // namespace mlsys::lora

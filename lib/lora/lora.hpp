@@ -1,0 +1,87 @@
+// LoRA adapters (Hu et al. 2021) on the Linear modules of an nn model:
+// h = W0 x + s·B(A(drop(x))), s = α/r (rsLoRA: α/√r), A [r, d_in], B [d_out, r];
+// target selection as PEFT (module names or suffixes, or "all-linear"), merge/unmerge,
+// HDF5 save/load and the PEFT layout (adapter_config.json + adapter_model.safetensors).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "nn/bert.hpp"
+
+namespace mlsys::lora {
+
+struct LoraConfig {
+  std::vector<std::string> targets = {"query", "value"};  // PEFT target_modules, or {"all-linear"}
+  int64_t r = 8;
+  double alpha = 16;
+  bool rslora = false;             // s = α/√r instead of α/r
+  std::string init = "kaiming";    // kaiming: A ~ U(±1/√d_in) (PEFT's default); gaussian: A ~ N(0, 1/r); B = 0
+  double input_dropout = 0.0;      // PEFT lora_dropout (the lora_input position of the framework)
+  [[nodiscard]] double scale() const;
+};
+
+class LoraAdapter : public nn::LinearAdapter {
+ public:
+  LoraAdapter(at::Tensor a, at::Tensor b, double scale, double input_dropout);
+  [[nodiscard]] at::Tensor delta(const at::Tensor& x, bool training) const override;
+  at::Tensor A, B;  // leaves with requires_grad when trainable
+  double scale;
+  double input_dropout;
+  bool merged = false;
+};
+
+// The adapters attached to one model, by Linear module path.
+struct LoraSet {
+  LoraConfig cfg;
+  std::map<std::string, std::shared_ptr<LoraAdapter>> adapters;
+};
+
+// The Linear module paths `targets` select among `linears` (PEFT rules: a target matches a
+// module whose path equals it or ends with "." + it; "all-linear" selects every Linear but
+// the output layer `output_layer`). core::ConfigError naming the target for one that
+// matches nothing (listing a few module names).
+[[nodiscard]] std::vector<std::string> resolve_targets(const std::vector<std::string>& linears,
+                                                       const std::vector<std::string>& targets,
+                                                       const std::string& output_layer = "classifier");
+
+// Freshly initialised adapters (seeded) attached to `model`; the base weights are frozen.
+LoraSet attach_lora(nn::BertClassifier& model, const LoraConfig& cfg, uint64_t seed);
+
+// W ← W + s·B·A for every adapter (then the adapter adds nothing); unmerge subtracts it.
+void merge(nn::BertClassifier& model, LoraSet& set);
+void unmerge(nn::BertClassifier& model, LoraSet& set);
+
+// What an adapter file holds: config, A/B per module, the classification head, labels.
+struct AdapterState {
+  LoraConfig cfg;
+  std::map<std::string, std::pair<at::Tensor, at::Tensor>> ab;  // module -> (A, B)
+  at::Tensor head_weight, head_bias;                             // classifier (modules_to_save)
+  std::vector<std::string> labels;
+  std::string base_model;
+};
+
+[[nodiscard]] AdapterState state_of(const nn::BertClassifier& model, const LoraSet& set,
+                                    const std::vector<std::string>& labels, const std::string& base_model);
+// Attaches `state` to `model` (shapes checked: core::InputError naming `source` and the
+// module) and installs its head.
+LoraSet attach_state(nn::BertClassifier& model, const AdapterState& state, const std::string& source);
+
+// HDF5: /lora/<module>/A, /lora/<module>/B, /head/weight, /head/bias, /labels, root attrs
+// r, alpha, rslora, targets, base_model (plus the artifact attributes and config).
+void save_adapter_h5(const std::filesystem::path& path, const AdapterState& state, const std::string& program,
+                     const std::string& config_json);
+[[nodiscard]] AdapterState load_adapter_h5(const std::filesystem::path& path);
+
+// PEFT: DIR/adapter_config.json + DIR/adapter_model.safetensors with keys
+// base_model.model.<module>.lora_{A,B}.weight and base_model.model.classifier.{weight,bias}.
+void export_peft(const std::filesystem::path& dir, const AdapterState& state);
+[[nodiscard]] AdapterState import_peft(const std::filesystem::path& dir);
+
+}  // namespace mlsys::lora

@@ -1,0 +1,424 @@
+// BERT for sequence classification (see bert.hpp), Hugging Face checkpoint folders
+// (checkpoint.hpp) and the structured-dropout operators the model applies at its
+// positions (structured_dropout.hpp). One translation unit: LibTorch headers are costly.
+#include "nn/bert.hpp"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <set>
+
+#include "core/atomic_file.hpp"
+#include "core/error.hpp"
+#include "nn/checkpoint.hpp"
+#include "tensor/safetensors.hpp"
+
+namespace mlsys::nn {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// ------------------------------------------------------------------ checkpoints
+
+json load_hf_config(const fs::path& dir) {
+  const fs::path p = dir / "config.json";
+  std::ifstream in(p);
+  if (!in) throw core::InputError(p.string() + ": cannot open the model config (expected a Hugging Face folder)");
+  try {
+    return json::parse(in);
+  } catch (const json::parse_error& e) {
+    throw core::InputError(p.string() + ": malformed JSON (" + e.what() + ")");
+  }
+}
+
+std::map<std::string, at::Tensor> load_hf_tensors(const fs::path& dir) {
+  std::vector<fs::path> files;
+  const fs::path single = dir / "model.safetensors";
+  const fs::path index = dir / "model.safetensors.index.json";
+  if (fs::exists(single)) {
+    files.push_back(single);
+  } else if (fs::exists(index)) {
+    std::ifstream in(index);
+    json j;
+    try {
+      j = json::parse(in);
+    } catch (const json::parse_error& e) {
+      throw core::InputError(index.string() + ": malformed JSON (" + e.what() + ")");
+    }
+    if (!j.contains("weight_map") || !j["weight_map"].is_object()) {
+      throw core::InputError(index.string() + ": expected an object \"weight_map\"");
+    }
+    std::set<std::string> shards;
+    for (const auto& [name, file] : j["weight_map"].items()) shards.insert(file.get<std::string>());
+    for (const auto& s : shards) {
+      if (!fs::exists(dir / s)) throw core::InputError(index.string() + ": shard '" + s + "' not found in " + dir.string());
+      files.push_back(dir / s);
+    }
+  } else {
+    throw core::InputError(dir.string() + ": no model.safetensors or model.safetensors.index.json");
+  }
+  std::map<std::string, at::Tensor> out;
+  for (const auto& f : files) {
+    for (auto& [name, t] : tensor::load_safetensors(f)) {
+      out[name] = at::isFloatingType(t.scalar_type()) ? t.to(at::kFloat) : t;
+    }
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ structured dropout
+
+std::string to_string(DropPosition p) {
+  switch (p) {
+    case DropPosition::lora_input: return "lora_input";
+    case DropPosition::attn_logits: return "attn_logits";
+    case DropPosition::attn_weights: return "attn_weights";
+    case DropPosition::hidden: return "hidden";
+  }
+  return "?";
+}
+std::string to_string(DropPattern p) {
+  switch (p) {
+    case DropPattern::element: return "element";
+    case DropPattern::column: return "column";
+    case DropPattern::span: return "span";
+  }
+  return "?";
+}
+std::string to_string(DropCompensation c) {
+  switch (c) {
+    case DropCompensation::rescale: return "rescale";
+    case DropCompensation::normalize: return "normalize";
+    case DropCompensation::none: return "none";
+  }
+  return "?";
+}
+std::optional<DropPosition> parse_drop_position(const std::string& s) {
+  for (auto p : {DropPosition::lora_input, DropPosition::attn_logits, DropPosition::attn_weights, DropPosition::hidden}) {
+    if (to_string(p) == s) return p;
+  }
+  return std::nullopt;
+}
+std::optional<DropPattern> parse_drop_pattern(const std::string& s) {
+  for (auto p : {DropPattern::element, DropPattern::column, DropPattern::span}) {
+    if (to_string(p) == s) return p;
+  }
+  return std::nullopt;
+}
+std::optional<DropCompensation> parse_drop_compensation(const std::string& s) {
+  for (auto c : {DropCompensation::rescale, DropCompensation::normalize, DropCompensation::none}) {
+    if (to_string(c) == s) return c;
+  }
+  return std::nullopt;
+}
+
+at::Tensor sample_attention_keep(const DropSite& site, int64_t B, int64_t H, int64_t Lq, int64_t Lk,
+                                 const at::TensorOptions& opts) {
+  at::Tensor keep;
+  if (site.pattern == DropPattern::column) {
+    keep = at::rand({B, site.share_across_heads ? 1 : H, 1, Lk}, opts.dtype(at::kFloat)).ge(site.rate);
+  } else {
+    keep = at::rand({B, H, Lq, Lk}, opts.dtype(at::kFloat)).ge(site.rate);
+  }
+  keep.select(-1, 0).fill_(true);  // CLS/BOS always visible: no row is left without keys
+  return keep;
+}
+
+at::Tensor mask_attention_logits(const at::Tensor& logits, const at::Tensor& keep) {
+  return logits.masked_fill(keep.logical_not(), -std::numeric_limits<float>::infinity());
+}
+
+at::Tensor mask_attention_weights(const at::Tensor& probs, const at::Tensor& keep, DropCompensation comp,
+                                  double rate) {
+  at::Tensor kept = probs * keep.to(probs.scalar_type());
+  if (comp == DropCompensation::normalize) return kept / kept.sum(-1, true).clamp_min(1e-30);
+  if (comp == DropCompensation::rescale) return kept / (1.0 - rate);
+  return kept;
+}
+
+at::Tensor drop_elements(const at::Tensor& x, double rate) {
+  if (rate <= 0) return x;
+  return at::dropout(x, rate, true);
+}
+
+at::Tensor drop_hidden(const at::Tensor& h, const DropSite& site, const at::Tensor& token_mask) {
+  if (site.pattern != DropPattern::span) {
+    if (site.compensation == DropCompensation::rescale) return at::dropout(h, site.rate, true);
+    return h * at::rand_like(h).ge(site.rate).to(h.scalar_type());
+  }
+  const int64_t B = h.size(0), L = h.size(1);
+  at::Tensor lens = token_mask.sum(1).to(at::kCPU);
+  at::Tensor keep = at::ones({B, L}, at::kFloat);
+  auto k = keep.accessor<float, 2>();
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t len = lens[b].item<int64_t>();
+    if (len <= 0) continue;
+    const int64_t cut = std::max<int64_t>(1, static_cast<int64_t>(std::floor(site.rate * static_cast<double>(len))));
+    const int64_t start = at::randint(0, len - cut + 1, {1}, at::kLong).item<int64_t>();
+    for (int64_t t = start; t < start + cut && t < L; ++t) k[b][t] = 0.0F;
+  }
+  return h * keep.to(h.device(), h.scalar_type()).unsqueeze(-1);
+}
+
+// ------------------------------------------------------------------ BERT
+
+BertConfig BertConfig::from_json(const json& j, const std::string& source) {
+  auto bad = [&](const std::string& key, const std::string& expected) {
+    throw core::InputError(source + ": field '" + key + "': expected " + expected + ", found " +
+                           (j.contains(key) ? j[key].dump() : "nothing"));
+  };
+  const std::string type = j.value("model_type", "");
+  if (type != "bert") bad("model_type", "\"bert\" (this tool's encoder; RoBERTa and others are not supported)");
+  BertConfig c;
+  auto get_int = [&](const char* key, int64_t& out, bool required) {
+    if (!j.contains(key)) {
+      if (required) bad(key, "a positive integer");
+      return;
+    }
+    if (!j[key].is_number_integer() || j[key].get<int64_t>() <= 0) bad(key, "a positive integer");
+    out = j[key].get<int64_t>();
+  };
+  get_int("vocab_size", c.vocab_size, true);
+  get_int("hidden_size", c.hidden_size, true);
+  get_int("num_hidden_layers", c.num_hidden_layers, true);
+  get_int("num_attention_heads", c.num_attention_heads, true);
+  get_int("intermediate_size", c.intermediate_size, true);
+  get_int("max_position_embeddings", c.max_position_embeddings, false);
+  get_int("type_vocab_size", c.type_vocab_size, false);
+  if (j.contains("pad_token_id") && j["pad_token_id"].is_number_integer()) c.pad_token_id = j["pad_token_id"].get<int64_t>();
+  if (j.contains("layer_norm_eps")) {
+    if (!j["layer_norm_eps"].is_number()) bad("layer_norm_eps", "a number");
+    c.layer_norm_eps = j["layer_norm_eps"].get<double>();
+  }
+  c.hidden_act = j.value("hidden_act", "gelu");
+  if (c.hidden_act != "gelu" && c.hidden_act != "gelu_new" && c.hidden_act != "relu") {
+    bad("hidden_act", "gelu, gelu_new or relu");
+  }
+  if (c.hidden_size % c.num_attention_heads != 0) bad("num_attention_heads", "a divisor of hidden_size");
+  c.raw = j;
+  return c;
+}
+
+namespace {
+
+std::vector<std::pair<std::string, std::vector<int64_t>>> expected_tensors(const BertConfig& c) {
+  const int64_t H = c.hidden_size, I = c.intermediate_size;
+  std::vector<std::pair<std::string, std::vector<int64_t>>> out = {
+      {"bert.embeddings.word_embeddings.weight", {c.vocab_size, H}},
+      {"bert.embeddings.position_embeddings.weight", {c.max_position_embeddings, H}},
+      {"bert.embeddings.token_type_embeddings.weight", {c.type_vocab_size, H}},
+      {"bert.embeddings.LayerNorm.weight", {H}},
+      {"bert.embeddings.LayerNorm.bias", {H}},
+  };
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string p = "bert.encoder.layer." + std::to_string(i) + ".";
+    for (const char* m : {"attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"}) {
+      out.push_back({p + m + ".weight", {H, H}});
+      out.push_back({p + m + ".bias", {H}});
+    }
+    out.push_back({p + "attention.output.LayerNorm.weight", {H}});
+    out.push_back({p + "attention.output.LayerNorm.bias", {H}});
+    out.push_back({p + "intermediate.dense.weight", {I, H}});
+    out.push_back({p + "intermediate.dense.bias", {I}});
+    out.push_back({p + "output.dense.weight", {H, I}});
+    out.push_back({p + "output.dense.bias", {H}});
+    out.push_back({p + "output.LayerNorm.weight", {H}});
+    out.push_back({p + "output.LayerNorm.bias", {H}});
+  }
+  out.push_back({"bert.pooler.dense.weight", {H, H}});
+  out.push_back({"bert.pooler.dense.bias", {H}});
+  return out;
+}
+
+std::string shape_str(at::IntArrayRef s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? "," : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+void init_head(std::map<std::string, at::Tensor>& p, int64_t H, int64_t C, uint64_t seed) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  p["classifier.weight"] = at::normal(0.0, 0.02, {C, H}, gen);
+  p["classifier.bias"] = at::zeros({C});
+}
+
+}  // namespace
+
+BertClassifier BertClassifier::load(const fs::path& dir, int64_t num_labels, uint64_t head_seed) {
+  BertClassifier m;
+  m.cfg_ = BertConfig::from_json(load_hf_config(dir), (dir / "config.json").string());
+  m.num_labels_ = num_labels;
+  auto tensors = load_hf_tensors(dir);
+  const bool prefixed = tensors.count("bert.embeddings.word_embeddings.weight") > 0;
+  const std::string file = (dir / (fs::exists(dir / "model.safetensors") ? "model.safetensors" : "model.safetensors.index.json")).string();
+  for (const auto& [name, shape] : expected_tensors(m.cfg_)) {
+    std::string key = prefixed ? name : name.substr(5);
+    auto it = tensors.find(key);
+    if (it == tensors.end()) {
+      // old checkpoints: LayerNorm.gamma / LayerNorm.beta
+      std::string alt = key;
+      if (alt.ends_with("LayerNorm.weight")) alt.replace(alt.size() - 6, 6, "gamma");
+      else if (alt.ends_with("LayerNorm.bias")) alt.replace(alt.size() - 4, 4, "beta");
+      it = tensors.find(alt);
+    }
+    if (it == tensors.end()) throw core::InputError(file + ": tensor '" + key + "' not found (a BERT checkpoint needs it)");
+    if (it->second.sizes() != at::IntArrayRef(shape)) {
+      throw core::InputError(file + ": tensor '" + key + "': expected shape " + shape_str(shape) + " (from config.json), found " +
+                             shape_str(it->second.sizes()));
+    }
+    m.params_[name] = it->second.contiguous();
+  }
+  auto w = tensors.find("classifier.weight");
+  auto b = tensors.find("classifier.bias");
+  if (w != tensors.end() && b != tensors.end() && w->second.sizes() == at::IntArrayRef({num_labels, m.cfg_.hidden_size})) {
+    m.params_["classifier.weight"] = w->second.contiguous();
+    m.params_["classifier.bias"] = b->second.contiguous();
+  } else {
+    init_head(m.params_, m.cfg_.hidden_size, num_labels, head_seed);
+  }
+  return m;
+}
+
+BertClassifier BertClassifier::random(const BertConfig& cfg, int64_t num_labels, uint64_t seed) {
+  BertClassifier m;
+  m.cfg_ = cfg;
+  if (m.cfg_.raw.is_null()) {
+    m.cfg_.raw = {{"model_type", "bert"},
+                  {"vocab_size", cfg.vocab_size},
+                  {"hidden_size", cfg.hidden_size},
+                  {"num_hidden_layers", cfg.num_hidden_layers},
+                  {"num_attention_heads", cfg.num_attention_heads},
+                  {"intermediate_size", cfg.intermediate_size},
+                  {"max_position_embeddings", cfg.max_position_embeddings},
+                  {"type_vocab_size", cfg.type_vocab_size},
+                  {"pad_token_id", cfg.pad_token_id},
+                  {"layer_norm_eps", cfg.layer_norm_eps},
+                  {"hidden_act", cfg.hidden_act}};
+  }
+  m.num_labels_ = num_labels;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (const auto& [name, shape] : expected_tensors(cfg)) {
+    if (name.ends_with("LayerNorm.weight")) m.params_[name] = at::ones(shape);
+    else if (name.ends_with("bias")) m.params_[name] = at::zeros(shape);
+    else m.params_[name] = at::normal(0.0, 0.02, shape, gen);
+  }
+  init_head(m.params_, cfg.hidden_size, num_labels, seed + 1);
+  return m;
+}
+
+std::vector<std::string> BertClassifier::linear_names() const {
+  std::vector<std::string> out;
+  for (int64_t i = 0; i < cfg_.num_hidden_layers; ++i) {
+    const std::string p = "bert.encoder.layer." + std::to_string(i) + ".";
+    for (const char* m : {"attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+                          "intermediate.dense", "output.dense"}) {
+      out.push_back(p + m);
+    }
+  }
+  out.push_back("bert.pooler.dense");
+  out.push_back("classifier");
+  return out;
+}
+
+at::Tensor& BertClassifier::param(const std::string& name) {
+  auto it = params_.find(name);
+  if (it == params_.end()) throw core::RuntimeFailure("BERT model has no parameter '" + name + "'");
+  return it->second;
+}
+const at::Tensor& BertClassifier::param(const std::string& name) const {
+  return const_cast<BertClassifier*>(this)->param(name);
+}
+
+void BertClassifier::set_adapter(const std::string& linear, std::shared_ptr<LinearAdapter> adapter) {
+  if (adapter) adapters_[linear] = std::move(adapter);
+  else adapters_.erase(linear);
+}
+
+void BertClassifier::to(const c10::Device& device) {
+  for (auto& [n, t] : params_) {
+    const bool rg = t.requires_grad();
+    t = t.detach().to(device);
+    if (rg) t.set_requires_grad(true);
+  }
+}
+
+at::Tensor BertClassifier::linear(const std::string& name, const at::Tensor& x, bool training) const {
+  at::Tensor y = at::linear(x, params_.at(name + ".weight"), params_.at(name + ".bias"));
+  if (auto it = adapters_.find(name); it != adapters_.end()) {
+    at::Tensor d = it->second->delta(x, training);
+    if (d.defined()) y = y + d;
+  }
+  return y;
+}
+
+at::Tensor BertClassifier::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                                   const DropoutSites& drop, bool training) const {
+  const int64_t B = input_ids.size(0), L = input_ids.size(1);
+  const int64_t H = cfg_.hidden_size, nh = cfg_.num_attention_heads, dh = H / nh;
+  if (L > cfg_.max_position_embeddings) {
+    throw core::InputError("sequence length " + std::to_string(L) + " exceeds max_position_embeddings " +
+                           std::to_string(cfg_.max_position_embeddings));
+  }
+  const auto& P = params_;
+  at::Tensor pos = at::arange(L, input_ids.options());
+  at::Tensor x = at::embedding(P.at("bert.embeddings.word_embeddings.weight"), input_ids) +
+                 at::embedding(P.at("bert.embeddings.position_embeddings.weight"), pos).unsqueeze(0) +
+                 P.at("bert.embeddings.token_type_embeddings.weight")[0];
+  x = at::layer_norm(x, {H}, P.at("bert.embeddings.LayerNorm.weight"), P.at("bert.embeddings.LayerNorm.bias"),
+                     cfg_.layer_norm_eps);
+  const at::Tensor key_pad = attention_mask.eq(0).view({B, 1, 1, L});
+  const DropSite* s_logits = training ? drop.at(DropPosition::attn_logits) : nullptr;
+  const DropSite* s_weights = training ? drop.at(DropPosition::attn_weights) : nullptr;
+  const DropSite* s_hidden = training ? drop.at(DropPosition::hidden) : nullptr;
+  const double inv_sqrt = 1.0 / std::sqrt(static_cast<double>(dh));
+  for (int64_t i = 0; i < cfg_.num_hidden_layers; ++i) {
+    const std::string p = "bert.encoder.layer." + std::to_string(i) + ".";
+    auto heads = [&](const at::Tensor& t) { return t.view({B, L, nh, dh}).transpose(1, 2); };
+    at::Tensor q = heads(linear(p + "attention.self.query", x, training));
+    at::Tensor k = heads(linear(p + "attention.self.key", x, training));
+    at::Tensor v = heads(linear(p + "attention.self.value", x, training));
+    at::Tensor S = at::matmul(q, k.transpose(-1, -2)) * inv_sqrt;
+    S = S.masked_fill(key_pad, -std::numeric_limits<float>::infinity());  // padding apart from the drop mask
+    if (s_logits != nullptr) S = mask_attention_logits(S, sample_attention_keep(*s_logits, B, nh, L, L, S.options()));
+    at::Tensor A = at::softmax(S, -1);
+    if (s_weights != nullptr) {
+      A = mask_attention_weights(A, sample_attention_keep(*s_weights, B, nh, L, L, A.options()),
+                                 s_weights->compensation, s_weights->rate);
+    }
+    at::Tensor ctx = at::matmul(A, v).transpose(1, 2).reshape({B, L, H});
+    at::Tensor a = linear(p + "attention.output.dense", ctx, training);
+    x = at::layer_norm(a + x, {H}, P.at(p + "attention.output.LayerNorm.weight"),
+                       P.at(p + "attention.output.LayerNorm.bias"), cfg_.layer_norm_eps);
+    at::Tensor inter = linear(p + "intermediate.dense", x, training);
+    if (cfg_.hidden_act == "gelu") inter = at::gelu(inter);
+    else if (cfg_.hidden_act == "gelu_new") inter = at::gelu(inter, "tanh");
+    else inter = at::relu(inter);
+    at::Tensor o = linear(p + "output.dense", inter, training);
+    if (s_hidden != nullptr) o = drop_hidden(o, *s_hidden, attention_mask);  // HiddenCut position: before residual+LN
+    x = at::layer_norm(o + x, {H}, P.at(p + "output.LayerNorm.weight"), P.at(p + "output.LayerNorm.bias"),
+                       cfg_.layer_norm_eps);
+  }
+  at::Tensor pooled = at::tanh(linear("bert.pooler.dense", x.select(1, 0), training));
+  return linear("classifier", pooled, training);
+}
+
+void BertClassifier::save_hf(const fs::path& dir) const {
+  fs::create_directories(dir);
+  json cfg = cfg_.raw;
+  cfg["architectures"] = {"BertForSequenceClassification"};
+  cfg["num_labels"] = num_labels_;
+  json id2label = json::object(), label2id = json::object();
+  for (int64_t i = 0; i < num_labels_; ++i) {
+    id2label[std::to_string(i)] = "LABEL_" + std::to_string(i);
+    label2id["LABEL_" + std::to_string(i)] = i;
+  }
+  cfg["id2label"] = id2label;
+  cfg["label2id"] = label2id;
+  tensor::NamedTensors named;
+  for (const auto& [n, t] : params_) named.emplace_back(n, t.detach().to(at::kCPU).contiguous());
+  tensor::save_safetensors(dir / "model.safetensors", named, {{"format", "pt"}});
+  core::write_file_atomic(dir / "config.json", cfg.dump(2) + "\n");
+}
+
+}  // namespace mlsys::nn

@@ -1,0 +1,41 @@
+// Optimiser and schedule glue for the training loops: AdamW (decoupled weight decay, as
+// torch.optim.AdamW), learning-rate schedules with linear warm-up, gradient-norm clipping.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+namespace mlsys::nn {
+
+struct AdamWConfig {
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+};
+
+class AdamW {
+ public:
+  AdamW(std::vector<at::Tensor> params, AdamWConfig cfg);
+  // One update with learning rate `lr` from the parameters' .grad() (skipped when undefined).
+  void step(double lr);
+  void zero_grad();
+  [[nodiscard]] int64_t steps() const { return t_; }
+
+ private:
+  std::vector<at::Tensor> params_, m_, v_;
+  AdamWConfig cfg_;
+  int64_t t_ = 0;
+};
+
+// Multiplier of the base learning rate at optimiser step `step` (0-based) of `total`:
+// linear warm-up over `warmup` steps, then "linear" decay to 0, "cosine" to 0 or "constant".
+[[nodiscard]] double lr_factor(int64_t step, int64_t total, int64_t warmup, const std::string& schedule);
+
+// Scales gradients so their global L2 norm is at most max_norm; returns the norm before.
+double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm);
+
+}  // namespace mlsys::nn

@@ -1,0 +1,228 @@
+// lib/lora: the PEFT golden logits (Python transformers + peft fixture) within 1e-4, B=0
+// leaves the base unchanged, merge→unmerge round trip, KL/JS properties, presets, target
+// selection, HDF5 and PEFT round trips.
+#include "tests/torch_catch.hpp"
+
+#include <c10/core/GradMode.h>
+
+#include <filesystem>
+
+#include "core/error.hpp"
+#include "lora/lora.hpp"
+#include "lora/unified_dropout.hpp"
+#include "nn/bert.hpp"
+#include "tensor/safetensors.hpp"
+
+namespace fs = std::filesystem;
+using namespace mlsys;
+
+namespace {
+const fs::path kRoot = MLSYS_SOURCE_ROOT;
+const fs::path kMiniLM = kRoot / ".deps/models/all-MiniLM-L6-v2";
+const fs::path kGolden = kRoot / "tests/lora/fixtures/golden";
+
+nn::BertClassifier tiny(int64_t labels = 3, uint64_t seed = 7) {
+  nn::BertConfig c;
+  c.vocab_size = 60;
+  c.hidden_size = 16;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 2;
+  c.intermediate_size = 24;
+  c.max_position_embeddings = 32;
+  return nn::BertClassifier::random(c, labels, seed);
+}
+
+fs::path temp_dir(const std::string& name) {
+  fs::path d = fs::temp_directory_path() / ("mlsys-lora-" + name + "-" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+}  // namespace
+
+TEST_CASE("PEFT golden: the Python adapter on all-MiniLM-L6-v2 gives the same logits") {
+  REQUIRE(fs::exists(kMiniLM / "model.safetensors"));  // scripts/install-deps fetches it
+  auto inputs = tensor::load_safetensors(kGolden / "inputs.safetensors");
+  lora::AdapterState st = lora::import_peft(kGolden);
+  CHECK(st.cfg.r == 4);
+  CHECK(st.cfg.rslora);
+  CHECK(st.ab.size() == 24);  // query, value, attention.output.dense, output.dense in 6 layers
+  CHECK(st.ab.count("bert.encoder.layer.0.output.dense") == 1);
+  auto model = nn::BertClassifier::load(kMiniLM, 3, 0);
+  lora::attach_state(model, st, kGolden.string());
+  c10::NoGradGuard ng;
+  at::Tensor logits = model.forward(inputs["input_ids"], inputs["attention_mask"]);
+  const double diff = (logits - inputs["logits"]).abs().max().item<double>();
+  INFO("max |logit difference| " << diff);
+  CHECK(diff < 1e-4);
+  CHECK(inputs["logits"].abs().max().item<double>() > 0.5);  // a real tolerance, not a trivial one
+}
+
+TEST_CASE("fresh LoRA (B = 0) leaves the base outputs unchanged; merge→unmerge round-trips") {
+  auto m = tiny();
+  at::Tensor ids = at::randint(1, 60, {3, 8}, at::kLong);
+  at::Tensor mask = at::ones({3, 8}, at::kLong);
+  c10::NoGradGuard ng;
+  at::Tensor base = m.forward(ids, mask);
+  lora::LoraConfig cfg;
+  cfg.targets = {"all-linear"};
+  cfg.r = 4;
+  auto set = lora::attach_lora(m, cfg, 1);
+  CHECK(set.adapters.size() == 2 * 6 + 1);  // every Linear but the classifier
+  CHECK(at::equal(m.forward(ids, mask), base));
+  for (auto& [n, ad] : set.adapters) {
+    ad->B.normal_(0, 0.3);
+    CHECK(ad->A.abs().max().item<double>() <= 1.0 / std::sqrt(static_cast<double>(ad->A.size(1))) + 1e-7);
+  }
+  std::map<std::string, at::Tensor> w0;
+  for (auto& [n, ad] : set.adapters) w0[n] = m.param(n + ".weight").clone();
+  at::Tensor adapted = m.forward(ids, mask);
+  CHECK(!at::allclose(adapted, base));
+  lora::merge(m, set);
+  CHECK(at::allclose(m.forward(ids, mask), adapted, 1e-5, 1e-5));
+  lora::unmerge(m, set);
+  for (auto& [n, ad] : set.adapters) CHECK((m.param(n + ".weight") - w0[n]).abs().max().item<double>() < 1e-5);
+  CHECK(at::allclose(m.forward(ids, mask), adapted, 1e-5, 1e-5));
+}
+
+TEST_CASE("target selection follows PEFT's suffix rule; unknown targets are config errors") {
+  auto m = tiny();
+  auto names = m.linear_names();
+  auto q = lora::resolve_targets(names, {"query", "value"});
+  CHECK(q.size() == 4);
+  CHECK(q[0] == "bert.encoder.layer.0.attention.self.query");
+  CHECK(lora::resolve_targets(names, {"output.dense"}).size() == 4);  // attention.output.dense and output.dense
+  CHECK(lora::resolve_targets(names, {"bert.encoder.layer.1.intermediate.dense"}).size() == 1);
+  CHECK_THROWS_AS(lora::resolve_targets(names, {"q_proj"}), core::ConfigError);
+  CHECK_THROWS_AS(lora::resolve_targets(names, {"uery"}), core::ConfigError);
+}
+
+TEST_CASE("bidirectional KL is symmetric, zero for identical passes; JS likewise") {
+  at::manual_seed(2);
+  at::Tensor a = at::randn({5, 4}), b = at::randn({5, 4});
+  CHECK(lora::bidirectional_kl(a, a).item<double>() == Approx(0.0).margin(1e-7));
+  CHECK(lora::js_divergence(a, a).item<double>() == Approx(0.0).margin(1e-7));
+  CHECK(lora::bidirectional_kl(a, b).item<double>() == Approx(lora::bidirectional_kl(b, a).item<double>()).epsilon(1e-6));
+  CHECK(lora::js_divergence(a, b).item<double>() == Approx(lora::js_divergence(b, a).item<double>()).epsilon(1e-6));
+  CHECK(lora::bidirectional_kl(a, b).item<double>() > 0.01);
+  CHECK(lora::js_divergence(a, b).item<double>() <= std::log(2.0));
+  // against the definition
+  at::Tensor p = at::softmax(a, -1), q = at::softmax(b, -1);
+  double want = 0;
+  for (int i = 0; i < 5; ++i) {
+    for (int k = 0; k < 4; ++k) {
+      double pi = p[i][k].item<double>(), qi = q[i][k].item<double>();
+      want += 0.5 * (pi * std::log(pi / qi) + qi * std::log(qi / pi));
+    }
+  }
+  CHECK(lora::bidirectional_kl(a, b).item<double>() == Approx(want / 5).epsilon(1e-5));
+}
+
+TEST_CASE("presets place HiddenKey's pieces; the loss doubles the batch only for consistency") {
+  auto hk = lora::dropout_preset("hiddenkey", 0.1, 1.0);
+  REQUIRE(hk.sites.at(nn::DropPosition::attn_logits) != nullptr);
+  CHECK(hk.sites.at(nn::DropPosition::attn_logits)->pattern == nn::DropPattern::column);
+  CHECK(hk.sites.at(nn::DropPosition::hidden)->pattern == nn::DropPattern::element);
+  CHECK(hk.consistency == lora::Consistency::kl);
+  CHECK(lora::dropout_preset("hiddenkey-minus").consistency == lora::Consistency::none);
+  CHECK(lora::dropout_preset("lora-dropout").lora_input_rate() == Approx(0.1));
+  CHECK(lora::dropout_preset("hiddencut").consistency == lora::Consistency::js);
+  CHECK_THROWS_AS(lora::dropout_preset("dropconnect"), core::ConfigError);
+  auto m = tiny();
+  at::Tensor ids = at::randint(1, 60, {4, 8}, at::kLong);
+  at::Tensor mask = at::ones({4, 8}, at::kLong);
+  at::Tensor labels = at::tensor({0L, 1L, 2L, 0L});
+  at::manual_seed(4);
+  auto tr = lora::classification_loss(m, ids, mask, labels, hk, true);
+  CHECK(tr.logits.size(0) == 4);
+  CHECK(tr.consistency > 0);  // two passes with different masks
+  CHECK(tr.loss.item<double>() == Approx(tr.ce + tr.consistency).epsilon(1e-5));
+  auto ev = lora::classification_loss(m, ids, mask, labels, hk, false);
+  CHECK(ev.consistency == 0);
+  CHECK(at::equal(ev.logits, m.forward(ids, mask)));
+}
+
+TEST_CASE("adapters round-trip through HDF5 and the PEFT layout") {
+  auto m = tiny(2);
+  lora::LoraConfig cfg;
+  cfg.targets = {"query", "intermediate.dense"};
+  cfg.r = 3;
+  cfg.alpha = 6;
+  cfg.rslora = true;
+  auto set = lora::attach_lora(m, cfg, 9);
+  {
+    c10::NoGradGuard ng;
+    for (auto& [n, ad] : set.adapters) ad->B.normal_(0, 0.2);
+  }
+  auto st = lora::state_of(m, set, {"neg", "pos"}, "models/tiny");
+  fs::path d = temp_dir("rt");
+  lora::save_adapter_h5(d / "adapter.h5", st, "test", "{}");
+  auto h5 = lora::load_adapter_h5(d / "adapter.h5");
+  lora::export_peft(d / "peft", st);
+  auto peft = lora::import_peft(d / "peft");
+  auto file = tensor::SafeTensorsFile::open(d / "peft/adapter_model.safetensors");
+  CHECK(file.contains("base_model.model.bert.encoder.layer.0.attention.self.query.lora_A.weight"));
+  CHECK(file.contains("base_model.model.bert.encoder.layer.1.intermediate.dense.lora_B.weight"));
+  CHECK(file.contains("base_model.model.classifier.weight"));
+  for (const auto* back : {&h5, &peft}) {
+    CHECK(back->cfg.r == 3);
+    CHECK(back->cfg.alpha == 6);
+    CHECK(back->cfg.rslora);
+    CHECK(back->labels == std::vector<std::string>{"neg", "pos"});
+    REQUIRE(back->ab.size() == st.ab.size());
+    for (const auto& [n, ab] : st.ab) {
+      CHECK(at::equal(back->ab.at(n).first, ab.first));
+      CHECK(at::equal(back->ab.at(n).second, ab.second));
+    }
+    CHECK(at::equal(back->head_weight, st.head_weight));
+  }
+  // attaching the re-read adapter to a fresh copy reproduces the outputs
+  at::Tensor ids = at::randint(1, 60, {2, 7}, at::kLong);
+  at::Tensor mask = at::ones({2, 7}, at::kLong);
+  c10::NoGradGuard ng;
+  auto m2 = tiny(2);
+  lora::attach_state(m2, peft, "peft");
+  CHECK(at::allclose(m2.forward(ids, mask), m.forward(ids, mask), 1e-6, 1e-6));
+  auto wrong = tiny(3);
+  CHECK_THROWS_AS(lora::attach_state(wrong, peft, "peft"), core::InputError);
+  fs::remove_all(d);
+}
+
+// ------------------------------------------------------------------ tiny task for the CLI tests
+
+#include <fstream>
+#include <random>
+
+#include "tests/lora/tiny_model.hpp"
+
+void write_tiny_task(const fs::path& dir) {
+  const std::vector<std::string> words = {"the", "movie", "was", "film", "plot", "a", "very", "actor", "scene", "story",
+                                          "long", "short", "it", "and", "music", "end"};
+  std::vector<std::string> vocab = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", ".", "!"};
+  vocab.insert(vocab.end(), words.begin(), words.end());
+  nn::BertConfig c;
+  c.vocab_size = static_cast<int64_t>(vocab.size());
+  c.hidden_size = 32;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.intermediate_size = 64;
+  c.max_position_embeddings = 64;
+  auto m = nn::BertClassifier::random(c, 2, 3);
+  m.save_hf(dir / "model");
+  std::ofstream v(dir / "model/vocab.txt");
+  for (const auto& w : vocab) v << w << "\n";
+  std::mt19937 rng(5);
+  for (const auto& [name, n] : {std::pair<std::string, int>{"train", 256}, {"valid", 64}}) {
+    std::ofstream out(dir / (name + ".jsonl"));
+    for (int i = 0; i < n; ++i) {
+      const bool pos = (rng() % 2) == 0;
+      std::string text;
+      const int len = 4 + static_cast<int>(rng() % 8);
+      const int at = static_cast<int>(rng() % static_cast<unsigned>(len));
+      for (int k = 0; k < len; ++k) {
+        text += (k ? " " : "") + (k == at ? std::string(pos ? "good" : "bad") : words[rng() % words.size()]);
+      }
+      out << nlohmann::json({{"text", text + "."}, {"label", pos ? "pos" : "neg"}}).dump() << "\n";
+    }
+  }
+}
