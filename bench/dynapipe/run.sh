@@ -56,7 +56,7 @@ print("| model | stages | max_seqlen | DynaPipe tokens/s | vs packing | vs best 
 print("|---|---|---|---|---|---|---|---|")
 for r in rows:
     print(f"| {r['model']} | {r['stages']} | {r['max_seqlen']} | {r['dynapipe_tokens_per_s']:.0f} | "
-          f"{f(r['speedup_vs_packing'])}x | {f(r['speedup_vs_best_baseline'])}x ({r['best_baseline']}) | "
+          f"{f(r['speedup_vs_packing']) + 'x' if r['speedup_vs_packing'] is not None else '- (packing does not fit)'} | {f(r['speedup_vs_best_baseline'])}x ({r['best_baseline']}) | "
           f"{f(r['pad_eff_dynapipe'], 3)} / {f(r['pad_eff_packing'], 3)} | "
           f"{f(r['planning_ms_mean'])} / {f(r['planning_ms_max'])} |")
 PY

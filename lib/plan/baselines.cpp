@@ -133,76 +133,70 @@ bool fits_1f1b(const CostModel& cost, const std::vector<MicroBatchShape>& shapes
 
 }  // namespace
 
-BaselineResult run_baseline(BaselineMethod m, const CostModel& cost, const std::vector<SampleLength>& samples,
-                            const std::vector<std::vector<int64_t>>& batches, const BaselineOptions& opt) {
+BaselineResult evaluate_baseline(BaselineMethod m, const CostModel& cost, const std::vector<SampleLength>& samples,
+                                 const std::vector<std::vector<int64_t>>& batches, int64_t knob, Recompute rc,
+                                 const BaselineOptions& opt) {
   const int S = cost.stages();
   const int dp = cost.cluster().data_parallel;
+  const PipelineSpec spec = pipeline_spec(cost);
+  BaselineResult r;
+  r.method = m;
+  r.knob = knob;
+  r.recompute = rc;
+  for (const auto& ids : batches) {
+    const auto shapes = baseline_microbatches(m, cost.model(), samples, ids, knob, opt);
+    r.microbatches += static_cast<int64_t>(shapes.size());
+    for (auto id : ids) r.real_tokens += samples[static_cast<size_t>(id)].input + samples[static_cast<size_t>(id)].target;
+    for (const auto& s : shapes) r.padded_tokens += s.padded_tokens();
+    // Replicas take the micro-batches round-robin (DDP splits the batch evenly).
+    double iter = 0, est = 0;
+    for (int rep = 0; rep < dp; ++rep) {
+      std::vector<MicroBatchShape> mine;
+      for (size_t i = static_cast<size_t>(rep); i < shapes.size(); i += static_cast<size_t>(dp)) mine.push_back(shapes[i]);
+      if (mine.empty()) continue;
+      if (!fits_1f1b(cost, mine, rc, nullptr)) return r;  // infeasible
+      std::vector<MicroBatchWork> work;
+      double sum = 0, mx = 0;
+      for (const auto& sh : mine) {
+        work.push_back(work_of(cost, sh, rc));
+        const double t = microbatch_time(cost, sh, rc);
+        sum += t;
+        mx = std::max(mx, t);
+      }
+      est = std::max(est, sum + (S - 1) * mx);
+      const SimResult res = simulate(spec, work, one_f_one_b(spec, static_cast<int>(work.size())));
+      if (!res.ok) throw core::RuntimeFailure("baseline " + to_string(m) + ": " + res.error);
+      for (int d = 0; d < S; ++d) {
+        if (res.peak_mb[static_cast<size_t>(d)] > spec.memory_limit_mb[static_cast<size_t>(d)] + 1e-6) return r;
+      }
+      iter = std::max(iter, res.makespan_ms);
+      r.peak_mb = std::max(r.peak_mb, res.max_peak_mb());
+    }
+    r.time_ms += iter;
+    r.estimate_ms += est;
+  }
+  r.feasible = true;
+  return r;
+}
+
+BaselineResult run_baseline(BaselineMethod m, const CostModel& cost, const std::vector<SampleLength>& samples,
+                            const std::vector<std::vector<int64_t>>& batches, const BaselineOptions& opt) {
   const auto& knobs = m == BaselineMethod::fixed_tokens ? opt.token_budgets : opt.microbatch_sizes;
   BaselineResult best;
   best.method = m;
-  best.estimate_ms = std::numeric_limits<double>::infinity();
+  best.time_ms = std::numeric_limits<double>::infinity();
+  // One knob and one recomputation mode for the whole run (a training hyper-parameter):
+  // every feasible setting is simulated and the fastest simulated one kept.
   for (int64_t knob : knobs) {
-    // One knob and one recomputation mode for the whole run (a training hyper-parameter).
     for (Recompute rc : opt.recompute) {
-      double est = 0;
-      bool ok = true;
-      for (const auto& ids : batches) {
-        const auto shapes = baseline_microbatches(m, cost.model(), samples, ids, knob, opt);
-        // Replicas take the micro-batches round-robin (DDP splits the batch evenly).
-        for (int r = 0; r < dp && ok; ++r) {
-          std::vector<MicroBatchShape> mine;
-          for (size_t i = static_cast<size_t>(r); i < shapes.size(); i += static_cast<size_t>(dp)) mine.push_back(shapes[i]);
-          if (mine.empty()) continue;
-          if (!fits_1f1b(cost, mine, rc, nullptr)) {
-            ok = false;
-            break;
-          }
-        }
-        if (!ok) break;
-        double worst = 0;
-        for (int r = 0; r < dp; ++r) {
-          double sum = 0, mx = 0;
-          for (size_t i = static_cast<size_t>(r); i < shapes.size(); i += static_cast<size_t>(dp)) {
-            const double t = microbatch_time(cost, shapes[i], rc);
-            sum += t;
-            mx = std::max(mx, t);
-          }
-          worst = std::max(worst, sum + (S - 1) * mx);
-        }
-        est += worst;
-      }
-      if (ok) {
-        if (est < best.estimate_ms) {
-          best.estimate_ms = est;
-          best.knob = knob;
-          best.recompute = rc;
-          best.feasible = true;
-        }
-        break;  // the first recomputation mode that fits is the one a user would pick
-      }
+      BaselineResult r = evaluate_baseline(m, cost, samples, batches, knob, rc, opt);
+      if (r.feasible && r.time_ms < best.time_ms) best = std::move(r);
     }
   }
-  if (!best.feasible) return best;
-  // Simulate the chosen setting under 1F1B.
-  const PipelineSpec spec = pipeline_spec(cost);
-  for (const auto& ids : batches) {
-    const auto shapes = baseline_microbatches(m, cost.model(), samples, ids, best.knob, opt);
-    best.microbatches += static_cast<int64_t>(shapes.size());
-    for (auto id : ids) best.real_tokens += samples[static_cast<size_t>(id)].input + samples[static_cast<size_t>(id)].target;
-    for (const auto& s : shapes) best.padded_tokens += s.padded_tokens();
-    double iter = 0;
-    for (int r = 0; r < dp; ++r) {
-      std::vector<MicroBatchWork> work;
-      for (size_t i = static_cast<size_t>(r); i < shapes.size(); i += static_cast<size_t>(dp)) {
-        work.push_back(work_of(cost, shapes[i], best.recompute));
-      }
-      if (work.empty()) continue;
-      const SimResult res = simulate(spec, work, one_f_one_b(spec, static_cast<int>(work.size())));
-      if (!res.ok) throw core::RuntimeFailure("baseline " + to_string(m) + ": " + res.error);
-      iter = std::max(iter, res.makespan_ms);
-      best.peak_mb = std::max(best.peak_mb, res.max_peak_mb());
-    }
-    best.time_ms += iter;
+  if (!best.feasible) {
+    BaselineResult none;
+    none.method = m;
+    return none;
   }
   return best;
 }

@@ -1,7 +1,8 @@
 // The batching baselines DynaPipe is compared against (planners.md §2.5), each swept over
-// its knob with the best (lowest estimated iteration time over all batches) kept:
+// its knob with the best (lowest simulated iteration time over all batches) kept:
 // padding the whole batch, packing to max length with a fixed micro-batch size, a fixed
-// micro-batch size after sorting, and a fixed token budget. Each runs under 1F1B.
+// micro-batch size after sorting, and a fixed token budget. Each runs under 1F1B; every
+// feasible setting is simulated and the fastest simulated one is reported.
 #pragma once
 
 #include <cstdint>
@@ -39,12 +40,19 @@ struct BaselineResult {
   int64_t microbatches = 0;   // over all batches
   int64_t real_tokens = 0;
   int64_t padded_tokens = 0;
-  double estimate_ms = 0;     // sum over batches of (S-1) max t + sum t (per replica)
+  double estimate_ms = 0;     // sum over batches of (S-1) max t + sum t (slowest replica)
   double time_ms = 0;         // simulated 1F1B, sum over batches
   double peak_mb = 0;
 };
 
-// Sweeps the knob of `m` over the global batches and simulates the best setting.
+// One setting of `m` (knob, recomputation) over the global batches, simulated under 1F1B
+// per replica; feasible = false when some replica's micro-batches do not fit in memory.
+BaselineResult evaluate_baseline(BaselineMethod m, const CostModel& cost, const std::vector<SampleLength>& samples,
+                                 const std::vector<std::vector<int64_t>>& batches, int64_t knob, Recompute rc,
+                                 const BaselineOptions& opt);
+
+// Sweeps every (knob, recomputation) setting of `m`, simulates each feasible one and keeps
+// the fastest simulated (DynaPipe is judged by its simulated makespan too).
 BaselineResult run_baseline(BaselineMethod m, const CostModel& cost, const std::vector<SampleLength>& samples,
                             const std::vector<std::vector<int64_t>>& batches, const BaselineOptions& opt);
 

@@ -9,7 +9,7 @@ namespace mlsys::plan {
 struct ClusterSpec {
   int stages = 4;
   int data_parallel = 1;
-  double device_memory_mb = 81920.0;
+  double device_memory_mb = 80000.0;  // "80 GB" devices, as configs/dynapipe-plan/default.json
   double peak_tflops = 312.0;       // dense 16-bit peak of one device
   double efficiency = 0.55;         // fraction of peak reached by large GEMMs
   double half_saturation_tokens = 512.0;  // tokens at which a layer reaches half that efficiency

@@ -42,6 +42,7 @@ json artifact_header(const DynapipeConfig& c, const std::string& command) {
 
 struct Workload {
   std::vector<SampleLength> samples;
+  std::vector<size_t> lines;  // file line of each sample (empty when generated)
   std::vector<std::vector<int64_t>> batches;
   std::string source;
 };
@@ -52,7 +53,7 @@ Workload load_workload(const DynapipeConfig& c) {
     w.samples = generate_flan_like(c.data.generate, c.seed);
     w.source = "generated FLANv2-like mixture (seed " + std::to_string(c.seed) + ")";
   } else {
-    w.samples = load_lengths(c.data.path, c.data.format);
+    w.samples = load_lengths(c.data.path, c.data.format, &w.lines);
     w.source = c.data.path;
   }
   clip_lengths(w.samples, c.data.max_seqlen, c.model.kind == ModelKind::gpt);
@@ -65,14 +66,29 @@ Workload load_workload(const DynapipeConfig& c) {
   return w;
 }
 
-void check_stop() {
-  if (core::stop_requested()) throw core::RuntimeFailure("interrupted; no artifact written");
-}
-
 std::string f2(double v, int prec = 2) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", prec, v);
   return buf;
+}
+
+// plan_batch with a sample that fits nowhere named by its file:line (or generated index).
+BatchPlan plan_one(const CostModel& cost, const Workload& w, const DynapipeConfig& c, size_t b, const PlannerOptions& po,
+                   bool record_timeline = false) {
+  try {
+    return plan_batch(cost, w.samples, w.batches[b], po, record_timeline);
+  } catch (const SampleTooLarge& e) {
+    const size_t i = static_cast<size_t>(e.sample);
+    if (i < w.lines.size()) {
+      throw core::InputError(c.data.path + ":" + std::to_string(w.lines[i]) + ": " + e.what() + " (device_memory_mb " +
+                             f2(c.cluster.device_memory_mb, 0) + ", max_seqlen " + std::to_string(c.data.max_seqlen) + ")");
+    }
+    throw core::InputError(w.source + ": " + e.what());
+  }
+}
+
+void check_stop() {
+  if (core::stop_requested()) throw core::RuntimeFailure("interrupted; no artifact written");
 }
 
 // Left-aligned first column, right-aligned others.
@@ -101,6 +117,15 @@ std::string table(const std::vector<std::vector<std::string>>& rows) {
   return o;
 }
 
+// The slowest replica (never an idle one unless all are).
+const ReplicaPlan& busiest(const BatchPlan& p) {
+  const ReplicaPlan* best = &p.replicas.front();
+  for (const auto& rp : p.replicas) {
+    if (rp.sim.makespan_ms > best->sim.makespan_ms) best = &rp;
+  }
+  return *best;
+}
+
 json microbatch_json(const MicroBatch& mb) {
   return {{"samples", mb.samples},
           {"shape", {mb.shape.batch, mb.shape.enc_len, mb.shape.dec_len}},
@@ -119,9 +144,14 @@ json batch_json(const BatchPlan& p, int index, const CostModel& cost, bool with_
     json ranks = json::array();
     if (with_plans) {
       for (const auto& rank : rp.ranks) {
+        // Global ranks, replica-major: rank = replica * stages + stage rank; peers too.
+        const int base = static_cast<int>(r) * S;
         json j = to_json(rank);
-        j["rank"] = static_cast<int>(r) * S + rank.rank;  // global rank: replica-major
+        j["rank"] = base + rank.rank;
         j["stage_rank"] = rank.rank;
+        for (auto& ins : j["instructions"]) {
+          if (ins.contains("peer")) ins["peer"] = base + ins["peer"].get<int>();
+        }
         ranks.push_back(std::move(j));
       }
     }
@@ -204,7 +234,7 @@ int dynapipe_plan(const core::CommonOptions& opts) {
   int64_t total_tokens = 0;
   for (size_t b = 0; b < w.batches.size(); ++b) {
     check_stop();
-    const BatchPlan p = plan_batch(cost, w.samples, w.batches[b], c.planner);
+    const BatchPlan p = plan_one(cost, w, c, b, c.planner);
     batches.push_back(batch_json(p, static_cast<int>(b), cost, true));
     total_ms += p.makespan_ms;
     plan_ms += p.planning_ms;
@@ -212,7 +242,7 @@ int dynapipe_plan(const core::CommonOptions& opts) {
     rows.push_back({std::to_string(b), std::to_string(w.batches[b].size()), std::to_string(p.real_tokens),
                     std::to_string(p.microbatches.size()),
                     f2(static_cast<double>(p.real_tokens) / static_cast<double>(p.padded_tokens), 3), to_string(p.recompute),
-                    p.replicas.front().schedule, f2(p.makespan_ms), f2(p.peak_mb, 0), f2(p.planning_ms)});
+                    busiest(p).schedule, f2(p.makespan_ms), f2(p.peak_mb, 0), f2(p.planning_ms)});
     progress.update(b + 1);
   }
   progress.finish();
@@ -287,23 +317,39 @@ int dynapipe_simulate(const core::CommonOptions& opts) {
     const CostModel cost(c.model, c.cluster);
     const Workload w = load_workload(c);
     const PipelineSpec spec = pipeline_spec(cost);
-    rows.push_back({"batch", "micro-batches", "recompute", "1f1b ms", "1f1b peak MB", "cyclic ms", "cyclic peak MB"});
+    rows.push_back({"batch", "replica", "micro-batches", "recompute", "1f1b ms", "1f1b peak MB", "cyclic ms",
+                    "cyclic peak MB"});
     PlannerOptions po = c.planner;
     po.permutation_search = false;
     for (size_t b = 0; b < w.batches.size(); ++b) {
       check_stop();
-      const BatchPlan p = plan_batch(cost, w.samples, w.batches[b], po);
-      std::vector<MicroBatchWork> work;
-      for (int m : p.replicas.front().order) work.push_back(work_of(cost, p.microbatches[static_cast<size_t>(m)].shape, p.recompute));
-      const SimResult a = simulate(spec, work, one_f_one_b(spec, static_cast<int>(work.size())));
-      const SimResult z = simulate(spec, work, cyclic(spec, work, CyclicOptions{c.planner.max_in_flight, true}));
-      rows.push_back({std::to_string(b), std::to_string(work.size()), to_string(p.recompute), f2(a.makespan_ms),
-                      f2(a.max_peak_mb(), 0), f2(z.makespan_ms), f2(z.max_peak_mb(), 0)});
-      runs.push_back({{"batch", b},
-                      {"microbatches", work.size()},
-                      {"recompute", to_string(p.recompute)},
-                      {"1f1b", {{"makespan_ms", a.makespan_ms}, {"peak_memory_mb", a.peak_mb}}},
-                      {"wait-free-cyclic", {{"makespan_ms", z.makespan_ms}, {"peak_memory_mb", z.peak_mb}}}});
+      const BatchPlan p = plan_one(cost, w, c, b, po);
+      // Every data-parallel replica (an idle one has no micro-batches to simulate).
+      for (size_t r = 0; r < p.replicas.size(); ++r) {
+        std::vector<MicroBatchWork> work;
+        for (int m : p.replicas[r].order) work.push_back(work_of(cost, p.microbatches[static_cast<size_t>(m)].shape, p.recompute));
+        if (work.empty()) {
+          rows.push_back({std::to_string(b), std::to_string(r), "0", "-", "idle", "-", "idle", "-"});
+          runs.push_back({{"batch", b}, {"replica", r}, {"microbatches", 0}, {"idle", true}});
+          continue;
+        }
+        const SimResult a = simulate(spec, work, one_f_one_b(spec, static_cast<int>(work.size())));
+        const SimResult z = simulate(spec, work, cyclic(spec, work, CyclicOptions{c.planner.max_in_flight, true}));
+        for (const auto* res : {&a, &z}) {
+          if (!res->ok) {
+            throw core::RuntimeFailure("batch " + std::to_string(b) + " replica " + std::to_string(r) + ": " +
+                                       (res == &a ? "1f1b" : "wait-free-cyclic") + ": " + res->error);
+          }
+        }
+        rows.push_back({std::to_string(b), std::to_string(r), std::to_string(work.size()), to_string(p.recompute),
+                        f2(a.makespan_ms), f2(a.max_peak_mb(), 0), f2(z.makespan_ms), f2(z.max_peak_mb(), 0)});
+        runs.push_back({{"batch", b},
+                        {"replica", r},
+                        {"microbatches", work.size()},
+                        {"recompute", to_string(p.recompute)},
+                        {"1f1b", {{"makespan_ms", a.makespan_ms}, {"peak_memory_mb", a.peak_mb}}},
+                        {"wait-free-cyclic", {{"makespan_ms", z.makespan_ms}, {"peak_memory_mb", z.peak_mb}}}});
+      }
     }
   }
   doc["workload"] = c.simulate.workload;
@@ -325,7 +371,7 @@ int dynapipe_compare(const core::CommonOptions& opts) {
   core::Progress progress("compare", w.batches.size() + c.methods.size(), opts.progress_mode(), opts.quiet);
   for (size_t b = 0; b < w.batches.size(); ++b) {
     check_stop();
-    const BatchPlan p = plan_batch(cost, w.samples, w.batches[b], c.planner);
+    const BatchPlan p = plan_one(cost, w, c, b, c.planner);
     dyn_ms += p.makespan_ms;
     plan_ms += p.planning_ms;
     plan_max = std::max(plan_max, p.planning_ms);
@@ -416,11 +462,15 @@ int dynapipe_explain(const core::CommonOptions& opts) {
     throw core::ConfigError("explain.batch: expected a value < " + std::to_string(w.batches.size()) +
                             " (the global batches planned), found " + std::to_string(c.explain.batch));
   }
-  const BatchPlan p = plan_batch(cost, w.samples, w.batches[static_cast<size_t>(c.explain.batch)], c.planner, true);
+  const BatchPlan p = plan_one(cost, w, c, static_cast<size_t>(c.explain.batch), c.planner, true);
   const PipelineSpec spec = pipeline_spec(cost);
-  const auto& rp = p.replicas.front();
-  const std::string title = "dynapipe-plan: batch " + std::to_string(c.explain.batch) + ", " +
-                            std::to_string(p.microbatches.size()) + " micro-batches, " + rp.schedule +
+  const auto& rp = busiest(p);
+  const size_t rep = static_cast<size_t>(&rp - p.replicas.data());
+  const std::string title = "dynapipe-plan: batch " + std::to_string(c.explain.batch) +
+                            (p.replicas.size() > 1 ? ", replica " + std::to_string(rep) + " (the slowest) of " +
+                                                         std::to_string(p.replicas.size())
+                                                   : std::string()) +
+                            ", " + std::to_string(rp.order.size()) + " micro-batches, " + rp.schedule +
                             ", recompute " + to_string(p.recompute);
   const fs::path out = fs::path(opts.out) / c.explain.svg;
   core::write_file_atomic(out, timeline_svg(spec, rp.sim, title));

@@ -7,7 +7,9 @@
 #include <limits>
 #include <numeric>
 #include <random>
+#include <optional>
 #include <set>
+#include <unordered_map>
 
 #include "core/error.hpp"
 #include "core/timer.hpp"
@@ -182,6 +184,33 @@ std::vector<int> kmeans_labels(const std::vector<std::array<double, 4>>& x, int 
   return label;
 }
 
+struct ShapeKey {
+  int64_t b, e, d;
+  bool operator==(const ShapeKey& o) const { return b == o.b && e == o.e && d == o.d; }
+};
+struct ShapeKeyHash {
+  size_t operator()(const ShapeKey& k) const {
+    return std::hash<int64_t>()(k.b * 1000003 + k.e * 8191 + k.d);
+  }
+};
+
+ReplicaPlan idle_replica(const PipelineSpec& spec) {
+  ReplicaPlan rp;
+  rp.schedule = "idle";
+  rp.sim.ok = true;
+  rp.sim.peak_mb = spec.state_mb;
+  rp.sim.busy_ms.assign(static_cast<size_t>(spec.devices), 0.0);
+  for (int d = 0; d < spec.devices; ++d) {
+    RankPlan r;
+    r.rank = d;
+    for (int v = 0; v < spec.stages(); ++v) {
+      if (spec.stage_device[static_cast<size_t>(v)] == d) r.stages.push_back(v);
+    }
+    rp.ranks.push_back(std::move(r));
+  }
+  return rp;
+}
+
 Schedule make_schedule(const std::string& name, const PipelineSpec& spec, const std::vector<MicroBatchWork>& work,
                        const PlannerOptions& opt) {
   if (name == "1f1b") return one_f_one_b(spec, static_cast<int>(work.size()));
@@ -191,6 +220,18 @@ Schedule make_schedule(const std::string& name, const PipelineSpec& spec, const 
 }
 
 }  // namespace
+
+void check_model_state_fits(const CostModel& cost) {
+  for (int s = 0; s < cost.stages(); ++s) {
+    if (cost.available_mb(s) <= 0) {
+      throw core::ConfigError("cluster.device_memory_mb: expected more than the model state of stage " + std::to_string(s) +
+                              " (" + std::to_string(static_cast<int64_t>(std::ceil(cost.state_mb(s)))) +
+                              " MB of weights, gradients and optimizer state), found " +
+                              std::to_string(static_cast<int64_t>(cost.cluster().device_memory_mb)) +
+                              " MB (no memory is left for activations)");
+    }
+  }
+}
 
 BatchPlan plan_batch(const CostModel& cost, const std::vector<SampleLength>& samples, const std::vector<int64_t>& ids,
                      const PlannerOptions& opt, bool record_timeline) {
@@ -204,32 +245,68 @@ BatchPlan plan_batch(const CostModel& cost, const std::vector<SampleLength>& sam
   const PipelineSpec spec = pipeline_spec(cost);
   std::vector<double> available(static_cast<size_t>(S));
   for (int s = 0; s < S; ++s) available[static_cast<size_t>(s)] = cost.available_mb(s);
+  check_model_state_fits(cost);
 
   std::string last_error = "no recomputation mode was tried";
+  std::optional<int64_t> unfit_sample;  // a sample that fit alone under no setting tried yet
   for (const std::string limit_name : {"preferred", "available"}) {
     for (Recompute rc : opt.recompute) {
+      const bool preferred = limit_name == std::string("preferred");
+      // Time of one padded shape, or nullopt when it does not fit (memoized: the same
+      // shapes recur across rows).
+      std::unordered_map<ShapeKey, std::optional<double>, ShapeKeyHash> memo;
+      auto eval = [&](const MicroBatchShape& shape) -> std::optional<double> {
+        const ShapeKey key{shape.batch, shape.enc_len, shape.dec_len};
+        if (auto it = memo.find(key); it != memo.end()) return it->second;
+        std::optional<double> out;
+        double t = 0;
+        bool fits = true;
+        for (int s = 0; s < S && fits; ++s) {
+          const StageCost c = cost.stage_cost(s, shape, rc);
+          const double avail = available[static_cast<size_t>(s)];
+          const double per_mb = preferred ? avail / S : avail;
+          if (c.stored_mb > per_mb || c.peak_mb > avail) fits = false;
+          t = std::max(t, c.fw_ms + c.bw_ms);
+        }
+        if (fits) out = t;
+        memo.emplace(key, out);
+        return out;
+      };
       PartitionProblem prob;
       prob.n = static_cast<int>(order.size());
       prob.stages = S;
       prob.dp_size = dp;
       prob.tmax_interval = opt.tmax_interval_ms;
+      prob.monotone = true;  // a longer run has a componentwise larger padded shape
       prob.cost = [&](int i, int j) -> std::optional<double> {
-        const MicroBatchShape shape =
-            shape_of(model, samples, order.data() + i, order.data() + j, opt.round_multiple, opt.decoder_offset);
-        double t = 0;
-        for (int s = 0; s < S; ++s) {
-          const StageCost c = cost.stage_cost(s, shape, rc);
-          const double avail = available[static_cast<size_t>(s)];
-          const double per_mb = limit_name == std::string("preferred") ? avail / S : avail;
-          if (c.stored_mb > per_mb || c.peak_mb > avail) return std::nullopt;
-          t = std::max(t, c.fw_ms + c.bw_ms);
+        return eval(shape_of(model, samples, order.data() + i, order.data() + j, opt.round_multiple, opt.decoder_offset));
+      };
+      prob.row = [&](int i, int max_len, double cap, std::vector<double>& row) {
+        // The running maximum along j: O(1) shape update per step.
+        int64_t max_in = 0, max_tg = 0, max_all = 0;
+        for (int j = i + 1; j <= i + max_len; ++j) {
+          const auto& sl = samples[static_cast<size_t>(order[static_cast<size_t>(j - 1)])];
+          max_in = std::max(max_in, sl.input);
+          max_tg = std::max(max_tg, sl.target);
+          max_all = std::max(max_all, sl.input + sl.target);
+          MicroBatchShape shape;
+          shape.batch = j - i;
+          if (model.kind == ModelKind::gpt) {
+            shape.enc_len = round_up(max_all, opt.round_multiple);
+          } else {
+            shape.enc_len = round_up(max_in, opt.round_multiple);
+            shape.dec_len = round_up(max_tg + opt.decoder_offset, opt.round_multiple);
+          }
+          const auto t = eval(shape);
+          if (!t || *t > cap) break;
+          row.push_back(*t);
         }
-        return t;
       };
       Partition part;
       try {
         part = microbatch_dp(prob);
-      } catch (const core::InputError& e) {
+      } catch (const SampleDoesNotFit& e) {
+        unfit_sample = order[static_cast<size_t>(e.position)];
         last_error = e.what();
         continue;
       }
@@ -263,6 +340,11 @@ BatchPlan plan_batch(const CostModel& cost, const std::vector<SampleLength>& sam
       std::mt19937_64 rng(opt.seed);
       bool all_fit = true;
       for (const auto& group : groups) {
+        if (group.empty()) {
+          // Fewer micro-batches than replicas: this replica idles for the iteration.
+          plan.replicas.push_back(idle_replica(spec));
+          continue;
+        }
         // Candidate orders: the DP order, and every ordering of KMeans clusters.
         std::vector<std::vector<int>> candidates{group};
         if (opt.permutation_search && group.size() > 1) {
@@ -341,6 +423,12 @@ BatchPlan plan_batch(const CostModel& cost, const std::vector<SampleLength>& sam
       plan.planning_ms = timer.millis();
       return plan;
     }
+  }
+  if (unfit_sample) {
+    const auto& sl = samples[static_cast<size_t>(*unfit_sample)];
+    throw SampleTooLarge(*unfit_sample, "sample " + std::to_string(*unfit_sample) + " (input " + std::to_string(sl.input) +
+                                            ", target " + std::to_string(sl.target) +
+                                            " tokens) does not fit in device memory even alone under any recomputation mode");
   }
   throw core::InputError("global batch of " + std::to_string(ids.size()) + " samples cannot be planned: " + last_error);
 }

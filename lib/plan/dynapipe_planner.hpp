@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/error.hpp"
 #include "plan/cost_model.hpp"
 #include "plan/execution_plan.hpp"
 #include "plan/length_dataset.hpp"
@@ -70,8 +71,23 @@ double microbatch_time(const CostModel& cost, const MicroBatchShape& shape, Reco
 // Karmarkar-Karp k-way largest differencing: groups of indices with balanced cost sums.
 std::vector<std::vector<int>> karmarkar_karp(const std::vector<double>& costs, int k);
 
-// Plans one global batch (`ids` into `samples`). Throws core::InputError when a sample
-// cannot fit in device memory under any recomputation mode.
+// Thrown by plan_batch when a sample does not fit in device memory even alone under any
+// recomputation mode; `sample` is its index in the data set (callers add file:line).
+class SampleTooLarge : public core::InputError {
+ public:
+  SampleTooLarge(int64_t s, const std::string& what) : core::InputError(what), sample(s) {}
+  int64_t sample = 0;
+};
+
+// core::ConfigError (naming cluster.device_memory_mb, the state and the stage) when the
+// model state alone leaves no memory for activations on some stage.
+void check_model_state_fits(const CostModel& cost);
+
+// Plans one global batch (`ids` into `samples`). Throws check_model_state_fits's
+// ConfigError, SampleTooLarge, or core::InputError when no setting keeps the peak memory
+// within the device. With data parallelism, a batch that yields fewer micro-batches than
+// replicas leaves the extra replicas idle (schedule "idle", no instructions); the DP's
+// objective divides the work by the replica count and does not force extra splits.
 BatchPlan plan_batch(const CostModel& cost, const std::vector<SampleLength>& samples, const std::vector<int64_t>& ids,
                      const PlannerOptions& opt, bool record_timeline = false);
 

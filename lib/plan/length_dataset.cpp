@@ -38,7 +38,7 @@ int64_t length_field(const nlohmann::json& row, const std::filesystem::path& pat
   bad_row(path, line, std::string("expected a field '") + name + "' (or '" + alias + "', '" + ids + "'), found none");
 }
 
-std::vector<SampleLength> parse_jsonl(const std::filesystem::path& path, const std::string& text) {
+std::vector<SampleLength> parse_jsonl(const std::filesystem::path& path, const std::string& text, std::vector<size_t>* lines) {
   std::vector<SampleLength> out;
   std::istringstream in(text);
   std::string line;
@@ -58,6 +58,7 @@ std::vector<SampleLength> parse_jsonl(const std::filesystem::path& path, const s
     s.target = length_field(row, path, lineno, "target", "target_len", "target_ids");
     if (s.input + s.target == 0) bad_row(path, lineno, "expected at least one token, found input 0 and target 0");
     out.push_back(s);
+    if (lines) lines->push_back(lineno);
   }
   return out;
 }
@@ -74,7 +75,7 @@ std::vector<std::string> split_csv(const std::string& line) {
   return cells;
 }
 
-std::vector<SampleLength> parse_csv(const std::filesystem::path& path, const std::string& text) {
+std::vector<SampleLength> parse_csv(const std::filesystem::path& path, const std::string& text, std::vector<size_t>* lines) {
   std::vector<SampleLength> out;
   std::istringstream in(text);
   std::string line;
@@ -114,6 +115,7 @@ std::vector<SampleLength> parse_csv(const std::filesystem::path& path, const std
     }
     if (s.input + s.target == 0) bad_row(path, lineno, "expected at least one token, found input 0 and target 0");
     out.push_back(s);
+    if (lines) lines->push_back(lineno);
   }
   if (in_col < 0) throw InputError(path.string() + ": expected a CSV header and rows, found an empty file");
   return out;
@@ -121,11 +123,13 @@ std::vector<SampleLength> parse_csv(const std::filesystem::path& path, const std
 
 }  // namespace
 
-std::vector<SampleLength> load_lengths(const std::filesystem::path& path, const std::string& format) {
+std::vector<SampleLength> load_lengths(const std::filesystem::path& path, const std::string& format,
+                                       std::vector<size_t>* lines) {
+  if (lines) lines->clear();
   const std::string text = core::read_file(path);
   std::string fmt = format;
   if (fmt == "auto") fmt = path.extension() == ".csv" ? "csv" : "jsonl";
-  std::vector<SampleLength> out = fmt == "csv" ? parse_csv(path, text) : parse_jsonl(path, text);
+  std::vector<SampleLength> out = fmt == "csv" ? parse_csv(path, text, lines) : parse_jsonl(path, text, lines);
   if (out.empty()) throw InputError(path.string() + ": expected at least one sample, found none");
   return out;
 }

@@ -18,7 +18,9 @@ struct SampleLength {
 // or "csv". JSONL rows are objects with integer "input" and "target" (aliases
 // "input_len"/"target_len"), or "input_ids"/"target_ids" arrays whose sizes are taken.
 // CSV: a header naming "input" and "target" columns. InputError names file:line.
-std::vector<SampleLength> load_lengths(const std::filesystem::path& path, const std::string& format = "auto");
+// `lines`, when given, receives the 1-based file line of each sample.
+std::vector<SampleLength> load_lengths(const std::filesystem::path& path, const std::string& format = "auto",
+                                       std::vector<size_t>* lines = nullptr);
 
 // The FLANv2-like mixture of planners.md §4.3 (an assumption, not calibrated on FLANv2):
 // zero-shot / few-shot templates with log-normal input lengths, short labels or

@@ -2,7 +2,10 @@
 #include "plan/microbatch_dp.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <limits>
+#include <unordered_map>
 
 #include "core/error.hpp"
 
@@ -21,31 +24,75 @@ Partition microbatch_dp(const PartitionProblem& p) {
   const int n = p.n;
   constexpr double inf = std::numeric_limits<double>::infinity();
   if (n == 0) return Partition{{0}, {}, 0, 0, 0};
-  // cost[i] holds T(i, i+1 .. i+len) for the feasible lengths.
+  const int max_len = p.max_microbatch > 0 ? std::min(p.max_microbatch, n) : n;
+
+  // Upper bound on the objective: equal chunks of 1, 2, 4, ... samples (and the whole).
+  // A micro-batch slower than UB / (stages - 1) makes any partition worse than UB.
+  double ub = inf;
+  for (int k = 1;; k = std::min(2 * k, max_len)) {
+    std::vector<double> times;
+    bool ok = true;
+    for (int i = 0; i < n && ok; i += k) {
+      auto t = p.cost(i, std::min(n, i + k));
+      if (t) times.push_back(*t); else ok = false;
+    }
+    if (ok) ub = std::min(ub, partition_objective(times, p.stages, p.dp_size));
+    if (k == max_len || (!ok && p.monotone)) break;
+  }
+  const double cap = p.stages > 1 && ub < inf ? ub / (p.stages - 1) * (1 + 1e-12) : inf;
+
+  // cost[i] holds T(i, i+1 .. i+len) for the feasible lengths (+inf above the cap when the
+  // times are not monotone; monotone rows just end there).
   std::vector<std::vector<double>> cost(static_cast<size_t>(n));
-  std::vector<double> all;
   for (int i = 0; i < n; ++i) {
     auto& row = cost[static_cast<size_t>(i)];
-    for (int j = i + 1; j <= n; ++j) {
-      if (p.max_microbatch > 0 && j - i > p.max_microbatch) break;
-      auto t = p.cost(i, j);
-      if (!t) break;
-      row.push_back(*t);
-      all.push_back(*t);
+    const int len = std::min(max_len, n - i);
+    if (p.row) {
+      p.row(i, len, p.monotone ? cap : inf, row);
+      if (static_cast<int>(row.size()) > len) row.resize(static_cast<size_t>(len));
+    } else {
+      for (int j = i + 1; j <= i + len; ++j) {
+        auto t = p.cost(i, j);
+        if (!t || (p.monotone && *t > cap)) break;
+        row.push_back(*t);
+      }
     }
+    if (!p.monotone) {
+      for (auto& t : row) if (t > cap) t = inf;
+    }
+    while (!row.empty() && row.back() == inf) row.pop_back();
     if (row.empty()) {
-      throw core::InputError("sample at position " + std::to_string(i) +
-                             " does not fit in device memory even alone (under the tried recomputation)");
+      throw SampleDoesNotFit(i, "sample at position " + std::to_string(i) +
+                                    " does not fit in device memory even alone (under the tried recomputation)");
     }
   }
-  std::sort(all.begin(), all.end());
+  // Candidate t_max values: exact (every distinct time) at spacing 0; otherwise the
+  // smallest time of each tmax_interval-wide bucket, then spaced at least the interval.
+  std::vector<double> vals;
+  double tmax_all = 0;
+  if (p.tmax_interval <= 0) {
+    for (const auto& row : cost) for (double t : row) if (t < inf) vals.push_back(t);
+  } else {
+    std::unordered_map<int64_t, double> bucket;
+    for (const auto& row : cost) {
+      for (double t : row) {
+        if (t == inf) continue;
+        const auto key = static_cast<int64_t>(std::floor(t / p.tmax_interval));
+        auto [it, fresh] = bucket.try_emplace(key, t);
+        if (!fresh && t < it->second) it->second = t;
+      }
+    }
+    for (const auto& [k, t] : bucket) vals.push_back(t);
+  }
+  for (const auto& row : cost) for (double t : row) if (t < inf) tmax_all = std::max(tmax_all, t);
+  std::sort(vals.begin(), vals.end());
   std::vector<double> cands;
-  for (double t : all) {
-    if (cands.empty() || t - cands.back() > p.tmax_interval || (p.tmax_interval == 0 && t != cands.back())) {
+  for (double t : vals) {
+    if (cands.empty() || t - cands.back() > p.tmax_interval || (p.tmax_interval <= 0 && t != cands.back())) {
       cands.push_back(t);
     }
   }
-  if (cands.back() != all.back()) cands.push_back(all.back());  // keep the unconstrained case
+  if (cands.empty() || cands.back() != tmax_all) cands.push_back(tmax_all);  // keep the unconstrained case
 
   // f[j] = min sum of times over partitions of [0, j) with every time <= t_max.
   std::vector<double> f(static_cast<size_t>(n) + 1);
@@ -54,12 +101,16 @@ Partition microbatch_dp(const PartitionProblem& p) {
     std::fill(f.begin(), f.end(), inf);
     f[0] = 0;
     for (int i = 0; i < n; ++i) {
-      if (f[static_cast<size_t>(i)] == inf) continue;
+      const double fi = f[static_cast<size_t>(i)];
+      if (fi == inf) continue;
       const auto& row = cost[static_cast<size_t>(i)];
       for (size_t k = 0; k < row.size(); ++k) {
-        if (row[k] > tmax) continue;  // times are not monotone in j (efficiency), keep scanning
+        if (row[k] > tmax) {
+          if (p.monotone) break;
+          continue;  // times need not be monotone in j: keep scanning
+        }
         const size_t j = static_cast<size_t>(i) + k + 1;
-        const double v = f[static_cast<size_t>(i)] + row[k];
+        const double v = fi + row[k];
         if (v < f[j]) {
           f[j] = v;
           arg[j] = i;

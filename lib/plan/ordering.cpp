@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <numeric>
 
 namespace mlsys::plan {
@@ -159,23 +160,43 @@ std::vector<int64_t> order_by_clusters(const std::vector<SampleLength>& samples,
     std::stable_sort(out.begin(), out.end(), lex_desc);
     return out;
   }
+  // Cluster the distinct (input, target) pairs: equal points sit at distance 0, so they
+  // share a cluster either way, and the distance matrix is over distinct pairs only.
+  std::map<std::pair<int64_t, int64_t>, std::vector<int64_t>> by_point;
+  for (auto id : ids) {
+    const auto& s = samples[static_cast<size_t>(id)];
+    by_point[{s.input, s.target}].push_back(id);
+  }
+  if (by_point.size() > kMaxClusterPoints) {
+    // The O(n^2) distance matrix would be too large: fall back to the lexicographic order.
+    std::stable_sort(out.begin(), out.end(), lex_desc);
+    return out;
+  }
   std::vector<SampleLength> pts;
-  pts.reserve(ids.size());
-  for (auto id : ids) pts.push_back(samples[static_cast<size_t>(id)]);
+  std::vector<const std::vector<int64_t>*> members;
+  for (const auto& [pt, m] : by_point) {
+    pts.push_back({pt.first, pt.second});
+    members.push_back(&m);
+  }
   auto clusters = complete_linkage_clusters(pts, threshold);
   std::vector<std::pair<double, double>> centroids;
   for (const auto& c : clusters) {
-    double x = 0, y = 0;
+    double x = 0, y = 0, w = 0;
     for (int m : c) {
-      x += static_cast<double>(pts[static_cast<size_t>(m)].input);
-      y += static_cast<double>(pts[static_cast<size_t>(m)].target);
+      const double k = static_cast<double>(members[static_cast<size_t>(m)]->size());
+      x += k * static_cast<double>(pts[static_cast<size_t>(m)].input);
+      y += k * static_cast<double>(pts[static_cast<size_t>(m)].target);
+      w += k;
     }
-    centroids.emplace_back(x / static_cast<double>(c.size()), y / static_cast<double>(c.size()));
+    centroids.emplace_back(x / w, y / w);
   }
   out.clear();
   for (int ci : open_tour(centroids)) {
     std::vector<int64_t> part;
-    for (int m : clusters[static_cast<size_t>(ci)]) part.push_back(ids[static_cast<size_t>(m)]);
+    for (int m : clusters[static_cast<size_t>(ci)]) {
+      const auto& ms = *members[static_cast<size_t>(m)];
+      part.insert(part.end(), ms.begin(), ms.end());
+    }
     std::stable_sort(part.begin(), part.end(), lex_desc);
     out.insert(out.end(), part.begin(), part.end());
   }

@@ -4,6 +4,7 @@
 // over their centroids (L1 distance; nearest neighbour + 2-opt in place of LKH).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -24,6 +25,9 @@ std::vector<int> open_tour(const std::vector<std::pair<double, double>>& points,
 
 // The encoder-decoder order: clusters along the tour, each cluster sorted by length desc.
 // `use_tsp` false = lexicographic (input, target) descending (the reference's disable_tsp).
+// Clustering runs over the distinct (input, target) pairs; above kMaxClusterPoints
+// distinct pairs (a 32 MB distance matrix) it falls back to the lexicographic order.
+inline constexpr size_t kMaxClusterPoints = 2048;
 std::vector<int64_t> order_by_clusters(const std::vector<SampleLength>& samples, const std::vector<int64_t>& ids,
                                        double threshold, bool use_tsp);
 

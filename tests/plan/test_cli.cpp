@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -189,4 +191,89 @@ TEST_CASE("cli: generate, compare, simulate and explain", "[cli]") {
   const std::string svg = slurp(out / "timeline.svg");
   CHECK(svg.rfind("<svg", 0) == 0);
   CHECK_THAT(svg, Catch::Contains("</svg>"));
+}
+
+TEST_CASE("cli: data parallel plans use global peers, idle replicas and every replica in simulate", "[cli]") {
+  if (g_dynapipe_plan.empty()) {
+    WARN("no program path given: CLI test skipped");
+    return;
+  }
+  TempDir tmp;
+  const fs::path out = tmp.path / "out";
+  Run r = run("plan " + kSmall + " --set cluster.data_parallel=2 --out '" + out.string() + "'", tmp);
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const auto doc = nlohmann::json::parse(slurp(out / "plan.json"));
+  const auto& reps = doc["batches"][0]["replicas"];
+  REQUIRE(reps.size() == 2);
+  // Global rank -> its instructions.
+  std::map<int, nlohmann::json> by_rank;
+  for (const auto& rep : reps) {
+    for (const auto& rank : rep["ranks"]) by_rank[rank["rank"].get<int>()] = rank["instructions"];
+  }
+  REQUIRE(by_rank.size() == 8);
+  int sends = 0;
+  for (const auto& [g, ins] : by_rank) {
+    for (const auto& x : ins) {
+      const std::string op = x["op"];
+      if (op != "SendActivationStart" && op != "SendGradStart") continue;
+      ++sends;
+      const int peer = x["peer"];
+      INFO("rank " << g << " " << op << " mb " << x["mb"] << " peer " << peer);
+      CHECK(peer / 4 == g / 4);  // the same replica
+      const std::string want = op == "SendActivationStart" ? "RecvActivationStart" : "RecvGradStart";
+      bool found = false;
+      for (const auto& y : by_rank.at(peer)) {
+        found |= y["op"] == want && y["peer"] == g && y["mb"] == x["mb"] && y["stage"] == x["stage"];
+      }
+      CHECK(found);
+    }
+  }
+  CHECK(sends > 0);
+  CHECK(by_rank.count(7) == 1);
+
+  r = run("simulate " + kSmall + " --set cluster.data_parallel=2 --json --out '" + out.string() + "'", tmp);
+  REQUIRE(r.code == 0);
+  const auto sim = nlohmann::json::parse(r.out);
+  std::set<int> replicas;
+  for (const auto& run : sim["runs"]) replicas.insert(run["replica"].get<int>());
+  CHECK(replicas == std::set<int>{0, 1});
+
+  // Fewer samples than replicas: planned with idle replicas, not a memory failure.
+  const fs::path three = tmp.path / "three.jsonl";
+  std::ofstream(three) << "{\"input\":100,\"target\":10}\n{\"input\":200,\"target\":10}\n{\"input\":300,\"target\":10}\n";
+  r = run("compare --quiet --set cluster.data_parallel=4 --set data.path='" + three.string() + "' --out '" +
+              out.string() + "'",
+          tmp);
+  INFO(r.err);
+  CHECK(r.code == 0);
+  r = run("plan --quiet --set cluster.data_parallel=4 --set data.path='" + three.string() + "' --out '" + out.string() + "'",
+          tmp);
+  REQUIRE(r.code == 0);
+  const auto p3 = nlohmann::json::parse(slurp(out / "plan.json"));
+  CHECK(p3["batches"][0]["replicas"].size() == 4);
+}
+
+TEST_CASE("cli: a sample too large names its file line; model state too large is a config error", "[cli]") {
+  if (g_dynapipe_plan.empty()) {
+    WARN("no program path given: CLI test skipped");
+    return;
+  }
+  TempDir tmp;
+  const fs::path data = tmp.path / "lengths.jsonl";
+  // Line 4 (after a blank line) is the sample that cannot fit; it is planned first.
+  std::ofstream(data) << "{\"input\": 10, \"target\": 2}\n\n{\"input\": 20, \"target\": 2}\n"
+                         "{\"input\": 8000, \"target\": 100}\n{\"input\": 30, \"target\": 2}\n";
+  Run r = run("plan --quiet --set data.max_seqlen=8192 --set cluster.device_memory_mb=18000 --set data.path='" +
+                  data.string() + "' --out '" + (tmp.path / "out").string() + "'",
+              tmp);
+  CHECK(r.code == 3);
+  CHECK(lines(r.err) == 1);
+  CHECK_THAT(r.err, Catch::Contains("lengths.jsonl:4:") && Catch::Contains("does not fit"));
+
+  r = run("plan " + kSmall + " --set cluster.device_memory_mb=1000 --out '" + (tmp.path / "out").string() + "'", tmp);
+  CHECK(r.code == 2);
+  CHECK(lines(r.err) == 1);
+  CHECK_THAT(r.err, Catch::Contains("cluster.device_memory_mb") && Catch::Contains("stage"));
+  CHECK_FALSE(fs::exists(tmp.path / "out" / "plan.json"));
 }

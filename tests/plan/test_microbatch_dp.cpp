@@ -159,3 +159,46 @@ TEST_CASE("the FLANv2-like generator is seeded and bimodal", "[data]") {
   }
   CHECK(n == a.size());
 }
+
+TEST_CASE("microbatch_dp with monotone rows and the row fast path equals brute force", "[dp]") {
+  std::mt19937_64 rng(17);
+  for (int trial = 0; trial < 60; ++trial) {
+    const int n = 2 + static_cast<int>(rng() % 11);
+    std::vector<int> len(static_cast<size_t>(n));
+    for (auto& l : len) l = 1 + static_cast<int>(rng() % 64);
+    std::sort(len.rbegin(), len.rend());
+    const double overhead = 0.5 + static_cast<double>(rng() % 5);
+    const int budget = 64 + static_cast<int>(rng() % 200);
+    auto T = [&](int i, int j) -> std::optional<double> {
+      int mx = 0;
+      for (int k = i; k < j; ++k) mx = std::max(mx, len[static_cast<size_t>(k)]);
+      if ((j - i) * mx > budget) return std::nullopt;
+      return overhead + 0.01 * (j - i) * mx + 0.002 * (j - i) * mx * mx / 64.0;
+    };
+    PartitionProblem p;
+    p.n = n;
+    p.stages = 1 + static_cast<int>(rng() % 8);
+    p.dp_size = 1 + static_cast<double>(rng() % 3);
+    p.cost = T;
+    p.monotone = true;
+    if (trial % 2) {
+      p.row = [&](int i, int max_len, double cap, std::vector<double>& row) {
+        for (int j = i + 1; j <= i + max_len; ++j) {
+          auto t = T(i, j);
+          if (!t || *t > cap) break;
+          row.push_back(*t);
+        }
+      };
+    }
+    const Partition dp = microbatch_dp(p);
+    const Partition bf = brute_force_partition(p);
+    INFO("trial " << trial << " n " << n << " stages " << p.stages);
+    REQUIRE(dp.objective == Approx(bf.objective).epsilon(1e-12));
+    // With a t_max spacing the result is a valid partition no better than the optimum.
+    p.tmax_interval = 0.7;
+    const Partition th = microbatch_dp(p);
+    CHECK(th.objective >= bf.objective * (1 - 1e-12));
+    CHECK(th.bounds.front() == 0);
+    CHECK(th.bounds.back() == n);
+  }
+}

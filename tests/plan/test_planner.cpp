@@ -3,11 +3,14 @@
 
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <set>
 
 #include "core/error.hpp"
 #include "plan/baselines.hpp"
+#include "plan/dynapipe_config.hpp"
 #include "plan/dynapipe_planner.hpp"
+#include "plan/ordering.hpp"
 
 using namespace mlsys::plan;
 namespace fs = std::filesystem;
@@ -181,4 +184,108 @@ TEST_CASE("length files: JSONL and CSV, errors name file and line", "[data]") {
   CHECK_THROWS_WITH(load_lengths(write("d.csv", "input,target\n1,2\n3,-4\n")), Catch::Contains("d.csv:3:"));
   CHECK_THROWS_AS(load_lengths(dir / "missing.jsonl"), mlsys::core::InputError);
   fs::remove_all(dir);
+}
+
+TEST_CASE("fewer micro-batches than replicas leaves replicas idle", "[planner]") {
+  // Three samples on 4 replicas: at most 3 micro-batches, so one replica at least idles.
+  std::vector<SampleLength> samples{{100, 10}, {200, 10}, {300, 10}};
+  ClusterSpec cl;
+  cl.data_parallel = 4;
+  const CostModel cost(small_gpt(), cl);
+  const BatchPlan p = plan_batch(cost, samples, {0, 1, 2}, PlannerOptions{});
+  check_plan(cost, samples, {0, 1, 2}, p);
+  REQUIRE(p.replicas.size() == 4);
+  int idle = 0;
+  for (const auto& rp : p.replicas) {
+    REQUIRE(rp.ranks.size() == 4);
+    if (rp.order.empty()) {
+      ++idle;
+      CHECK(rp.schedule == "idle");
+      for (const auto& r : rp.ranks) CHECK(r.instructions.empty());
+    }
+  }
+  CHECK(idle >= 1);
+  CHECK(p.makespan_ms > 0);
+}
+
+TEST_CASE("a sample too large is reported by its data set index; model state too large is a config error",
+          "[planner]") {
+  ClusterSpec cl;
+  cl.device_memory_mb = 3600;
+  const CostModel cost(small_gpt(), cl);
+  std::vector<SampleLength> samples{{100, 10}, {120, 10}, {200000, 10}, {90, 5}};
+  // Planning order differs from data set order (length sort puts the big one first).
+  try {
+    (void)plan_batch(cost, samples, {3, 0, 2, 1}, PlannerOptions{});
+    FAIL("expected SampleTooLarge");
+  } catch (const SampleTooLarge& e) {
+    CHECK(e.sample == 2);
+    CHECK_THAT(e.what(), Catch::Contains("sample 2 ") && Catch::Contains("input 200000"));
+  }
+  ClusterSpec tiny;
+  tiny.device_memory_mb = 500;  // below the state of every stage (~2.7 GB)
+  const CostModel no_room(small_gpt(), tiny);
+  CHECK_THROWS_AS(plan_batch(no_room, samples, {0, 1}, PlannerOptions{}), mlsys::core::ConfigError);
+  CHECK_THROWS_WITH(plan_batch(no_room, samples, {0, 1}, PlannerOptions{}),
+                    Catch::Contains("cluster.device_memory_mb") && Catch::Contains("stage 0"));
+}
+
+TEST_CASE("many tiny samples plan quickly and exactly cover the batch", "[planner]") {
+  // 4096 samples of 8 tokens: every contiguous run fits, so the DP rows are long (this took
+  // tens of seconds before the rows were bounded and computed incrementally).
+  std::vector<SampleLength> samples(4096, SampleLength{6, 2});
+  for (size_t i = 0; i < samples.size(); i += 7) samples[i] = {3, 1};
+  std::vector<int64_t> ids(samples.size());
+  std::iota(ids.begin(), ids.end(), 0);
+  ClusterSpec cl;
+  const CostModel cost(small_gpt(), cl);
+  const BatchPlan p = plan_batch(cost, samples, ids, PlannerOptions{});
+  check_plan(cost, samples, ids, p);
+  CHECK(p.microbatches.size() > 1);
+  // T5 with thousands of distinct (input, target) pairs: the clustering falls back.
+  std::vector<SampleLength> t5s;
+  for (int i = 0; i < 3000; ++i) t5s.push_back({1 + i % 1500, 1 + (i * 7) % 61});
+  std::vector<int64_t> t5ids(t5s.size());
+  std::iota(t5ids.begin(), t5ids.end(), 0);
+  const auto order = order_by_clusters(t5s, t5ids, 16, true);
+  CHECK(std::multiset<int64_t>(order.begin(), order.end()) == std::multiset<int64_t>(t5ids.begin(), t5ids.end()));
+}
+
+TEST_CASE("the reported baseline setting is the fastest simulated one", "[baselines]") {
+  FlanLikeConfig g;
+  g.samples = 300;
+  auto samples = generate_flan_like(g, 4);
+  clip_lengths(samples, 2048, /*concatenated=*/true);
+  auto batches = split_global_batches(samples, 32768);
+  batches.resize(2);
+  ClusterSpec cl;
+  cl.device_memory_mb = 30000;  // some knobs fit only with recomputation
+  const CostModel cost(small_gpt(), cl);
+  BaselineOptions opt;
+  for (auto m : {BaselineMethod::packing, BaselineMethod::fixed_mbs, BaselineMethod::fixed_tokens}) {
+    const BaselineResult best = run_baseline(m, cost, samples, batches, opt);
+    INFO(to_string(m));
+    REQUIRE(best.feasible);
+    const double best_tput = static_cast<double>(best.real_tokens) / best.time_ms;
+    int feasible = 0;
+    for (int64_t knob : m == BaselineMethod::fixed_tokens ? opt.token_budgets : opt.microbatch_sizes) {
+      for (Recompute rc : opt.recompute) {
+        const BaselineResult r = evaluate_baseline(m, cost, samples, batches, knob, rc, opt);
+        if (!r.feasible) continue;
+        ++feasible;
+        INFO("knob " << knob << " " << to_string(rc));
+        CHECK(best_tput >= static_cast<double>(r.real_tokens) / r.time_ms * (1 - 1e-12));
+        CHECK(r.peak_mb <= cl.device_memory_mb);
+      }
+    }
+    CHECK(feasible > 1);
+  }
+}
+
+TEST_CASE("the built-in defaults equal configs/dynapipe-plan/default.json", "[config]") {
+  const auto builtin = read_dynapipe_config(mlsys::core::parse_config("{}", "<builtin>"), std::nullopt);
+  const auto file = read_dynapipe_config(
+      mlsys::core::load_config(std::string(PLAN_SOURCE_DIR) + "/configs/dynapipe-plan/default.json"), std::nullopt);
+  CHECK(builtin.resolved.dump() == file.resolved.dump());
+  CHECK(builtin.cluster.device_memory_mb == 80000.0);
 }
