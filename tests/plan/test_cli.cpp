@@ -70,10 +70,7 @@ bool only(const fs::path& dir, const std::vector<std::string>& names) {
 }  // namespace
 
 TEST_CASE("cli: plan writes valid JSON with micro-batches and per-rank plans", "[cli]") {
-  if (g_dynapipe_plan.empty()) {
-    WARN("no program path given: CLI test skipped");
-    return;
-  }
+  REQUIRE_FALSE(g_dynapipe_plan.empty());
   TempDir tmp;
   const fs::path out = tmp.path / "out";
   Run r = run("plan " + kSmall + " --out '" + out.string() + "'", tmp);
@@ -100,10 +97,7 @@ TEST_CASE("cli: plan writes valid JSON with micro-batches and per-rank plans", "
 }
 
 TEST_CASE("cli: a malformed config exits 2 with one line naming file and key", "[cli]") {
-  if (g_dynapipe_plan.empty()) {
-    WARN("no program path given: CLI test skipped");
-    return;
-  }
+  REQUIRE_FALSE(g_dynapipe_plan.empty());
   TempDir tmp;
   const fs::path cfg = tmp.path / "bad.json";
   std::ofstream(cfg) << "{\"cluster\": {\"stages\": \"four\"}}\n";
@@ -132,10 +126,7 @@ TEST_CASE("cli: a malformed config exits 2 with one line naming file and key", "
 }
 
 TEST_CASE("cli: bad input data exits 3 and leaves the old artifact alone", "[cli]") {
-  if (g_dynapipe_plan.empty()) {
-    WARN("no program path given: CLI test skipped");
-    return;
-  }
+  REQUIRE_FALSE(g_dynapipe_plan.empty());
   TempDir tmp;
   const fs::path out = tmp.path / "out";
   REQUIRE(run("plan " + kSmall + " --out '" + out.string() + "'", tmp).code == 0);
@@ -158,10 +149,7 @@ TEST_CASE("cli: bad input data exits 3 and leaves the old artifact alone", "[cli
 }
 
 TEST_CASE("cli: generate, compare, simulate and explain", "[cli]") {
-  if (g_dynapipe_plan.empty()) {
-    WARN("no program path given: CLI test skipped");
-    return;
-  }
+  REQUIRE_FALSE(g_dynapipe_plan.empty());
   TempDir tmp;
   const fs::path out = tmp.path / "out";
   Run r = run("generate --set data.generate.samples=500 --quiet --out '" + out.string() + "'", tmp);
@@ -194,10 +182,7 @@ TEST_CASE("cli: generate, compare, simulate and explain", "[cli]") {
 }
 
 TEST_CASE("cli: data parallel plans use global peers, idle replicas and every replica in simulate", "[cli]") {
-  if (g_dynapipe_plan.empty()) {
-    WARN("no program path given: CLI test skipped");
-    return;
-  }
+  REQUIRE_FALSE(g_dynapipe_plan.empty());
   TempDir tmp;
   const fs::path out = tmp.path / "out";
   Run r = run("plan " + kSmall + " --set cluster.data_parallel=2 --out '" + out.string() + "'", tmp);
@@ -255,10 +240,7 @@ TEST_CASE("cli: data parallel plans use global peers, idle replicas and every re
 }
 
 TEST_CASE("cli: a sample too large names its file line; model state too large is a config error", "[cli]") {
-  if (g_dynapipe_plan.empty()) {
-    WARN("no program path given: CLI test skipped");
-    return;
-  }
+  REQUIRE_FALSE(g_dynapipe_plan.empty());
   TempDir tmp;
   const fs::path data = tmp.path / "lengths.jsonl";
   // Line 4 (after a blank line) is the sample that cannot fit; it is planned first.

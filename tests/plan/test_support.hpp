@@ -3,4 +3,4 @@
 
 #include <string>
 
-extern std::string g_dynapipe_plan;  // path of the dynapipe-plan executable ("" = CLI tests skip)
+extern std::string g_dynapipe_plan;  // path of the dynapipe-plan executable (from DYNAPIPE_PLAN)
