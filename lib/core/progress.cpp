@@ -47,10 +47,14 @@ void Progress::finish(const std::string& status) {
   if (!status.empty()) status_ = status;
   if (total_ > 0) done_ = total_;
   if (silent_) return;
+  // A log line already showed this exact final state: do not repeat it.
+  if (!bar_ && last_drawn_done_ == done_ && last_drawn_status_ == status_) return;
   draw(true);
 }
 
 void Progress::draw(bool final_line) {
+  last_drawn_done_ = done_;
+  last_drawn_status_ = status_;
   double elapsed = timer_.seconds();
   char counts[96];
   if (total_ > 0) {

@@ -39,6 +39,8 @@ class Progress {
   bool finished_ = false;
   double interval_;
   double last_emit_ = -1.0;
+  uint64_t last_drawn_done_ = UINT64_MAX;
+  std::string last_drawn_status_;
   Timer timer_;
 };
 

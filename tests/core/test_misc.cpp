@@ -156,5 +156,12 @@ TEST_CASE("progress draws a bar, writes lines, or stays silent", "[progress]") {
   CHECK_THAT(lines, Catch::Matchers::Contains("train 1/4") && Catch::Matchers::Contains("loss 0.7") &&
                         Catch::Matchers::Contains("train 4/4") && Catch::Matchers::Contains("done"));
   CHECK_THAT(lines, !Catch::Matchers::Contains("loss 0.6"));
+  // The final state is logged once, even when update() already reached it.
+  auto once = capture_stderr([] {
+    Progress p("steps", 2, ProgressMode::never);
+    p.update(2, "end");
+    p.finish();
+  });
+  CHECK(once.find("steps 2/2") == once.rfind("steps 2/2"));
   CHECK_THAT(lines, !Catch::Matchers::Contains("["  "#"));
 }

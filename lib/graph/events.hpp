@@ -1,0 +1,54 @@
+// Temporal interaction streams (src, dst, t, edge features) and their loaders: TGL's
+// edges.csv (+ edge/node feature files) and the JODIE CSV. Loaders reject bad rows with
+// file:line (non-monotone time, bad ids, wrong column count, non-numbers) as InputError.
+// No LibTorch: features are plain row-major float arrays.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace mlsys::graph {
+
+struct EventStream {
+  std::vector<int64_t> src, dst;
+  std::vector<double> t;        // non-decreasing
+  std::vector<int8_t> ext_roll;  // TGL's 0/1/2 train/val/test column when present, else empty
+  std::vector<int8_t> label;     // JODIE state_label when present, else empty
+  int64_t num_nodes = 0;         // ids are in [0, num_nodes)
+  int64_t num_sources = 0;       // bipartite: ids < num_sources are users (0 = unknown)
+  int64_t edge_dim = 0;
+  std::vector<float> edge_feat;  // size() x edge_dim, row i = event i
+  int64_t node_dim = 0;
+  std::vector<float> node_feat;  // num_nodes x node_dim
+  std::string source;            // where it was read from (for messages)
+
+  [[nodiscard]] size_t size() const { return src.size(); }
+};
+
+// A 2-D float matrix read from a feature file.
+struct Matrix {
+  int64_t rows = 0, cols = 0;
+  std::vector<float> data;
+};
+
+// "auto" picks TGL for a folder or a CSV whose header has src,dst,time columns, JODIE
+// otherwise. A TGL folder holds edges.csv and optionally edge_features.{npy,bin,csv} and
+// node_features.{npy,csv}.
+EventStream load_events(const std::filesystem::path& path, const std::string& format = "auto");
+// TGL: header ",src,dst,time[,int_roll][,ext_roll]" (column 0 = edge id, which indexes the
+// edge feature rows). `path` is edges.csv or its folder.
+EventStream load_tgl(const std::filesystem::path& path);
+// JODIE: user_id,item_id,timestamp,state_label,f1..fd (one header line). Item ids are
+// shifted by max user id + 1 so both share one id space (users first).
+EventStream load_jodie(const std::filesystem::path& path);
+
+// .npy (float32/float64, 1-D or 2-D, C order), .bin (raw float32; `expected_rows` > 0
+// fixes the row count and the column count follows from the size) or .csv (numbers only,
+// an optional non-numeric header line).
+Matrix load_matrix(const std::filesystem::path& path, int64_t expected_rows = 0);
+// Writes a float32 2-D .npy atomically.
+void write_npy(const std::filesystem::path& path, const std::vector<float>& data, int64_t rows, int64_t cols);
+
+}  // namespace mlsys::graph

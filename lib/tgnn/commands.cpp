@@ -1,0 +1,485 @@
+// tgnn-train subcommands: load the config and the data, split, train and evaluate the
+// temporal model and its baselines on the same negatives, write artifacts atomically,
+// print a table (or JSON with --json). No LibTorch here: the model sits behind model.hpp.
+#include "tgnn/commands.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <random>
+#include <set>
+
+#include "core/atomic_file.hpp"
+#include "core/build_info.hpp"
+#include "core/error.hpp"
+#include "core/h5.hpp"
+#include "core/log.hpp"
+#include "core/progress.hpp"
+#include "core/signals.hpp"
+#include "core/timer.hpp"
+#include "graph/generator.hpp"
+#include "graph/sampler.hpp"
+#include "graph/split.hpp"
+#include "tgnn/edgebank.hpp"
+#include "tgnn/metrics.hpp"
+#include "tgnn/model.hpp"
+#include "tgnn/tgnn_config.hpp"
+
+namespace mlsys::tgnn {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+constexpr const char* kProgram = "tgnn-train";
+// TGN's fixed evaluation seeds: validation negatives 0, test negatives 2.
+constexpr uint64_t kValNegSeed = 0, kTestNegSeed = 2;
+
+TgnnConfig load(const core::CommonOptions& opts) {
+  if (opts.device != "cpu") {
+    throw core::UsageError("--device " + opts.device + ": tgnn-train trains on the CPU only (use --device cpu)");
+  }
+  set_torch_threads(opts.threads);
+  return read_tgnn_config(core::load_config(opts), opts.seed);
+}
+
+void check_stop() {
+  if (core::stop_requested()) throw core::RuntimeFailure("interrupted; no artifact written");
+}
+
+std::string f3(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.4f", v);
+  return b;
+}
+std::string f1(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f", v);
+  return b;
+}
+
+std::string table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> w;
+  for (const auto& r : rows) {
+    for (size_t i = 0; i < r.size(); ++i) {
+      if (w.size() <= i) w.push_back(0);
+      w[i] = std::max(w[i], r[i].size());
+    }
+  }
+  std::string o;
+  for (size_t k = 0; k < rows.size(); ++k) {
+    for (size_t i = 0; i < rows[k].size(); ++i) {
+      const std::string pad(w[i] - rows[k][i].size(), ' ');
+      o += i == 0 ? rows[k][i] + pad : "  " + pad + rows[k][i];
+    }
+    o += "\n";
+    if (k == 0) {
+      size_t total = 0;
+      for (size_t x : w) total += x + 2;
+      o += std::string(total - 2, '-') + "\n";
+    }
+  }
+  return o;
+}
+
+struct Dataset {
+  graph::EventStream s;
+  graph::Oracle oracle;
+  std::string desc;
+};
+
+Dataset load_data(const TgnnConfig& c) {
+  Dataset d;
+  if (c.data.path.empty()) {
+    graph::SyntheticData g = graph::generate_synthetic(c.generate.synthetic, c.seed);
+    d.s = std::move(g.events);
+    d.oracle.p_pos = std::move(g.oracle_pos);
+    d.oracle.p_neg = std::move(g.oracle_neg_p);
+    d.oracle.neg = std::move(g.oracle_neg);
+    d.desc = "synthetic '" + c.generate.preset + "' (seed " + std::to_string(c.seed) + ", generated in memory)";
+  } else {
+    d.s = graph::load_events(c.data.path, c.data.format);
+    d.oracle = graph::load_oracle(c.data.path, d.s.size());
+    d.desc = d.s.source;
+  }
+  log::info("{}: {} events, {} nodes, edge features {}, node features {}", d.desc, d.s.size(), d.s.num_nodes, d.s.edge_dim,
+            d.s.node_dim);
+  return d;
+}
+
+// Negative destinations, uniform over `pool`, q per event.
+std::vector<int64_t> sample_negatives(const std::vector<int64_t>& pool, size_t n, size_t q, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<size_t> d(0, pool.size() - 1);
+  std::vector<int64_t> out(n * q);
+  for (auto& x : out) x = pool[d(rng)];
+  return out;
+}
+
+std::vector<int64_t> destination_pool(const graph::EventStream& s, const std::vector<size_t>& events, const std::string& kind) {
+  std::vector<int64_t> pool;
+  if (kind == "nodes") {
+    for (int64_t v = 0; v < s.num_nodes; ++v) pool.push_back(v);
+    return pool;
+  }
+  std::set<int64_t> seen;
+  for (size_t e : events) seen.insert(s.dst[e]);
+  return {seen.begin(), seen.end()};
+}
+
+struct SplitMetrics {
+  LinkMetrics all, inductive;
+};
+
+// Per-batch + global metrics over a split's scores, and over its inductive subset.
+SplitMetrics score_split(const graph::EventStream& s, const graph::Split& sp, const std::vector<size_t>& events,
+                         const std::vector<double>& pos, const std::vector<double>& neg, size_t q, size_t batch) {
+  MetricAccumulator all(q), ind(q);
+  for (size_t b0 = 0; b0 < events.size(); b0 += batch) {
+    const size_t b1 = std::min(events.size(), b0 + batch);
+    std::vector<double> p(pos.begin() + static_cast<long>(b0), pos.begin() + static_cast<long>(b1));
+    std::vector<double> n(neg.begin() + static_cast<long>(b0 * q), neg.begin() + static_cast<long>(b1 * q));
+    all.add_batch(p, n);
+    std::vector<double> pi, ni;
+    for (size_t i = b0; i < b1; ++i) {
+      if (!sp.is_inductive(s, events[i])) continue;
+      pi.push_back(pos[i]);
+      ni.insert(ni.end(), neg.begin() + static_cast<long>(i * q), neg.begin() + static_cast<long>((i + 1) * q));
+    }
+    ind.add_batch(pi, ni);
+  }
+  return {all.result(), ind.result()};
+}
+
+json to_json(const LinkMetrics& m) {
+  return {{"events", m.events}, {"ap", m.ap},   {"auc", m.auc}, {"ap_batch", m.ap_batch}, {"auc_batch", m.auc_batch},
+          {"mrr", m.mrr},       {"mrr_negatives", m.mrr_negatives}};
+}
+
+struct Eval {
+  SplitMetrics val, test;
+};
+
+// EdgeBank (unlimited memory): the training pairs, then each evaluated batch scored before
+// its own pairs are added.
+Eval edgebank_eval(const graph::EventStream& s, const graph::Split& sp, const std::vector<int64_t>& val_neg,
+                   const std::vector<int64_t>& test_neg, size_t q, size_t batch) {
+  EdgeBank bank;
+  for (size_t e : sp.train) bank.add(s.src[e], s.dst[e]);
+  auto run = [&](const std::vector<size_t>& ev, const std::vector<int64_t>& negs, size_t qq) {
+    std::vector<double> pos(ev.size()), neg(negs.size());
+    for (size_t b0 = 0; b0 < ev.size(); b0 += batch) {
+      const size_t b1 = std::min(ev.size(), b0 + batch);
+      for (size_t i = b0; i < b1; ++i) {
+        pos[i] = bank.score(s.src[ev[i]], s.dst[ev[i]]);
+        for (size_t j = 0; j < qq; ++j) neg[i * qq + j] = bank.score(s.src[ev[i]], negs[i * qq + j]);
+      }
+      for (size_t i = b0; i < b1; ++i) bank.add(s.src[ev[i]], s.dst[ev[i]]);
+    }
+    return score_split(s, sp, ev, pos, neg, qq, batch);
+  };
+  Eval r;
+  r.val = run(sp.val, val_neg, 1);
+  r.test = run(sp.test, test_neg, q);
+  return r;
+}
+
+// The setting shared by fit/eval/embed: data, split, graphs and fixed negatives.
+struct Setup {
+  TgnnConfig c;
+  Dataset d;
+  graph::Split sp;
+  std::unique_ptr<graph::TemporalGraph> g_train, g_full;
+  std::vector<int64_t> val_neg, test_neg;
+  size_t q = 1;
+};
+
+Setup make_setup(const core::CommonOptions& opts) {
+  Setup st;
+  st.c = load(opts);
+  st.d = load_data(st.c);
+  st.sp = graph::chronological_split(st.d.s, st.c.data.split);
+  // Training sees only training events (without the hidden nodes); evaluation the full
+  // stream, each query still strictly before its own time.
+  st.g_train = std::make_unique<graph::TemporalGraph>(st.d.s, &st.sp.train);
+  st.g_full = std::make_unique<graph::TemporalGraph>(st.d.s);
+  std::vector<size_t> all(st.d.s.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  const auto pool = destination_pool(st.d.s, all, st.c.train.negatives);
+  st.q = static_cast<size_t>(st.c.eval.mrr_negatives);
+  st.val_neg = sample_negatives(pool, st.sp.val.size(), 1, kValNegSeed);
+  st.test_neg = sample_negatives(pool, st.sp.test.size(), st.q, kTestNegSeed);
+  log::info("split: train {} (of {}; {} hidden nodes), val {}, test {} events; val_time {:.1f}, test_time {:.1f}",
+            st.sp.train.size(), st.sp.train_all.size(),
+            std::count(st.sp.hidden.begin(), st.sp.hidden.end(), uint8_t{1}), st.sp.val.size(), st.sp.test.size(),
+            st.sp.val_time, st.sp.test_time);
+  return st;
+}
+
+// Replays train (memory only), then val and test with the fixed negatives: TGL's final
+// evaluation (memory carried train -> val -> test, updated by the positive test events).
+Eval replay_eval(TemporalModel& m, const Setup& st, StageTimes& times) {
+  const auto bs = static_cast<size_t>(st.c.eval.batch_size);
+  m.reset_memory();
+  m.run(st.sp.train, {}, 0, *st.g_train, false, bs, times);
+  Eval e;
+  const PassOutput v = m.run(st.sp.val, st.val_neg, 1, *st.g_full, false, bs, times);
+  e.val = score_split(st.d.s, st.sp, st.sp.val, v.pos, v.neg, 1, bs);
+  const PassOutput t = m.run(st.sp.test, st.test_neg, static_cast<int64_t>(st.q), *st.g_full, false, bs, times);
+  e.test = score_split(st.d.s, st.sp, st.sp.test, t.pos, t.neg, st.q, bs);
+  return e;
+}
+
+struct FitResult {
+  Eval eval;
+  json epochs = json::array();
+  int64_t best_epoch = 0;
+  double epoch_seconds = 0, events_per_s = 0;
+  StageTimes times;
+  int64_t parameters = 0;
+};
+
+FitResult fit_model(TemporalModel& m, const Setup& st, const core::CommonOptions& opts, const std::string& label) {
+  FitResult r;
+  r.parameters = m.num_parameters();
+  const auto bs = static_cast<size_t>(st.c.train.batch_size);
+  const auto pool = destination_pool(st.d.s, st.sp.train, st.c.train.negatives);
+  double best = -1, train_s = 0;
+  int64_t bad = 0, epochs_run = 0;
+  core::Progress prog(label, static_cast<uint64_t>(st.c.train.epochs), opts.progress_mode(), opts.quiet);
+  for (int64_t ep = 1; ep <= st.c.train.epochs; ++ep) {
+    check_stop();
+    core::Timer t;
+    m.reset_memory();
+    const auto neg = sample_negatives(pool, st.sp.train.size(), 1, st.c.seed * 1000003 + static_cast<uint64_t>(ep));
+    const PassOutput tr = m.run(st.sp.train, neg, 1, *st.g_train, true, bs, r.times);
+    const double ts = t.seconds();
+    train_s += ts;
+    ++epochs_run;
+    check_stop();
+    StageTimes vt;
+    const PassOutput v = m.run(st.sp.val, st.val_neg, 1, *st.g_full, false, static_cast<size_t>(st.c.eval.batch_size), vt);
+    const SplitMetrics vm = score_split(st.d.s, st.sp, st.sp.val, v.pos, v.neg, 1, static_cast<size_t>(st.c.eval.batch_size));
+    const double loss = tr.loss_sum / static_cast<double>(std::max<size_t>(tr.batches, 1));
+    r.epochs.push_back({{"epoch", ep}, {"loss", loss}, {"val_ap_batch", vm.all.ap_batch}, {"val_auc_batch", vm.all.auc_batch},
+                        {"train_seconds", ts}, {"events_per_s", static_cast<double>(st.sp.train.size()) / ts}});
+    log::info("{} epoch {}: loss {:.4f}, val AP {:.4f}, {:.1f} s ({:.0f} events/s)", label, ep, loss, vm.all.ap_batch, ts,
+              static_cast<double>(st.sp.train.size()) / ts);
+    prog.update(static_cast<uint64_t>(ep), "val AP " + f3(vm.all.ap_batch));
+    if (vm.all.ap_batch > best) {
+      best = vm.all.ap_batch;
+      r.best_epoch = ep;
+      bad = 0;
+      m.snapshot_params();
+    } else if (++bad >= st.c.train.patience) {
+      log::info("{}: no val improvement for {} epochs; stopping", label, bad);
+      break;
+    }
+  }
+  prog.finish();
+  m.restore_params();
+  r.epoch_seconds = train_s / static_cast<double>(epochs_run);
+  r.events_per_s = static_cast<double>(st.sp.train.size()) / r.epoch_seconds;
+  StageTimes et;
+  r.eval = replay_eval(m, st, et);
+  return r;
+}
+
+double oracle_ap(const Dataset& d, const graph::Split& sp, size_t batch, double* per_batch) {
+  if (d.oracle.p_pos.empty()) return -1;
+  MetricAccumulator acc(1);
+  for (size_t b0 = 0; b0 < sp.test.size(); b0 += batch) {
+    std::vector<double> p, n;
+    for (size_t i = b0; i < std::min(sp.test.size(), b0 + batch); ++i) {
+      p.push_back(d.oracle.p_pos[sp.test[i]]);
+      n.push_back(d.oracle.p_neg[sp.test[i]]);
+    }
+    acc.add_batch(p, n);
+  }
+  const LinkMetrics m = acc.result();
+  if (per_batch) *per_batch = m.ap_batch;
+  return m.ap;
+}
+
+std::vector<std::string> row(const std::string& name, const LinkMetrics& m) {
+  return {name, std::to_string(m.events), f3(m.ap_batch), f3(m.auc_batch), f3(m.ap), f3(m.auc),
+          m.mrr_negatives ? f3(m.mrr) : "-"};
+}
+
+void emit(const core::CommonOptions& opts, const json& summary, const std::string& text) {
+  if (opts.json) {
+    std::cout << summary.dump(2) << "\n";
+  } else {
+    std::cout << text;
+  }
+  std::cout.flush();
+}
+
+std::string checkpoint_path(const TgnnConfig& c, const core::CommonOptions& opts) {
+  return c.eval.checkpoint.empty() ? (fs::path(opts.out) / "model.h5").string() : c.eval.checkpoint;
+}
+
+json times_json(const StageTimes& t) {
+  return {{"sample_s", t.sample}, {"fetch_s", t.fetch}, {"train_s", t.train}, {"update_s", t.update}};
+}
+
+}  // namespace
+
+int tgnn_generate(const core::CommonOptions& opts) {
+  const TgnnConfig c = load(opts);
+  core::Timer t;
+  const graph::SyntheticData g = graph::generate_synthetic(c.generate.synthetic, c.seed);
+  const graph::EventStream& s = g.events;
+  const graph::Split sp = graph::chronological_split(s, c.data.split);
+  // Surprise index: share of test pairs never seen in training.
+  EdgeBank bank;
+  for (size_t e : sp.train_all) bank.add(s.src[e], s.dst[e]);
+  double unseen = 0;
+  for (size_t e : sp.test) unseen += 1.0 - bank.score(s.src[e], s.dst[e]);
+  const double surprise = unseen / static_cast<double>(sp.test.size());
+  Dataset d;
+  d.oracle.p_pos = g.oracle_pos;
+  d.oracle.p_neg = g.oracle_neg_p;
+  double oracle_batch = 0;
+  const double oracle = oracle_ap(d, sp, static_cast<size_t>(c.eval.batch_size), &oracle_batch);
+  const bool tgl = std::find(c.generate.formats.begin(), c.generate.formats.end(), "tgl") != c.generate.formats.end();
+  const bool jodie = std::find(c.generate.formats.begin(), c.generate.formats.end(), "jodie") != c.generate.formats.end();
+  json meta = {{"program", kProgram}, {"version", std::string(core::version())}, {"seed", c.seed},
+               {"preset", c.generate.preset}, {"config", c.resolved}, {"events", s.size()},
+               {"users", s.num_sources}, {"items", s.num_nodes - s.num_sources}, {"edge_dim", s.edge_dim},
+               {"surprise_index", surprise}, {"oracle_test_ap", oracle}, {"oracle_test_ap_batch", oracle_batch}};
+  check_stop();
+  graph::write_synthetic(opts.out, g, tgl, jodie, meta.dump(2));
+  meta["seconds"] = t.seconds();
+  meta["out"] = opts.out;
+  std::string text = "wrote " + opts.out + ": synthetic '" + c.generate.preset + "' stream (seed " + std::to_string(c.seed) + ")\n";
+  text += table({{"events", "users", "items", "edge dim", "surprise", "oracle AP (test, batch)", "oracle AP (test, global)"},
+                 {std::to_string(s.size()), std::to_string(s.num_sources), std::to_string(s.num_nodes - s.num_sources),
+                  std::to_string(s.edge_dim), f3(surprise), f3(oracle_batch), f3(oracle)}});
+  emit(opts, meta, text);
+  return 0;
+}
+
+int tgnn_fit(const core::CommonOptions& opts) {
+  Setup st = make_setup(opts);
+  const TgnnConfig& c = st.c;
+  TemporalModel model(c.model, st.d.s, c.seed);
+  log::info("{} ({} updater, {} embedding): {} parameters", c.model.name, c.model.updater, c.model.embedding,
+            model.num_parameters());
+  FitResult main = fit_model(model, st, opts, c.model.name);
+  json summary = {{"program", kProgram}, {"command", "fit"}, {"version", std::string(core::version())},
+                  {"git_commit", std::string(core::git_commit())}, {"config", c.resolved}, {"data", st.d.desc}};
+  summary["model"] = {{"name", c.model.name},
+                      {"parameters", main.parameters},
+                      {"best_epoch", main.best_epoch},
+                      {"epochs", main.epochs},
+                      {"epoch_seconds", main.epoch_seconds},
+                      {"events_per_s", main.events_per_s},
+                      {"stage_times", times_json(main.times)},
+                      {"val", to_json(main.eval.val.all)},
+                      {"test", to_json(main.eval.test.all)},
+                      {"test_inductive", to_json(main.eval.test.inductive)}};
+  const std::string hdr_q = "MRR@" + std::to_string(st.q);
+  std::vector<std::vector<std::string>> rows{{"test", "events", "AP(batch)", "AUC(batch)", "AP", "AUC", hdr_q}};
+  rows.push_back(row(c.model.name, main.eval.test.all));
+  rows.push_back(row(c.model.name + " inductive", main.eval.test.inductive));
+  if (c.baselines.memory_zeroed && c.model.use_memory) {
+    ModelConfig mz = c.model;
+    mz.use_memory = false;
+    TemporalModel zeroed(mz, st.d.s, c.seed);
+    FitResult z = fit_model(zeroed, st, opts, c.model.name + "-memory-zeroed");
+    summary["memory_zeroed"] = {{"best_epoch", z.best_epoch}, {"epoch_seconds", z.epoch_seconds},
+                                {"test", to_json(z.eval.test.all)}, {"test_inductive", to_json(z.eval.test.inductive)}};
+    rows.push_back(row(c.model.name + " memory zeroed", z.eval.test.all));
+  }
+  if (c.baselines.edgebank) {
+    const Eval eb = edgebank_eval(st.d.s, st.sp, st.val_neg, st.test_neg, st.q, static_cast<size_t>(c.eval.batch_size));
+    summary["edgebank"] = {{"test", to_json(eb.test.all)}, {"test_inductive", to_json(eb.test.inductive)}};
+    rows.push_back(row("edgebank", eb.test.all));
+  }
+  double oracle_batch = 0;
+  const double oracle = oracle_ap(st.d, st.sp, static_cast<size_t>(c.eval.batch_size), &oracle_batch);
+  if (oracle >= 0) {
+    summary["oracle"] = {{"test_ap", oracle}, {"test_ap_batch", oracle_batch},
+                         {"note", "true generator probabilities against the generator's own uniform item negatives"}};
+    rows.push_back({"oracle (generator)", std::to_string(st.sp.test.size()), f3(oracle_batch), "-", f3(oracle), "-", "-"});
+  }
+  check_stop();
+  // Artifacts last and atomically: a failure above leaves nothing half-written.
+  const fs::path ckpt = checkpoint_path(c, opts);
+  {
+    core::H5Writer w(ckpt, {kProgram, c.resolved.dump()});
+    model.save(w);
+    w.set_attr("/", "model", c.model.name);
+    w.set_attr("/", "best_epoch", main.best_epoch);
+    w.set_attr("/", "metrics", summary.dump());
+    w.commit();
+  }
+  core::write_file_atomic(fs::path(opts.out) / "metrics.json", summary.dump(2) + "\n");
+  std::string text = c.model.name + " on " + st.d.desc + ": best epoch " + std::to_string(main.best_epoch) + ", " +
+                     f1(main.epoch_seconds) + " s/epoch, " + f1(main.events_per_s) + " events/s (sample " +
+                     f1(main.times.sample) + " s, fetch " + f1(main.times.fetch) + " s, train " + f1(main.times.train) +
+                     " s, update " + f1(main.times.update) + " s in total)\n";
+  text += table(rows);
+  text += "wrote " + ckpt.string() + " and " + (fs::path(opts.out) / "metrics.json").string() + "\n";
+  emit(opts, summary, text);
+  return 0;
+}
+
+int tgnn_eval(const core::CommonOptions& opts) {
+  Setup st = make_setup(opts);
+  const TgnnConfig& c = st.c;
+  const std::string ckpt = checkpoint_path(c, opts);
+  TemporalModel model(c.model, st.d.s, c.seed);
+  model.load(core::H5Reader(ckpt));
+  StageTimes times;
+  core::Timer t;
+  const Eval e = replay_eval(model, st, times);
+  json summary = {{"program", kProgram}, {"command", "eval"}, {"checkpoint", ckpt}, {"config", c.resolved},
+                  {"val", to_json(e.val.all)}, {"test", to_json(e.test.all)}, {"test_inductive", to_json(e.test.inductive)},
+                  {"seconds", t.seconds()}, {"stage_times", times_json(times)}};
+  std::vector<std::vector<std::string>> rows{{"split", "events", "AP(batch)", "AUC(batch)", "AP", "AUC", "MRR"}};
+  rows.push_back(row("val", e.val.all));
+  rows.push_back(row("test", e.test.all));
+  rows.push_back(row("test inductive", e.test.inductive));
+  if (c.baselines.edgebank) {
+    const Eval eb = edgebank_eval(st.d.s, st.sp, st.val_neg, st.test_neg, st.q, static_cast<size_t>(c.eval.batch_size));
+    summary["edgebank"] = {{"test", to_json(eb.test.all)}};
+    rows.push_back(row("test edgebank", eb.test.all));
+  }
+  core::write_file_atomic(fs::path(opts.out) / "eval.json", summary.dump(2) + "\n");
+  emit(opts, summary, c.model.name + " from " + ckpt + " (MRR with " + std::to_string(st.q) + " negatives)\n" + table(rows));
+  return 0;
+}
+
+int tgnn_embed(const core::CommonOptions& opts) {
+  Setup st = make_setup(opts);
+  const TgnnConfig& c = st.c;
+  const std::string ckpt = checkpoint_path(c, opts);
+  TemporalModel model(c.model, st.d.s, c.seed);
+  model.load(core::H5Reader(ckpt));
+  std::vector<size_t> all(st.d.s.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  StageTimes times;
+  model.reset_memory();
+  model.run(all, {}, 0, *st.g_full, false, static_cast<size_t>(c.eval.batch_size), times);
+  const double t_end = st.d.s.t.back() + 1.0;
+  const NodeStates ns = model.node_states(*st.g_full, t_end);
+  check_stop();
+  const fs::path out = fs::path(opts.out) / "embeddings.h5";
+  core::H5Writer w(out, {kProgram, c.resolved.dump()});
+  w.write("/memory", ns.memory, {static_cast<uint64_t>(ns.nodes), static_cast<uint64_t>(ns.memory_dim)});
+  w.write("/memory_ts", ns.memory_ts);
+  w.write("/embeddings", ns.embeddings, {static_cast<uint64_t>(ns.nodes), static_cast<uint64_t>(ns.embed_dim)});
+  w.set_attr("/", "time", t_end);
+  w.set_attr("/", "checkpoint", ckpt);
+  w.commit();
+  json summary = {{"path", out.string()}, {"nodes", ns.nodes}, {"memory_dim", ns.memory_dim}, {"embed_dim", ns.embed_dim},
+                  {"time", t_end}};
+  emit(opts, summary,
+       "wrote " + out.string() + ": /memory [" + std::to_string(ns.nodes) + " x " + std::to_string(ns.memory_dim) +
+           "], /embeddings [" + std::to_string(ns.nodes) + " x " + std::to_string(ns.embed_dim) + "] at t = " + f1(t_end) + "\n");
+  return 0;
+}
+
+}  // namespace mlsys::tgnn

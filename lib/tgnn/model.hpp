@@ -1,0 +1,96 @@
+// Memory-based temporal GNNs (TGN, JODIE, DyRep) in TGL's batch order (notes tgnn.md §1):
+// per batch, sample neighbors strictly before t, update the memory of every involved node
+// lazily with gradient from its mailbox (GRU or RNN), embed (temporal attention, identity,
+// or JODIE's time projection), score (src,dst) and (src,neg) with the edge predictor,
+// step Adam on BCE, and only then write back memory and build the new mails of the true
+// src/dst (last occurrence wins, no gradient), so an event never leaks into its own
+// prediction. LibTorch stays behind this header (pimpl); callers see plain vectors.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/h5.hpp"
+#include "graph/events.hpp"
+#include "graph/sampler.hpp"
+
+namespace mlsys::tgnn {
+
+struct ModelConfig {
+  std::string name = "tgn";     // tgn | jodie | dyrep (sets the two below when they are "")
+  std::string updater;          // gru | rnn
+  std::string embedding;        // attention | identity | time
+  bool use_memory = true;       // false: memory zeroed (the ablation baseline)
+  // The updater's time input: "query" (TGL: query time - memory time, per row) or
+  // "message" (TGN: time between the node's last two events; once per distinct node).
+  std::string memory_time = "query";
+  // Defaults sized for the `small` stream on a laptop CPU; TGL's are 100/100/100 and lr
+  // 1e-4 (configs/tgnn-train/tgn-wiki.json).
+  int64_t memory_dim = 32;
+  int64_t time_dim = 32;
+  int64_t embed_dim = 32;       // attention output (identity/time use memory_dim)
+  int64_t heads = 2;
+  int64_t neighbors = 10;
+  std::string sampler = "recent";  // recent | uniform
+  double dropout = 0.1;
+  double att_dropout = 0.1;
+  double lr = 1e-3;
+  // Test-only: let the sampler see events at the query time itself (an event's own edge),
+  // to show that the leakage test can fail. Never read from a config file.
+  bool leak_own_edge = false;
+
+  // Fills updater/embedding from name; ConfigError-free (checked by the config reader).
+  void resolve();
+};
+
+struct StageTimes {
+  double sample = 0, fetch = 0, train = 0, update = 0;  // seconds (notes §2 S, F/M, T, U)
+};
+
+struct PassOutput {
+  std::vector<double> pos, neg;  // per event; neg holds q per event (event-major)
+  double loss_sum = 0;
+  size_t batches = 0;
+};
+
+struct NodeStates {
+  int64_t nodes = 0, memory_dim = 0, embed_dim = 0;
+  std::vector<float> memory, embeddings;  // nodes x dim, row-major
+  std::vector<double> memory_ts;
+};
+
+class TemporalModel {
+ public:
+  TemporalModel(const ModelConfig& cfg, const graph::EventStream& data, uint64_t seed);
+  ~TemporalModel();
+  TemporalModel(const TemporalModel&) = delete;
+  TemporalModel& operator=(const TemporalModel&) = delete;
+
+  // Zeroes memory, memory timestamps and mailboxes (start of an epoch / a replay).
+  void reset_memory();
+  // Runs `events` (chronological indices into the data) in batches of `batch_size`.
+  // negatives[i*q + j] is the j-th negative destination of events[i] (q may be 0: only the
+  // memory is advanced). With `train`: dropout on, BCE on the first negative, Adam step.
+  PassOutput run(const std::vector<size_t>& events, const std::vector<int64_t>& negatives, int64_t q,
+                 const graph::TemporalGraph& graph, bool train, size_t batch_size, StageTimes& times);
+  // Memory and embeddings of every node as of time t (after the events run so far).
+  NodeStates node_states(const graph::TemporalGraph& graph, double t);
+
+  void snapshot_params();  // keep a copy (best-val selection)
+  void restore_params();
+  void save(core::H5Writer& w) const;  // /params/<name>
+  // InputError naming the file and parameter on a missing one or a shape mismatch.
+  void load(const core::H5Reader& r);
+  [[nodiscard]] int64_t num_parameters() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// LibTorch's intra-op thread count (--threads); 0 leaves the default.
+void set_torch_threads(int n);
+
+}  // namespace mlsys::tgnn

@@ -1,0 +1,54 @@
+// The configuration of tgnn-train, read from JSON in one place (ConfigNode) with range
+// checks. Defaults (= configs/tgnn-train/default.json): TGN (GRU memory, 1-layer 2-head
+// attention over 10 most-recent neighbors, dims 32) for 5 epochs on the `small` synthetic
+// stream generated in memory.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/config.hpp"
+#include "graph/generator.hpp"
+#include "graph/split.hpp"
+#include "tgnn/model.hpp"
+
+namespace mlsys::tgnn {
+
+struct TgnnConfig {
+  uint64_t seed = 1;
+  struct Data {
+    std::string path;  // "" = generate `generate.preset` in memory
+    std::string format = "auto";
+    graph::SplitOptions split;
+  } data;
+  struct Generate {
+    std::string preset = "small";
+    graph::SyntheticConfig synthetic;  // the preset, with any field overridden
+    std::vector<std::string> formats = {"tgl", "jodie"};
+  } generate;
+  ModelConfig model;
+  struct Train {
+    int64_t epochs = 5;
+    int64_t batch_size = 200;
+    int64_t patience = 5;
+    std::string negatives = "destinations";  // destinations (TGN) | nodes (TGL)
+  } train;
+  struct Eval {
+    int64_t batch_size = 200;
+    int64_t mrr_negatives = 9;  // q negatives per test positive for MRR
+    std::string checkpoint;     // eval/embed: "" = <out>/model.h5
+  } eval;
+  struct Baselines {
+    bool edgebank = true;
+    bool memory_zeroed = true;  // train the same model with memory zeroed
+  } baselines;
+  nlohmann::json resolved;
+};
+
+TgnnConfig read_tgnn_config(const core::ConfigDoc& doc, std::optional<uint64_t> seed_override);
+
+}  // namespace mlsys::tgnn

@@ -1,0 +1,280 @@
+// lib/graph: the temporal samplers against a brute-force scan on random streams, the
+// loaders' handling of bad rows (file:line), feature files, splits and the generator.
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <random>
+#include <set>
+
+#include "core/error.hpp"
+#include "graph/events.hpp"
+#include "graph/generator.hpp"
+#include "graph/sampler.hpp"
+#include "graph/split.hpp"
+
+namespace fs = std::filesystem;
+using namespace mlsys;
+using namespace mlsys::graph;
+
+namespace {
+
+EventStream random_stream(uint64_t seed, int64_t nodes, size_t events, int max_dt) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int64_t> node(0, nodes - 1);
+  std::uniform_int_distribution<int> dt(0, max_dt);  // 0 gives ties in time
+  EventStream s;
+  double t = 0;
+  for (size_t e = 0; e < events; ++e) {
+    t += dt(rng);
+    s.src.push_back(node(rng));
+    s.dst.push_back(node(rng));  // self-loops allowed
+    s.t.push_back(t);
+  }
+  s.num_nodes = nodes;
+  return s;
+}
+
+struct Hit {
+  int64_t nbr, eid;
+  double t;
+};
+
+// Every event of v strictly before t among `allowed`, in (time, event, src-then-dst) order.
+std::vector<Hit> brute(const EventStream& s, const std::vector<uint8_t>& allowed, int64_t v, double t) {
+  std::vector<Hit> out;
+  for (size_t e = 0; e < s.size(); ++e) {
+    if (!allowed[e] || s.t[e] >= t) continue;
+    if (s.src[e] == v) out.push_back({s.dst[e], static_cast<int64_t>(e), s.t[e]});
+    if (s.dst[e] == v) out.push_back({s.src[e], static_cast<int64_t>(e), s.t[e]});
+  }
+  return out;
+}
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("graph-test-" + std::to_string(::getpid()) + "-" + std::to_string(rand()));
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  fs::path write(const std::string& name, const std::string& text) const {
+    std::ofstream(path / name) << text;
+    return path / name;
+  }
+};
+
+std::string input_error(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const core::InputError& e) {
+    return e.what();
+  }
+  return "(no InputError)";
+}
+
+}  // namespace
+
+TEST_CASE("most-recent sampler equals a brute-force scan (ids, times, order)", "[sampler]") {
+  for (uint64_t seed : {1, 2, 3}) {
+    const EventStream s = random_stream(seed, 25, 600, 3);
+    std::mt19937_64 rng(seed + 100);
+    // The full graph and a subset graph (every other event), as for train-only sampling.
+    std::vector<size_t> subset;
+    for (size_t e = 0; e < s.size(); e += 2) subset.push_back(e);
+    for (bool use_subset : {false, true}) {
+      std::vector<uint8_t> allowed(s.size(), use_subset ? 0 : 1);
+      for (size_t e : subset) allowed[e] = 1;
+      const TemporalGraph g(s, use_subset ? &subset : nullptr);
+      std::vector<int64_t> roots;
+      std::vector<double> times;
+      std::uniform_real_distribution<double> ut(0, s.t.back() + 2);
+      for (int i = 0; i < 300; ++i) {
+        roots.push_back(static_cast<int64_t>(rng() % 25));
+        // Half the queries at exact event times (the strictly-before boundary).
+        times.push_back(i % 2 ? s.t[rng() % s.size()] : std::floor(ut(rng)));
+      }
+      for (int64_t k : {1, 3, 10}) {
+        NeighborBlock nb;
+        sample_recent(g, roots, times, k, nb);
+        for (size_t i = 0; i < roots.size(); ++i) {
+          const auto want = brute(s, allowed, roots[i], times[i]);
+          const size_t m = std::min(want.size(), static_cast<size_t>(k));
+          REQUIRE(g.degree_before(roots[i], times[i]) == static_cast<int64_t>(want.size()));
+          for (size_t j = 0; j < static_cast<size_t>(k); ++j) {
+            const size_t o = i * static_cast<size_t>(k) + j;
+            if (j < m) {
+              const Hit& h = want[want.size() - m + j];
+              REQUIRE(nb.nbr[o] == h.nbr);
+              REQUIRE(nb.eid[o] == h.eid);
+              REQUIRE(nb.t[o] == h.t);
+              REQUIRE(nb.t[o] < times[i]);
+            } else {
+              REQUIRE(nb.nbr[o] == -1);
+              REQUIRE(nb.eid[o] == -1);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("uniform sampler draws only strictly earlier events, in time order", "[sampler]") {
+  const EventStream s = random_stream(7, 20, 500, 2);
+  const TemporalGraph g(s);
+  std::vector<uint8_t> allowed(s.size(), 1);
+  std::mt19937_64 rng(5);
+  std::vector<int64_t> roots;
+  std::vector<double> times;
+  for (int i = 0; i < 200; ++i) {
+    roots.push_back(i % 20);
+    times.push_back(s.t[static_cast<size_t>(i) * 2]);
+  }
+  NeighborBlock nb;
+  sample_uniform(g, roots, times, 5, rng, nb);
+  std::map<int64_t, int> drawn;  // spread: not always the same event
+  for (size_t i = 0; i < roots.size(); ++i) {
+    const auto want = brute(s, allowed, roots[i], times[i]);
+    std::set<std::pair<int64_t, int64_t>> ok;
+    for (const auto& h : want) ok.insert({h.eid, h.nbr});
+    for (size_t j = 0; j < 5; ++j) {
+      const size_t o = i * 5 + j;
+      if (want.empty()) {
+        REQUIRE(nb.nbr[o] == -1);
+        continue;
+      }
+      REQUIRE(ok.count({nb.eid[o], nb.nbr[o]}) == 1);
+      REQUIRE(nb.t[o] < times[i]);
+      if (j > 0) REQUIRE(nb.t[o] >= nb.t[o - 1]);
+      ++drawn[nb.eid[o]];
+    }
+  }
+  REQUIRE(drawn.size() > 100);
+}
+
+TEST_CASE("TGL loader reads edges, ext_roll and .npy edge features", "[loader]") {
+  TempDir d;
+  d.write("edges.csv", ",src,dst,time,int_roll,ext_roll\n0,0,3,1.0,0,0\n1,1,4,2.5,0,1\n2,0,4,2.5,0,2\n");
+  write_npy(d.path / "edge_features.npy", {1, 2, 3, 4, 5, 6}, 3, 2);
+  const EventStream s = load_events(d.path);
+  REQUIRE(s.size() == 3);
+  REQUIRE(s.num_nodes == 5);
+  REQUIRE(s.dst[1] == 4);
+  REQUIRE(s.t[2] == 2.5);
+  REQUIRE(s.ext_roll == std::vector<int8_t>{0, 1, 2});
+  REQUIRE(s.edge_dim == 2);
+  REQUIRE(s.edge_feat[5] == 6.0F);
+}
+
+TEST_CASE("JODIE loader shifts item ids after the users and reads features", "[loader]") {
+  TempDir d;
+  const auto f = d.write("w.csv", "user_id,item_id,timestamp,state_label,comma_separated_list_of_features\n"
+                                  "0,0,0.0,0,0.5,1\n2,1,1.0,1,0.25,2\n1,0,3.0,0,-1,3\n");
+  const EventStream s = load_events(f);
+  REQUIRE(s.num_sources == 3);
+  REQUIRE(s.num_nodes == 5);
+  REQUIRE(s.dst == std::vector<int64_t>{3, 4, 3});
+  REQUIRE(s.label == std::vector<int8_t>{0, 1, 0});
+  REQUIRE(s.edge_dim == 2);
+  REQUIRE(s.edge_feat[4] == -1.0F);
+}
+
+TEST_CASE("loaders reject bad rows with file:line", "[loader]") {
+  TempDir d;
+  const std::string h = ",src,dst,time,int_roll,ext_roll\n";
+  auto tgl = [&](const std::string& body) { return input_error([&] { load_tgl(d.write("edges.csv", h + body)); }); };
+  std::string e = tgl("0,0,1,5.0,0,0\n1,1,2,6.0,0,0\n2,1,2,4.0,0,0\n");
+  CHECK_THAT(e, Catch::Contains("edges.csv:4") && Catch::Contains("earlier"));
+  e = tgl("0,0,1,5.0,0,0\n1,-3,2,6.0,0,0\n");
+  CHECK_THAT(e, Catch::Contains("edges.csv:3") && Catch::Contains("non-negative"));
+  e = tgl("0,0,1,5.0,0,0\n1,1,2,6.0,0\n");
+  CHECK_THAT(e, Catch::Contains("edges.csv:3") && Catch::Contains("expected 6 columns, found 5"));
+  e = tgl("0,0,x,5.0,0,0\n");
+  CHECK_THAT(e, Catch::Contains("edges.csv:2") && Catch::Contains("'dst'"));
+  e = tgl("0,0,1,nan,0,0\n");
+  CHECK_THAT(e, Catch::Contains("edges.csv:2") && Catch::Contains("finite"));
+  e = input_error([&] { load_tgl(d.write("edges.csv", "a,b,c\n1,2,3\n")); });
+  CHECK_THAT(e, Catch::Contains("edges.csv:1") && Catch::Contains("src, dst and time"));
+
+  const std::string jh = "user_id,item_id,timestamp,state_label,features\n";
+  auto jodie = [&](const std::string& body) { return input_error([&] { load_jodie(d.write("j.csv", jh + body)); }); };
+  e = jodie("0,0,1.0,0,0.1\n1,1,0.5,0,0.2\n");
+  CHECK_THAT(e, Catch::Contains("j.csv:3") && Catch::Contains("earlier"));
+  e = jodie("0,0,1.0,0,0.1\n1,1,2.0,0\n");
+  CHECK_THAT(e, Catch::Contains("j.csv:3") && Catch::Contains("expected 5 columns"));
+  e = jodie("0,-1,1.0,0,0.1\n");
+  CHECK_THAT(e, Catch::Contains("j.csv:2") && Catch::Contains("item_id"));
+  e = jodie("0,1,1.0,0,abc\n");
+  CHECK_THAT(e, Catch::Contains("j.csv:2") && Catch::Contains("feature column 1"));
+  e = input_error([&] { load_events(d.path / "missing.csv"); });
+  CHECK_THAT(e, Catch::Contains("missing.csv"));
+}
+
+TEST_CASE("feature files: .npy round trip, row-count mismatch is an input error", "[loader]") {
+  TempDir d;
+  write_npy(d.path / "m.npy", {1.5F, -2, 3, 4, 5, 6}, 2, 3);
+  const Matrix m = load_matrix(d.path / "m.npy");
+  REQUIRE(m.rows == 2);
+  REQUIRE(m.cols == 3);
+  REQUIRE(m.data[1] == -2.0F);
+  const Matrix c = load_matrix(d.write("m.csv", "a,b\n1,2\n3,4\n"));
+  REQUIRE(c.rows == 2);
+  REQUIRE(c.data[3] == 4.0F);
+  d.write("edges.csv", ",src,dst,time\n0,0,1,1\n1,1,2,2\n2,1,2,3\n");
+  write_npy(d.path / "edge_features.npy", {1, 2}, 2, 1);
+  CHECK_THAT(input_error([&] { load_tgl(d.path); }), Catch::Contains("edge_features.npy") && Catch::Contains("edge id 2"));
+}
+
+TEST_CASE("chronological split: 70/15/15 by time; hidden nodes never in training", "[split]") {
+  EventStream s = random_stream(11, 200, 2000, 1);
+  for (size_t e = 0; e < s.size(); ++e) s.t[e] = static_cast<double>(e);  // distinct times
+  const Split sp = chronological_split(s, SplitOptions{});
+  REQUIRE(sp.train_all.size() == 1400);  // quantile 0.7 of 0..1999 = 1399.3
+  REQUIRE(sp.val.size() == 300);
+  REQUIRE(sp.test.size() == 300);
+  size_t hidden = 0, late = 0;
+  std::set<int64_t> late_nodes;
+  for (size_t e : sp.val) late_nodes.insert(s.src[e]), late_nodes.insert(s.dst[e]);
+  for (size_t e : sp.test) late_nodes.insert(s.src[e]), late_nodes.insert(s.dst[e]);
+  late = late_nodes.size();
+  for (auto h : sp.hidden) hidden += h;
+  REQUIRE(hidden == static_cast<size_t>(0.1 * static_cast<double>(late)));
+  for (size_t e : sp.train) {
+    REQUIRE(!sp.hidden[static_cast<size_t>(s.src[e])]);
+    REQUIRE(!sp.hidden[static_cast<size_t>(s.dst[e])]);
+    REQUIRE(!sp.is_inductive(s, e));
+  }
+  for (size_t v = 0; v < sp.hidden.size(); ++v) {
+    if (sp.hidden[v]) REQUIRE(sp.new_node[v]);
+  }
+}
+
+TEST_CASE("synthetic generator: seeded, sorted, bipartite, oracle probabilities", "[generator]") {
+  SyntheticConfig c = synthetic_preset("tiny");
+  const SyntheticData a = generate_synthetic(c, 3), b = generate_synthetic(c, 3), other = generate_synthetic(c, 4);
+  REQUIRE(a.events.size() == 5000);
+  REQUIRE(a.events.dst == b.events.dst);
+  REQUIRE(a.events.t == b.events.t);
+  REQUIRE(a.events.dst != other.events.dst);
+  size_t repeats = 0;
+  std::set<std::pair<int64_t, int64_t>> seen;
+  for (size_t e = 0; e < a.events.size(); ++e) {
+    REQUIRE(a.events.src[e] < 200);
+    REQUIRE(a.events.dst[e] >= 200);
+    REQUIRE(a.events.dst[e] < 250);
+    if (e > 0) REQUIRE(a.events.t[e] >= a.events.t[e - 1]);
+    REQUIRE(a.oracle_pos[e] > 0.0);
+    REQUIRE(a.oracle_pos[e] <= 1.0);
+    repeats += seen.count({a.events.src[e], a.events.dst[e]});
+    seen.insert({a.events.src[e], a.events.dst[e]});
+  }
+  REQUIRE(a.events.t.back() == Approx(30 * 86400.0));
+  // Repeat visits are planted (rho_rep = 0.6), so most pairs recur.
+  REQUIRE(repeats > a.events.size() / 2);
+  CHECK_THROWS_AS(synthetic_preset("huge"), core::ConfigError);
+}
