@@ -71,4 +71,21 @@ int run_main(const std::string& program, CLI::App& app, int argc, char** argv, c
   }
 }
 
+int run_program(const std::string& program, const std::string& description, const std::vector<Subcommand>& subs,
+                int argc, char** argv) {
+  CLI::App app{description, program};
+  app.require_subcommand(1);
+  CommonOptions opts;
+  int (*chosen)(const CommonOptions&) = nullptr;
+  for (const auto& s : subs) {
+    CLI::App* sub = app.add_subcommand(s.name, s.help);
+    add_common_options(*sub, opts);
+    sub->callback([&chosen, run = s.run] { chosen = run; });
+  }
+  return run_main(program, app, argc, argv, [&] {
+    apply_common_options(program, opts);
+    return chosen(opts);
+  });
+}
+
 }  // namespace mlsys::core

@@ -45,6 +45,18 @@ ConfigDoc load_config(const CommonOptions& opts, const std::string& default_conf
 int run_main(const std::string& program, CLI::App& app, int argc, char** argv,
              const std::function<int()>& body);
 
+// One subcommand of a program: its name, a one-line help and the library function it runs.
+struct Subcommand {
+  const char* name;
+  const char* help;
+  int (*run)(const CommonOptions&);
+};
+
+// The whole main() of a program: PROGRAM SUBCOMMAND [options], the common options on every
+// subcommand, then run_main around the chosen subcommand's function.
+int run_program(const std::string& program, const std::string& description, const std::vector<Subcommand>& subs,
+                int argc, char** argv);
+
 // Applies logging level/quiet and the thread count (OMP/OpenBLAS and, via `set_threads`
 // when given, LibTorch's intra-op pool) of the options of the subcommand that ran.
 void apply_common_options(const std::string& program, const CommonOptions& opts);

@@ -3,6 +3,8 @@
 #include <atomic>
 #include <csignal>
 
+#include "core/error.hpp"
+
 namespace mlsys::core {
 
 namespace {
@@ -36,5 +38,9 @@ void install_stop_handlers() {
 bool stop_requested() noexcept { return g_stop != 0; }
 void request_stop() noexcept { g_stop = 1; }
 void clear_stop_request() noexcept { g_stop = 0; }
+
+void throw_if_stop_requested() {
+  if (stop_requested()) throw RuntimeFailure("interrupted by a signal; no artifact written");
+}
 
 }  // namespace mlsys::core

@@ -9,5 +9,8 @@ void install_stop_handlers();
 [[nodiscard]] bool stop_requested() noexcept;
 void request_stop() noexcept;
 void clear_stop_request() noexcept;
+// Throws RuntimeFailure ("interrupted ...; no artifact written") when a stop was requested:
+// for loops that have nothing to save and must leave no partial artifact.
+void throw_if_stop_requested();
 
 }  // namespace mlsys::core

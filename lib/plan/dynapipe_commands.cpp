@@ -13,6 +13,7 @@
 #include "core/build_info.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
+#include "core/report.hpp"
 #include "core/signals.hpp"
 #include "core/timer.hpp"
 #include "plan/baselines.hpp"
@@ -66,11 +67,7 @@ Workload load_workload(const DynapipeConfig& c) {
   return w;
 }
 
-std::string f2(double v, int prec = 2) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", prec, v);
-  return buf;
-}
+std::string f2(double v, int prec = 2) { return core::fixed(v, prec); }
 
 // plan_batch with a sample that fits nowhere named by its file:line (or generated index).
 BatchPlan plan_one(const CostModel& cost, const Workload& w, const DynapipeConfig& c, size_t b, const PlannerOptions& po,
@@ -85,36 +82,6 @@ BatchPlan plan_one(const CostModel& cost, const Workload& w, const DynapipeConfi
     }
     throw core::InputError(w.source + ": " + e.what());
   }
-}
-
-void check_stop() {
-  if (core::stop_requested()) throw core::RuntimeFailure("interrupted; no artifact written");
-}
-
-// Left-aligned first column, right-aligned others.
-std::string table(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> w;
-  for (const auto& r : rows) {
-    for (size_t i = 0; i < r.size(); ++i) {
-      if (w.size() <= i) w.push_back(0);
-      w[i] = std::max(w[i], r[i].size());
-    }
-  }
-  std::string o;
-  for (size_t k = 0; k < rows.size(); ++k) {
-    const auto& r = rows[k];
-    for (size_t i = 0; i < r.size(); ++i) {
-      const std::string pad(w[i] - r[i].size(), ' ');
-      o += i == 0 ? r[i] + pad : "  " + pad + r[i];
-    }
-    o += "\n";
-    if (k == 0) {
-      size_t total = 0;
-      for (size_t x : w) total += x + 2;
-      o += std::string(total - 2, '-') + "\n";
-    }
-  }
-  return o;
 }
 
 // The slowest replica (never an idle one unless all are).
@@ -179,14 +146,6 @@ json batch_json(const BatchPlan& p, int index, const CostModel& cost, bool with_
           {"replicas", std::move(reps)}};
 }
 
-void emit(const core::CommonOptions& opts, const json& summary, const std::string& text) {
-  if (opts.json) {
-    std::cout << summary.dump(2) << "\n";
-  } else {
-    std::cout << text;
-  }
-  std::cout.flush();
-}
 
 }  // namespace
 
@@ -214,10 +173,10 @@ int dynapipe_generate(const core::CommonOptions& opts) {
                   {"target", {{"mean", mean(tg)}, {"p50", q(tg, 0.5)}, {"p90", q(tg, 0.9)}, {"max", q(tg, 1.0)}}}};
   std::string text = "wrote " + out.string() + " (" + std::to_string(samples.size()) +
                      " samples, FLANv2-like mixture: an assumption, see planners.md 4.3)\n";
-  text += table({{"", "mean", "p50", "p90", "max"},
+  text += core::format_table({{"", "mean", "p50", "p90", "max"},
                  {"input", f2(mean(in), 1), std::to_string(q(in, 0.5)), std::to_string(q(in, 0.9)), std::to_string(q(in, 1.0))},
                  {"target", f2(mean(tg), 1), std::to_string(q(tg, 0.5)), std::to_string(q(tg, 0.9)), std::to_string(q(tg, 1.0))}});
-  emit(opts, summary, text);
+  core::emit_result(opts, summary, text);
   return 0;
 }
 
@@ -233,7 +192,7 @@ int dynapipe_plan(const core::CommonOptions& opts) {
   double total_ms = 0, plan_ms = 0;
   int64_t total_tokens = 0;
   for (size_t b = 0; b < w.batches.size(); ++b) {
-    check_stop();
+    core::throw_if_stop_requested();
     const BatchPlan p = plan_one(cost, w, c, b, c.planner);
     batches.push_back(batch_json(p, static_cast<int>(b), cost, true));
     total_ms += p.makespan_ms;
@@ -255,7 +214,7 @@ int dynapipe_plan(const core::CommonOptions& opts) {
   core::write_file_atomic(out, doc.dump(1) + "\n");
   json summary = doc["summary"];
   summary["path"] = out.string();
-  emit(opts, summary, table(rows) + "throughput " + f2(tput, 0) + " tokens/s (simulated); wrote " + out.string() + "\n");
+  core::emit_result(opts, summary, core::format_table(rows) + "throughput " + f2(tput, 0) + " tokens/s (simulated); wrote " + out.string() + "\n");
   return 0;
 }
 
@@ -322,7 +281,7 @@ int dynapipe_simulate(const core::CommonOptions& opts) {
     PlannerOptions po = c.planner;
     po.permutation_search = false;
     for (size_t b = 0; b < w.batches.size(); ++b) {
-      check_stop();
+      core::throw_if_stop_requested();
       const BatchPlan p = plan_one(cost, w, c, b, po);
       // Every data-parallel replica (an idle one has no micro-batches to simulate).
       for (size_t r = 0; r < p.replicas.size(); ++r) {
@@ -356,8 +315,8 @@ int dynapipe_simulate(const core::CommonOptions& opts) {
   doc["runs"] = runs;
   const fs::path out = fs::path(opts.out) / "simulate.json";
   core::write_file_atomic(out, doc.dump(1) + "\n");
-  emit(opts, json{{"workload", c.simulate.workload}, {"runs", runs}, {"path", out.string()}},
-       table(rows) + "wrote " + out.string() + "\n");
+  core::emit_result(opts, json{{"workload", c.simulate.workload}, {"runs", runs}, {"path", out.string()}},
+       core::format_table(rows) + "wrote " + out.string() + "\n");
   return 0;
 }
 
@@ -370,7 +329,7 @@ int dynapipe_compare(const core::CommonOptions& opts) {
   int64_t dyn_real = 0, dyn_padded = 0, dyn_mbs = 0;
   core::Progress progress("compare", w.batches.size() + c.methods.size(), opts.progress_mode(), opts.quiet);
   for (size_t b = 0; b < w.batches.size(); ++b) {
-    check_stop();
+    core::throw_if_stop_requested();
     const BatchPlan p = plan_one(cost, w, c, b, c.planner);
     dyn_ms += p.makespan_ms;
     plan_ms += p.planning_ms;
@@ -401,7 +360,7 @@ int dynapipe_compare(const core::CommonOptions& opts) {
   double best_packing = 0, best_any = 0;
   size_t done = w.batches.size();
   for (const auto& name : c.methods) {
-    check_stop();
+    core::throw_if_stop_requested();
     const BaselineMethod m = parse_baseline(name);
     const BaselineResult r = run_baseline(m, cost, w.samples, w.batches, c.baselines);
     progress.update(++done);
@@ -447,10 +406,10 @@ int dynapipe_compare(const core::CommonOptions& opts) {
                      std::to_string(c.cluster.data_parallel) + " replicas, max_seqlen " + std::to_string(c.data.max_seqlen) +
                      ", " + std::to_string(w.batches.size()) + " global batches of <= " +
                      std::to_string(c.data.global_batch_tokens) + " tokens (simulated times)\n";
-  text += table(rows);
+  text += core::format_table(rows);
   text += "dynapipe planning time per global batch: mean " + f2(plan_ms / nb) + " ms, max " + f2(plan_max) + " ms\n";
   text += "wrote " + out.string() + "\n";
-  emit(opts, summary, text);
+  core::emit_result(opts, summary, text);
   return 0;
 }
 
@@ -491,7 +450,7 @@ int dynapipe_explain(const core::CommonOptions& opts) {
             (mb.shape.dec_len ? "x" + std::to_string(mb.shape.dec_len) : "") + " " + f2(mb.time_ms, 1);
   }
   text += "\nwrote " + out.string() + "\n";
-  emit(opts, summary, text);
+  core::emit_result(opts, summary, text);
   return 0;
 }
 

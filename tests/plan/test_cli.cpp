@@ -14,42 +14,20 @@
 #include <nlohmann/json.hpp>
 
 #include "test_support.hpp"
+#include "tests/cli_harness.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-struct Run {
-  int code = -1;
-  std::string out, err;
+using mlsys::test::Run;
+using mlsys::test::slurp;
+
+struct TempDir : mlsys::test::TempDir {
+  TempDir() : mlsys::test::TempDir("dynapipe-cli") {}
 };
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("dynapipe-cli-" + std::to_string(::getpid()) + "-" + std::to_string(rand()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
-
-Run run(const std::string& args, const TempDir& tmp) {
-  const std::string cmd = "'" + g_dynapipe_plan + "' " + args + " >'" + (tmp.path / "stdout").string() + "' 2>'" +
-                          (tmp.path / "stderr").string() + "'";
-  const int status = std::system(cmd.c_str());
-  Run r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(tmp.path / "stdout");
-  r.err = slurp(tmp.path / "stderr");
-  return r;
-}
+Run run(const std::string& args, const TempDir& tmp) { return mlsys::test::run_program(g_dynapipe_plan, args, tmp); }
 
 // Small and fast: 1 batch of a 600-sample generated stream.
 const std::string kSmall = "--set data.generate.samples=600 --set data.batches=1 --set data.global_batch_tokens=16384 --quiet";
