@@ -13,6 +13,8 @@
 #include <numeric>
 #include <random>
 
+#include <sys/resource.h>
+
 #include "core/atomic_file.hpp"
 #include "core/build_info.hpp"
 #include "core/error.hpp"
@@ -467,6 +469,106 @@ int finetune_export(const core::CommonOptions& opts) {
   emit(opts, json{{"peft", dir.string()}, {"modules", st.ab.size()}, {"r", st.cfg.r}},
        "exported " + std::to_string(st.ab.size()) + " LoRA modules (r=" + std::to_string(st.cfg.r) + ") to " +
            dir.string() + "\n");
+  return 0;
+}
+
+
+namespace {
+// Peak resident set size of this process so far, in MiB (getrusage: ru_maxrss is in KiB on Linux).
+double max_rss_mib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;
+}
+}  // namespace
+
+int finetune_bench(const core::CommonOptions& opts) {
+  Setup s = setup(opts);
+  const auto& c = s.cfg;
+  auto rows = nn::read_labeled_jsonl(c.data.train);
+  const auto labels = nn::label_set(rows, c.data.labels);
+  if (labels.size() < 2) throw core::InputError(c.data.train + ": expected at least 2 distinct labels");
+  auto tok = load_tokenizer(c);
+  // one fixed batch of real tokens: the pieces of data.train in file order, cut into rows of
+  // [CLS] + (length-2) pieces + [SEP] (no padding); labels cycle through the label set.
+  // scripts in bench/lora build the same batch with Hugging Face's tokenizer.
+  const int64_t B = c.train.batch_size, L = c.bench.length, inner = L - 2;
+  std::vector<int64_t> stream;
+  for (size_t i = 0; i < rows.size() && static_cast<int64_t>(stream.size()) < B * inner; ++i) {
+    auto p = tok.tokenize_ids(rows[i].text);
+    stream.insert(stream.end(), p.begin(), p.end());
+  }
+  if (static_cast<int64_t>(stream.size()) < B * inner) {
+    throw core::InputError(c.data.train + ": too few tokens for a " + std::to_string(B) + " x " + std::to_string(L) + " batch");
+  }
+  at::Tensor ids = at::empty({B, L}, at::kLong);
+  auto pi = ids.accessor<int64_t, 2>();
+  for (int64_t r = 0; r < B; ++r) {
+    pi[r][0] = tok.cls_id();
+    for (int64_t t = 0; t < inner; ++t) pi[r][t + 1] = stream[static_cast<size_t>(r * inner + t)];
+    pi[r][L - 1] = tok.sep_id();
+  }
+  at::Tensor mask = at::ones({B, L}, at::kLong).to(s.device);
+  at::Tensor lab = at::arange(B, at::kLong).remainder(static_cast<int64_t>(labels.size())).to(s.device);
+  ids = ids.to(s.device);
+
+  auto model = nn::BertClassifier::load(c.model.path, static_cast<int64_t>(labels.size()), c.seed);
+  LoraSet set = attach_lora(model, c.lora, c.seed + 17);
+  model.to(s.device);
+  std::vector<at::Tensor> params = {model.param("classifier.weight"), model.param("classifier.bias")};
+  for (auto& p : params) p.set_requires_grad(true);
+  for (auto& [name, ad] : set.adapters) {
+    ad->A = ad->A.detach().to(s.device).set_requires_grad(true);
+    ad->B = ad->B.detach().to(s.device).set_requires_grad(true);
+    params.push_back(ad->A);
+    params.push_back(ad->B);
+  }
+  int64_t n_trainable = 0;
+  for (const auto& p : params) n_trainable += p.numel();
+  nn::AdamW opt(params, {0.9, 0.999, 1e-8, c.train.weight_decay});
+  const double rss_loaded = max_rss_mib();
+
+  std::vector<double> secs;
+  double last_loss = 0;
+  for (int64_t i = 0; i < c.bench.warmup + c.bench.steps; ++i) {
+    check_stop();
+    core::Timer t;
+    LossParts lp = classification_loss(model, ids, mask, lab, c.dropout, true);
+    lp.loss.backward();
+    last_loss = lp.loss.item<double>();
+    nn::clip_grad_norm(params, c.train.clip_norm);
+    opt.step(c.train.lr);
+    opt.zero_grad();
+    if (i >= c.bench.warmup) secs.push_back(t.seconds());
+  }
+  std::vector<double> sorted = secs;
+  std::sort(sorted.begin(), sorted.end());
+  const size_t n = sorted.size();
+  const double median = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+  const double mean = std::accumulate(secs.begin(), secs.end(), 0.0) / static_cast<double>(secs.size());
+  const double tokens = static_cast<double>(B * L);
+  json summary = {{"impl", "lora-finetune"},
+                  {"preset", c.dropout.preset},
+                  {"threads", at::get_num_threads()},
+                  {"batch", B},
+                  {"length", L},
+                  {"r", c.lora.r},
+                  {"targets", c.lora.targets},
+                  {"trainable_parameters", n_trainable},
+                  {"warmup", c.bench.warmup},
+                  {"steps", c.bench.steps},
+                  {"step_seconds", secs},
+                  {"median_step_s", median},
+                  {"mean_step_s", mean},
+                  {"min_step_s", sorted.front()},
+                  {"tokens_per_s", tokens / median},
+                  {"steps_per_s", 1.0 / median},
+                  {"final_loss", last_loss},
+                  {"max_rss_mib_after_load", rss_loaded},
+                  {"max_rss_mib", max_rss_mib()}};
+  // JSON always: the bench scripts parse it
+  std::cout << summary.dump() << "\n";
+  std::cout.flush();
   return 0;
 }
 

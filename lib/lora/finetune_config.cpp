@@ -77,6 +77,10 @@ FinetuneConfig read_finetune_config(const core::ConfigDoc& doc, std::optional<ui
   t.get("eval_batch_size", c.train.eval_batch_size, core::in_range<int64_t>(1, 65536));
   if (c.train.max_steps == 0 && c.train.epochs == 0) t.fail("max_steps", "max_steps > 0 or epochs > 0", "both 0");
 
+  auto b = root.child("bench");
+  b.get("warmup", c.bench.warmup, core::in_range<int64_t>(0, 1000)).get("steps", c.bench.steps, core::in_range<int64_t>(1, 100000));
+  b.get("length", c.bench.length, core::in_range<int64_t>(3, 512));
+
   root.get("adapter", c.adapter);
   root.finish();
   c.resolved = root.resolved();

@@ -46,6 +46,11 @@ struct FinetuneConfig {
     int64_t patience = 0;             // evaluations without improvement before stopping (0 = never)
     int64_t eval_batch_size = 64;
   } train;
+  struct Bench {
+    int64_t warmup = 3;   // untimed steps before the timed ones
+    int64_t steps = 10;   // timed optimiser steps
+    int64_t length = 64;  // tokens per row of the fixed batch ([CLS] … [SEP], no padding)
+  } bench;
   std::string adapter;  // eval/predict/merge/export input: adapter.h5 or a PEFT folder ("" = OUT/adapter.h5)
   nlohmann::json resolved;
 };

@@ -5,6 +5,7 @@
 
 #include <sys/wait.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -99,6 +100,26 @@ TEST_CASE("lora-finetune: train, eval, predict, merge, export on a tiny task") {
                      (out / "peft").string() + " --json");
   REQUIRE(r.code == 0);
   CHECK(nlohmann::json::parse(r.out)["accuracy"].get<double>() == Approx(j["best_accuracy"].get<double>()));
+}
+
+TEST_CASE("lora-finetune bench: timed steps on a fixed batch, JSON on stdout") {
+  Task t;
+  Run r = run(t.dir, "bench " + t.base + " --out " + (t.dir / "bench").string() +
+                         " --set train.batch_size=4 --set bench.length=12 --set bench.warmup=1 --set bench.steps=3");
+  INFO(r.err << r.out);
+  REQUIRE(r.code == 0);
+  auto j = nlohmann::json::parse(r.out);
+  CHECK(j["step_seconds"].size() == 3);
+  CHECK(j["batch"].get<int64_t>() == 4);
+  CHECK(j["length"].get<int64_t>() == 12);
+  CHECK(j["tokens_per_s"].get<double>() > 0);
+  CHECK(j["max_rss_mib"].get<double>() >= j["max_rss_mib_after_load"].get<double>());
+  CHECK(std::isfinite(j["final_loss"].get<double>()));
+  CHECK(j["preset"] == "hiddenkey");
+  CHECK_FALSE(fs::exists(t.dir / "bench"));  // writes nothing
+  r = run(t.dir, "bench " + t.base + " --set bench.length=2");
+  CHECK(r.code == 2);
+  CHECK(r.err.find("bench.length") != std::string::npos);
 }
 
 TEST_CASE("lora-finetune: bad configs exit 2, bad data exit 3, no partial artifact") {

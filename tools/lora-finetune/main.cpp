@@ -27,6 +27,8 @@ int main(int argc, char** argv) {
        lora::finetune_predict},
       {"merge", "merge the adapter into the base weights; write a Hugging Face folder OUT/merged", lora::finetune_merge},
       {"export", "write the adapter in the PEFT layout to OUT/peft", lora::finetune_export},
+      {"bench", "time LoRA training steps on one fixed batch of real tokens; print JSON (tokens/s, peak RSS)",
+       lora::finetune_bench},
   };
   int (*chosen)(const core::CommonOptions&) = nullptr;
   for (const auto& s : subs) {
