@@ -92,6 +92,30 @@ double parse_time(const fs::path& file, size_t line, std::string_view column, st
   return v;
 }
 
+// The largest node id seen, and where: num_nodes = max id + 1 sizes every per-node table,
+// so one stray huge id must be bad input (exit 3), not an out-of-memory failure.
+struct MaxId {
+  int64_t id = -1;
+  size_t line = 0;
+  std::string column;
+  void see(int64_t v, size_t at, std::string_view col) {
+    if (v > id) {
+      id = v;
+      line = at;
+      column = col;
+    }
+  }
+  // Ids must be below 2^31 and at most max(100 x events, 2^20).
+  void check(const fs::path& file, size_t events) const {
+    const int64_t limit = std::min<int64_t>(kMaxNodeId, std::max<int64_t>(100 * static_cast<int64_t>(events), int64_t{1} << 20));
+    if (id > limit) {
+      bad(file, line, "column '" + column + "': node id " + std::to_string(id) + " is above the limit " +
+                          std::to_string(limit) + " (ids must be below 2^31 and at most max(100 x events, 1048576); " +
+                          "renumber the nodes densely)");
+    }
+  }
+};
+
 fs::path find_feature(const fs::path& dir, const std::string& stem) {
   for (const char* ext : {".npy", ".bin", ".csv"}) {
     fs::path p = dir / (stem + ext);
@@ -114,7 +138,9 @@ void attach_features(EventStream& s, const fs::path& dir, const std::vector<int6
     }
   }
   if (fs::path p = find_feature(dir, "node_features"); !p.empty()) {
-    Matrix m = load_matrix(p);
+    // Raw .bin data carries no shape: it must hold exactly one row per node id in
+    // [0, num_nodes); .npy and .csv may have more rows (nodes no edge mentions).
+    Matrix m = load_matrix(p, p.extension() == ".bin" ? s.num_nodes : 0);
     if (m.rows < s.num_nodes) {
       throw InputError(p.string() + ": expected at least " + std::to_string(s.num_nodes) + " rows (one per node), found " +
                        std::to_string(m.rows));
@@ -149,6 +175,8 @@ EventStream load_tgl(const fs::path& path) {
   s.source = file.string();
   std::vector<int64_t> eid;
   double prev = -INFINITY;
+  int64_t prev_roll = 0;
+  MaxId max_id;
   while (in.next(line)) {
     const auto cols = split_commas(line);
     if (cols.size() != header.size()) {
@@ -156,16 +184,24 @@ EventStream load_tgl(const fs::path& path) {
     }
     s.src.push_back(parse_id(file, in.number, "src", cols[static_cast<size_t>(c_src)]));
     s.dst.push_back(parse_id(file, in.number, "dst", cols[static_cast<size_t>(c_dst)]));
+    max_id.see(s.src.back(), in.number, "src");
+    max_id.see(s.dst.back(), in.number, "dst");
     prev = parse_time(file, in.number, "time", cols[static_cast<size_t>(c_time)], prev);
     s.t.push_back(prev);
     if (c_roll >= 0) {
       const int64_t r = parse_id(file, in.number, "ext_roll", cols[static_cast<size_t>(c_roll)]);
       if (r > 2) bad(file, in.number, "column 'ext_roll': expected 0, 1 or 2, found " + std::to_string(r));
+      if (r < prev_roll) {
+        bad(file, in.number, "column 'ext_roll': " + std::to_string(r) + " after " + std::to_string(prev_roll) +
+                                 " (expected non-decreasing: train 0, then val 1, then test 2)");
+      }
+      prev_roll = r;
       s.ext_roll.push_back(static_cast<int8_t>(r));
     }
     eid.push_back(has_eid ? parse_id(file, in.number, "edge id", cols[0]) : static_cast<int64_t>(eid.size()));
   }
   if (s.size() == 0) throw InputError(file.string() + ": no events after the header");
+  max_id.check(file, s.size());
   for (size_t i = 0; i < s.size(); ++i) s.num_nodes = std::max({s.num_nodes, s.src[i] + 1, s.dst[i] + 1});
   attach_features(s, file.parent_path(), eid);
   return s;
@@ -180,6 +216,7 @@ EventStream load_jodie(const fs::path& file) {
   size_t ncols = 0;
   double prev = -INFINITY;
   std::vector<float> feat;
+  MaxId max_user_id, max_item_id;
   while (in.next(line)) {
     const auto cols = split_commas(line);
     if (ncols == 0) {
@@ -194,6 +231,8 @@ EventStream load_jodie(const fs::path& file) {
     }
     s.src.push_back(parse_id(file, in.number, "user_id", cols[0]));
     s.dst.push_back(parse_id(file, in.number, "item_id", cols[1]));
+    max_user_id.see(s.src.back(), in.number, "user_id");
+    max_item_id.see(s.dst.back(), in.number, "item_id");
     prev = parse_time(file, in.number, "timestamp", cols[2], prev);
     s.t.push_back(prev);
     const int64_t label = parse_id(file, in.number, "state_label", cols[3]);
@@ -208,6 +247,8 @@ EventStream load_jodie(const fs::path& file) {
     }
   }
   if (s.size() == 0) throw InputError(file.string() + ": no events after the header");
+  max_user_id.check(file, s.size());
+  max_item_id.check(file, s.size());
   int64_t max_user = -1;
   for (int64_t u : s.src) max_user = std::max(max_user, u);
   s.num_sources = max_user + 1;

@@ -33,9 +33,14 @@ struct Matrix {
   std::vector<float> data;
 };
 
+// Node ids must be dense-ish: a loader rejects (InputError naming file:line) any id above
+// min(kMaxNodeId, max(100 x number of events, 2^20)), since num_nodes = max id + 1 sizes
+// every per-node table. ext_roll, when present, must be non-decreasing (0, then 1, then 2).
+inline constexpr int64_t kMaxNodeId = (int64_t{1} << 31) - 1;
+
 // "auto" picks TGL for a folder or a CSV whose header has src,dst,time columns, JODIE
 // otherwise. A TGL folder holds edges.csv and optionally edge_features.{npy,bin,csv} and
-// node_features.{npy,csv}.
+// node_features.{npy,bin,csv} (a .bin node file holds exactly max id + 1 rows).
 EventStream load_events(const std::filesystem::path& path, const std::string& format = "auto");
 // TGL: header ",src,dst,time[,int_roll][,ext_roll]" (column 0 = edge id, which indexes the
 // edge feature rows). `path` is edges.csv or its folder.

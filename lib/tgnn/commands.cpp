@@ -4,9 +4,7 @@
 #include "tgnn/commands.hpp"
 
 #include <algorithm>
-#include <cstdio>
 #include <filesystem>
-#include <iostream>
 #include <random>
 #include <set>
 
@@ -16,6 +14,7 @@
 #include "core/h5.hpp"
 #include "core/log.hpp"
 #include "core/progress.hpp"
+#include "core/report.hpp"
 #include "core/signals.hpp"
 #include "core/timer.hpp"
 #include "graph/generator.hpp"
@@ -32,8 +31,10 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 constexpr const char* kProgram = "tgnn-train";
-// TGN's fixed evaluation seeds: validation negatives 0, test negatives 2.
-constexpr uint64_t kValNegSeed = 0, kTestNegSeed = 2;
+// TGN's fixed evaluation seeds: validation negatives 0, test negatives 2 (one AP/AUC
+// negative per event, whatever eval.mrr_negatives is). The q-1 extra MRR negatives of the
+// test split come from their own stream, so changing q never changes AP/AUC.
+constexpr uint64_t kValNegSeed = 0, kTestNegSeed = 2, kTestMrrNegSeed = 1002;
 
 TgnnConfig load(const core::CommonOptions& opts) {
   if (opts.device != "cpu") {
@@ -41,45 +42,6 @@ TgnnConfig load(const core::CommonOptions& opts) {
   }
   set_torch_threads(opts.threads);
   return read_tgnn_config(core::load_config(opts), opts.seed);
-}
-
-void check_stop() {
-  if (core::stop_requested()) throw core::RuntimeFailure("interrupted; no artifact written");
-}
-
-std::string f3(double v) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.4f", v);
-  return b;
-}
-std::string f1(double v) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.1f", v);
-  return b;
-}
-
-std::string table(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> w;
-  for (const auto& r : rows) {
-    for (size_t i = 0; i < r.size(); ++i) {
-      if (w.size() <= i) w.push_back(0);
-      w[i] = std::max(w[i], r[i].size());
-    }
-  }
-  std::string o;
-  for (size_t k = 0; k < rows.size(); ++k) {
-    for (size_t i = 0; i < rows[k].size(); ++i) {
-      const std::string pad(w[i] - rows[k][i].size(), ' ');
-      o += i == 0 ? rows[k][i] + pad : "  " + pad + rows[k][i];
-    }
-    o += "\n";
-    if (k == 0) {
-      size_t total = 0;
-      for (size_t x : w) total += x + 2;
-      o += std::string(total - 2, '-') + "\n";
-    }
-  }
-  return o;
 }
 
 struct Dataset {
@@ -113,6 +75,21 @@ std::vector<int64_t> sample_negatives(const std::vector<int64_t>& pool, size_t n
   std::uniform_int_distribution<size_t> d(0, pool.size() - 1);
   std::vector<int64_t> out(n * q);
   for (auto& x : out) x = pool[d(rng)];
+  return out;
+}
+
+// Layout neg[i*q .. i*q+q): slot 0 is event i's AP/AUC negative, drawn one per event from
+// `ap_seed` (independent of q); slots 1..q-1 are MRR-only negatives from `mrr_seed`.
+std::vector<int64_t> eval_negatives(const std::vector<int64_t>& pool, size_t n, size_t q, uint64_t ap_seed,
+                                    uint64_t mrr_seed) {
+  const std::vector<int64_t> first = sample_negatives(pool, n, 1, ap_seed);
+  if (q <= 1) return first;
+  const std::vector<int64_t> extra = sample_negatives(pool, n, q - 1, mrr_seed);
+  std::vector<int64_t> out(n * q);
+  for (size_t i = 0; i < n; ++i) {
+    out[i * q] = first[i];
+    for (size_t j = 1; j < q; ++j) out[i * q + j] = extra[i * (q - 1) + j - 1];
+  }
   return out;
 }
 
@@ -151,9 +128,15 @@ SplitMetrics score_split(const graph::EventStream& s, const graph::Split& sp, co
   return {all.result(), ind.result()};
 }
 
-json to_json(const LinkMetrics& m) {
-  return {{"events", m.events}, {"ap", m.ap},   {"auc", m.auc}, {"ap_batch", m.ap_batch}, {"auc_batch", m.auc_batch},
-          {"mrr", m.mrr},       {"mrr_negatives", m.mrr_negatives}};
+// Validation is scored with one negative per event, so its MRR would be MRR@1: left out
+// (with_mrr = false) rather than reported next to the test MRR@q.
+json to_json(const LinkMetrics& m, bool with_mrr = true) {
+  json j = {{"events", m.events}, {"ap", m.ap}, {"auc", m.auc}, {"ap_batch", m.ap_batch}, {"auc_batch", m.auc_batch}};
+  if (with_mrr) {
+    j["mrr"] = m.mrr;
+    j["mrr_negatives"] = m.mrr_negatives;
+  }
+  return j;
 }
 
 struct Eval {
@@ -208,7 +191,7 @@ Setup make_setup(const core::CommonOptions& opts) {
   const auto pool = destination_pool(st.d.s, all, st.c.train.negatives);
   st.q = static_cast<size_t>(st.c.eval.mrr_negatives);
   st.val_neg = sample_negatives(pool, st.sp.val.size(), 1, kValNegSeed);
-  st.test_neg = sample_negatives(pool, st.sp.test.size(), st.q, kTestNegSeed);
+  st.test_neg = eval_negatives(pool, st.sp.test.size(), st.q, kTestNegSeed, kTestMrrNegSeed);
   log::info("split: train {} (of {}; {} hidden nodes), val {}, test {} events; val_time {:.1f}, test_time {:.1f}",
             st.sp.train.size(), st.sp.train_all.size(),
             std::count(st.sp.hidden.begin(), st.sp.hidden.end(), uint8_t{1}), st.sp.val.size(), st.sp.test.size(),
@@ -248,7 +231,7 @@ FitResult fit_model(TemporalModel& m, const Setup& st, const core::CommonOptions
   int64_t bad = 0, epochs_run = 0;
   core::Progress prog(label, static_cast<uint64_t>(st.c.train.epochs), opts.progress_mode(), opts.quiet);
   for (int64_t ep = 1; ep <= st.c.train.epochs; ++ep) {
-    check_stop();
+    core::throw_if_stop_requested();
     core::Timer t;
     m.reset_memory();
     const auto neg = sample_negatives(pool, st.sp.train.size(), 1, st.c.seed * 1000003 + static_cast<uint64_t>(ep));
@@ -256,7 +239,7 @@ FitResult fit_model(TemporalModel& m, const Setup& st, const core::CommonOptions
     const double ts = t.seconds();
     train_s += ts;
     ++epochs_run;
-    check_stop();
+    core::throw_if_stop_requested();
     StageTimes vt;
     const PassOutput v = m.run(st.sp.val, st.val_neg, 1, *st.g_full, false, static_cast<size_t>(st.c.eval.batch_size), vt);
     const SplitMetrics vm = score_split(st.d.s, st.sp, st.sp.val, v.pos, v.neg, 1, static_cast<size_t>(st.c.eval.batch_size));
@@ -265,7 +248,7 @@ FitResult fit_model(TemporalModel& m, const Setup& st, const core::CommonOptions
                         {"train_seconds", ts}, {"events_per_s", static_cast<double>(st.sp.train.size()) / ts}});
     log::info("{} epoch {}: loss {:.4f}, val AP {:.4f}, {:.1f} s ({:.0f} events/s)", label, ep, loss, vm.all.ap_batch, ts,
               static_cast<double>(st.sp.train.size()) / ts);
-    prog.update(static_cast<uint64_t>(ep), "val AP " + f3(vm.all.ap_batch));
+    prog.update(static_cast<uint64_t>(ep), "val AP " + core::fixed(vm.all.ap_batch, 4));
     if (vm.all.ap_batch > best) {
       best = vm.all.ap_batch;
       r.best_epoch = ep;
@@ -301,19 +284,20 @@ double oracle_ap(const Dataset& d, const graph::Split& sp, size_t batch, double*
   return m.ap;
 }
 
-std::vector<std::string> row(const std::string& name, const LinkMetrics& m) {
-  return {name, std::to_string(m.events), f3(m.ap_batch), f3(m.auc_batch), f3(m.ap), f3(m.auc),
-          m.mrr_negatives ? f3(m.mrr) : "-"};
+std::vector<std::string> row(const std::string& name, const LinkMetrics& m, bool with_mrr = true) {
+  return {name,
+          std::to_string(m.events),
+          core::fixed(m.ap_batch, 4),
+          core::fixed(m.auc_batch, 4),
+          core::fixed(m.ap, 4),
+          core::fixed(m.auc, 4),
+          with_mrr && m.mrr_negatives ? core::fixed(m.mrr, 4) : "-"};
 }
 
-void emit(const core::CommonOptions& opts, const json& summary, const std::string& text) {
-  if (opts.json) {
-    std::cout << summary.dump(2) << "\n";
-  } else {
-    std::cout << text;
-  }
-  std::cout.flush();
-}
+// Printed under any table with an oracle row or column.
+constexpr const char* kOracleNote =
+    "oracle: the generator's true probabilities against the generator's own negatives (one uniform item per event), "
+    "not the evaluation negatives of the model rows\n";
 
 std::string checkpoint_path(const TgnnConfig& c, const core::CommonOptions& opts) {
   return c.eval.checkpoint.empty() ? (fs::path(opts.out) / "model.h5").string() : c.eval.checkpoint;
@@ -348,15 +332,16 @@ int tgnn_generate(const core::CommonOptions& opts) {
                {"preset", c.generate.preset}, {"config", c.resolved}, {"events", s.size()},
                {"users", s.num_sources}, {"items", s.num_nodes - s.num_sources}, {"edge_dim", s.edge_dim},
                {"surprise_index", surprise}, {"oracle_test_ap", oracle}, {"oracle_test_ap_batch", oracle_batch}};
-  check_stop();
+  core::throw_if_stop_requested();
   graph::write_synthetic(opts.out, g, tgl, jodie, meta.dump(2));
   meta["seconds"] = t.seconds();
   meta["out"] = opts.out;
   std::string text = "wrote " + opts.out + ": synthetic '" + c.generate.preset + "' stream (seed " + std::to_string(c.seed) + ")\n";
-  text += table({{"events", "users", "items", "edge dim", "surprise", "oracle AP (test, batch)", "oracle AP (test, global)"},
+  text += core::format_table({{"events", "users", "items", "edge dim", "surprise", "oracle AP (test, batch)", "oracle AP (test, global)"},
                  {std::to_string(s.size()), std::to_string(s.num_sources), std::to_string(s.num_nodes - s.num_sources),
-                  std::to_string(s.edge_dim), f3(surprise), f3(oracle_batch), f3(oracle)}});
-  emit(opts, meta, text);
+                  std::to_string(s.edge_dim), core::fixed(surprise, 4), core::fixed(oracle_batch, 4), core::fixed(oracle, 4)}});
+  text += kOracleNote;
+  core::emit_result(opts, meta, text);
   return 0;
 }
 
@@ -376,7 +361,7 @@ int tgnn_fit(const core::CommonOptions& opts) {
                       {"epoch_seconds", main.epoch_seconds},
                       {"events_per_s", main.events_per_s},
                       {"stage_times", times_json(main.times)},
-                      {"val", to_json(main.eval.val.all)},
+                      {"val", to_json(main.eval.val.all, false)},
                       {"test", to_json(main.eval.test.all)},
                       {"test_inductive", to_json(main.eval.test.inductive)}};
   const std::string hdr_q = "MRR@" + std::to_string(st.q);
@@ -402,9 +387,9 @@ int tgnn_fit(const core::CommonOptions& opts) {
   if (oracle >= 0) {
     summary["oracle"] = {{"test_ap", oracle}, {"test_ap_batch", oracle_batch},
                          {"note", "true generator probabilities against the generator's own uniform item negatives"}};
-    rows.push_back({"oracle (generator)", std::to_string(st.sp.test.size()), f3(oracle_batch), "-", f3(oracle), "-", "-"});
+    rows.push_back({"oracle (generator)", std::to_string(st.sp.test.size()), core::fixed(oracle_batch, 4), "-", core::fixed(oracle, 4), "-", "-"});
   }
-  check_stop();
+  core::throw_if_stop_requested();
   // Artifacts last and atomically: a failure above leaves nothing half-written.
   const fs::path ckpt = checkpoint_path(c, opts);
   {
@@ -417,12 +402,13 @@ int tgnn_fit(const core::CommonOptions& opts) {
   }
   core::write_file_atomic(fs::path(opts.out) / "metrics.json", summary.dump(2) + "\n");
   std::string text = c.model.name + " on " + st.d.desc + ": best epoch " + std::to_string(main.best_epoch) + ", " +
-                     f1(main.epoch_seconds) + " s/epoch, " + f1(main.events_per_s) + " events/s (sample " +
-                     f1(main.times.sample) + " s, fetch " + f1(main.times.fetch) + " s, train " + f1(main.times.train) +
-                     " s, update " + f1(main.times.update) + " s in total)\n";
-  text += table(rows);
+                     core::fixed(main.epoch_seconds, 1) + " s/epoch, " + core::fixed(main.events_per_s, 1) + " events/s (sample " +
+                     core::fixed(main.times.sample, 1) + " s, fetch " + core::fixed(main.times.fetch, 1) + " s, train " + core::fixed(main.times.train, 1) +
+                     " s, update " + core::fixed(main.times.update, 1) + " s in total)\n";
+  text += core::format_table(rows);
+  if (oracle >= 0) text += kOracleNote;
   text += "wrote " + ckpt.string() + " and " + (fs::path(opts.out) / "metrics.json").string() + "\n";
-  emit(opts, summary, text);
+  core::emit_result(opts, summary, text);
   return 0;
 }
 
@@ -436,10 +422,10 @@ int tgnn_eval(const core::CommonOptions& opts) {
   core::Timer t;
   const Eval e = replay_eval(model, st, times);
   json summary = {{"program", kProgram}, {"command", "eval"}, {"checkpoint", ckpt}, {"config", c.resolved},
-                  {"val", to_json(e.val.all)}, {"test", to_json(e.test.all)}, {"test_inductive", to_json(e.test.inductive)},
+                  {"val", to_json(e.val.all, false)}, {"test", to_json(e.test.all)}, {"test_inductive", to_json(e.test.inductive)},
                   {"seconds", t.seconds()}, {"stage_times", times_json(times)}};
   std::vector<std::vector<std::string>> rows{{"split", "events", "AP(batch)", "AUC(batch)", "AP", "AUC", "MRR"}};
-  rows.push_back(row("val", e.val.all));
+  rows.push_back(row("val", e.val.all, false));
   rows.push_back(row("test", e.test.all));
   rows.push_back(row("test inductive", e.test.inductive));
   if (c.baselines.edgebank) {
@@ -448,7 +434,7 @@ int tgnn_eval(const core::CommonOptions& opts) {
     rows.push_back(row("test edgebank", eb.test.all));
   }
   core::write_file_atomic(fs::path(opts.out) / "eval.json", summary.dump(2) + "\n");
-  emit(opts, summary, c.model.name + " from " + ckpt + " (MRR with " + std::to_string(st.q) + " negatives)\n" + table(rows));
+  core::emit_result(opts, summary, c.model.name + " from " + ckpt + " (MRR with " + std::to_string(st.q) + " negatives)\n" + core::format_table(rows));
   return 0;
 }
 
@@ -465,7 +451,7 @@ int tgnn_embed(const core::CommonOptions& opts) {
   model.run(all, {}, 0, *st.g_full, false, static_cast<size_t>(c.eval.batch_size), times);
   const double t_end = st.d.s.t.back() + 1.0;
   const NodeStates ns = model.node_states(*st.g_full, t_end);
-  check_stop();
+  core::throw_if_stop_requested();
   const fs::path out = fs::path(opts.out) / "embeddings.h5";
   core::H5Writer w(out, {kProgram, c.resolved.dump()});
   w.write("/memory", ns.memory, {static_cast<uint64_t>(ns.nodes), static_cast<uint64_t>(ns.memory_dim)});
@@ -476,9 +462,9 @@ int tgnn_embed(const core::CommonOptions& opts) {
   w.commit();
   json summary = {{"path", out.string()}, {"nodes", ns.nodes}, {"memory_dim", ns.memory_dim}, {"embed_dim", ns.embed_dim},
                   {"time", t_end}};
-  emit(opts, summary,
+  core::emit_result(opts, summary,
        "wrote " + out.string() + ": /memory [" + std::to_string(ns.nodes) + " x " + std::to_string(ns.memory_dim) +
-           "], /embeddings [" + std::to_string(ns.nodes) + " x " + std::to_string(ns.embed_dim) + "] at t = " + f1(t_end) + "\n");
+           "], /embeddings [" + std::to_string(ns.nodes) + " x " + std::to_string(ns.embed_dim) + "] at t = " + core::fixed(t_end, 1) + "\n");
   return 0;
 }
 

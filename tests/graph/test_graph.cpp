@@ -230,6 +230,45 @@ TEST_CASE("feature files: .npy round trip, row-count mismatch is an input error"
   CHECK_THAT(input_error([&] { load_tgl(d.path); }), Catch::Contains("edge_features.npy") && Catch::Contains("edge id 2"));
 }
 
+TEST_CASE("loaders reject huge node ids and decreasing ext_roll as input errors", "[loader]") {
+  TempDir d;
+  const std::string h = ",src,dst,time,int_roll,ext_roll\n";
+  auto tgl = [&](const std::string& body) { return input_error([&] { load_tgl(d.write("edges.csv", h + body)); }); };
+  // One id of 1e13 would size every per-node table at 1e13 rows: bad input, not OOM.
+  std::string e = tgl("0,0,1,1.0,0,0\n1,1,10000000000000,2.0,0,0\n2,1,2,3.0,0,0\n");
+  CHECK_THAT(e, Catch::Contains("edges.csv:3") && Catch::Contains("'dst'") && Catch::Contains("10000000000000"));
+  e = tgl("0,3000000000,1,1.0,0,0\n");
+  CHECK_THAT(e, Catch::Contains("edges.csv:2") && Catch::Contains("'src'") && Catch::Contains("limit"));
+  // Up to max(100 x events, 2^20) is fine.
+  REQUIRE(load_tgl(d.write("edges.csv", h + "0,0,1048576,1.0,0,0\n")).num_nodes == 1048577);
+  const std::string jh = "user_id,item_id,timestamp,state_label\n";
+  e = input_error([&] { load_jodie(d.write("j.csv", jh + "0,0,1.0,0\n5000000000,1,2.0,0\n")); });
+  CHECK_THAT(e, Catch::Contains("j.csv:3") && Catch::Contains("user_id"));
+
+  e = tgl("0,0,1,1.0,0,0\n1,1,2,2.0,0,1\n2,1,2,3.0,0,0\n");
+  CHECK_THAT(e, Catch::Contains("edges.csv:4") && Catch::Contains("ext_roll") && Catch::Contains("non-decreasing"));
+  e = tgl("0,0,1,1.0,0,2\n1,1,2,2.0,0,1\n");
+  CHECK_THAT(e, Catch::Contains("edges.csv:3") && Catch::Contains("ext_roll"));
+  REQUIRE(load_tgl(d.write("edges.csv", h + "0,0,1,1.0,0,0\n1,1,2,2.0,0,0\n2,0,2,3.0,0,2\n")).ext_roll ==
+          std::vector<int8_t>{0, 0, 2});
+}
+
+TEST_CASE("node_features.bin: raw float32, one row per node id", "[loader]") {
+  TempDir d;
+  d.write("edges.csv", ",src,dst,time\n0,0,1,1\n1,1,2,2\n");  // 3 nodes
+  const std::vector<float> f{1, 2, 3, 4, 5, 6};                  // 3 x 2
+  std::ofstream(d.path / "node_features.bin", std::ios::binary)
+      .write(reinterpret_cast<const char*>(f.data()), static_cast<std::streamsize>(f.size() * sizeof(float)));
+  const EventStream s = load_tgl(d.path);
+  REQUIRE(s.num_nodes == 3);
+  REQUIRE(s.node_dim == 2);
+  REQUIRE(s.node_feat == f);
+  // 5 floats do not split into 3 rows: an input error naming the file.
+  std::ofstream(d.path / "node_features.bin", std::ios::binary | std::ios::trunc)
+      .write(reinterpret_cast<const char*>(f.data()), 5 * sizeof(float));
+  CHECK_THAT(input_error([&] { load_tgl(d.path); }), Catch::Contains("node_features.bin") && Catch::Contains("3 rows"));
+}
+
 TEST_CASE("chronological split: 70/15/15 by time; hidden nodes never in training", "[split]") {
   EventStream s = random_stream(11, 200, 2000, 1);
   for (size_t e = 0; e < s.size(); ++e) s.t[e] = static_cast<double>(e);  // distinct times

@@ -2,17 +2,13 @@
 // EdgeBank on `tiny`, exit codes 2 (config) and 3 (input) with no partial artifact.
 #include <catch2/catch.hpp>
 
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "core/h5.hpp"
+#include "tests/cli_harness.hpp"
 
 // The program under test; meson passes its path at compile time (Catch2's own main takes
 // no extra arguments, and a custom runner would recompile all of Catch2).
@@ -25,42 +21,19 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Run {
-  int code = -1;
-  std::string out, err;
+using mlsys::test::Run;
+
+struct TempDir : mlsys::test::TempDir {
+  TempDir() : mlsys::test::TempDir("tgnn-cli") {}
 };
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("tgnn-cli-" + std::to_string(::getpid()) + "-" + std::to_string(rand()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
-
-Run run(const std::string& args, const TempDir& tmp) {
-  const std::string cmd = "'" + g_tgnn_train + "' " + args + " >'" + (tmp.path / "stdout").string() + "' 2>'" +
-                          (tmp.path / "stderr").string() + "'";
-  const int status = std::system(cmd.c_str());
-  Run r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(tmp.path / "stdout");
-  r.err = slurp(tmp.path / "stderr");
-  return r;
-}
+Run run(const std::string& args, const TempDir& tmp) { return mlsys::test::run_program(g_tgnn_train, args, tmp); }
 
 // Small dims and few epochs: the CLI tests check plumbing and ordering, not final AP.
-const std::string kFast =
+const std::string kFastDims =
     " --quiet --threads 1 --set model.memory_dim=32 --set model.time_dim=32 --set model.embed_dim=32"
-    " --set model.lr=0.001 --set eval.mrr_negatives=4";
+    " --set model.lr=0.001";
+const std::string kFast = kFastDims + " --set eval.mrr_negatives=4";
 
 #define NEED_PROGRAM()                                      \
   if (g_tgnn_train.empty()) {                               \
@@ -99,6 +72,25 @@ TEST_CASE("cli: generate -> fit -> eval -> embed on small data", "[cli]") {
   const auto ev = nlohmann::json::parse(e.out);
   // Replaying the same checkpoint reproduces fit's test numbers (eval mode is deterministic).
   REQUIRE(ev["test"]["ap"].get<double>() == Approx(m["model"]["test"]["ap"].get<double>()).epsilon(1e-6));
+
+  // AP/AUC use one negative per event from its own fixed stream: the number of MRR
+  // negatives must not change them (nor EdgeBank's), only MRR.
+  Run e1 = run("eval --json" + kFastDims + " --set eval.mrr_negatives=1" + data_opt, tmp);
+  Run e9 = run("eval --json" + kFastDims + " --set eval.mrr_negatives=9" + data_opt, tmp);
+  INFO(e1.err << e9.err);
+  REQUIRE(e1.code == 0);
+  REQUIRE(e9.code == 0);
+  const auto j1 = nlohmann::json::parse(e1.out), j9 = nlohmann::json::parse(e9.out);
+  REQUIRE(j1["test"]["mrr_negatives"] == 1);
+  REQUIRE(j9["test"]["mrr_negatives"] == 9);
+  for (const char* k : {"ap", "auc", "ap_batch", "auc_batch"}) {
+    INFO(k);
+    CHECK(j1["test"][k].get<double>() == j9["test"][k].get<double>());
+    CHECK(j1["test_inductive"][k].get<double>() == j9["test_inductive"][k].get<double>());
+    CHECK(j1["edgebank"]["test"][k].get<double>() == j9["edgebank"]["test"][k].get<double>());
+    CHECK(j1["val"][k].get<double>() == j9["val"][k].get<double>());
+    CHECK(ev["test"][k].get<double>() == j9["test"][k].get<double>());
+  }
 
   Run b = run("embed" + kFast + data_opt, tmp);
   INFO(b.err);
@@ -152,6 +144,15 @@ TEST_CASE("cli: config errors exit 2, input errors exit 3, nothing half-written"
   r = run("fit --set data.path='" + data.string() + "' --out '" + out.string() + "'", tmp);
   REQUIRE(r.code == 3);
   CHECK_THAT(r.err, Catch::Contains("edges.csv:3"));
+  // A huge node id is bad input (exit 3, file:line), not an out-of-memory run-time failure.
+  std::ofstream(data / "edges.csv") << ",src,dst,time,int_roll,ext_roll\n0,0,1,1,0,0\n1,1,10000000000000,2,0,0\n";
+  r = run("fit --set data.path='" + data.string() + "' --out '" + out.string() + "'", tmp);
+  REQUIRE(r.code == 3);
+  CHECK_THAT(r.err, Catch::Contains("edges.csv:3") && Catch::Contains("node id"));
+  std::ofstream(data / "edges.csv") << ",src,dst,time,int_roll,ext_roll\n0,0,1,1,0,1\n1,1,2,2,0,0\n";
+  r = run("fit --set data.path='" + data.string() + "' --out '" + out.string() + "'", tmp);
+  REQUIRE(r.code == 3);
+  CHECK_THAT(r.err, Catch::Contains("edges.csv:3") && Catch::Contains("ext_roll"));
   r = run("eval --set generate.preset=tiny --set eval.checkpoint='" + (tmp.path / "none.h5").string() + "' --out '" +
               out.string() + "'" + kFast, tmp);
   REQUIRE(r.code == 3);
