@@ -49,5 +49,5 @@ for r in rows:
     print("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (r["model"], f(r["test_ap_batch"]), f(r["test_auc_batch"]),
           f(r["test_ap"]), f(r["test_mrr"]), f(r["inductive_ap_batch"]), f(r["inductive_auc_batch"]),
           "-" if r["epoch_s"] is None else "%.1f" % r["epoch_s"], f(r["events_per_s"])))
-print("| oracle (generator) | %s | - | %s | - | - | - | - | - |" % (f(oracle.get("test_ap_batch")), f(oracle.get("test_ap"))))
+print("| oracle (generator; its own negatives, not the evaluation ones) | %s | - | %s | - | - | - | - | - |" % (f(oracle.get("test_ap_batch")), f(oracle.get("test_ap"))))
 PY
