@@ -11,15 +11,18 @@
 #include <filesystem>
 #include <iostream>
 #include <numeric>
+#include <optional>
 #include <random>
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "core/atomic_file.hpp"
 #include "core/build_info.hpp"
 #include "core/error.hpp"
 #include "core/h5.hpp"
 #include "core/progress.hpp"
+#include "core/report.hpp"
 #include "core/signals.hpp"
 #include "core/timer.hpp"
 #include "lora/finetune_config.hpp"
@@ -49,35 +52,7 @@ Setup setup(const core::CommonOptions& opts) {
   return s;
 }
 
-std::string f(double v, int prec = 4) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", prec, v);
-  return buf;
-}
-
-std::string table(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> w;
-  for (const auto& r : rows) {
-    w.resize(std::max(w.size(), r.size()));
-    for (size_t i = 0; i < r.size(); ++i) w[i] = std::max(w[i], r[i].size());
-  }
-  std::string out;
-  for (const auto& r : rows) {
-    for (size_t i = 0; i < r.size(); ++i) {
-      std::string cell = r[i];
-      const std::string pad(w[i] - cell.size(), ' ');
-      out += (i == 0 ? cell + pad : pad + cell) + (i + 1 < r.size() ? "  " : "");
-    }
-    out += "\n";
-  }
-  return out;
-}
-
-void emit(const core::CommonOptions& opts, const json& summary, const std::string& text) {
-  if (opts.json) std::cout << summary.dump(2) << "\n";
-  else std::cout << text;
-  std::cout.flush();
-}
+std::string f(double v, int prec = 4) { return core::fixed(v, prec); }
 
 nn::WordPieceTokenizer load_tokenizer(const FinetuneConfig& c) {
   return nn::WordPieceTokenizer::from_vocab_file(fs::path(c.model.path) / "vocab.txt", {c.model.lower_case, 100});
@@ -101,7 +76,7 @@ Encoded encode(const std::vector<nn::LabeledText>& rows, const nn::WordPieceToke
       auto it = std::find(labels.begin(), labels.end(), rows[i].label);
       if (it == labels.end()) {
         if (need_label) {
-          throw core::InputError(source + ": example " + std::to_string(i + 1) + " has label \"" + rows[i].label +
+          throw core::InputError(source + ":" + std::to_string(rows[i].line) + ": label \"" + rows[i].label +
                                  "\", which is not among the model's " + std::to_string(labels.size()) + " labels");
         }
       } else {
@@ -177,6 +152,17 @@ EvalResult evaluate(const nn::BertClassifier& model, const Encoded& data, int64_
   return r;
 }
 
+// model.max_length (or bench.length) must fit the model's position table: a config error
+// at start, before any training, instead of a failure on the first long batch.
+void check_length(const nn::BertClassifier& model, const FinetuneConfig& c, const char* key, int64_t length) {
+  const int64_t max_pos = model.config().max_position_embeddings;
+  if (length > max_pos) {
+    throw core::ConfigError("key '" + std::string(key) + "': expected at most " + std::to_string(max_pos) +
+                            " (max_position_embeddings in " + (fs::path(c.model.path) / "config.json").string() +
+                            "), found " + std::to_string(length));
+  }
+}
+
 // The adapter named by the config (adapter.h5 or a PEFT folder), default OUT/adapter.h5.
 AdapterState load_adapter(const Setup& s) {
   fs::path p = s.cfg.adapter.empty() ? s.out / "adapter.h5" : fs::path(s.cfg.adapter);
@@ -199,10 +185,6 @@ Loaded load_model_with_adapter(const Setup& s) {
   return {std::move(model), std::move(set), std::move(st)};
 }
 
-void check_stop() {
-  if (core::stop_requested()) throw core::RuntimeFailure("interrupted");
-}
-
 }  // namespace
 
 int finetune_train(const core::CommonOptions& opts) {
@@ -219,6 +201,7 @@ int finetune_train(const core::CommonOptions& opts) {
   Encoded valid = encode(valid_rows, tok, labels, c.model.max_length, c.data.valid, true);
 
   auto model = nn::BertClassifier::load(c.model.path, static_cast<int64_t>(labels.size()), c.seed);
+  check_length(model, c, "model.max_length", c.model.max_length);
   LoraSet set = attach_lora(model, c.lora, c.seed + 17);
   model.to(s.device);
   for (auto& [name, ad] : set.adapters) {
@@ -252,7 +235,6 @@ int finetune_train(const core::CommonOptions& opts) {
            to_string(c.dropout.consistency) + "), " + std::to_string(total) + " steps of " + std::to_string(per_step) +
            " examples");
 
-  fs::create_directories(s.out);
   const fs::path adapter_path = s.out / "adapter.h5";
   const std::string cfg_json = c.resolved.dump();
   std::mt19937_64 rng(c.seed);
@@ -264,6 +246,7 @@ int finetune_train(const core::CommonOptions& opts) {
   std::vector<double> m_step, m_loss, m_ce, m_cons, m_lr, m_gnorm, e_step, e_loss, e_acc, e_train_acc;
   std::vector<std::vector<std::string>> rows = {{"step", "train loss", "val loss", "val acc", "tok/s"}};
   double best_acc = -1;
+  std::optional<AdapterState> best;  // the adapter at the best evaluation so far
   int64_t best_step = -1, bad_evals = 0, tokens = 0, step = 0;
   bool stopped_early = false;
   core::Timer timer;
@@ -286,14 +269,14 @@ int finetune_train(const core::CommonOptions& opts) {
       best_acc = r.accuracy;
       best_step = at_step;
       bad_evals = 0;
-      save_adapter_h5(adapter_path, state_of(model, set, labels, c.model.path), kProgram, cfg_json);
+      best = state_of(model, set, labels, c.model.path);  // kept in memory; written once at the end
     } else {
       ++bad_evals;
     }
   };
 
   for (step = 0; step < total; ++step) {
-    check_stop();
+    core::throw_if_stop_requested();
     const double lr_f = nn::lr_factor(step, total, warmup, c.train.schedule);
     double loss_acc = 0, ce_acc = 0, cons_acc = 0;
     for (int64_t micro = 0; micro < c.train.grad_accum; ++micro) {
@@ -311,7 +294,7 @@ int finetune_train(const core::CommonOptions& opts) {
       loss_acc += lp.loss.item<double>() / static_cast<double>(c.train.grad_accum);
       ce_acc += lp.ce / static_cast<double>(c.train.grad_accum);
       cons_acc += lp.consistency / static_cast<double>(c.train.grad_accum);
-      tokens += b.tokens * (c.dropout.two_pass() ? 2 : 1);
+      tokens += b.tokens;  // input tokens, once even when a preset runs two passes
     }
     if (!std::isfinite(loss_acc)) throw core::RuntimeFailure("training loss is not finite at step " + std::to_string(step + 1));
     const double gnorm = nn::clip_grad_norm(all_params, c.train.clip_norm);
@@ -342,11 +325,16 @@ int finetune_train(const core::CommonOptions& opts) {
   }
   if (!stopped_early) run_eval(step);
   progress.finish();
-  if (valid.enc.empty()) save_adapter_h5(adapter_path, state_of(model, set, labels, c.model.path), kProgram, cfg_json);
+  if (valid.enc.empty() || !best) best = state_of(model, set, labels, c.model.path);
   // final train accuracy (eval mode) for the train-validation gap
   EvalResult tr = evaluate(model, train, c.train.eval_batch_size, tok.pad_id(), s.device);
   const double secs = timer.seconds();
 
+  // the artifacts only now that training is over, each atomically: a run that fails or is
+  // stopped earlier leaves no adapter.h5 or metrics.h5 (and an old good one intact)
+  core::throw_if_stop_requested();
+  fs::create_directories(s.out);
+  save_adapter_h5(adapter_path, *best, kProgram, cfg_json);
   {
     core::H5Writer w(s.out / "metrics.h5", {kProgram, cfg_json});
     w.write("/metrics/step", std::span<const double>(m_step));
@@ -380,11 +368,11 @@ int finetune_train(const core::CommonOptions& opts) {
                   {"tokens_per_second", static_cast<double>(tokens) / std::max(1e-9, secs)},
                   {"adapter", adapter_path.string()},
                   {"metrics", (s.out / "metrics.h5").string()}};
-  std::string text = table(rows);
+  std::string text = core::format_table(rows);
   text += "validation accuracy: best " + f(best_acc) + " (step " + std::to_string(best_step) + "), final " +
           f(e_acc.empty() ? -1.0 : e_acc.back()) + "; train accuracy " + f(tr.accuracy) + "\n";
   text += "wrote " + adapter_path.string() + " and " + (s.out / "metrics.h5").string() + "\n";
-  emit(opts, summary, text);
+  core::emit_result(opts, summary, text);
   return 0;
 }
 
@@ -395,6 +383,7 @@ int finetune_eval(const core::CommonOptions& opts) {
   auto rows = nn::read_labeled_jsonl(path);
   Loaded L = load_model_with_adapter(s);
   auto tok = load_tokenizer(c);
+  check_length(L.model, c, "model.max_length", c.model.max_length);
   Encoded data = encode(rows, tok, L.state.labels, c.model.max_length, path, true);
   EvalResult r = evaluate(L.model, data, c.train.eval_batch_size, tok.pad_id(), s.device);
   json summary = {{"data", path}, {"examples", r.n}, {"accuracy", r.accuracy}, {"loss", r.loss}};
@@ -404,8 +393,8 @@ int finetune_eval(const core::CommonOptions& opts) {
   artifact["version"] = std::string(core::version());
   artifact["config"] = c.resolved;
   core::write_file_atomic(s.out / "eval.json", artifact.dump(2) + "\n");
-  emit(opts, summary,
-       table({{"data", "examples", "accuracy", "loss"}, {path, std::to_string(r.n), f(r.accuracy), f(r.loss)}}) +
+  core::emit_result(opts, summary,
+       core::format_table({{"data", "examples", "accuracy", "loss"}, {path, std::to_string(r.n), f(r.accuracy), f(r.loss)}}) +
            "wrote " + (s.out / "eval.json").string() + "\n");
   return 0;
 }
@@ -417,6 +406,7 @@ int finetune_predict(const core::CommonOptions& opts) {
   auto rows = nn::read_labeled_jsonl(path, false);
   Loaded L = load_model_with_adapter(s);
   auto tok = load_tokenizer(c);
+  check_length(L.model, c, "model.max_length", c.model.max_length);
   Encoded data = encode(rows, tok, L.state.labels, c.model.max_length, path, false);
   EvalResult r = evaluate(L.model, data, c.train.eval_batch_size, tok.pad_id(), s.device, false);
   std::string lines;
@@ -433,8 +423,8 @@ int finetune_predict(const core::CommonOptions& opts) {
   core::write_file_atomic(s.out / "predictions.jsonl", lines);
   std::vector<std::vector<std::string>> t = {{"label", "predicted"}};
   for (const auto& [k, v] : counts) t.push_back({k, std::to_string(v)});
-  emit(opts, json{{"examples", r.n}, {"counts", counts}, {"predictions", (s.out / "predictions.jsonl").string()}},
-       table(t) + "wrote " + (s.out / "predictions.jsonl").string() + "\n");
+  core::emit_result(opts, json{{"examples", r.n}, {"counts", counts}, {"predictions", (s.out / "predictions.jsonl").string()}},
+       core::format_table(t) + "wrote " + (s.out / "predictions.jsonl").string() + "\n");
   return 0;
 }
 
@@ -451,11 +441,32 @@ int finetune_merge(const core::CommonOptions& opts) {
   L.model.clear_adapters();
   at::Tensor after = L.model.forward(ids, mask);
   const double diff = (before - after).abs().max().item<double>();
+  // written into a temporary sibling folder, renamed into place only when complete: a
+  // failed merge leaves no half folder and an old OUT/merged intact
   const fs::path dir = s.out / "merged";
-  L.model.save_hf(dir);
-  fs::copy_file(fs::path(s.cfg.model.path) / "vocab.txt", dir / "vocab.txt", fs::copy_options::overwrite_existing);
-  core::write_file_atomic(dir / "labels.json", json(L.state.labels).dump() + "\n");
-  emit(opts, json{{"merged", dir.string()}, {"modules", L.set.adapters.size()}, {"max_logit_difference", diff}},
+  const fs::path tmp = s.out / (".merged.tmp-" + std::to_string(::getpid()));
+  const fs::path old = s.out / (".merged.old-" + std::to_string(::getpid()));
+  struct Cleanup {
+    fs::path p;
+    ~Cleanup() {
+      std::error_code ec;
+      fs::remove_all(p, ec);
+    }
+  } cleanup{tmp};
+  fs::create_directories(s.out);
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  L.model.save_hf(tmp);
+  core::write_file_atomic(tmp / "vocab.txt", core::read_file(fs::path(s.cfg.model.path) / "vocab.txt"));
+  core::write_file_atomic(tmp / "labels.json", json(L.state.labels).dump() + "\n");
+  core::throw_if_stop_requested();
+  if (fs::exists(dir)) fs::rename(dir, old);
+  fs::rename(tmp, dir);
+  {
+    std::error_code ec;
+    fs::remove_all(old, ec);
+  }
+  core::emit_result(opts, json{{"merged", dir.string()}, {"modules", L.set.adapters.size()}, {"max_logit_difference", diff}},
        "merged " + std::to_string(L.set.adapters.size()) + " LoRA modules; max |logit difference| " + f(diff, 7) +
            "\nwrote " + dir.string() + "\n");
   return 0;
@@ -466,7 +477,7 @@ int finetune_export(const core::CommonOptions& opts) {
   AdapterState st = load_adapter(s);
   const fs::path dir = s.out / "peft";
   export_peft(dir, st);
-  emit(opts, json{{"peft", dir.string()}, {"modules", st.ab.size()}, {"r", st.cfg.r}},
+  core::emit_result(opts, json{{"peft", dir.string()}, {"modules", st.ab.size()}, {"r", st.cfg.r}},
        "exported " + std::to_string(st.ab.size()) + " LoRA modules (r=" + std::to_string(st.cfg.r) + ") to " +
            dir.string() + "\n");
   return 0;
@@ -513,6 +524,7 @@ int finetune_bench(const core::CommonOptions& opts) {
   ids = ids.to(s.device);
 
   auto model = nn::BertClassifier::load(c.model.path, static_cast<int64_t>(labels.size()), c.seed);
+  check_length(model, c, "bench.length", L);
   LoraSet set = attach_lora(model, c.lora, c.seed + 17);
   model.to(s.device);
   std::vector<at::Tensor> params = {model.param("classifier.weight"), model.param("classifier.bias")};
@@ -531,7 +543,7 @@ int finetune_bench(const core::CommonOptions& opts) {
   std::vector<double> secs;
   double last_loss = 0;
   for (int64_t i = 0; i < c.bench.warmup + c.bench.steps; ++i) {
-    check_stop();
+    core::throw_if_stop_requested();
     core::Timer t;
     LossParts lp = classification_loss(model, ids, mask, lab, c.dropout, true);
     lp.loss.backward();

@@ -54,6 +54,7 @@ FinetuneConfig read_finetune_config(const core::ConfigDoc& doc, std::optional<ui
       if (s.pattern == nn::DropPattern::column && !attn) it.fail("pattern", "element or span (column is for attention positions)", "\"column\"");
       if (s.pattern == nn::DropPattern::span && s.position != nn::DropPosition::hidden) it.fail("pattern", "element or column (span is for the hidden position)", "\"span\"");
       if (s.compensation == nn::DropCompensation::normalize && !attn) it.fail("compensation", "rescale or none (normalize is for attention positions)", "\"normalize\"");
+      if (s.position == nn::DropPosition::lora_input && s.compensation != nn::DropCompensation::rescale) it.fail("compensation", "rescale (lora_input dropout is PEFT's lora_dropout, always rescaled)", "\"" + comp + "\"");
       if (s.position == nn::DropPosition::attn_logits && s.compensation != nn::DropCompensation::normalize) it.fail("compensation", "normalize (dropped logits leave the softmax)", "\"" + comp + "\"");
       c.dropout.sites.sites.push_back(s);
     }

@@ -114,9 +114,10 @@ AdapterState state_of(const nn::BertClassifier& model, const LoraSet& set, const
                       const std::string& base_model) {
   AdapterState s;
   s.cfg = set.cfg;
-  for (const auto& [name, ad] : set.adapters) s.ab[name] = {ad->A.detach().to(at::kCPU), ad->B.detach().to(at::kCPU)};
-  s.head_weight = model.param("classifier.weight").detach().to(at::kCPU);
-  s.head_bias = model.param("classifier.bias").detach().to(at::kCPU);
+  // copies (not views of the live parameters): a snapshot stays as it was while training goes on
+  for (const auto& [name, ad] : set.adapters) s.ab[name] = {ad->A.detach().cpu().clone(), ad->B.detach().cpu().clone()};
+  s.head_weight = model.param("classifier.weight").detach().cpu().clone();
+  s.head_bias = model.param("classifier.bias").detach().cpu().clone();
   s.labels = labels;
   s.base_model = base_model;
   return s;
@@ -258,22 +259,67 @@ AdapterState import_peft(const fs::path& dir) {
   } catch (const json::parse_error& e) {
     throw core::InputError(cfg_path.string() + ": malformed JSON (" + e.what() + ")");
   }
-  if (j.value("peft_type", "") != "LORA") {
+  if (!j.is_object()) throw core::InputError(cfg_path.string() + ": expected a JSON object, found " + std::string(j.type_name()));
+  auto bad = [&](const std::string& key, const std::string& expected) {
+    throw core::InputError(cfg_path.string() + ": field '" + key + "': expected " + expected + ", found " + j[key].dump());
+  };
+  auto unsupported = [&](const std::string& key, const std::string& what) {
+    throw core::InputError(cfg_path.string() + ": field '" + key + "': " + what + " is not supported (found " +
+                           j[key].dump() + ")");
+  };
+  auto has = [&](const char* key) { return j.contains(key) && !j[key].is_null(); };
+  if (!j.contains("peft_type") || !j["peft_type"].is_string() || j["peft_type"].get<std::string>() != "LORA") {
     throw core::InputError(cfg_path.string() + ": field 'peft_type': expected \"LORA\", found " +
                            (j.contains("peft_type") ? j["peft_type"].dump() : "nothing"));
   }
-  if (j.value("use_dora", false)) throw core::InputError(cfg_path.string() + ": DoRA adapters are not supported");
+  auto get_bool = [&](const char* key, bool dflt) {
+    if (!has(key)) return dflt;
+    if (!j[key].is_boolean()) bad(key, "true or false");
+    return j[key].get<bool>();
+  };
+  auto get_number = [&](const char* key, double dflt) {
+    if (!has(key)) return dflt;
+    if (!j[key].is_number()) bad(key, "a number");
+    return j[key].get<double>();
+  };
+  auto get_strings = [&](const char* key) {
+    std::vector<std::string> out;
+    if (!has(key)) return out;
+    if (j[key].is_string()) return std::vector<std::string>{j[key].get<std::string>()};
+    if (!j[key].is_array()) bad(key, "a list of strings");
+    for (const auto& v : j[key]) {
+      if (!v.is_string()) bad(key, "a list of strings");
+      out.push_back(v.get<std::string>());
+    }
+    return out;
+  };
+  if (get_bool("use_dora", false)) unsupported("use_dora", "DoRA");
   AdapterState s;
-  s.cfg.r = j.value("r", 8);
-  s.cfg.alpha = j.value("lora_alpha", 8.0);
-  s.cfg.rslora = j.value("use_rslora", false);
-  s.cfg.input_dropout = j.value("lora_dropout", 0.0);
-  if (j.contains("target_modules") && j["target_modules"].is_array()) s.cfg.targets = j["target_modules"].get<std::vector<std::string>>();
-  s.base_model = j.value("base_model_name_or_path", "");
-  if (j.contains("mlsys_labels") && j["mlsys_labels"].is_array()) s.labels = j["mlsys_labels"].get<std::vector<std::string>>();
-  if (j.contains("rank_pattern") && j["rank_pattern"].is_object() && !j["rank_pattern"].empty()) {
-    throw core::InputError(cfg_path.string() + ": rank_pattern is not supported");
+  if (has("r")) {
+    if (!j["r"].is_number_integer() || j["r"].get<int64_t>() <= 0) bad("r", "a positive integer");
+    s.cfg.r = j["r"].get<int64_t>();
   }
+  s.cfg.alpha = get_number("lora_alpha", 8.0);
+  s.cfg.rslora = get_bool("use_rslora", false);
+  s.cfg.input_dropout = get_number("lora_dropout", 0.0);
+  if (has("target_modules")) s.cfg.targets = get_strings("target_modules");
+  if (has("base_model_name_or_path")) {
+    if (!j["base_model_name_or_path"].is_string()) bad("base_model_name_or_path", "a string");
+    s.base_model = j["base_model_name_or_path"].get<std::string>();
+  }
+  s.labels = get_strings("mlsys_labels");
+  for (const char* key : {"rank_pattern", "alpha_pattern"}) {
+    if (!has(key)) continue;
+    if (!j[key].is_object()) bad(key, "an object");
+    if (!j[key].empty()) unsupported(key, std::string("a per-module ") + (key[0] == 'r' ? "rank" : "alpha"));
+  }
+  if (has("layers_to_transform")) unsupported("layers_to_transform", "restricting LoRA to some layers");
+  if (has("bias")) {
+    if (!j["bias"].is_string()) bad("bias", "a string");
+    if (j["bias"].get<std::string>() != "none") unsupported("bias", "training biases (only \"none\")");
+  }
+  if (get_bool("lora_bias", false)) unsupported("lora_bias", "a bias on lora_B");
+  if (get_bool("fan_in_fan_out", false)) unsupported("fan_in_fan_out", "fan_in_fan_out weights");
   auto file = tensor::SafeTensorsFile::open(st_path);
   const std::string pre = kPrefix;
   std::map<std::string, at::Tensor> a_of, b_of;
@@ -289,6 +335,9 @@ AdapterState import_peft(const fs::path& dir) {
     else if (rest == "classifier.weight" || rest == "classifier.modules_to_save.weight") s.head_weight = t;
     else if (rest == "classifier.bias" || rest == "classifier.modules_to_save.bias") s.head_bias = t;
     else throw core::InputError(st_path.string() + ": tensor '" + key + "' is neither lora_A/lora_B nor the classifier");
+  }
+  for (const auto& [m, b] : b_of) {
+    if (!a_of.contains(m)) throw core::InputError(st_path.string() + ": module '" + m + "' has lora_B but no lora_A");
   }
   for (const auto& [m, a] : a_of) {
     auto b = b_of.find(m);

@@ -2,6 +2,8 @@
 #include "nn/text_data.hpp"
 
 #include <algorithm>
+#include <charconv>
+#include <cstdint>
 #include <fstream>
 #include <set>
 
@@ -32,7 +34,7 @@ std::vector<LabeledText> read_labeled_jsonl(const std::filesystem::path& path, b
     if (!j.is_object()) bad("expected a JSON object, found " + std::string(j.type_name()));
     auto t = j.find("text");
     if (t == j.end() || !t->is_string()) bad("expected a string field \"text\"");
-    LabeledText row{t->get<std::string>(), {}};
+    LabeledText row{t->get<std::string>(), {}, lineno};
     auto l = j.find("label");
     if (l != j.end() && l->is_string()) {
       row.label = l->get<std::string>();
@@ -53,11 +55,27 @@ std::vector<std::string> label_set(const std::vector<LabeledText>& rows, const s
   std::set<std::string> s;
   for (const auto& r : rows) s.insert(r.label);
   std::vector<std::string> out(s.begin(), s.end());
-  const bool numeric = std::all_of(out.begin(), out.end(), [](const std::string& x) {
-    return !x.empty() && x.find_first_not_of("-0123456789") == std::string::npos;
-  });
+  // numeric only when every label is an optional '-' and one or more digits that fit int64
+  std::vector<int64_t> value(out.size());
+  bool numeric = true;
+  for (size_t i = 0; i < out.size() && numeric; ++i) {
+    const std::string& x = out[i];
+    const size_t digits = x.starts_with('-') ? 1 : 0;
+    if (x.size() == digits || x.find_first_not_of("0123456789", digits) != std::string::npos) {
+      numeric = false;
+      break;
+    }
+    auto [ptr, ec] = std::from_chars(x.data(), x.data() + x.size(), value[i]);
+    numeric = ec == std::errc() && ptr == x.data() + x.size();
+  }
   if (numeric) {
-    std::sort(out.begin(), out.end(), [](const std::string& a, const std::string& b) { return std::stoll(a) < std::stoll(b); });
+    std::vector<size_t> idx(out.size());
+    for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+    std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return value[a] < value[b]; });
+    std::vector<std::string> sorted;
+    sorted.reserve(out.size());
+    for (size_t i : idx) sorted.push_back(out[i]);
+    out = std::move(sorted);
   }
   return out;
 }

@@ -12,6 +12,7 @@ namespace mlsys::nn {
 struct LabeledText {
   std::string text;
   std::string label;  // integers are kept as their decimal text
+  size_t line = 0;    // 1-based line of the file it came from (blank lines count)
 };
 
 // `require_label` false reads prediction inputs ({"text"} alone is enough).
@@ -19,7 +20,7 @@ struct LabeledText {
                                                           bool require_label = true);
 
 // The label set: `given` when not empty, else the sorted distinct labels of `rows`
-// (numerically when every label is an integer).
+// (numerically when every label matches ^-?[0-9]+$, else as strings).
 [[nodiscard]] std::vector<std::string> label_set(const std::vector<LabeledText>& rows,
                                                  const std::vector<std::string>& given = {});
 

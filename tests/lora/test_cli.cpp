@@ -3,50 +3,27 @@
 // that names the file, key or line, and leave no artifact. LORA_FINETUNE is its path.
 #include <catch2/catch.hpp>
 
-#include <sys/wait.h>
-
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "tensor/safetensors.hpp"
+#include "tests/cli_harness.hpp"
 #include "tests/lora/tiny_model.hpp"
 
 namespace fs = std::filesystem;
+using mlsys::test::Run;
 
 namespace {
 
-struct Run {
-  int code = -1;
-  std::string out, err;
-};
-
-Run run(const fs::path& dir, const std::string& args) {
-  const char* exe = std::getenv("LORA_FINETUNE");
-  REQUIRE(exe != nullptr);
-  const std::string cmd = std::string(exe) + " " + args + " >" + (dir / "stdout.txt").string() + " 2>" +
-                          (dir / "stderr.txt").string();
-  const int st = std::system(cmd.c_str());
-  Run r;
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  std::stringstream a, b;
-  a << std::ifstream(dir / "stdout.txt").rdbuf();
-  b << std::ifstream(dir / "stderr.txt").rdbuf();
-  r.out = a.str();
-  r.err = b.str();
-  return r;
-}
-
 struct Task {
-  fs::path dir;
+  mlsys::test::TempDir tmp{"mlsys-lora-cli"};
+  fs::path dir = tmp.path;
   std::string base;  // the options every run shares
   Task() {
-    dir = fs::temp_directory_path() / ("mlsys-lora-cli-" + std::to_string(::getpid()));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
     write_tiny_task(dir);
     std::ofstream(dir / "config.json") << nlohmann::json{
         {"model", {{"path", (dir / "model").string()}, {"max_length", 24}}},
@@ -58,15 +35,20 @@ struct Task {
                                                .dump(2);
     base = "--config " + (dir / "config.json").string() + " --threads 2 --progress never";
   }
-  ~Task() { fs::remove_all(dir); }
 };
+
+Run run(const Task& t, const std::string& args) {
+  const char* exe = std::getenv("LORA_FINETUNE");
+  REQUIRE(exe != nullptr);
+  return mlsys::test::run_program(exe, args, t.tmp);
+}
 
 }  // namespace
 
 TEST_CASE("lora-finetune: train, eval, predict, merge, export on a tiny task") {
   Task t;
   const fs::path out = t.dir / "out";
-  Run r = run(t.dir, "train " + t.base + " --out " + out.string() + " --json");
+  Run r = run(t, "train " + t.base + " --out " + out.string() + " --json");
   INFO(r.err << r.out);
   REQUIRE(r.code == 0);
   auto j = nlohmann::json::parse(r.out);
@@ -75,28 +57,34 @@ TEST_CASE("lora-finetune: train, eval, predict, merge, export on a tiny task") {
   CHECK(fs::exists(out / "adapter.h5"));
   CHECK(fs::exists(out / "metrics.h5"));
 
-  r = run(t.dir, "eval " + t.base + " --out " + out.string() + " --json");
+  r = run(t, "eval " + t.base + " --out " + out.string() + " --json");
   REQUIRE(r.code == 0);
   CHECK(nlohmann::json::parse(r.out)["accuracy"].get<double>() == Approx(j["best_accuracy"].get<double>()));
 
-  r = run(t.dir, "predict " + t.base + " --out " + out.string());
+  r = run(t, "predict " + t.base + " --out " + out.string());
   REQUIRE(r.code == 0);
   std::ifstream pred(out / "predictions.jsonl");
   std::string first;
   std::getline(pred, first);
   CHECK(nlohmann::json::parse(first)["probs"].size() == 2);
 
-  r = run(t.dir, "merge " + t.base + " --out " + out.string() + " --json");
+  r = run(t, "merge " + t.base + " --out " + out.string() + " --json");
   REQUIRE(r.code == 0);
   CHECK(nlohmann::json::parse(r.out)["max_logit_difference"].get<double>() < 1e-4);
   CHECK(fs::exists(out / "merged/model.safetensors"));
+  CHECK(fs::exists(out / "merged/vocab.txt"));
+  // a second merge replaces the folder whole, leaving no temporary sibling behind
+  r = run(t, "merge " + t.base + " --out " + out.string() + " --json");
+  REQUIRE(r.code == 0);
+  CHECK(fs::exists(out / "merged/labels.json"));
+  for (const auto& e : fs::directory_iterator(out)) CHECK_FALSE(e.path().filename().string().starts_with(".merged"));
 
-  r = run(t.dir, "export " + t.base + " --out " + out.string());
+  r = run(t, "export " + t.base + " --out " + out.string());
   REQUIRE(r.code == 0);
   CHECK(fs::exists(out / "peft/adapter_config.json"));
   CHECK(fs::exists(out / "peft/adapter_model.safetensors"));
   // the exported PEFT folder is accepted as the adapter
-  r = run(t.dir, "eval " + t.base + " --out " + (t.dir / "out2").string() + " --set adapter=" +
+  r = run(t, "eval " + t.base + " --out " + (t.dir / "out2").string() + " --set adapter=" +
                      (out / "peft").string() + " --json");
   REQUIRE(r.code == 0);
   CHECK(nlohmann::json::parse(r.out)["accuracy"].get<double>() == Approx(j["best_accuracy"].get<double>()));
@@ -104,7 +92,7 @@ TEST_CASE("lora-finetune: train, eval, predict, merge, export on a tiny task") {
 
 TEST_CASE("lora-finetune bench: timed steps on a fixed batch, JSON on stdout") {
   Task t;
-  Run r = run(t.dir, "bench " + t.base + " --out " + (t.dir / "bench").string() +
+  Run r = run(t, "bench " + t.base + " --out " + (t.dir / "bench").string() +
                          " --set train.batch_size=4 --set bench.length=12 --set bench.warmup=1 --set bench.steps=3");
   INFO(r.err << r.out);
   REQUIRE(r.code == 0);
@@ -117,7 +105,7 @@ TEST_CASE("lora-finetune bench: timed steps on a fixed batch, JSON on stdout") {
   CHECK(std::isfinite(j["final_loss"].get<double>()));
   CHECK(j["preset"] == "hiddenkey");
   CHECK_FALSE(fs::exists(t.dir / "bench"));  // writes nothing
-  r = run(t.dir, "bench " + t.base + " --set bench.length=2");
+  r = run(t, "bench " + t.base + " --set bench.length=2");
   CHECK(r.code == 2);
   CHECK(r.err.find("bench.length") != std::string::npos);
 }
@@ -126,41 +114,97 @@ TEST_CASE("lora-finetune: bad configs exit 2, bad data exit 3, no partial artifa
   Task t;
   const fs::path out = t.dir / "bad";
   std::ofstream(t.dir / "broken.json") << "{\"lora\": {\"r\": 4,}}";
-  Run r = run(t.dir, "train --config " + (t.dir / "broken.json").string() + " --out " + out.string());
+  Run r = run(t, "train --config " + (t.dir / "broken.json").string() + " --out " + out.string());
   CHECK(r.code == 2);
   CHECK(r.err.find("broken.json") != std::string::npos);
 
-  r = run(t.dir, "train " + t.base + " --out " + out.string() + " --set lora.rank=4");
+  r = run(t, "train " + t.base + " --out " + out.string() + " --set lora.rank=4");
   CHECK(r.code == 2);
   CHECK(r.err.find("lora.rank") != std::string::npos);
 
-  r = run(t.dir, "train " + t.base + " --out " + out.string() + " --set dropout.preset=dropconnect");
+  r = run(t, "train " + t.base + " --out " + out.string() + " --set dropout.preset=dropconnect");
   CHECK(r.code == 2);
 
-  r = run(t.dir, "train " + t.base + " --out " + out.string() + " --set lora.targets=[\\\"q_proj\\\"]");
+  r = run(t, "train " + t.base + " --out " + out.string() + " --set lora.targets=[\\\"q_proj\\\"]");
   CHECK(r.code == 2);
   CHECK(r.err.find("q_proj") != std::string::npos);
 
-  r = run(t.dir, "train " + t.base + " --out " + out.string() + " --set data.train=" + (t.dir / "nope.jsonl").string());
+  r = run(t, "train " + t.base + " --out " + out.string() + " --set data.train=" + (t.dir / "nope.jsonl").string());
   CHECK(r.code == 3);
   CHECK(r.err.find("nope.jsonl") != std::string::npos);
 
   std::ofstream(t.dir / "bad.jsonl") << "{\"text\":\"good.\",\"label\":\"pos\"}\n{\"text\":\"bad.\",\"label\":\"neg\"}\n"
                                      << "{\"text\":\"oops\", \"label\":}\n";
-  r = run(t.dir, "train " + t.base + " --out " + out.string() + " --set data.train=" + (t.dir / "bad.jsonl").string());
+  r = run(t, "train " + t.base + " --out " + out.string() + " --set data.train=" + (t.dir / "bad.jsonl").string());
   CHECK(r.code == 3);
   CHECK(r.err.find("bad.jsonl:3") != std::string::npos);
 
   // a checkpoint missing a tensor: exit 3 naming it
   fs::copy(t.dir / "model", t.dir / "model2");
-  std::ofstream(t.dir / "model2/model.safetensors", std::ios::trunc) << "short";
-  r = run(t.dir, "train " + t.base + " --out " + out.string() + " --set model.path=" + (t.dir / "model2").string());
+  {
+    const std::string missing = "bert.encoder.layer.1.output.dense.weight";
+    auto all = mlsys::tensor::load_safetensors(t.dir / "model/model.safetensors");
+    REQUIRE(all.contains(missing));
+    mlsys::tensor::NamedTensors kept;
+    for (const auto& [n, tensor] : all) {
+      if (n != missing) kept.emplace_back(n, tensor);
+    }
+    mlsys::tensor::save_safetensors(t.dir / "model2/model.safetensors", kept);
+    r = run(t, "train " + t.base + " --out " + out.string() + " --set model.path=" + (t.dir / "model2").string());
+    INFO(r.err);
+    CHECK(r.code == 3);
+    CHECK(r.err.find("model.safetensors") != std::string::npos);
+    CHECK(r.err.find("layer.1.output.dense.weight") != std::string::npos);
+  }
+
+  // a truncated checkpoint: exit 3 naming the file
+  fs::copy(t.dir / "model", t.dir / "model3");
+  std::ofstream(t.dir / "model3/model.safetensors", std::ios::trunc) << "short";
+  r = run(t, "train " + t.base + " --out " + out.string() + " --set model.path=" + (t.dir / "model3").string());
   CHECK(r.code == 3);
   CHECK(r.err.find("model.safetensors") != std::string::npos);
 
-  r = run(t.dir, "eval " + t.base + " --out " + out.string());
+  // model.max_length beyond the model's position table: a config error at start
+  r = run(t, "train " + t.base + " --out " + out.string() + " --set model.max_length=100");
+  INFO(r.err);
+  CHECK(r.code == 2);
+  CHECK(r.err.find("model.max_length") != std::string::npos);
+  CHECK(r.err.find("config.json") != std::string::npos);
+  CHECK(r.err.find("64") != std::string::npos);
+
+  // lora_input dropout is always rescaled: another compensation is a config error
+  r = run(t, "train " + t.base + " --out " + out.string() +
+                 " --set 'dropout.sites=[{\"position\":\"lora_input\",\"compensation\":\"none\"}]'");
+  INFO(r.err);
+  CHECK(r.code == 2);
+  CHECK(r.err.find("compensation") != std::string::npos);
+
+  // labels: "-" is a label like any other (no crash); an unknown label names file and line
+  std::ofstream(t.dir / "dash.jsonl") << "{\"text\":\"good.\",\"label\":\"-\"}\n{\"text\":\"bad.\",\"label\":\"neg\"}\n";
+  std::ofstream(t.dir / "unknown.jsonl") << "{\"text\":\"good.\",\"label\":\"-\"}\n\n{\"text\":\"bad.\",\"label\":\"maybe\"}\n";
+  r = run(t, "train " + t.base + " --out " + out.string() + " --set data.train=" + (t.dir / "dash.jsonl").string() +
+                 " --set data.valid=" + (t.dir / "unknown.jsonl").string());
+  INFO(r.err);
+  CHECK(r.code == 3);
+  CHECK(r.err.find("unknown.jsonl:3") != std::string::npos);
+  CHECK(r.err.find("maybe") != std::string::npos);
+
+  r = run(t, "eval " + t.base + " --out " + out.string());
   CHECK(r.code == 3);  // no adapter yet
   CHECK(r.err.find("adapter.h5") != std::string::npos);
 
   CHECK((!fs::exists(out) || fs::is_empty(out)));
+}
+
+TEST_CASE("lora-finetune: a run that fails after training started leaves no adapter or metrics") {
+  Task t;
+  const fs::path out = t.dir / "diverge";
+  // a huge learning rate: evaluation at step 1 is the best so far, then the loss overflows
+  Run r = run(t, "train " + t.base + " --out " + out.string() +
+                     " --set train.lr=1e30 --set train.eval_every=1 --set train.max_steps=6 --set train.warmup_ratio=0");
+  INFO(r.err << r.out);
+  CHECK(r.code == 1);
+  CHECK(r.err.find("not finite") != std::string::npos);
+  CHECK_FALSE(fs::exists(out / "adapter.h5"));
+  CHECK_FALSE(fs::exists(out / "metrics.h5"));
 }

@@ -6,6 +6,9 @@
 #include <c10/core/GradMode.h>
 
 #include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
 #include "lora/lora.hpp"
@@ -185,6 +188,90 @@ TEST_CASE("adapters round-trip through HDF5 and the PEFT layout") {
   CHECK(at::allclose(m2.forward(ids, mask), m.forward(ids, mask), 1e-6, 1e-6));
   auto wrong = tiny(3);
   CHECK_THROWS_AS(lora::attach_state(wrong, peft, "peft"), core::InputError);
+  fs::remove_all(d);
+}
+
+TEST_CASE("PEFT import: wrong field types and unsupported features are input errors naming the field") {
+  auto m = tiny(2);
+  lora::LoraConfig cfg;
+  cfg.targets = {"query", "value"};
+  cfg.r = 2;
+  auto set = lora::attach_lora(m, cfg, 3);
+  fs::path d = temp_dir("peft-bad");
+  lora::export_peft(d / "peft", lora::state_of(m, set, {"neg", "pos"}, "models/tiny"));
+  const fs::path cfg_path = d / "peft/adapter_config.json";
+  const nlohmann::json good = nlohmann::json::parse(std::ifstream(cfg_path));
+  auto expect_error = [&](const nlohmann::json& j, const std::string& field) {
+    std::ofstream(cfg_path, std::ios::trunc) << j.dump();
+    try {
+      (void)lora::import_peft(d / "peft");
+      FAIL("no error for " << field);
+    } catch (const core::InputError& e) {
+      const std::string msg = e.what();
+      INFO(msg);
+      CHECK(msg.find("adapter_config.json") != std::string::npos);
+      CHECK(msg.find("'" + field + "'") != std::string::npos);
+    }
+  };
+  auto with = [&](const std::string& key, const nlohmann::json& v) {
+    nlohmann::json j = good;
+    j[key] = v;
+    return j;
+  };
+  expect_error(with("r", "4"), "r");
+  expect_error(with("r", 0), "r");
+  expect_error(with("lora_alpha", "8"), "lora_alpha");
+  expect_error(with("use_rslora", 1), "use_rslora");
+  expect_error(with("lora_dropout", "x"), "lora_dropout");
+  expect_error(with("target_modules", 3), "target_modules");
+  expect_error(with("mlsys_labels", {1, 2}), "mlsys_labels");
+  expect_error(with("base_model_name_or_path", 5), "base_model_name_or_path");
+  expect_error(with("rank_pattern", {{"query", 4}}), "rank_pattern");
+  expect_error(with("alpha_pattern", {{"query", 4}}), "alpha_pattern");
+  expect_error(with("layers_to_transform", {0}), "layers_to_transform");
+  expect_error(with("bias", "lora_only"), "bias");
+  expect_error(with("bias", "all"), "bias");
+  expect_error(with("lora_bias", true), "lora_bias");
+  expect_error(with("use_dora", true), "use_dora");
+  expect_error(with("peft_type", "IA3"), "peft_type");
+  // empty patterns, a null layers_to_transform and bias "none" are what PEFT writes by default
+  nlohmann::json ok = good;
+  ok["rank_pattern"] = nlohmann::json::object();
+  ok["alpha_pattern"] = nlohmann::json::object();
+  ok["layers_to_transform"] = nullptr;
+  std::ofstream(cfg_path, std::ios::trunc) << ok.dump();
+  CHECK(lora::import_peft(d / "peft").ab.size() == set.adapters.size());
+  fs::remove_all(d);
+}
+
+TEST_CASE("PEFT import: a lora_B without its lora_A (or the reverse) is an input error naming the module") {
+  auto m = tiny(2);
+  lora::LoraConfig cfg;
+  cfg.targets = {"query"};
+  cfg.r = 2;
+  auto set = lora::attach_lora(m, cfg, 3);
+  fs::path d = temp_dir("peft-half");
+  lora::export_peft(d / "peft", lora::state_of(m, set, {"neg", "pos"}, "models/tiny"));
+  const fs::path st = d / "peft/adapter_model.safetensors";
+  const auto all = tensor::load_safetensors(st);
+  const std::string module = "bert.encoder.layer.1.attention.self.query";
+  for (const std::string& drop : {std::string("lora_A"), std::string("lora_B")}) {
+    tensor::NamedTensors kept;
+    for (const auto& [n, t] : all) {
+      if (n != "base_model.model." + module + "." + drop + ".weight") kept.emplace_back(n, t);
+    }
+    REQUIRE(kept.size() + 1 == all.size());
+    tensor::save_safetensors(st, kept);
+    try {
+      (void)lora::import_peft(d / "peft");
+      FAIL("no error without " << drop);
+    } catch (const core::InputError& e) {
+      const std::string msg = e.what();
+      INFO(msg);
+      CHECK(msg.find(module) != std::string::npos);
+      CHECK(msg.find("but no " + drop) != std::string::npos);
+    }
+  }
   fs::remove_all(d);
 }
 

@@ -82,6 +82,26 @@ TEST_CASE("JSONL data: malformed lines name the file and line") {
   fs::remove_all(d);
 }
 
+TEST_CASE("JSONL labels: numeric order only for ^-?[0-9]+$ labels; rows keep their line") {
+  fs::path d = temp_dir("labels");
+  std::ofstream(d / "neg.jsonl") << "{\"text\":\"a\",\"label\":\"-\"}\n\n{\"text\":\"b\",\"label\":\"3\"}\n"
+                                  << "{\"text\":\"c\",\"label\":\"-2\"}\n";
+  auto rows = nn::read_labeled_jsonl(d / "neg.jsonl");
+  REQUIRE(rows.size() == 3);
+  CHECK(rows[0].line == 1);
+  CHECK(rows[1].line == 3);  // the blank line counts
+  CHECK(rows[2].line == 4);
+  // "-" is not a number: no crash, string order
+  CHECK(nn::label_set(rows) == std::vector<std::string>{"-", "-2", "3"});
+  std::vector<nn::LabeledText> num = {{"a", "10", 1}, {"b", "-3", 2}, {"c", "2", 3}};
+  CHECK(nn::label_set(num) == std::vector<std::string>{"-3", "2", "10"});
+  std::vector<nn::LabeledText> odd = {{"a", "1-2", 1}, {"b", "--", 2}, {"c", "10", 3}, {"d", "9", 4}};
+  CHECK(nn::label_set(odd) == std::vector<std::string>{"--", "1-2", "10", "9"});
+  std::vector<nn::LabeledText> huge = {{"a", "99999999999999999999999", 1}, {"b", "2", 2}};
+  CHECK(nn::label_set(huge) == std::vector<std::string>{"2", "99999999999999999999999"});  // strings
+  fs::remove_all(d);
+}
+
 TEST_CASE("DropKey equals DropAttention with normalized rescaling in the forward pass") {
   at::manual_seed(3);
   const int64_t B = 2, H = 3, L = 7;

@@ -1,43 +1,26 @@
 // lora-finetune: LoRA finetuning of real transformer checkpoints with the unified dropout
 // framework and HiddenKey (arXiv 2403.00812). CLI only: each subcommand calls one function
 // of lib/lora.
-#include <CLI/CLI.hpp>
-
 #include "core/cli.hpp"
 #include "lora/finetune_commands.hpp"
 
 int main(int argc, char** argv) {
   using namespace mlsys;
-  const std::string program = "lora-finetune";
-  CLI::App app{"LoRA finetuning of real checkpoints with the unified dropout framework and HiddenKey\n"
-               "(LoRA Meets Dropout under a Unified Framework, arXiv 2403.00812)",
-               program};
-  app.require_subcommand(1);
-  core::CommonOptions opts;
-  struct Sub {
-    const char* name;
-    const char* help;
-    int (*run)(const core::CommonOptions&);
-  };
-  const Sub subs[] = {
-      {"train", "finetune LoRA adapters; keep the best by validation accuracy in OUT/adapter.h5, metrics in OUT/metrics.h5",
-       lora::finetune_train},
-      {"eval", "accuracy and loss of an adapter on data.test; write OUT/eval.json", lora::finetune_eval},
-      {"predict", "labels and probabilities for data.predict (or data.test); write OUT/predictions.jsonl",
-       lora::finetune_predict},
-      {"merge", "merge the adapter into the base weights; write a Hugging Face folder OUT/merged", lora::finetune_merge},
-      {"export", "write the adapter in the PEFT layout to OUT/peft", lora::finetune_export},
-      {"bench", "time LoRA training steps on one fixed batch of real tokens; print JSON (tokens/s, peak RSS)",
-       lora::finetune_bench},
-  };
-  int (*chosen)(const core::CommonOptions&) = nullptr;
-  for (const auto& s : subs) {
-    CLI::App* sub = app.add_subcommand(s.name, s.help);
-    core::add_common_options(*sub, opts);
-    sub->callback([&chosen, run = s.run] { chosen = run; });
-  }
-  return core::run_main(program, app, argc, argv, [&] {
-    core::apply_common_options(program, opts);
-    return chosen(opts);
-  });
+  return core::run_program(
+      "lora-finetune",
+      "LoRA finetuning of real checkpoints with the unified dropout framework and HiddenKey\n"
+      "(LoRA Meets Dropout under a Unified Framework, arXiv 2403.00812)",
+      {
+          {"train", "finetune LoRA adapters; keep the best by validation accuracy in OUT/adapter.h5, metrics in OUT/metrics.h5",
+           lora::finetune_train},
+          {"eval", "accuracy and loss of an adapter on data.test; write OUT/eval.json", lora::finetune_eval},
+          {"predict", "labels and probabilities for data.predict (or data.test); write OUT/predictions.jsonl",
+           lora::finetune_predict},
+          {"merge", "merge the adapter into the base weights; write a Hugging Face folder OUT/merged",
+           lora::finetune_merge},
+          {"export", "write the adapter in the PEFT layout to OUT/peft", lora::finetune_export},
+          {"bench", "time LoRA training steps on one fixed batch of real tokens; print JSON (tokens/s, peak RSS)",
+           lora::finetune_bench},
+      },
+      argc, argv);
 }
