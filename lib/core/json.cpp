@@ -1,5 +1,7 @@
 #include "core/json.hpp"
 
+#include "core/error.hpp"
+
 namespace mlsys::core {
 
 Json parse_json_bounded(std::string_view text, int max_depth) {
@@ -44,6 +46,31 @@ std::string short_json(const Json& v) {
     if (s.size() > 60) return Json(s.substr(0, 57)).dump() + "...";
   }
   return v.dump();
+}
+
+void for_each_jsonl_object(const std::string& source, std::string_view text,
+                           const std::function<void(const Json& object, size_t line)>& row) {
+  size_t line = 0;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view l = text.substr(pos, end - pos);
+    pos = end + 1;
+    ++line;
+    if (l.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    const std::string where = source + ":" + std::to_string(line) + ": ";
+    Json obj;
+    try {
+      obj = parse_json_bounded(l);
+    } catch (const JsonTooDeep& e) {
+      throw InputError(where + "expected a JSON object, found " + e.what());
+    } catch (const Json::parse_error& e) {
+      throw InputError(where + "expected a JSON object, found malformed JSON (" + e.what() + ")");
+    }
+    if (!obj.is_object()) throw InputError(where + "expected a JSON object, found " + describe_json(obj));
+    row(obj, line);
+  }
 }
 
 }  // namespace mlsys::core

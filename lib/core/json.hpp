@@ -3,6 +3,8 @@
 // values for error messages.
 #pragma once
 
+#include <cstddef>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -29,5 +31,11 @@ std::string describe_json(const Json& v);
 // A scalar as JSON text ("0", "-1.5", "\"abc\"", long strings cut); containers as
 // describe_json.
 std::string short_json(const Json& v);
+
+// JSONL input: calls `row(object, line)` for every non-blank line of `text` (1-based line
+// numbers, blank lines counted). A line that is not a JSON object, is malformed or nests
+// deeper than 64 levels is an InputError "<source>:<line>: expected a JSON object, found ...".
+void for_each_jsonl_object(const std::string& source, std::string_view text,
+                           const std::function<void(const Json& object, size_t line)>& row);
 
 }  // namespace mlsys::core

@@ -9,29 +9,23 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/atomic_file.hpp"
 #include "core/error.hpp"
+#include "core/json.hpp"
 
 namespace mlsys::nn {
 
 std::vector<LabeledText> read_labeled_jsonl(const std::filesystem::path& path, bool require_label) {
-  std::ifstream in(path);
-  if (!in) throw core::InputError(path.string() + ": cannot open the data file (expected JSONL with \"text\" and \"label\")");
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    throw core::InputError(path.string() + ": cannot open the data file (expected JSONL with \"text\" and \"label\")");
+  }
+  const std::string text = core::read_file(path);
   std::vector<LabeledText> rows;
-  std::string line;
-  size_t lineno = 0;
-  auto bad = [&](const std::string& what) {
-    throw core::InputError(path.string() + ":" + std::to_string(lineno) + ": " + what);
-  };
-  while (std::getline(in, line)) {
-    ++lineno;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
-      bad(std::string("expected a JSON object, found malformed JSON (") + e.what() + ")");
-    }
-    if (!j.is_object()) bad("expected a JSON object, found " + std::string(j.type_name()));
+  core::for_each_jsonl_object(path.string(), text, [&](const core::Json& j, size_t lineno) {
+    auto bad = [&](const std::string& what) {
+      throw core::InputError(path.string() + ":" + std::to_string(lineno) + ": " + what);
+    };
     auto t = j.find("text");
     if (t == j.end() || !t->is_string()) bad("expected a string field \"text\"");
     LabeledText row{t->get<std::string>(), {}, lineno};
@@ -42,10 +36,10 @@ std::vector<LabeledText> read_labeled_jsonl(const std::filesystem::path& path, b
       row.label = std::to_string(l->get<int64_t>());
     } else if (l != j.end() || require_label) {
       bad("expected a field \"label\" holding a string or an integer, found " +
-          (l == j.end() ? std::string("none") : l->dump()));
+          (l == j.end() ? std::string("none") : core::short_json(*l)));
     }
     rows.push_back(std::move(row));
-  }
+  });
   if (rows.empty()) throw core::InputError(path.string() + ": no examples (an empty data file)");
   return rows;
 }

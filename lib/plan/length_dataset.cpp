@@ -10,6 +10,7 @@
 
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
+#include "core/json.hpp"
 
 namespace mlsys::plan {
 namespace {
@@ -26,13 +27,13 @@ int64_t length_field(const nlohmann::json& row, const std::filesystem::path& pat
     if (!row.contains(key)) continue;
     const auto& v = row.at(key);
     if (!v.is_number_integer() || v.get<int64_t>() < 0) {
-      bad_row(path, line, std::string("field '") + key + "': expected a non-negative integer, found " + v.dump());
+      bad_row(path, line, std::string("field '") + key + "': expected a non-negative integer, found " + core::short_json(v));
     }
     return v.get<int64_t>();
   }
   if (row.contains(ids)) {
     const auto& v = row.at(ids);
-    if (!v.is_array()) bad_row(path, line, std::string("field '") + ids + "': expected an array, found " + v.dump());
+    if (!v.is_array()) bad_row(path, line, std::string("field '") + ids + "': expected an array, found " + core::short_json(v));
     return static_cast<int64_t>(v.size());
   }
   bad_row(path, line, std::string("expected a field '") + name + "' (or '" + alias + "', '" + ids + "'), found none");
@@ -40,26 +41,14 @@ int64_t length_field(const nlohmann::json& row, const std::filesystem::path& pat
 
 std::vector<SampleLength> parse_jsonl(const std::filesystem::path& path, const std::string& text, std::vector<size_t>* lines) {
   std::vector<SampleLength> out;
-  std::istringstream in(text);
-  std::string line;
-  size_t lineno = 0;
-  while (std::getline(in, line)) {
-    ++lineno;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json row;
-    try {
-      row = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
-      bad_row(path, lineno, std::string("expected a JSON object, found malformed JSON (") + e.what() + ")");
-    }
-    if (!row.is_object()) bad_row(path, lineno, "expected a JSON object, found " + row.dump());
+  core::for_each_jsonl_object(path.string(), text, [&](const core::Json& row, size_t lineno) {
     SampleLength s;
     s.input = length_field(row, path, lineno, "input", "input_len", "input_ids");
     s.target = length_field(row, path, lineno, "target", "target_len", "target_ids");
     if (s.input + s.target == 0) bad_row(path, lineno, "expected at least one token, found input 0 and target 0");
     out.push_back(s);
     if (lines) lines->push_back(lineno);
-  }
+  });
   return out;
 }
 

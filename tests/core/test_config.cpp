@@ -188,3 +188,19 @@ TEST_CASE("unknown keys inside a --set value are blamed on the --set", "[config]
   }
   CHECK_THROWS_WITH(root.finish(), Contains("--set tasks=") && Contains("unknown key 'tasks[0].bogus'"));
 }
+
+TEST_CASE("JSONL objects are read with their line numbers; bad lines name file:line", "[jsonl]") {
+  std::vector<std::pair<size_t, int>> seen;
+  for_each_jsonl_object("d.jsonl", "{\"a\": 1}\n\n  \r\n{\"a\": 2}\n{\"a\": 3}", [&](const Json& o, size_t line) {
+    seen.emplace_back(line, o.at("a").get<int>());
+  });
+  CHECK(seen == std::vector<std::pair<size_t, int>>{{1, 1}, {4, 2}, {5, 3}});
+  auto none = [](const Json&, size_t) {};
+  CHECK_THROWS_AS(for_each_jsonl_object("d.jsonl", "{}\n{\"a\": ", none), InputError);
+  CHECK_THROWS_WITH(for_each_jsonl_object("d.jsonl", "{}\n{\"a\": ", none),
+                    Contains("d.jsonl:2: expected a JSON object, found malformed JSON"));
+  CHECK_THROWS_WITH(for_each_jsonl_object("d.jsonl", "[1, 2]", none),
+                    Contains("d.jsonl:1: expected a JSON object, found an array of 2 elements"));
+  const std::string deep = "{\"a\": " + std::string(1000000, '[') + std::string(1000000, ']') + "}";
+  CHECK_THROWS_WITH(for_each_jsonl_object("d.jsonl", deep, none), Contains("d.jsonl:1:") && Contains("deeper than 64"));
+}
