@@ -80,6 +80,10 @@ int run_program(const std::string& program, const std::string& description, cons
   for (const auto& s : subs) {
     CLI::App* sub = app.add_subcommand(s.name, s.help);
     add_common_options(*sub, opts);
+    for (const auto& f : s.flags) {
+      sub->add_flag_callback(std::string("--") + f.name, [&opts, name = std::string(f.name)] { opts.flags.insert(name); },
+                             f.help);
+    }
     sub->callback([&chosen, run = s.run] { chosen = run; });
   }
   return run_main(program, app, argc, argv, [&] {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,9 @@ struct CommonOptions {
   bool quiet = false;              // --quiet
   std::string progress = "auto";   // --progress auto|always|never
   bool json = false;               // --json: results as JSON on stdout
+  std::set<std::string> flags;     // the subcommand's own boolean flags given ("resume" for --resume)
+
+  [[nodiscard]] bool flag(const std::string& name) const { return flags.count(name) > 0; }
 
   [[nodiscard]] ProgressMode progress_mode() const { return parse_progress_mode(progress); }
 };
@@ -45,11 +49,19 @@ ConfigDoc load_config(const CommonOptions& opts, const std::string& default_conf
 int run_main(const std::string& program, CLI::App& app, int argc, char** argv,
              const std::function<int()>& body);
 
-// One subcommand of a program: its name, a one-line help and the library function it runs.
+// A boolean flag of one subcommand (--NAME), seen by the function as opts.flag(NAME).
+struct SubcommandFlag {
+  const char* name;
+  const char* help;
+};
+
+// One subcommand of a program: its name, a one-line help, the library function it runs
+// and its own flags beyond the common options.
 struct Subcommand {
   const char* name;
   const char* help;
   int (*run)(const CommonOptions&);
+  std::vector<SubcommandFlag> flags = {};
 };
 
 // The whole main() of a program: PROGRAM SUBCOMMAND [options], the common options on every

@@ -3,6 +3,7 @@
 #include "lora/finetune_commands.hpp"
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <c10/core/GradMode.h>
 
@@ -13,6 +14,7 @@
 #include <numeric>
 #include <optional>
 #include <random>
+#include <sstream>
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -31,6 +33,7 @@
 #include "nn/text_data.hpp"
 #include "nn/wordpiece.hpp"
 #include "tensor/device.hpp"
+#include "tensor/h5_tensor.hpp"
 
 namespace mlsys::lora {
 namespace {
@@ -187,9 +190,170 @@ Loaded load_model_with_adapter(const Setup& s) {
 
 }  // namespace
 
+namespace {
+
+// The trainable tensors with checkpoint names: "lora/<module>/A|B" and "head/<name>".
+using Named = std::vector<std::pair<std::string, at::Tensor>>;
+
+// Everything a run needs to continue bit-for-bit (with the same thread count and device):
+// position in the schedule, data order and both random generators, metrics so far, the
+// best parameters. The parameters and optimiser moments are saved beside it.
+struct LoopState {
+  int64_t step = 0, best_step = -1, bad_evals = 0, tokens = 0, window_n = 0;
+  double best_acc = -1, window_loss = 0;
+  std::vector<double> m_step, m_loss, m_ce, m_cons, m_lr, m_gnorm;
+  std::vector<double> e_step, e_loss, e_acc, e_train_loss, e_tps;
+  std::vector<at::Tensor> best;  // clones of the trainable tensors at the best evaluation
+  std::vector<int64_t> order;
+  int64_t cursor = 0;
+  std::mt19937_64 rng;
+};
+
+// The config that a checkpoint must agree with: everything but the keys that only steer
+// how a run is sliced into invocations.
+json resume_key(const FinetuneConfig& c) {
+  json k = c.resolved;
+  k["seed"] = c.seed;
+  if (k.contains("train") && k["train"].is_object()) {
+    k["train"].erase("run_steps");
+    k["train"].erase("checkpoint_every");
+  }
+  return k;
+}
+
+// The first key path where two configs differ ("train.lr"), "" when equal.
+std::string first_difference(const json& a, const json& b, const std::string& prefix = "") {
+  if (a.is_object() && b.is_object()) {
+    for (const auto& [k, v] : a.items()) {
+      const std::string p = prefix.empty() ? k : prefix + "." + k;
+      if (!b.contains(k)) return p;
+      std::string d = first_difference(v, b[k], p);
+      if (!d.empty()) return d;
+    }
+    for (const auto& [k, v] : b.items()) {
+      if (!a.contains(k)) return prefix.empty() ? k : prefix + "." + k;
+    }
+    return "";
+  }
+  return a == b ? "" : (prefix.empty() ? "(root)" : prefix);
+}
+
+void save_checkpoint(const fs::path& path, const LoopState& st, const Named& params, const nn::AdamW& opt_lora,
+                     const nn::AdamW& opt_head, const FinetuneConfig& c) {
+  core::H5Writer w(path, {kProgram, c.resolved.dump()});
+  w.set_attr("/", "resume_key", resume_key(c).dump());
+  w.set_attr("/", "step", st.step);
+  w.set_attr("/", "best_step", st.best_step);
+  w.set_attr("/", "bad_evals", st.bad_evals);
+  w.set_attr("/", "tokens", st.tokens);
+  w.set_attr("/", "window_n", st.window_n);
+  w.set_attr("/", "best_accuracy", st.best_acc);
+  w.set_attr("/", "window_loss", st.window_loss);
+  w.set_attr("/", "cursor", st.cursor);
+  w.set_attr("/", "adam_steps_lora", opt_lora.steps());
+  w.set_attr("/", "adam_steps_head", opt_head.steps());
+  std::ostringstream rng;
+  rng << st.rng;
+  w.set_attr("/", "data_rng", rng.str());
+  w.write("/order", std::span<const int64_t>(st.order));
+  tensor::write_tensor(w, "/torch_rng", at::detail::getDefaultCPUGenerator().get_state().to(at::kLong));
+  const std::pair<const char*, const std::vector<double>*> series[] = {
+      {"/metrics/step", &st.m_step}, {"/metrics/loss", &st.m_loss}, {"/metrics/ce", &st.m_ce},
+      {"/metrics/consistency", &st.m_cons}, {"/metrics/lr", &st.m_lr}, {"/metrics/grad_norm", &st.m_gnorm},
+      {"/eval/step", &st.e_step}, {"/eval/loss", &st.e_loss}, {"/eval/accuracy", &st.e_acc},
+      {"/eval/train_loss", &st.e_train_loss}, {"/eval/tokens_per_second", &st.e_tps}};
+  for (const auto& [name, v] : series) w.write(name, std::span<const double>(*v));
+  for (size_t i = 0; i < params.size(); ++i) {
+    tensor::write_tensor(w, "/params/" + params[i].first, params[i].second);
+    if (!st.best.empty()) tensor::write_tensor(w, "/best/" + params[i].first, st.best[i]);
+  }
+  auto moments = [&](const nn::AdamW& o, const std::string& g) {
+    for (size_t i = 0; i < o.first_moments().size(); ++i) {
+      tensor::write_tensor(w, g + "/m/" + std::to_string(i), o.first_moments()[i]);
+      tensor::write_tensor(w, g + "/v/" + std::to_string(i), o.second_moments()[i]);
+    }
+  };
+  moments(opt_lora, "/adam/lora");
+  moments(opt_head, "/adam/head");
+  w.commit();
+}
+
+void load_checkpoint(const fs::path& path, LoopState& st, Named& params, nn::AdamW& opt_lora, nn::AdamW& opt_head,
+                     const FinetuneConfig& c, const c10::Device& dev) {
+  if (!fs::exists(path)) {
+    throw core::InputError(path.string() + ": no such file (nothing to resume: run train without --resume first)");
+  }
+  core::H5Reader r(path);
+  const std::string src = path.string();
+  json saved;
+  try {
+    saved = json::parse(r.attr_string("/", "resume_key"));
+  } catch (const json::exception&) {
+    throw core::InputError(src + ": attribute 'resume_key': expected the JSON config of the run, found unreadable text");
+  }
+  const std::string diff = first_difference(resume_key(c), saved);
+  if (!diff.empty()) {
+    throw core::ConfigError(src + ": written by a run with a different config (first difference at key '" + diff +
+                            "'); resume with the same config, or start afresh in another --out");
+  }
+  st.step = r.attr_int("/", "step");
+  st.best_step = r.attr_int("/", "best_step");
+  st.bad_evals = r.attr_int("/", "bad_evals");
+  st.tokens = r.attr_int("/", "tokens");
+  st.window_n = r.attr_int("/", "window_n");
+  st.best_acc = r.attr_double("/", "best_accuracy");
+  st.window_loss = r.attr_double("/", "window_loss");
+  st.cursor = r.attr_int("/", "cursor");
+  std::istringstream rng(r.attr_string("/", "data_rng"));
+  rng >> st.rng;
+  if (!rng) throw core::InputError(src + ": attribute 'data_rng': expected a mt19937_64 state, found unreadable text");
+  st.order = r.read_i64("/order");
+  if (st.cursor < 0 || st.cursor > static_cast<int64_t>(st.order.size())) {
+    throw core::InputError(src + ": attribute 'cursor' " + std::to_string(st.cursor) + " outside the data order");
+  }
+  at::Generator gen = at::detail::getDefaultCPUGenerator();  // a handle on the shared generator
+  gen.set_state(tensor::read_tensor(r, "/torch_rng").to(at::kByte));
+  st.m_step = r.read_f64("/metrics/step");
+  st.m_loss = r.read_f64("/metrics/loss");
+  st.m_ce = r.read_f64("/metrics/ce");
+  st.m_cons = r.read_f64("/metrics/consistency");
+  st.m_lr = r.read_f64("/metrics/lr");
+  st.m_gnorm = r.read_f64("/metrics/grad_norm");
+  st.e_step = r.read_f64("/eval/step");
+  st.e_loss = r.read_f64("/eval/loss");
+  st.e_acc = r.read_f64("/eval/accuracy");
+  st.e_train_loss = r.read_f64("/eval/train_loss");
+  st.e_tps = r.read_f64("/eval/tokens_per_second");
+  c10::NoGradGuard ng;
+  st.best.clear();
+  const bool has_best = r.has("/best/" + params.front().first);
+  for (auto& [name, p] : params) {
+    at::Tensor t = tensor::read_tensor(r, "/params/" + name);
+    if (!t.sizes().equals(p.sizes())) {
+      throw core::InputError(src + ": /params/" + name + " has shape " + c10::str(t.sizes()) + ", expected " +
+                             c10::str(p.sizes()));
+    }
+    p.copy_(t);
+    if (has_best) st.best.push_back(tensor::read_tensor(r, "/best/" + name).to(dev));
+  }
+  auto moments = [&](nn::AdamW& o, const std::string& g, const char* steps_attr) {
+    std::vector<at::Tensor> m, v;
+    for (size_t i = 0; i < o.first_moments().size(); ++i) {
+      m.push_back(tensor::read_tensor(r, g + "/m/" + std::to_string(i)));
+      v.push_back(tensor::read_tensor(r, g + "/v/" + std::to_string(i)));
+    }
+    o.load_state(m, v, r.attr_int("/", steps_attr), src);
+  };
+  moments(opt_lora, "/adam/lora", "adam_steps_lora");
+  moments(opt_head, "/adam/head", "adam_steps_head");
+}
+
+}  // namespace
+
 int finetune_train(const core::CommonOptions& opts) {
   Setup s = setup(opts);
   const auto& c = s.cfg;
+  const bool resume = opts.flag("resume");
   // inputs first: a bad file fails before any model work and before any artifact
   auto train_rows = nn::read_labeled_jsonl(c.data.train);
   std::vector<nn::LabeledText> valid_rows;
@@ -204,23 +368,26 @@ int finetune_train(const core::CommonOptions& opts) {
   check_length(model, c, "model.max_length", c.model.max_length);
   LoraSet set = attach_lora(model, c.lora, c.seed + 17);
   model.to(s.device);
+  Named trainable;
   for (auto& [name, ad] : set.adapters) {
     ad->A = ad->A.detach().to(s.device).set_requires_grad(true);
     ad->B = ad->B.detach().to(s.device).set_requires_grad(true);
+    trainable.emplace_back("lora/" + name + "/A", ad->A);
+    trainable.emplace_back("lora/" + name + "/B", ad->B);
   }
   std::vector<at::Tensor> lora_params, head_params = {model.param("classifier.weight"), model.param("classifier.bias")};
+  for (const auto& [name, p] : trainable) lora_params.push_back(p);
   for (auto& p : head_params) p.set_requires_grad(true);
-  for (auto& [name, ad] : set.adapters) {
-    lora_params.push_back(ad->A);
-    lora_params.push_back(ad->B);
-  }
+  trainable.emplace_back("head/classifier.weight", head_params[0]);
+  trainable.emplace_back("head/classifier.bias", head_params[1]);
+  std::vector<at::Tensor> all_params;
   int64_t n_trainable = 0;
-  for (const auto& p : lora_params) n_trainable += p.numel();
-  for (const auto& p : head_params) n_trainable += p.numel();
+  for (const auto& [name, p] : trainable) {
+    all_params.push_back(p);
+    n_trainable += p.numel();
+  }
   nn::AdamW opt_lora(lora_params, {0.9, 0.999, 1e-8, c.train.weight_decay});
   nn::AdamW opt_head(head_params, {0.9, 0.999, 1e-8, c.train.weight_decay});
-  std::vector<at::Tensor> all_params = lora_params;
-  all_params.insert(all_params.end(), head_params.begin(), head_params.end());
 
   const auto N = static_cast<int64_t>(train.enc.size());
   const int64_t per_step = c.train.batch_size * c.train.grad_accum;
@@ -228,6 +395,23 @@ int finetune_train(const core::CommonOptions& opts) {
   const int64_t total = c.train.max_steps > 0 ? c.train.max_steps : c.train.epochs * steps_per_epoch;
   const auto warmup = static_cast<int64_t>(c.train.warmup_ratio * static_cast<double>(total));
   const double head_lr = c.train.head_lr > 0 ? c.train.head_lr : c.train.lr;
+  const fs::path adapter_path = s.out / "adapter.h5";
+  const fs::path ckpt_path = s.out / "checkpoint.h5";
+  const std::string cfg_json = c.resolved.dump();
+
+  LoopState st;
+  st.rng.seed(c.seed);
+  st.order.resize(static_cast<size_t>(N));
+  std::iota(st.order.begin(), st.order.end(), 0);
+  std::shuffle(st.order.begin(), st.order.end(), st.rng);
+  if (resume) {
+    load_checkpoint(ckpt_path, st, trainable, opt_lora, opt_head, c, s.device);
+    if (static_cast<int64_t>(st.order.size()) != N) {
+      throw core::InputError(ckpt_path.string() + ": data order of " + std::to_string(st.order.size()) +
+                             " examples, but " + c.data.train + " has " + std::to_string(N));
+    }
+    log_info("resuming at step " + std::to_string(st.step) + " of " + std::to_string(total) + " from " + ckpt_path.string());
+  }
   log_info(std::to_string(N) + " examples, " + std::to_string(labels.size()) + " labels, " +
            std::to_string(set.adapters.size()) + " LoRA modules (r=" + std::to_string(c.lora.r) + ", s=" +
            f(c.lora.scale(), 3) + "), " + std::to_string(n_trainable) + " trainable parameters, dropout preset " +
@@ -235,58 +419,56 @@ int finetune_train(const core::CommonOptions& opts) {
            to_string(c.dropout.consistency) + "), " + std::to_string(total) + " steps of " + std::to_string(per_step) +
            " examples");
 
-  const fs::path adapter_path = s.out / "adapter.h5";
-  const std::string cfg_json = c.resolved.dump();
-  std::mt19937_64 rng(c.seed);
-  std::vector<size_t> order(static_cast<size_t>(N));
-  std::iota(order.begin(), order.end(), 0);
-  std::shuffle(order.begin(), order.end(), rng);
-  size_t cursor = 0;
-
-  std::vector<double> m_step, m_loss, m_ce, m_cons, m_lr, m_gnorm, e_step, e_loss, e_acc, e_train_acc;
-  std::vector<std::vector<std::string>> rows = {{"step", "train loss", "val loss", "val acc", "tok/s"}};
-  double best_acc = -1;
-  std::optional<AdapterState> best;  // the adapter at the best evaluation so far
-  int64_t best_step = -1, bad_evals = 0, tokens = 0, step = 0;
+  const int64_t first_step = st.step;
   bool stopped_early = false;
   core::Timer timer;
+  int64_t tokens_here = 0;  // this invocation's tokens (tok/s)
   core::Progress progress("train", static_cast<uint64_t>(total), opts.progress_mode(), opts.quiet);
-  double window_loss = 0;
-  int64_t window_n = 0;
+  auto tps = [&] { return static_cast<double>(tokens_here) / std::max(1e-9, timer.seconds()); };
+  auto checkpoint = [&] {
+    fs::create_directories(s.out);
+    save_checkpoint(ckpt_path, st, trainable, opt_lora, opt_head, c);
+  };
 
   auto run_eval = [&](int64_t at_step) {
     if (valid.enc.empty()) return;
     EvalResult r = evaluate(model, valid, c.train.eval_batch_size, tok.pad_id(), s.device);
-    e_step.push_back(static_cast<double>(at_step));
-    e_loss.push_back(r.loss);
-    e_acc.push_back(r.accuracy);
-    const double tps = static_cast<double>(tokens) / std::max(1e-9, timer.seconds());
-    rows.push_back({std::to_string(at_step), window_n ? f(window_loss / static_cast<double>(window_n)) : "-", f(r.loss),
-                    f(r.accuracy), f(tps, 0)});
-    window_loss = 0;
-    window_n = 0;
-    if (r.accuracy > best_acc) {
-      best_acc = r.accuracy;
-      best_step = at_step;
-      bad_evals = 0;
-      best = state_of(model, set, labels, c.model.path);  // kept in memory; written once at the end
+    st.e_step.push_back(static_cast<double>(at_step));
+    st.e_loss.push_back(r.loss);
+    st.e_acc.push_back(r.accuracy);
+    st.e_train_loss.push_back(st.window_n ? st.window_loss / static_cast<double>(st.window_n) : std::nan(""));
+    st.e_tps.push_back(tps());
+    st.window_loss = 0;
+    st.window_n = 0;
+    if (r.accuracy > st.best_acc) {
+      st.best_acc = r.accuracy;
+      st.best_step = at_step;
+      st.bad_evals = 0;
+      st.best.clear();  // kept in memory (and in checkpoints); the adapter is written once at the end
+      for (const auto& [name, p] : trainable) st.best.push_back(p.detach().clone());
     } else {
-      ++bad_evals;
+      ++st.bad_evals;
     }
   };
 
-  for (step = 0; step < total; ++step) {
-    core::throw_if_stop_requested();
-    const double lr_f = nn::lr_factor(step, total, warmup, c.train.schedule);
+  while (st.step < total) {
+    if (core::stop_requested()) {
+      if (st.step > first_step) checkpoint();
+      throw core::RuntimeFailure("interrupted at step " + std::to_string(st.step) + " of " + std::to_string(total) +
+                                 (st.step > first_step ? "; wrote " + ckpt_path.string() + ", continue with train --resume"
+                                                       : "; no artifact written"));
+    }
+    if (c.train.run_steps > 0 && st.step - first_step >= c.train.run_steps) break;
+    const double lr_f = nn::lr_factor(st.step, total, warmup, c.train.schedule);
     double loss_acc = 0, ce_acc = 0, cons_acc = 0;
     for (int64_t micro = 0; micro < c.train.grad_accum; ++micro) {
       std::vector<size_t> idx;
       while (static_cast<int64_t>(idx.size()) < std::min(c.train.batch_size, N)) {
-        if (cursor == order.size()) {
-          std::shuffle(order.begin(), order.end(), rng);
-          cursor = 0;
+        if (st.cursor == static_cast<int64_t>(st.order.size())) {
+          std::shuffle(st.order.begin(), st.order.end(), st.rng);
+          st.cursor = 0;
         }
-        idx.push_back(order[cursor++]);
+        idx.push_back(static_cast<size_t>(st.order[static_cast<size_t>(st.cursor++)]));
       }
       Batch b = make_batch(train, idx, tok.pad_id(), s.device);
       LossParts lp = classification_loss(model, b.ids, b.mask, b.labels, c.dropout, true);
@@ -294,83 +476,113 @@ int finetune_train(const core::CommonOptions& opts) {
       loss_acc += lp.loss.item<double>() / static_cast<double>(c.train.grad_accum);
       ce_acc += lp.ce / static_cast<double>(c.train.grad_accum);
       cons_acc += lp.consistency / static_cast<double>(c.train.grad_accum);
-      tokens += b.tokens;  // input tokens, once even when a preset runs two passes
+      st.tokens += b.tokens;  // input tokens, once even when a preset runs two passes
+      tokens_here += b.tokens;
     }
-    if (!std::isfinite(loss_acc)) throw core::RuntimeFailure("training loss is not finite at step " + std::to_string(step + 1));
+    if (!std::isfinite(loss_acc)) throw core::RuntimeFailure("training loss is not finite at step " + std::to_string(st.step + 1));
     const double gnorm = nn::clip_grad_norm(all_params, c.train.clip_norm);
     opt_lora.step(c.train.lr * lr_f);
     opt_head.step(head_lr * lr_f);
     opt_lora.zero_grad();
     opt_head.zero_grad();
-    m_step.push_back(static_cast<double>(step + 1));
-    m_loss.push_back(loss_acc);
-    m_ce.push_back(ce_acc);
-    m_cons.push_back(cons_acc);
-    m_lr.push_back(c.train.lr * lr_f);
-    m_gnorm.push_back(gnorm);
-    window_loss += loss_acc;
-    ++window_n;
-    progress.update(static_cast<uint64_t>(step + 1),
-                    "loss " + f(loss_acc, 3) + " | " + f(static_cast<double>(tokens) / std::max(1e-9, timer.seconds()), 0) + " tok/s");
-    if (c.train.eval_every > 0 && (step + 1) % c.train.eval_every == 0 && step + 1 < total) {
-      run_eval(step + 1);
-      if (c.train.patience > 0 && bad_evals >= c.train.patience) {
-        log_info("early stop at step " + std::to_string(step + 1) + ": no improvement in " + std::to_string(bad_evals) +
-                 " evaluations");
+    ++st.step;
+    st.m_step.push_back(static_cast<double>(st.step));
+    st.m_loss.push_back(loss_acc);
+    st.m_ce.push_back(ce_acc);
+    st.m_cons.push_back(cons_acc);
+    st.m_lr.push_back(c.train.lr * lr_f);
+    st.m_gnorm.push_back(gnorm);
+    st.window_loss += loss_acc;
+    ++st.window_n;
+    progress.update(static_cast<uint64_t>(st.step), "loss " + f(loss_acc, 3) + " | " + f(tps(), 0) + " tok/s");
+    bool evaluated = false;
+    if (c.train.eval_every > 0 && st.step % c.train.eval_every == 0 && st.step < total) {
+      run_eval(st.step);
+      evaluated = true;
+      if (c.train.patience > 0 && st.bad_evals >= c.train.patience) {
+        log_info("early stop at step " + std::to_string(st.step) + ": no improvement in " +
+                 std::to_string(st.bad_evals) + " evaluations");
         stopped_early = true;
-        ++step;
         break;
       }
     }
+    if (st.step < total && (evaluated || (c.train.checkpoint_every > 0 && st.step % c.train.checkpoint_every == 0))) {
+      checkpoint();
+    }
   }
-  if (!stopped_early) run_eval(step);
+  if (st.step < total && !stopped_early) {
+    // train.run_steps reached: the run continues in a later invocation
+    progress.finish();
+    checkpoint();
+    json summary = {{"status", "paused"}, {"steps", st.step}, {"total_steps", total}, {"checkpoint", ckpt_path.string()}};
+    core::emit_result(opts, summary,
+                      "ran " + std::to_string(st.step - first_step) + " steps (now at " + std::to_string(st.step) + " of " +
+                          std::to_string(total) + "); wrote " + ckpt_path.string() + ", continue with train --resume\n");
+    return 0;
+  }
+  if (!stopped_early) run_eval(st.step);
   progress.finish();
-  if (valid.enc.empty() || !best) best = state_of(model, set, labels, c.model.path);
   // final train accuracy (eval mode) for the train-validation gap
   EvalResult tr = evaluate(model, train, c.train.eval_batch_size, tok.pad_id(), s.device);
   const double secs = timer.seconds();
+  if (!st.best.empty()) {
+    c10::NoGradGuard ng;  // the adapter to keep: the parameters at the best evaluation
+    for (size_t i = 0; i < trainable.size(); ++i) trainable[i].second.copy_(st.best[i]);
+  }
+  AdapterState best = state_of(model, set, labels, c.model.path);
 
   // the artifacts only now that training is over, each atomically: a run that fails or is
   // stopped earlier leaves no adapter.h5 or metrics.h5 (and an old good one intact)
   core::throw_if_stop_requested();
   fs::create_directories(s.out);
-  save_adapter_h5(adapter_path, *best, kProgram, cfg_json);
+  save_adapter_h5(adapter_path, best, kProgram, cfg_json);
+  const double final_acc = st.e_acc.empty() ? -1.0 : st.e_acc.back();
   {
     core::H5Writer w(s.out / "metrics.h5", {kProgram, cfg_json});
-    w.write("/metrics/step", std::span<const double>(m_step));
-    w.write("/metrics/loss", std::span<const double>(m_loss));
-    w.write("/metrics/ce", std::span<const double>(m_ce));
-    w.write("/metrics/consistency", std::span<const double>(m_cons));
-    w.write("/metrics/lr", std::span<const double>(m_lr));
-    w.write("/metrics/grad_norm", std::span<const double>(m_gnorm));
-    w.write("/eval/step", std::span<const double>(e_step));
-    w.write("/eval/loss", std::span<const double>(e_loss));
-    w.write("/eval/accuracy", std::span<const double>(e_acc));
+    w.write("/metrics/step", std::span<const double>(st.m_step));
+    w.write("/metrics/loss", std::span<const double>(st.m_loss));
+    w.write("/metrics/ce", std::span<const double>(st.m_ce));
+    w.write("/metrics/consistency", std::span<const double>(st.m_cons));
+    w.write("/metrics/lr", std::span<const double>(st.m_lr));
+    w.write("/metrics/grad_norm", std::span<const double>(st.m_gnorm));
+    w.write("/eval/step", std::span<const double>(st.e_step));
+    w.write("/eval/loss", std::span<const double>(st.e_loss));
+    w.write("/eval/accuracy", std::span<const double>(st.e_acc));
     w.write_strings("/labels", labels);
-    w.set_attr("/", "best_accuracy", best_acc);
-    w.set_attr("/", "best_step", best_step);
-    w.set_attr("/", "final_accuracy", e_acc.empty() ? -1.0 : e_acc.back());
+    w.set_attr("/", "best_accuracy", st.best_acc);
+    w.set_attr("/", "best_step", st.best_step);
+    w.set_attr("/", "final_accuracy", final_acc);
     w.set_attr("/", "final_train_accuracy", tr.accuracy);
-    w.set_attr("/", "steps", step);
+    w.set_attr("/", "steps", st.step);
     w.set_attr("/", "seconds", secs);
-    w.set_attr("/", "tokens_per_second", static_cast<double>(tokens) / std::max(1e-9, secs));
+    w.set_attr("/", "tokens_per_second", tps());
+    w.set_attr("/", "resumed_at_step", resume ? first_step : int64_t{-1});
     w.commit();
   }
-  json summary = {{"steps", step},
+  std::error_code ec;
+  fs::remove(ckpt_path, ec);  // the run is complete: nothing left to resume
+  json summary = {{"status", "done"},
+                  {"steps", st.step},
                   {"preset", c.dropout.preset},
-                  {"best_accuracy", best_acc},
-                  {"best_step", best_step},
-                  {"final_accuracy", e_acc.empty() ? -1.0 : e_acc.back()},
+                  {"best_accuracy", st.best_acc},
+                  {"best_step", st.best_step},
+                  {"final_accuracy", final_acc},
                   {"final_train_accuracy", tr.accuracy},
-                  {"final_loss", m_loss.empty() ? 0.0 : m_loss.back()},
+                  {"final_loss", st.m_loss.empty() ? 0.0 : st.m_loss.back()},
                   {"trainable_parameters", n_trainable},
                   {"seconds", secs},
-                  {"tokens_per_second", static_cast<double>(tokens) / std::max(1e-9, secs)},
+                  {"tokens_per_second", tps()},
                   {"adapter", adapter_path.string()},
                   {"metrics", (s.out / "metrics.h5").string()}};
+  std::vector<std::vector<std::string>> rows = {{"step", "train loss", "val loss", "val acc", "tok/s"}};
+  for (size_t i = 0; i < st.e_step.size(); ++i) {
+    rows.push_back({std::to_string(static_cast<int64_t>(st.e_step[i])),
+                    std::isnan(st.e_train_loss[i]) ? "-" : f(st.e_train_loss[i]), f(st.e_loss[i]), f(st.e_acc[i]),
+                    f(st.e_tps[i], 0)});
+  }
   std::string text = core::format_table(rows);
-  text += "validation accuracy: best " + f(best_acc) + " (step " + std::to_string(best_step) + "), final " +
-          f(e_acc.empty() ? -1.0 : e_acc.back()) + "; train accuracy " + f(tr.accuracy) + "\n";
+  text += "validation accuracy: best " + f(st.best_acc) + " (step " + std::to_string(st.best_step) + "), final " +
+          f(final_acc) + "; train accuracy " + f(tr.accuracy) + "\n";
   text += "wrote " + adapter_path.string() + " and " + (s.out / "metrics.h5").string() + "\n";
   core::emit_result(opts, summary, text);
   return 0;

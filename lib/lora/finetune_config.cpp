@@ -76,6 +76,8 @@ FinetuneConfig read_finetune_config(const core::ConfigDoc& doc, std::optional<ui
   t.get("clip_norm", c.train.clip_norm, core::at_least(0.0));
   t.get("eval_every", c.train.eval_every, core::at_least<int64_t>(0)).get("patience", c.train.patience, core::at_least<int64_t>(0));
   t.get("eval_batch_size", c.train.eval_batch_size, core::in_range<int64_t>(1, 65536));
+  t.get("checkpoint_every", c.train.checkpoint_every, core::at_least<int64_t>(0));
+  t.get("run_steps", c.train.run_steps, core::at_least<int64_t>(0));
   if (c.train.max_steps == 0 && c.train.epochs == 0) t.fail("max_steps", "max_steps > 0 or epochs > 0", "both 0");
 
   auto b = root.child("bench");

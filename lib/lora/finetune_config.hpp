@@ -45,6 +45,8 @@ struct FinetuneConfig {
     int64_t eval_every = 25;          // steps (0 = only at the end)
     int64_t patience = 0;             // evaluations without improvement before stopping (0 = never)
     int64_t eval_batch_size = 64;
+    int64_t checkpoint_every = 0;  // also write OUT/checkpoint.h5 every N steps (0 = at evaluations and stops only)
+    int64_t run_steps = 0;         // optimiser steps in this invocation, then checkpoint and exit (0 = to the end)
   } train;
   struct Bench {
     int64_t warmup = 3;   // untimed steps before the timed ones

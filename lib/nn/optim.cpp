@@ -6,6 +6,8 @@
 
 #include <cmath>
 
+#include "core/error.hpp"
+
 namespace mlsys::nn {
 
 AdamW::AdamW(std::vector<at::Tensor> params, AdamWConfig cfg) : params_(std::move(params)), cfg_(cfg) {
@@ -13,6 +15,24 @@ AdamW::AdamW(std::vector<at::Tensor> params, AdamWConfig cfg) : params_(std::mov
     m_.push_back(at::zeros_like(p));
     v_.push_back(at::zeros_like(p));
   }
+}
+
+void AdamW::load_state(const std::vector<at::Tensor>& m, const std::vector<at::Tensor>& v, int64_t steps,
+                       const std::string& source) {
+  if (m.size() != params_.size() || v.size() != params_.size()) {
+    throw core::InputError(source + ": optimizer state for " + std::to_string(m.size()) + " tensors, expected " +
+                           std::to_string(params_.size()));
+  }
+  c10::NoGradGuard no_grad;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (!m[i].sizes().equals(params_[i].sizes()) || !v[i].sizes().equals(params_[i].sizes())) {
+      throw core::InputError(source + ": optimizer state " + std::to_string(i) + " has shape " +
+                             c10::str(m[i].sizes()) + ", expected " + c10::str(params_[i].sizes()));
+    }
+    m_[i].copy_(m[i]);
+    v_[i].copy_(v[i]);
+  }
+  t_ = steps;
 }
 
 void AdamW::zero_grad() {

@@ -24,6 +24,13 @@ class AdamW {
   void step(double lr);
   void zero_grad();
   [[nodiscard]] int64_t steps() const { return t_; }
+  // The moment estimates (same order as the parameters), for checkpoints.
+  [[nodiscard]] const std::vector<at::Tensor>& first_moments() const { return m_; }
+  [[nodiscard]] const std::vector<at::Tensor>& second_moments() const { return v_; }
+  // Restores a checkpointed state; core::InputError naming `source` when the count or a
+  // shape differs from the parameters'.
+  void load_state(const std::vector<at::Tensor>& m, const std::vector<at::Tensor>& v, int64_t steps,
+                  const std::string& source);
 
  private:
   std::vector<at::Tensor> params_, m_, v_;

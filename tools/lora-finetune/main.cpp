@@ -12,7 +12,8 @@ int main(int argc, char** argv) {
       "(LoRA Meets Dropout under a Unified Framework, arXiv 2403.00812)",
       {
           {"train", "finetune LoRA adapters; keep the best by validation accuracy in OUT/adapter.h5, metrics in OUT/metrics.h5",
-           lora::finetune_train},
+           lora::finetune_train,
+           {{"resume", "continue the run saved in OUT/checkpoint.h5 (same config; bit-for-bit with the same threads and device)"}}},
           {"eval", "accuracy and loss of an adapter on data.test; write OUT/eval.json", lora::finetune_eval},
           {"predict", "labels and probabilities for data.predict (or data.test); write OUT/predictions.jsonl",
            lora::finetune_predict},
