@@ -10,8 +10,11 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <iostream>
+#include <memory>
 #include <numeric>
+#include <limits>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -23,13 +26,19 @@
 #include "core/build_info.hpp"
 #include "core/error.hpp"
 #include "core/h5.hpp"
+#include "core/json.hpp"
 #include "core/progress.hpp"
 #include "core/report.hpp"
 #include "core/signals.hpp"
 #include "core/timer.hpp"
 #include "lora/finetune_config.hpp"
 #include "lora/log_line.hpp"
+#include "lora/lm_data.hpp"
+#include "nn/bert.hpp"
+#include "nn/llama.hpp"
+#include "nn/llama2c.hpp"
 #include "nn/optim.hpp"
+#include "nn/sentencepiece.hpp"
 #include "nn/text_data.hpp"
 #include "nn/wordpiece.hpp"
 #include "tensor/device.hpp"
@@ -127,7 +136,7 @@ struct EvalResult {
   at::Tensor probs;  // [N, C] on CPU
 };
 
-EvalResult evaluate(const nn::BertClassifier& model, const Encoded& data, int64_t batch, int64_t pad_id,
+EvalResult evaluate(const nn::TransformerModel& model, const Encoded& data, int64_t batch, int64_t pad_id,
                     const c10::Device& dev, bool labeled = true) {
   c10::NoGradGuard ng;
   EvalResult r;
@@ -157,13 +166,36 @@ EvalResult evaluate(const nn::BertClassifier& model, const Encoded& data, int64_
 
 // model.max_length (or bench.length) must fit the model's position table: a config error
 // at start, before any training, instead of a failure on the first long batch.
-void check_length(const nn::BertClassifier& model, const FinetuneConfig& c, const char* key, int64_t length) {
-  const int64_t max_pos = model.config().max_position_embeddings;
+void check_length(int64_t max_pos, const FinetuneConfig& c, const char* key, int64_t length) {
   if (length > max_pos) {
     throw core::ConfigError("key '" + std::string(key) + "': expected at most " + std::to_string(max_pos) +
                             " (max_position_embeddings in " + (fs::path(c.model.path) / "config.json").string() +
                             "), found " + std::to_string(length));
   }
+}
+
+// model_type of the model folder's config.json: "bert" (classification) or "llama" (causal LM).
+std::string model_type(const FinetuneConfig& c) {
+  const fs::path p = fs::path(c.model.path) / "config.json";
+  if (!fs::is_regular_file(p)) throw core::InputError(p.string() + ": no such file (model.path must be a Hugging Face folder)");
+  json j;
+  try {
+    j = core::parse_json_bounded(core::read_file(p));
+  } catch (const std::exception& e) {
+    throw core::InputError(p.string() + ": not valid JSON (" + e.what() + ")");
+  }
+  const std::string t = j.is_object() && j.contains("model_type") && j["model_type"].is_string() ? j["model_type"].get<std::string>() : "";
+  if (t != "bert" && t != "llama") {
+    throw core::InputError(p.string() + ": field 'model_type': expected \"bert\" or \"llama\", found " +
+                           (t.empty() ? std::string("none") : "\"" + t + "\""));
+  }
+  return t;
+}
+
+// The LLaMA folder's SentencePiece tokenizer when it has a tokenizer.model (else id data only).
+std::optional<nn::SentencePieceTokenizer> load_spm(const FinetuneConfig& c) {
+  if (!fs::exists(fs::path(c.model.path) / "tokenizer.model")) return std::nullopt;
+  return nn::SentencePieceTokenizer::from_folder(c.model.path);
 }
 
 // The adapter named by the config (adapter.h5 or a PEFT folder), default OUT/adapter.h5.
@@ -174,18 +206,32 @@ AdapterState load_adapter(const Setup& s) {
 }
 
 struct Loaded {
-  nn::BertClassifier model;
+  std::unique_ptr<nn::TransformerModel> model;
   LoraSet set;
   AdapterState state;
+  int64_t max_positions = 0;
+  int64_t vocab = 0;
 };
 
 Loaded load_model_with_adapter(const Setup& s) {
   AdapterState st = load_adapter(s);
-  if (st.labels.empty()) throw core::InputError("adapter has no labels");
-  auto model = nn::BertClassifier::load(s.cfg.model.path, static_cast<int64_t>(st.labels.size()), s.cfg.seed);
-  LoraSet set = attach_state(model, st, s.cfg.adapter.empty() ? (s.out / "adapter.h5").string() : s.cfg.adapter);
-  model.to(s.device);
-  return {std::move(model), std::move(set), std::move(st)};
+  Loaded L;
+  if (model_type(s.cfg) == "llama") {
+    auto m = nn::LlamaForCausalLM::load(s.cfg.model.path);
+    L.max_positions = m.config().max_position_embeddings;
+    L.vocab = m.config().vocab_size;
+    L.model = std::make_unique<nn::LlamaForCausalLM>(std::move(m));
+  } else {
+    if (st.labels.empty()) throw core::InputError("adapter has no labels");
+    auto m = nn::BertClassifier::load(s.cfg.model.path, static_cast<int64_t>(st.labels.size()), s.cfg.seed);
+    L.max_positions = m.config().max_position_embeddings;
+    L.vocab = m.config().vocab_size;
+    L.model = std::make_unique<nn::BertClassifier>(std::move(m));
+  }
+  L.set = attach_state(*L.model, st, s.cfg.adapter.empty() ? (s.out / "adapter.h5").string() : s.cfg.adapter);
+  L.model->to(s.device);
+  L.state = std::move(st);
+  return L;
 }
 
 }  // namespace
@@ -348,26 +394,30 @@ void load_checkpoint(const fs::path& path, LoopState& st, Named& params, nn::Ada
   moments(opt_head, "/adam/head", "adam_steps_head");
 }
 
-}  // namespace
+// Validation numbers of one evaluation; `score` is what model selection maximises
+// (classification: accuracy; causal LM: minus the loss).
+struct EvalNumbers {
+  double loss = 0, accuracy = 0, score = 0;
+};
 
-int finetune_train(const core::CommonOptions& opts) {
-  Setup s = setup(opts);
+// What the training loop needs from a task: its size, the training loss of a batch (with
+// dropout) and evaluation in eval mode on the validation and training sets.
+struct TaskOps {
+  bool lm = false;
+  int64_t n = 0;
+  std::function<LossParts(const std::vector<size_t>& idx, int64_t& tokens)> batch_loss;
+  std::function<EvalNumbers()> eval_valid;  // empty: no validation set
+  std::function<EvalNumbers()> eval_train;
+  std::vector<std::string> labels;          // classification only
+};
+
+// The shared training loop: AdamW on the adapters (and the head, when `head` is not
+// empty) with warm-up and decay, clipping, accumulation, evaluation with best-model
+// selection and early stopping, checkpoints and --resume, the artifacts at the end.
+int run_training(const core::CommonOptions& opts, const Setup& s, nn::TransformerModel& model, LoraSet& set,
+                 const std::vector<std::pair<std::string, at::Tensor>>& head, const TaskOps& task) {
   const auto& c = s.cfg;
   const bool resume = opts.flag("resume");
-  // inputs first: a bad file fails before any model work and before any artifact
-  auto train_rows = nn::read_labeled_jsonl(c.data.train);
-  std::vector<nn::LabeledText> valid_rows;
-  if (!c.data.valid.empty()) valid_rows = nn::read_labeled_jsonl(c.data.valid);
-  const auto labels = nn::label_set(train_rows, c.data.labels);
-  if (labels.size() < 2) throw core::InputError(c.data.train + ": expected at least 2 distinct labels, found " + std::to_string(labels.size()));
-  auto tok = load_tokenizer(c);
-  Encoded train = encode(train_rows, tok, labels, c.model.max_length, c.data.train, true);
-  Encoded valid = encode(valid_rows, tok, labels, c.model.max_length, c.data.valid, true);
-
-  auto model = nn::BertClassifier::load(c.model.path, static_cast<int64_t>(labels.size()), c.seed);
-  check_length(model, c, "model.max_length", c.model.max_length);
-  LoraSet set = attach_lora(model, c.lora, c.seed + 17);
-  model.to(s.device);
   Named trainable;
   for (auto& [name, ad] : set.adapters) {
     ad->A = ad->A.detach().to(s.device).set_requires_grad(true);
@@ -375,11 +425,12 @@ int finetune_train(const core::CommonOptions& opts) {
     trainable.emplace_back("lora/" + name + "/A", ad->A);
     trainable.emplace_back("lora/" + name + "/B", ad->B);
   }
-  std::vector<at::Tensor> lora_params, head_params = {model.param("classifier.weight"), model.param("classifier.bias")};
+  std::vector<at::Tensor> lora_params, head_params;
   for (const auto& [name, p] : trainable) lora_params.push_back(p);
-  for (auto& p : head_params) p.set_requires_grad(true);
-  trainable.emplace_back("head/classifier.weight", head_params[0]);
-  trainable.emplace_back("head/classifier.bias", head_params[1]);
+  for (const auto& [name, p] : head) {
+    head_params.push_back(p);
+    trainable.emplace_back("head/" + name, p);
+  }
   std::vector<at::Tensor> all_params;
   int64_t n_trainable = 0;
   for (const auto& [name, p] : trainable) {
@@ -389,7 +440,7 @@ int finetune_train(const core::CommonOptions& opts) {
   nn::AdamW opt_lora(lora_params, {0.9, 0.999, 1e-8, c.train.weight_decay});
   nn::AdamW opt_head(head_params, {0.9, 0.999, 1e-8, c.train.weight_decay});
 
-  const auto N = static_cast<int64_t>(train.enc.size());
+  const int64_t N = task.n;
   const int64_t per_step = c.train.batch_size * c.train.grad_accum;
   const int64_t steps_per_epoch = std::max<int64_t>(1, (N + per_step - 1) / per_step);
   const int64_t total = c.train.max_steps > 0 ? c.train.max_steps : c.train.epochs * steps_per_epoch;
@@ -400,6 +451,7 @@ int finetune_train(const core::CommonOptions& opts) {
   const std::string cfg_json = c.resolved.dump();
 
   LoopState st;
+  st.best_acc = -std::numeric_limits<double>::infinity();
   st.rng.seed(c.seed);
   st.order.resize(static_cast<size_t>(N));
   std::iota(st.order.begin(), st.order.end(), 0);
@@ -412,8 +464,8 @@ int finetune_train(const core::CommonOptions& opts) {
     }
     log_info("resuming at step " + std::to_string(st.step) + " of " + std::to_string(total) + " from " + ckpt_path.string());
   }
-  log_info(std::to_string(N) + " examples, " + std::to_string(labels.size()) + " labels, " +
-           std::to_string(set.adapters.size()) + " LoRA modules (r=" + std::to_string(c.lora.r) + ", s=" +
+  log_info(std::to_string(N) + " examples" + (task.lm ? std::string(" (causal LM)") : ", " + std::to_string(task.labels.size()) + " labels") +
+           ", " + std::to_string(set.adapters.size()) + " LoRA modules (r=" + std::to_string(c.lora.r) + ", s=" +
            f(c.lora.scale(), 3) + "), " + std::to_string(n_trainable) + " trainable parameters, dropout preset " +
            c.dropout.preset + " (" + std::to_string(c.dropout.sites.sites.size()) + " sites, consistency " +
            to_string(c.dropout.consistency) + "), " + std::to_string(total) + " steps of " + std::to_string(per_step) +
@@ -431,8 +483,8 @@ int finetune_train(const core::CommonOptions& opts) {
   };
 
   auto run_eval = [&](int64_t at_step) {
-    if (valid.enc.empty()) return;
-    EvalResult r = evaluate(model, valid, c.train.eval_batch_size, tok.pad_id(), s.device);
+    if (!task.eval_valid) return;
+    EvalNumbers r = task.eval_valid();
     st.e_step.push_back(static_cast<double>(at_step));
     st.e_loss.push_back(r.loss);
     st.e_acc.push_back(r.accuracy);
@@ -440,8 +492,8 @@ int finetune_train(const core::CommonOptions& opts) {
     st.e_tps.push_back(tps());
     st.window_loss = 0;
     st.window_n = 0;
-    if (r.accuracy > st.best_acc) {
-      st.best_acc = r.accuracy;
+    if (r.score > st.best_acc) {
+      st.best_acc = r.score;
       st.best_step = at_step;
       st.bad_evals = 0;
       st.best.clear();  // kept in memory (and in checkpoints); the adapter is written once at the end
@@ -470,19 +522,19 @@ int finetune_train(const core::CommonOptions& opts) {
         }
         idx.push_back(static_cast<size_t>(st.order[static_cast<size_t>(st.cursor++)]));
       }
-      Batch b = make_batch(train, idx, tok.pad_id(), s.device);
-      LossParts lp = classification_loss(model, b.ids, b.mask, b.labels, c.dropout, true);
+      int64_t tokens = 0;
+      LossParts lp = task.batch_loss(idx, tokens);
       (lp.loss / static_cast<double>(c.train.grad_accum)).backward();
       loss_acc += lp.loss.item<double>() / static_cast<double>(c.train.grad_accum);
       ce_acc += lp.ce / static_cast<double>(c.train.grad_accum);
       cons_acc += lp.consistency / static_cast<double>(c.train.grad_accum);
-      st.tokens += b.tokens;  // input tokens, once even when a preset runs two passes
-      tokens_here += b.tokens;
+      st.tokens += tokens;  // input tokens, once even when a preset runs two passes
+      tokens_here += tokens;
     }
     if (!std::isfinite(loss_acc)) throw core::RuntimeFailure("training loss is not finite at step " + std::to_string(st.step + 1));
     const double gnorm = nn::clip_grad_norm(all_params, c.train.clip_norm);
     opt_lora.step(c.train.lr * lr_f);
-    opt_head.step(head_lr * lr_f);
+    if (!head_params.empty()) opt_head.step(head_lr * lr_f);
     opt_lora.zero_grad();
     opt_head.zero_grad();
     ++st.step;
@@ -522,21 +574,31 @@ int finetune_train(const core::CommonOptions& opts) {
   }
   if (!stopped_early) run_eval(st.step);
   progress.finish();
-  // final train accuracy (eval mode) for the train-validation gap
-  EvalResult tr = evaluate(model, train, c.train.eval_batch_size, tok.pad_id(), s.device);
+  // final training-set numbers (eval mode) for the train-validation gap
+  const EvalNumbers tr = task.eval_train();
   const double secs = timer.seconds();
   if (!st.best.empty()) {
     c10::NoGradGuard ng;  // the adapter to keep: the parameters at the best evaluation
     for (size_t i = 0; i < trainable.size(); ++i) trainable[i].second.copy_(st.best[i]);
   }
-  AdapterState best = state_of(model, set, labels, c.model.path);
+  AdapterState best = state_of(model, set, task.labels, c.model.path);
 
   // the artifacts only now that training is over, each atomically: a run that fails or is
   // stopped earlier leaves no adapter.h5 or metrics.h5 (and an old good one intact)
   core::throw_if_stop_requested();
   fs::create_directories(s.out);
   save_adapter_h5(adapter_path, best, kProgram, cfg_json);
-  const double final_acc = st.e_acc.empty() ? -1.0 : st.e_acc.back();
+  const bool has_eval = !st.e_acc.empty();
+  const double final_acc = has_eval ? st.e_acc.back() : -1.0;
+  const double final_val_loss = has_eval ? st.e_loss.back() : -1.0;
+  const double best_loss = has_eval && st.best_step >= 0
+                               ? st.e_loss[static_cast<size_t>(std::find(st.e_step.begin(), st.e_step.end(),
+                                                                         static_cast<double>(st.best_step)) - st.e_step.begin())]
+                               : -1.0;
+  const double best_acc = has_eval && st.best_step >= 0
+                              ? st.e_acc[static_cast<size_t>(std::find(st.e_step.begin(), st.e_step.end(),
+                                                                       static_cast<double>(st.best_step)) - st.e_step.begin())]
+                              : -1.0;
   {
     core::H5Writer w(s.out / "metrics.h5", {kProgram, cfg_json});
     w.write("/metrics/step", std::span<const double>(st.m_step));
@@ -547,12 +609,16 @@ int finetune_train(const core::CommonOptions& opts) {
     w.write("/metrics/grad_norm", std::span<const double>(st.m_gnorm));
     w.write("/eval/step", std::span<const double>(st.e_step));
     w.write("/eval/loss", std::span<const double>(st.e_loss));
-    w.write("/eval/accuracy", std::span<const double>(st.e_acc));
-    w.write_strings("/labels", labels);
-    w.set_attr("/", "best_accuracy", st.best_acc);
+    w.write("/eval/accuracy", std::span<const double>(st.e_acc));  // causal LM: next-token accuracy
+    if (!task.labels.empty()) w.write_strings("/labels", task.labels);
+    w.set_attr("/", "task", std::string(task.lm ? "causal-lm" : "classification"));
+    w.set_attr("/", "best_accuracy", best_acc);
+    w.set_attr("/", "best_loss", best_loss);
     w.set_attr("/", "best_step", st.best_step);
     w.set_attr("/", "final_accuracy", final_acc);
+    w.set_attr("/", "final_loss", final_val_loss);
     w.set_attr("/", "final_train_accuracy", tr.accuracy);
+    w.set_attr("/", "final_train_loss", tr.loss);
     w.set_attr("/", "steps", st.step);
     w.set_attr("/", "seconds", secs);
     w.set_attr("/", "tokens_per_second", tps());
@@ -562,65 +628,220 @@ int finetune_train(const core::CommonOptions& opts) {
   std::error_code ec;
   fs::remove(ckpt_path, ec);  // the run is complete: nothing left to resume
   json summary = {{"status", "done"},
+                  {"task", task.lm ? "causal-lm" : "classification"},
                   {"steps", st.step},
                   {"preset", c.dropout.preset},
-                  {"best_accuracy", st.best_acc},
+                  {"best_accuracy", best_acc},
+                  {"best_loss", best_loss},
                   {"best_step", st.best_step},
                   {"final_accuracy", final_acc},
+                  {"final_val_loss", final_val_loss},
                   {"final_train_accuracy", tr.accuracy},
+                  {"final_train_loss", tr.loss},
                   {"final_loss", st.m_loss.empty() ? 0.0 : st.m_loss.back()},
                   {"trainable_parameters", n_trainable},
                   {"seconds", secs},
                   {"tokens_per_second", tps()},
                   {"adapter", adapter_path.string()},
                   {"metrics", (s.out / "metrics.h5").string()}};
-  std::vector<std::vector<std::string>> rows = {{"step", "train loss", "val loss", "val acc", "tok/s"}};
+  if (task.lm) {
+    summary["best_perplexity"] = best_loss >= 0 ? std::exp(best_loss) : -1.0;
+    summary["final_perplexity"] = final_val_loss >= 0 ? std::exp(final_val_loss) : -1.0;
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"step", "train loss", "val loss", task.lm ? "val ppl" : "val acc", task.lm ? "tok acc" : "", "tok/s"}};
+  if (!task.lm) rows[0].erase(rows[0].begin() + 4);
   for (size_t i = 0; i < st.e_step.size(); ++i) {
-    rows.push_back({std::to_string(static_cast<int64_t>(st.e_step[i])),
-                    std::isnan(st.e_train_loss[i]) ? "-" : f(st.e_train_loss[i]), f(st.e_loss[i]), f(st.e_acc[i]),
-                    f(st.e_tps[i], 0)});
+    std::vector<std::string> row = {std::to_string(static_cast<int64_t>(st.e_step[i])),
+                                    std::isnan(st.e_train_loss[i]) ? "-" : f(st.e_train_loss[i]), f(st.e_loss[i])};
+    if (task.lm) {
+      row.push_back(f(std::exp(st.e_loss[i]), 3));
+    }
+    row.push_back(f(st.e_acc[i]));
+    row.push_back(f(st.e_tps[i], 0));
+    rows.push_back(std::move(row));
   }
   std::string text = core::format_table(rows);
-  text += "validation accuracy: best " + f(st.best_acc) + " (step " + std::to_string(st.best_step) + "), final " +
-          f(final_acc) + "; train accuracy " + f(tr.accuracy) + "\n";
+  if (task.lm) {
+    text += "validation loss: best " + f(best_loss) + " (perplexity " + f(best_loss >= 0 ? std::exp(best_loss) : -1.0, 3) +
+            ", step " + std::to_string(st.best_step) + "), final " + f(final_val_loss) + "; train loss " + f(tr.loss) + "\n";
+  } else {
+    text += "validation accuracy: best " + f(best_acc) + " (step " + std::to_string(st.best_step) + "), final " +
+            f(final_acc) + "; train accuracy " + f(tr.accuracy) + "\n";
+  }
   text += "wrote " + adapter_path.string() + " and " + (s.out / "metrics.h5").string() + "\n";
   core::emit_result(opts, summary, text);
   return 0;
+}
+
+int train_classifier(const core::CommonOptions& opts, const Setup& s) {
+  const auto& c = s.cfg;
+  // inputs first: a bad file fails before any model work and before any artifact
+  auto train_rows = nn::read_labeled_jsonl(c.data.train);
+  std::vector<nn::LabeledText> valid_rows;
+  if (!c.data.valid.empty()) valid_rows = nn::read_labeled_jsonl(c.data.valid);
+  const auto labels = nn::label_set(train_rows, c.data.labels);
+  if (labels.size() < 2) throw core::InputError(c.data.train + ": expected at least 2 distinct labels, found " + std::to_string(labels.size()));
+  auto tok = load_tokenizer(c);
+  Encoded train = encode(train_rows, tok, labels, c.model.max_length, c.data.train, true);
+  Encoded valid = encode(valid_rows, tok, labels, c.model.max_length, c.data.valid, true);
+
+  auto model = nn::BertClassifier::load(c.model.path, static_cast<int64_t>(labels.size()), c.seed);
+  check_length(model.config().max_position_embeddings, c, "model.max_length", c.model.max_length);
+  LoraSet set = attach_lora(model, c.lora, c.seed + 17);
+  model.to(s.device);
+  std::vector<std::pair<std::string, at::Tensor>> head = {{"classifier.weight", model.param("classifier.weight")},
+                                                          {"classifier.bias", model.param("classifier.bias")}};
+  for (auto& [name, p] : head) p.set_requires_grad(true);
+  TaskOps task;
+  task.n = static_cast<int64_t>(train.enc.size());
+  task.labels = labels;
+  task.batch_loss = [&](const std::vector<size_t>& idx, int64_t& tokens) {
+    Batch b = make_batch(train, idx, tok.pad_id(), s.device);
+    tokens = b.tokens;
+    return classification_loss(model, b.ids, b.mask, b.labels, c.dropout, true);
+  };
+  auto numbers = [&](const Encoded& d) {
+    EvalResult r = evaluate(model, d, c.train.eval_batch_size, tok.pad_id(), s.device);
+    return EvalNumbers{r.loss, r.accuracy, r.accuracy};
+  };
+  if (!valid.enc.empty()) task.eval_valid = [&] { return numbers(valid); };
+  task.eval_train = [&] { return numbers(train); };
+  return run_training(opts, s, model, set, head, task);
+}
+
+int train_causal_lm(const core::CommonOptions& opts, const Setup& s) {
+  const auto& c = s.cfg;
+  auto train_rows = nn::read_lm_jsonl(c.data.train);
+  std::vector<nn::LmExample> valid_rows;
+  if (!c.data.valid.empty()) valid_rows = nn::read_lm_jsonl(c.data.valid);
+  auto model = nn::LlamaForCausalLM::load(c.model.path);
+  check_length(model.config().max_position_embeddings, c, "model.max_length", c.model.max_length);
+  const auto tok = load_spm(c);
+  const int64_t V = model.config().vocab_size;
+  const int64_t pad = tok && tok->pad_id() >= 0 ? tok->pad_id() : 0;  // padded keys are masked: any id will do
+  LmSequences train = encode_lm(train_rows, tok ? &*tok : nullptr, V, c.model.max_length, c.data.train);
+  LmSequences valid = encode_lm(valid_rows, tok ? &*tok : nullptr, V, c.model.max_length, c.data.valid);
+  if (train.truncated + valid.truncated > 0) {
+    log_info(std::to_string(train.truncated + valid.truncated) + " examples cut to model.max_length = " +
+             std::to_string(c.model.max_length) + " tokens");
+  }
+  LoraSet set = attach_lora(model, c.lora, c.seed + 17);
+  model.to(s.device);
+  TaskOps task;
+  task.lm = true;
+  task.n = static_cast<int64_t>(train.ids.size());
+  task.batch_loss = [&](const std::vector<size_t>& idx, int64_t& tokens) {
+    LmBatch b = make_lm_batch(train, idx, pad, s.device);
+    tokens = b.tokens;
+    return causal_lm_loss(model, b.ids, b.mask, b.loss_mask, c.dropout, true);
+  };
+  auto numbers = [&](const LmSequences& d) {
+    LmEval e = evaluate_lm(model, d, c.train.eval_batch_size, pad, s.device);
+    return EvalNumbers{e.loss, e.token_accuracy, -e.loss};
+  };
+  if (!valid.ids.empty()) task.eval_valid = [&] { return numbers(valid); };
+  task.eval_train = [&] { return numbers(train); };
+  return run_training(opts, s, model, set, {}, task);
+}
+
+}  // namespace
+
+int finetune_train(const core::CommonOptions& opts) {
+  Setup s = setup(opts);
+  return model_type(s.cfg) == "llama" ? train_causal_lm(opts, s) : train_classifier(opts, s);
 }
 
 int finetune_eval(const core::CommonOptions& opts) {
   Setup s = setup(opts);
   const auto& c = s.cfg;
   const std::string path = c.data.test.empty() ? c.data.valid : c.data.test;
-  auto rows = nn::read_labeled_jsonl(path);
-  Loaded L = load_model_with_adapter(s);
-  auto tok = load_tokenizer(c);
-  check_length(L.model, c, "model.max_length", c.model.max_length);
-  Encoded data = encode(rows, tok, L.state.labels, c.model.max_length, path, true);
-  EvalResult r = evaluate(L.model, data, c.train.eval_batch_size, tok.pad_id(), s.device);
-  json summary = {{"data", path}, {"examples", r.n}, {"accuracy", r.accuracy}, {"loss", r.loss}};
+  const bool lm = model_type(c) == "llama";
+  json summary;
+  std::vector<std::vector<std::string>> table;
+  if (lm) {
+    auto rows = nn::read_lm_jsonl(path);
+    Loaded L = load_model_with_adapter(s);
+    check_length(L.max_positions, c, "model.max_length", c.model.max_length);
+    const auto tok = load_spm(c);
+    const int64_t pad = tok && tok->pad_id() >= 0 ? tok->pad_id() : 0;
+    LmSequences data = encode_lm(rows, tok ? &*tok : nullptr, L.vocab, c.model.max_length, path);
+    LmEval e = evaluate_lm(*L.model, data, c.train.eval_batch_size, pad, s.device);
+    summary = {{"data", path}, {"examples", data.ids.size()}, {"target_tokens", e.targets}, {"loss", e.loss},
+               {"perplexity", e.perplexity}, {"token_accuracy", e.token_accuracy}};
+    table = {{"data", "examples", "tokens", "loss", "perplexity", "token acc"},
+             {path, std::to_string(data.ids.size()), std::to_string(e.targets), f(e.loss), f(e.perplexity, 3),
+              f(e.token_accuracy)}};
+  } else {
+    auto rows = nn::read_labeled_jsonl(path);
+    Loaded L = load_model_with_adapter(s);
+    auto tok = load_tokenizer(c);
+    check_length(L.max_positions, c, "model.max_length", c.model.max_length);
+    Encoded data = encode(rows, tok, L.state.labels, c.model.max_length, path, true);
+    EvalResult r = evaluate(*L.model, data, c.train.eval_batch_size, tok.pad_id(), s.device);
+    summary = {{"data", path}, {"examples", r.n}, {"accuracy", r.accuracy}, {"loss", r.loss}};
+    table = {{"data", "examples", "accuracy", "loss"}, {path, std::to_string(r.n), f(r.accuracy), f(r.loss)}};
+  }
   fs::create_directories(s.out);
   json artifact = summary;
   artifact["program"] = kProgram;
   artifact["version"] = std::string(core::version());
   artifact["config"] = c.resolved;
   core::write_file_atomic(s.out / "eval.json", artifact.dump(2) + "\n");
-  core::emit_result(opts, summary,
-       core::format_table({{"data", "examples", "accuracy", "loss"}, {path, std::to_string(r.n), f(r.accuracy), f(r.loss)}}) +
-           "wrote " + (s.out / "eval.json").string() + "\n");
+  core::emit_result(opts, summary, core::format_table(table) + "wrote " + (s.out / "eval.json").string() + "\n");
   return 0;
 }
+
+namespace {
+
+// predict with a causal LM: the greedy continuation of every prompt.
+int predict_causal_lm(const core::CommonOptions& opts, const Setup& s, const std::string& path) {
+  const auto& c = s.cfg;
+  auto rows = nn::read_lm_jsonl(path, true);
+  Loaded L = load_model_with_adapter(s);
+  check_length(L.max_positions, c, "model.max_length", c.model.max_length);
+  const auto tok = load_spm(c);
+  LmSequences data = encode_lm(rows, tok ? &*tok : nullptr, L.vocab, c.model.max_length, path, true);
+  const int64_t eos = tok ? tok->eos_id() : -1;
+  std::string lines;
+  int64_t generated = 0;
+  core::Progress progress("predict", data.ids.size(), opts.progress_mode(), opts.quiet);
+  for (size_t i = 0; i < data.ids.size(); ++i) {
+    core::throw_if_stop_requested();
+    auto out = generate_greedy(*L.model, data.ids[i], c.generate.max_new_tokens, eos, c.model.max_length, s.device);
+    generated += static_cast<int64_t>(out.size());
+    json row = {{"prompt_ids", data.ids[i]}, {"completion_ids", out}};
+    if (tok) {
+      row["prompt"] = data.prompt[i];
+      row["completion"] = tok->decode(out);
+    }
+    lines += row.dump() + "\n";
+    progress.update(i + 1);
+  }
+  progress.finish();
+  fs::create_directories(s.out);
+  core::write_file_atomic(s.out / "predictions.jsonl", lines);
+  core::emit_result(opts,
+                    json{{"examples", data.ids.size()}, {"generated_tokens", generated},
+                         {"predictions", (s.out / "predictions.jsonl").string()}},
+                    "continued " + std::to_string(data.ids.size()) + " prompts greedily (" + std::to_string(generated) +
+                        " tokens)\nwrote " + (s.out / "predictions.jsonl").string() + "\n");
+  return 0;
+}
+
+}  // namespace
 
 int finetune_predict(const core::CommonOptions& opts) {
   Setup s = setup(opts);
   const auto& c = s.cfg;
   const std::string path = !c.data.predict.empty() ? c.data.predict : c.data.test;
+  if (model_type(c) == "llama") return predict_causal_lm(opts, s, path);
   auto rows = nn::read_labeled_jsonl(path, false);
   Loaded L = load_model_with_adapter(s);
   auto tok = load_tokenizer(c);
-  check_length(L.model, c, "model.max_length", c.model.max_length);
+  check_length(L.max_positions, c, "model.max_length", c.model.max_length);
   Encoded data = encode(rows, tok, L.state.labels, c.model.max_length, path, false);
-  EvalResult r = evaluate(L.model, data, c.train.eval_batch_size, tok.pad_id(), s.device, false);
+  EvalResult r = evaluate(*L.model, data, c.train.eval_batch_size, tok.pad_id(), s.device, false);
   std::string lines;
   std::map<std::string, int64_t> counts;
   at::Tensor arg = r.probs.argmax(-1);
@@ -644,14 +865,14 @@ int finetune_merge(const core::CommonOptions& opts) {
   Setup s = setup(opts);
   Loaded L = load_model_with_adapter(s);
   // check on a few random rows that the merged model computes what the adapter did
-  const int64_t V = L.model.config().vocab_size;
+  const int64_t V = L.vocab;
   at::Tensor ids = at::randint(std::min<int64_t>(1000, V / 2), V, {4, 16}, at::kLong).to(s.device);
   at::Tensor mask = at::ones({4, 16}, at::kLong).to(s.device);
   c10::NoGradGuard ng;
-  at::Tensor before = L.model.forward(ids, mask);
-  merge(L.model, L.set);
-  L.model.clear_adapters();
-  at::Tensor after = L.model.forward(ids, mask);
+  at::Tensor before = L.model->forward(ids, mask);
+  merge(*L.model, L.set);
+  L.model->clear_adapters();
+  at::Tensor after = L.model->forward(ids, mask);
   const double diff = (before - after).abs().max().item<double>();
   // written into a temporary sibling folder, renamed into place only when complete: a
   // failed merge leaves no half folder and an old OUT/merged intact
@@ -668,9 +889,13 @@ int finetune_merge(const core::CommonOptions& opts) {
   fs::create_directories(s.out);
   fs::remove_all(tmp);
   fs::create_directories(tmp);
-  L.model.save_hf(tmp);
-  core::write_file_atomic(tmp / "vocab.txt", core::read_file(fs::path(s.cfg.model.path) / "vocab.txt"));
-  core::write_file_atomic(tmp / "labels.json", json(L.state.labels).dump() + "\n");
+  L.model->save_hf(tmp);
+  // the tokenizer files beside the weights, so the folder is a complete model
+  for (const char* name : {"vocab.txt", "tokenizer.model", "tokenizer_config.json"}) {
+    const fs::path src = fs::path(s.cfg.model.path) / name;
+    if (fs::exists(src)) core::write_file_atomic(tmp / name, core::read_file(src));
+  }
+  if (!L.state.labels.empty()) core::write_file_atomic(tmp / "labels.json", json(L.state.labels).dump() + "\n");
   core::throw_if_stop_requested();
   if (fs::exists(dir)) fs::rename(dir, old);
   fs::rename(tmp, dir);
@@ -695,6 +920,43 @@ int finetune_export(const core::CommonOptions& opts) {
   return 0;
 }
 
+int finetune_convert(const core::CommonOptions& opts) {
+  Setup s = setup(opts);
+  const auto& c = s.cfg;
+  if (c.convert.input.empty()) {
+    throw core::ConfigError("key 'convert.input': expected the path of a llama2.c .bin checkpoint, found \"\"");
+  }
+  std::optional<std::string> tokenizer;
+  if (!c.convert.tokenizer.empty()) {
+    // checked (and read) before anything is written
+    (void)nn::SentencePieceTokenizer::from_model_file(c.convert.tokenizer, {});
+    tokenizer = core::read_file(c.convert.tokenizer);
+  }
+  nn::Llama2cSummary sum = nn::convert_llama2c(c.convert.input, s.out);
+  if (tokenizer) core::write_file_atomic(s.out / "tokenizer.model", *tokenizer);
+  const auto& h = sum.header;
+  json summary = {{"input", c.convert.input},
+                  {"out", s.out.string()},
+                  {"dim", h.dim},
+                  {"hidden_dim", h.hidden_dim},
+                  {"layers", h.n_layers},
+                  {"heads", h.n_heads},
+                  {"kv_heads", h.n_kv_heads},
+                  {"vocab", std::abs(h.vocab_size)},
+                  {"seq_len", h.seq_len},
+                  {"tied_embeddings", h.shared_classifier()},
+                  {"parameters", sum.parameters},
+                  {"tokenizer", tokenizer.has_value()}};
+  core::emit_result(opts, summary,
+                    core::format_table({{"dim", "hidden", "layers", "heads", "kv heads", "vocab", "seq len", "parameters"},
+                                        {std::to_string(h.dim), std::to_string(h.hidden_dim), std::to_string(h.n_layers),
+                                         std::to_string(h.n_heads), std::to_string(h.n_kv_heads),
+                                         std::to_string(std::abs(h.vocab_size)), std::to_string(h.seq_len),
+                                         std::to_string(sum.parameters)}}) +
+                        "wrote " + (s.out / "config.json").string() + " and " + (s.out / "model.safetensors").string() +
+                        (tokenizer ? " and tokenizer.model" : "") + "\n");
+  return 0;
+}
 
 namespace {
 // Peak resident set size of this process so far, in MiB (getrusage: ru_maxrss is in KiB on Linux).
@@ -708,6 +970,9 @@ double max_rss_mib() {
 int finetune_bench(const core::CommonOptions& opts) {
   Setup s = setup(opts);
   const auto& c = s.cfg;
+  if (model_type(c) != "bert") {
+    throw core::ConfigError("key 'model.path': bench times BERT sequence classifiers; " + c.model.path + " holds a llama model");
+  }
   auto rows = nn::read_labeled_jsonl(c.data.train);
   const auto labels = nn::label_set(rows, c.data.labels);
   if (labels.size() < 2) throw core::InputError(c.data.train + ": expected at least 2 distinct labels");
@@ -736,7 +1001,7 @@ int finetune_bench(const core::CommonOptions& opts) {
   ids = ids.to(s.device);
 
   auto model = nn::BertClassifier::load(c.model.path, static_cast<int64_t>(labels.size()), c.seed);
-  check_length(model, c, "bench.length", L);
+  check_length(model.config().max_position_embeddings, c, "bench.length", L);
   LoraSet set = attach_lora(model, c.lora, c.seed + 17);
   model.to(s.device);
   std::vector<at::Tensor> params = {model.param("classifier.weight"), model.param("classifier.bias")};

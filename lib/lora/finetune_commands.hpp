@@ -1,5 +1,5 @@
 // The subcommands of lora-finetune, one function each (tools/lora-finetune/main.cpp only
-// parses the command line): train, eval, predict, merge, export, bench. Each returns the exit
+// parses the command line): train, eval, predict, merge, export, convert, bench. Each returns the exit
 // code; errors are thrown as core::Error and reported once by core::run_main.
 #pragma once
 
@@ -18,6 +18,10 @@ int finetune_predict(const core::CommonOptions& opts);
 int finetune_merge(const core::CommonOptions& opts);
 // Writes the adapter in the PEFT layout to OUT/peft (adapter_config.json + adapter_model.safetensors).
 int finetune_export(const core::CommonOptions& opts);
+// Converts the llama2.c checkpoint convert.input into a Hugging Face LLaMA folder OUT
+// (config.json + model.safetensors, q/k rows permuted to rotate-half; convert.tokenizer,
+// when given, is copied in as tokenizer.model).
+int finetune_convert(const core::CommonOptions& opts);
 // Times bench.steps LoRA training steps (after bench.warmup untimed ones) on one fixed batch
 // of train.batch_size rows × bench.length real tokens from data.train; prints JSON
 // (step seconds, tokens/s, peak RSS).

@@ -10,7 +10,7 @@ FinetuneConfig read_finetune_config(const core::ConfigDoc& doc, std::optional<ui
   if (seed) c.seed = *seed;
 
   auto m = root.child("model");
-  m.get("path", c.model.path).get("max_length", c.model.max_length, core::in_range<int64_t>(3, 512));
+  m.get("path", c.model.path).get("max_length", c.model.max_length, core::in_range<int64_t>(3, 1 << 20));
   m.get("lower_case", c.model.lower_case);
 
   auto d = root.child("data");
@@ -79,6 +79,9 @@ FinetuneConfig read_finetune_config(const core::ConfigDoc& doc, std::optional<ui
   t.get("checkpoint_every", c.train.checkpoint_every, core::at_least<int64_t>(0));
   t.get("run_steps", c.train.run_steps, core::at_least<int64_t>(0));
   if (c.train.max_steps == 0 && c.train.epochs == 0) t.fail("max_steps", "max_steps > 0 or epochs > 0", "both 0");
+
+  root.child("generate").get("max_new_tokens", c.generate.max_new_tokens, core::in_range<int64_t>(1, 1 << 20));
+  root.child("convert").get("input", c.convert.input).get("tokenizer", c.convert.tokenizer);
 
   auto b = root.child("bench");
   b.get("warmup", c.bench.warmup, core::in_range<int64_t>(0, 1000)).get("steps", c.bench.steps, core::in_range<int64_t>(1, 100000));

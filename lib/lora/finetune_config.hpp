@@ -18,7 +18,10 @@ namespace mlsys::lora {
 struct FinetuneConfig {
   uint64_t seed = 0;
   struct Model {
-    std::string path = ".deps/models/all-MiniLM-L6-v2";  // Hugging Face folder (config.json, model.safetensors, vocab.txt)
+    // Hugging Face folder: config.json + model.safetensors, and vocab.txt (BERT) or an
+    // optional tokenizer.model (LLaMA); model_type picks the task (bert: classification,
+    // llama: causal LM)
+    std::string path = ".deps/models/all-MiniLM-L6-v2";
     int64_t max_length = 64;
     bool lower_case = true;
   } model;
@@ -48,6 +51,13 @@ struct FinetuneConfig {
     int64_t checkpoint_every = 0;  // also write OUT/checkpoint.h5 every N steps (0 = at evaluations and stops only)
     int64_t run_steps = 0;         // optimiser steps in this invocation, then checkpoint and exit (0 = to the end)
   } train;
+  struct Generate {
+    int64_t max_new_tokens = 32;  // predict with a causal LM: greedy continuation length
+  } generate;
+  struct Convert {
+    std::string input;      // convert: a llama2.c .bin checkpoint
+    std::string tokenizer;  // convert: a tokenizer.model to copy beside it ("" = none)
+  } convert;
   struct Bench {
     int64_t warmup = 3;   // untimed steps before the timed ones
     int64_t steps = 10;   // timed optimiser steps

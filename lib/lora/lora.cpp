@@ -68,11 +68,11 @@ std::vector<std::string> resolve_targets(const std::vector<std::string>& linears
   return out;
 }
 
-LoraSet attach_lora(nn::BertClassifier& model, const LoraConfig& cfg, uint64_t seed) {
+LoraSet attach_lora(nn::TransformerModel& model, const LoraConfig& cfg, uint64_t seed) {
   LoraSet set{cfg, {}};
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   for (auto& [n, t] : model.params()) t.set_requires_grad(false);
-  for (const auto& name : resolve_targets(model.linear_names(), cfg.targets)) {
+  for (const auto& name : resolve_targets(model.linear_names(), cfg.targets, model.output_layer())) {
     const at::Tensor& W = model.param(name + ".weight");
     const int64_t d_out = W.size(0), d_in = W.size(1);
     at::Tensor A;
@@ -92,16 +92,24 @@ LoraSet attach_lora(nn::BertClassifier& model, const LoraConfig& cfg, uint64_t s
   return set;
 }
 
-void merge(nn::BertClassifier& model, LoraSet& set) {
+void merge(nn::TransformerModel& model, LoraSet& set) {
   c10::NoGradGuard g;
   for (auto& [name, ad] : set.adapters) {
     if (ad->merged) continue;
+    // a tied weight (LLaMA's lm_head reading the embeddings) would change the other use too
+    const at::Tensor& W = model.param(name + ".weight");
+    for (const auto& [other, t] : model.params()) {
+      if (other != name + ".weight" && t.is_same(W)) {
+        throw core::ConfigError("cannot merge the adapter of '" + name + "': its weight is tied to '" + other +
+                                "' (keep the adapter unmerged)");
+      }
+    }
     model.param(name + ".weight").add_(at::matmul(ad->B, ad->A) * ad->scale);
     ad->merged = true;
   }
 }
 
-void unmerge(nn::BertClassifier& model, LoraSet& set) {
+void unmerge(nn::TransformerModel& model, LoraSet& set) {
   c10::NoGradGuard g;
   for (auto& [name, ad] : set.adapters) {
     if (!ad->merged) continue;
@@ -110,20 +118,27 @@ void unmerge(nn::BertClassifier& model, LoraSet& set) {
   }
 }
 
-AdapterState state_of(const nn::BertClassifier& model, const LoraSet& set, const std::vector<std::string>& labels,
+AdapterState state_of(const nn::TransformerModel& model, const LoraSet& set, const std::vector<std::string>& labels,
                       const std::string& base_model) {
   AdapterState s;
   s.cfg = set.cfg;
   // copies (not views of the live parameters): a snapshot stays as it was while training goes on
   for (const auto& [name, ad] : set.adapters) s.ab[name] = {ad->A.detach().cpu().clone(), ad->B.detach().cpu().clone()};
-  s.head_weight = model.param("classifier.weight").detach().cpu().clone();
-  s.head_bias = model.param("classifier.bias").detach().cpu().clone();
+  s.task_type = model.task_type();
+  if (s.task_type == "SEQ_CLS") {
+    s.head_weight = model.param("classifier.weight").detach().cpu().clone();
+    s.head_bias = model.param("classifier.bias").detach().cpu().clone();
+  }
   s.labels = labels;
   s.base_model = base_model;
   return s;
 }
 
-LoraSet attach_state(nn::BertClassifier& model, const AdapterState& state, const std::string& source) {
+LoraSet attach_state(nn::TransformerModel& model, const AdapterState& state, const std::string& source) {
+  if (state.task_type != model.task_type()) {
+    throw core::InputError(source + ": adapter task_type " + state.task_type + " does not fit the model (" +
+                           model.task_type() + ")");
+  }
   LoraSet set{state.cfg, {}};
   const auto linears = model.linear_names();
   for (auto& [n, t] : model.params()) t.set_requires_grad(false);
@@ -144,7 +159,7 @@ LoraSet attach_state(nn::BertClassifier& model, const AdapterState& state, const
     model.set_adapter(name, ad);
     set.adapters[name] = ad;
   }
-  if (state.head_weight.defined()) {
+  if (state.head_weight.defined() && model.task_type() == "SEQ_CLS") {
     const at::Tensor& hw = model.param("classifier.weight");
     if (state.head_weight.sizes() != hw.sizes()) {
       throw core::InputError(source + ": classifier head has " + std::to_string(state.head_weight.size(0)) +
@@ -165,8 +180,10 @@ void save_adapter_h5(const fs::path& path, const AdapterState& s, const std::str
     tensor::write_tensor(w, "/lora/" + name + "/A", ab.first);
     tensor::write_tensor(w, "/lora/" + name + "/B", ab.second);
   }
-  tensor::write_tensor(w, "/head/weight", s.head_weight);
-  tensor::write_tensor(w, "/head/bias", s.head_bias);
+  if (s.head_weight.defined()) {
+    tensor::write_tensor(w, "/head/weight", s.head_weight);
+    tensor::write_tensor(w, "/head/bias", s.head_bias);
+  }
   w.write_strings("/labels", s.labels);
   w.write_strings("/targets", s.cfg.targets);
   w.set_attr("/", "r", s.cfg.r);
@@ -174,6 +191,7 @@ void save_adapter_h5(const fs::path& path, const AdapterState& s, const std::str
   w.set_attr("/", "rslora", static_cast<int64_t>(s.cfg.rslora));
   w.set_attr("/", "lora_dropout", s.cfg.input_dropout);
   w.set_attr("/", "base_model", s.base_model);
+  w.write_strings("/task_type", {s.task_type});
   w.commit();
 }
 
@@ -181,8 +199,16 @@ AdapterState load_adapter_h5(const fs::path& path) {
   if (!fs::exists(path)) throw core::InputError(path.string() + ": adapter file not found (run lora-finetune train first)");
   core::H5Reader r(path);
   AdapterState s;
-  if (!r.has("/lora") || !r.has("/head/weight")) {
-    throw core::InputError(path.string() + ": not a lora-finetune adapter (expected /lora and /head groups)");
+  if (!r.has("/lora")) throw core::InputError(path.string() + ": not a lora-finetune adapter (expected a /lora group)");
+  if (r.has("/task_type")) {
+    auto tt = r.read_strings("/task_type");
+    if (tt.size() != 1 || (tt[0] != "SEQ_CLS" && tt[0] != "CAUSAL_LM")) {
+      throw core::InputError(path.string() + ": /task_type: expected SEQ_CLS or CAUSAL_LM");
+    }
+    s.task_type = tt[0];
+  }
+  if (s.task_type == "SEQ_CLS" && !r.has("/head/weight")) {
+    throw core::InputError(path.string() + ": a SEQ_CLS adapter needs the /head group (classifier weight and bias)");
   }
   s.cfg.r = r.attr_int("/", "r");
   s.cfg.alpha = r.attr_double("/", "alpha");
@@ -206,8 +232,10 @@ AdapterState load_adapter_h5(const fs::path& path) {
       }
     }
   }
-  s.head_weight = tensor::read_tensor(r, "/head/weight");
-  s.head_bias = tensor::read_tensor(r, "/head/bias");
+  if (r.has("/head/weight")) {
+    s.head_weight = tensor::read_tensor(r, "/head/weight");
+    s.head_bias = tensor::read_tensor(r, "/head/bias");
+  }
   return s;
 }
 
@@ -224,13 +252,16 @@ void export_peft(const fs::path& dir, const AdapterState& s) {
     named.emplace_back(kPrefix + name + ".lora_A.weight", ab.first);
     named.emplace_back(kPrefix + name + ".lora_B.weight", ab.second);
   }
-  named.emplace_back(std::string(kPrefix) + "classifier.weight", s.head_weight);
-  named.emplace_back(std::string(kPrefix) + "classifier.bias", s.head_bias);
+  const bool head = s.head_weight.defined();
+  if (head) {
+    named.emplace_back(std::string(kPrefix) + "classifier.weight", s.head_weight);
+    named.emplace_back(std::string(kPrefix) + "classifier.bias", s.head_bias);
+  }
   // target_modules as full module paths: PEFT matches them exactly, whatever the selection rule was
   std::vector<std::string> targets;
   for (const auto& [name, ab] : s.ab) targets.push_back(name);
   json cfg = {{"peft_type", "LORA"},
-              {"task_type", "SEQ_CLS"},
+              {"task_type", s.task_type},
               {"r", s.cfg.r},
               {"lora_alpha", s.cfg.alpha},
               {"lora_dropout", s.cfg.input_dropout},
@@ -241,9 +272,10 @@ void export_peft(const fs::path& dir, const AdapterState& s) {
               {"inference_mode", true},
               {"init_lora_weights", true},
               {"target_modules", targets},
-              {"modules_to_save", {"classifier"}},
+              {"modules_to_save", head ? json{"classifier"} : json(nullptr)},
               {"base_model_name_or_path", fs::path(s.base_model).filename().string()},
               {"mlsys_labels", s.labels}};
+  if (!head && s.labels.empty()) cfg.erase("mlsys_labels");
   tensor::save_safetensors(dir / "adapter_model.safetensors", named, {{"format", "pt"}});
   core::write_file_atomic(dir / "adapter_config.json", cfg.dump(2) + "\n");
 }
@@ -308,6 +340,13 @@ AdapterState import_peft(const fs::path& dir) {
     s.base_model = j["base_model_name_or_path"].get<std::string>();
   }
   s.labels = get_strings("mlsys_labels");
+  if (has("task_type")) {
+    if (!j["task_type"].is_string()) bad("task_type", "a string");
+    s.task_type = j["task_type"].get<std::string>();
+    if (s.task_type != "SEQ_CLS" && s.task_type != "CAUSAL_LM") {
+      unsupported("task_type", "a task other than SEQ_CLS and CAUSAL_LM");
+    }
+  }
   for (const char* key : {"rank_pattern", "alpha_pattern"}) {
     if (!has(key)) continue;
     if (!j[key].is_object()) bad(key, "an object");
@@ -349,6 +388,9 @@ AdapterState import_peft(const fs::path& dir) {
     s.ab[m] = {a, b->second};
   }
   if (s.ab.empty()) throw core::InputError(st_path.string() + ": no lora_A/lora_B tensors");
+  if (s.task_type == "CAUSAL_LM" && s.head_weight.defined()) {
+    throw core::InputError(st_path.string() + ": a CAUSAL_LM adapter holds no classifier (found base_model.model.classifier.*)");
+  }
   if (s.head_weight.defined() != s.head_bias.defined()) {
     throw core::InputError(st_path.string() + ": the classifier needs both weight and bias");
   }

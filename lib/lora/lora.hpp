@@ -13,7 +13,8 @@
 
 #include <ATen/core/Tensor.h>
 
-#include "nn/bert.hpp"
+#include "nn/bert.hpp"  // nn::BertClassifier for the classification commands
+#include "nn/model.hpp"
 
 namespace mlsys::lora {
 
@@ -52,35 +53,44 @@ struct LoraSet {
                                                        const std::string& output_layer = "classifier");
 
 // Freshly initialised adapters (seeded) attached to `model`; the base weights are frozen.
-LoraSet attach_lora(nn::BertClassifier& model, const LoraConfig& cfg, uint64_t seed);
+// "all-linear" leaves out model.output_layer().
+LoraSet attach_lora(nn::TransformerModel& model, const LoraConfig& cfg, uint64_t seed);
 
 // W ← W + s·B·A for every adapter (then the adapter adds nothing); unmerge subtracts it.
-void merge(nn::BertClassifier& model, LoraSet& set);
-void unmerge(nn::BertClassifier& model, LoraSet& set);
+// core::ConfigError for an adapter on a tied weight (lm_head with tie_word_embeddings).
+void merge(nn::TransformerModel& model, LoraSet& set);
+void unmerge(nn::TransformerModel& model, LoraSet& set);
 
 // What an adapter file holds: config, A/B per module, the classification head, labels.
 struct AdapterState {
   LoraConfig cfg;
   std::map<std::string, std::pair<at::Tensor, at::Tensor>> ab;  // module -> (A, B)
-  at::Tensor head_weight, head_bias;                             // classifier (modules_to_save)
+  // classifier (PEFT modules_to_save) of a SEQ_CLS model; undefined for a causal LM
+  at::Tensor head_weight, head_bias;
   std::vector<std::string> labels;
   std::string base_model;
+  std::string task_type = "SEQ_CLS";  // PEFT's: SEQ_CLS | CAUSAL_LM
 };
 
-[[nodiscard]] AdapterState state_of(const nn::BertClassifier& model, const LoraSet& set,
+// A snapshot (copies) of the adapters; the head is taken when model.task_type() is SEQ_CLS.
+[[nodiscard]] AdapterState state_of(const nn::TransformerModel& model, const LoraSet& set,
                                     const std::vector<std::string>& labels, const std::string& base_model);
 // Attaches `state` to `model` (shapes checked: core::InputError naming `source` and the
-// module) and installs its head.
-LoraSet attach_state(nn::BertClassifier& model, const AdapterState& state, const std::string& source);
+// module) and installs its head, if it has one. A state whose task_type differs from the
+// model's is a core::InputError.
+LoraSet attach_state(nn::TransformerModel& model, const AdapterState& state, const std::string& source);
 
-// HDF5: /lora/<module>/A, /lora/<module>/B, /head/weight, /head/bias, /labels, root attrs
-// r, alpha, rslora, targets, base_model (plus the artifact attributes and config).
+// HDF5: /lora/<module>/A, /lora/<module>/B, /head/weight, /head/bias (SEQ_CLS only),
+// /labels, /targets, /task_type (absent in older files: SEQ_CLS), root attrs r, alpha,
+// rslora, lora_dropout, base_model (plus the artifact attributes and config).
 void save_adapter_h5(const std::filesystem::path& path, const AdapterState& state, const std::string& program,
                      const std::string& config_json);
 [[nodiscard]] AdapterState load_adapter_h5(const std::filesystem::path& path);
 
 // PEFT: DIR/adapter_config.json + DIR/adapter_model.safetensors with keys
-// base_model.model.<module>.lora_{A,B}.weight and base_model.model.classifier.{weight,bias}.
+// base_model.model.<module>.lora_{A,B}.weight, and for SEQ_CLS the head
+// base_model.model.classifier.{weight,bias} (modules_to_save); task_type as in the state
+// (a LLaMA module: base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight).
 void export_peft(const std::filesystem::path& dir, const AdapterState& state);
 [[nodiscard]] AdapterState import_peft(const std::filesystem::path& dir);
 

@@ -75,7 +75,7 @@ at::Tensor js_divergence(const at::Tensor& logits1, const at::Tensor& logits2) {
   return (0.5 * (kl1 + kl2)).mean();
 }
 
-LossParts classification_loss(const nn::BertClassifier& model, const at::Tensor& ids, const at::Tensor& mask,
+LossParts classification_loss(const nn::TransformerModel& model, const at::Tensor& ids, const at::Tensor& mask,
                               const at::Tensor& labels, const UnifiedDropout& drop, bool training) {
   LossParts out;
   if (!training || !drop.two_pass()) {
@@ -90,6 +90,48 @@ LossParts classification_loss(const nn::BertClassifier& model, const at::Tensor&
   at::Tensor l1 = logits.narrow(0, 0, B), l2 = logits.narrow(0, B, B);
   at::Tensor ce = 0.5 * (at::cross_entropy_loss(l1, labels) + at::cross_entropy_loss(l2, labels));
   at::Tensor cons = drop.consistency == Consistency::kl ? bidirectional_kl(l1, l2) : js_divergence(l1, l2);
+  out.loss = ce + drop.consistency_weight * cons;
+  out.logits = l1;
+  out.ce = ce.item<double>();
+  out.consistency = cons.item<double>();
+  return out;
+}
+
+namespace {
+
+// The next-token logits of the target positions [N, V] and their targets [N].
+std::pair<at::Tensor, at::Tensor> lm_targets(const at::Tensor& logits, const at::Tensor& ids, const at::Tensor& sel) {
+  const int64_t V = logits.size(-1), L = logits.size(1);
+  at::Tensor pred = logits.narrow(1, 0, L - 1).reshape({-1, V});
+  at::Tensor tgt = ids.narrow(1, 1, L - 1).reshape({-1});
+  return {pred.index_select(0, sel), tgt.index_select(0, sel)};
+}
+
+}  // namespace
+
+LossParts causal_lm_loss(const nn::TransformerModel& model, const at::Tensor& ids, const at::Tensor& mask,
+                         const at::Tensor& loss_mask, const UnifiedDropout& drop, bool training) {
+  if (ids.dim() != 2 || loss_mask.sizes() != ids.sizes() || mask.sizes() != ids.sizes()) {
+    throw core::RuntimeFailure("causal_lm_loss: ids, mask and loss_mask must all be [B, L]");
+  }
+  // flat indices of the predicting positions t (0..L-2) whose next token is a target
+  at::Tensor sel = loss_mask.narrow(1, 1, ids.size(1) - 1).reshape({-1}).ne(0).nonzero().squeeze(1);
+  if (sel.numel() == 0) throw core::InputError("causal LM batch without any target token (all loss_mask zero)");
+  LossParts out;
+  if (!training || !drop.two_pass()) {
+    out.logits = model.forward(ids, mask, drop.sites, training);
+    auto [pred, tgt] = lm_targets(out.logits, ids, sel);
+    out.loss = at::cross_entropy_loss(pred, tgt);
+    out.ce = out.loss.item<double>();
+    return out;
+  }
+  const int64_t B = ids.size(0);
+  at::Tensor logits = model.forward(at::cat({ids, ids}), at::cat({mask, mask}), drop.sites, true);
+  at::Tensor l1 = logits.narrow(0, 0, B), l2 = logits.narrow(0, B, B);
+  auto [p1, tgt] = lm_targets(l1, ids, sel);
+  auto [p2, tgt2] = lm_targets(l2, ids, sel);
+  at::Tensor ce = 0.5 * (at::cross_entropy_loss(p1, tgt) + at::cross_entropy_loss(p2, tgt));
+  at::Tensor cons = drop.consistency == Consistency::kl ? bidirectional_kl(p1, p2) : js_divergence(p1, p2);
   out.loss = ce + drop.consistency_weight * cons;
   out.logits = l1;
   out.ce = ce.item<double>();

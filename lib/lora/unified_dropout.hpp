@@ -11,7 +11,7 @@
 
 #include <ATen/core/Tensor.h>
 
-#include "nn/bert.hpp"
+#include "nn/model.hpp"
 #include "nn/structured_dropout.hpp"
 
 namespace mlsys::lora {
@@ -40,7 +40,7 @@ struct UnifiedDropout {
 
 struct LossParts {
   at::Tensor loss;    // to back-propagate
-  at::Tensor logits;  // [B, C] (the first pass)
+  at::Tensor logits;  // [B, C] or [B, L, V] (the first pass)
   double ce = 0;      // mean cross-entropy
   double consistency = 0;
 };
@@ -48,8 +48,19 @@ struct LossParts {
 // The training (or evaluation) loss of one batch under the framework. With a consistency
 // measure and `training`, the batch is doubled and run in one forward pass (independent
 // masks per copy): ½(CE1+CE2) + α·D(p1, p2). At eval: plain CE, no dropout.
-[[nodiscard]] LossParts classification_loss(const nn::BertClassifier& model, const at::Tensor& ids,
+[[nodiscard]] LossParts classification_loss(const nn::TransformerModel& model, const at::Tensor& ids,
                                             const at::Tensor& mask, const at::Tensor& labels,
                                             const UnifiedDropout& drop, bool training);
+
+// The causal-LM loss of one batch under the framework: next-token cross-entropy, the
+// logits at position t predicting ids[t+1], averaged over the tokens t+1 where
+// `loss_mask` [B, L] (aligned with ids: 1 = this token is a target) is 1. For plain text
+// pass loss_mask = attention_mask; for prompt/completion, 1 on the completion tokens only.
+// (Position 0 is never a target.) With a consistency measure and `training`: one forward
+// over the doubled batch, ½(CE1+CE2) + α·D over the next-token distributions of the
+// target positions. core::InputError when no position is a target.
+[[nodiscard]] LossParts causal_lm_loss(const nn::TransformerModel& model, const at::Tensor& ids,
+                                       const at::Tensor& mask, const at::Tensor& loss_mask,
+                                       const UnifiedDropout& drop, bool training);
 
 }  // namespace mlsys::lora

@@ -67,6 +67,66 @@ std::map<std::string, at::Tensor> load_hf_tensors(const fs::path& dir) {
   return out;
 }
 
+std::string hf_checkpoint_file(const fs::path& dir) {
+  return (dir / (fs::exists(dir / "model.safetensors") ? "model.safetensors" : "model.safetensors.index.json")).string();
+}
+
+std::string shape_str(at::IntArrayRef s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? "," : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+at::Tensor checked_tensor(const std::map<std::string, at::Tensor>& tensors, const std::vector<std::string>& keys,
+                          const std::vector<int64_t>& shape, const std::string& file, const std::string& why) {
+  auto it = tensors.end();
+  for (const auto& k : keys) {
+    it = tensors.find(k);
+    if (it != tensors.end()) break;
+  }
+  if (it == tensors.end()) throw core::InputError(file + ": tensor '" + keys.front() + "' not found (" + why + ")");
+  if (it->second.sizes() != at::IntArrayRef(shape)) {
+    throw core::InputError(file + ": tensor '" + keys.front() + "': expected shape " + shape_str(shape) +
+                           " (from config.json), found " + shape_str(it->second.sizes()));
+  }
+  return it->second.contiguous();
+}
+
+// ------------------------------------------------------------------ TransformerModel (model.hpp)
+
+at::Tensor& TransformerModel::param(const std::string& name) {
+  auto it = params_.find(name);
+  if (it == params_.end()) throw core::RuntimeFailure("the model has no parameter '" + name + "'");
+  return it->second;
+}
+
+const at::Tensor& TransformerModel::param(const std::string& name) const {
+  return const_cast<TransformerModel*>(this)->param(name);
+}
+
+void TransformerModel::set_adapter(const std::string& linear, std::shared_ptr<LinearAdapter> adapter) {
+  if (adapter) adapters_[linear] = std::move(adapter);
+  else adapters_.erase(linear);
+}
+
+void TransformerModel::to(const c10::Device& device) {
+  for (auto& [n, t] : params_) {
+    const bool rg = t.requires_grad();
+    t = t.detach().to(device);
+    if (rg) t.set_requires_grad(true);
+  }
+}
+
+at::Tensor TransformerModel::linear(const std::string& name, const at::Tensor& x, bool training) const {
+  auto b = params_.find(name + ".bias");
+  at::Tensor y = at::linear(x, param(name + ".weight"), b != params_.end() ? b->second : at::Tensor());
+  if (auto it = adapters_.find(name); it != adapters_.end()) {
+    at::Tensor d = it->second->delta(x, training);
+    if (d.defined()) y = y + d;
+  }
+  return y;
+}
+
 // ------------------------------------------------------------------ structured dropout
 
 std::string to_string(DropPosition p) {
@@ -231,12 +291,6 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> expected_tensors(const
   return out;
 }
 
-std::string shape_str(at::IntArrayRef s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? "," : "") + std::to_string(s[i]);
-  return r + "]";
-}
-
 void init_head(std::map<std::string, at::Tensor>& p, int64_t H, int64_t C, uint64_t seed) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   p["classifier.weight"] = at::normal(0.0, 0.02, {C, H}, gen);
@@ -251,23 +305,14 @@ BertClassifier BertClassifier::load(const fs::path& dir, int64_t num_labels, uin
   m.num_labels_ = num_labels;
   auto tensors = load_hf_tensors(dir);
   const bool prefixed = tensors.count("bert.embeddings.word_embeddings.weight") > 0;
-  const std::string file = (dir / (fs::exists(dir / "model.safetensors") ? "model.safetensors" : "model.safetensors.index.json")).string();
+  const std::string file = hf_checkpoint_file(dir);
   for (const auto& [name, shape] : expected_tensors(m.cfg_)) {
     std::string key = prefixed ? name : name.substr(5);
-    auto it = tensors.find(key);
-    if (it == tensors.end()) {
-      // old checkpoints: LayerNorm.gamma / LayerNorm.beta
-      std::string alt = key;
-      if (alt.ends_with("LayerNorm.weight")) alt.replace(alt.size() - 6, 6, "gamma");
-      else if (alt.ends_with("LayerNorm.bias")) alt.replace(alt.size() - 4, 4, "beta");
-      it = tensors.find(alt);
-    }
-    if (it == tensors.end()) throw core::InputError(file + ": tensor '" + key + "' not found (a BERT checkpoint needs it)");
-    if (it->second.sizes() != at::IntArrayRef(shape)) {
-      throw core::InputError(file + ": tensor '" + key + "': expected shape " + shape_str(shape) + " (from config.json), found " +
-                             shape_str(it->second.sizes()));
-    }
-    m.params_[name] = it->second.contiguous();
+    // old checkpoints: LayerNorm.gamma / LayerNorm.beta
+    std::string alt = key;
+    if (alt.ends_with("LayerNorm.weight")) alt.replace(alt.size() - 6, 6, "gamma");
+    else if (alt.ends_with("LayerNorm.bias")) alt.replace(alt.size() - 4, 4, "beta");
+    m.params_[name] = checked_tensor(tensors, {key, alt}, shape, file, "a BERT checkpoint needs it");
   }
   auto w = tensors.find("classifier.weight");
   auto b = tensors.find("classifier.bias");
@@ -321,37 +366,6 @@ std::vector<std::string> BertClassifier::linear_names() const {
   return out;
 }
 
-at::Tensor& BertClassifier::param(const std::string& name) {
-  auto it = params_.find(name);
-  if (it == params_.end()) throw core::RuntimeFailure("BERT model has no parameter '" + name + "'");
-  return it->second;
-}
-const at::Tensor& BertClassifier::param(const std::string& name) const {
-  return const_cast<BertClassifier*>(this)->param(name);
-}
-
-void BertClassifier::set_adapter(const std::string& linear, std::shared_ptr<LinearAdapter> adapter) {
-  if (adapter) adapters_[linear] = std::move(adapter);
-  else adapters_.erase(linear);
-}
-
-void BertClassifier::to(const c10::Device& device) {
-  for (auto& [n, t] : params_) {
-    const bool rg = t.requires_grad();
-    t = t.detach().to(device);
-    if (rg) t.set_requires_grad(true);
-  }
-}
-
-at::Tensor BertClassifier::linear(const std::string& name, const at::Tensor& x, bool training) const {
-  at::Tensor y = at::linear(x, params_.at(name + ".weight"), params_.at(name + ".bias"));
-  if (auto it = adapters_.find(name); it != adapters_.end()) {
-    at::Tensor d = it->second->delta(x, training);
-    if (d.defined()) y = y + d;
-  }
-  return y;
-}
-
 at::Tensor BertClassifier::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                                    const DropoutSites& drop, bool training) const {
   const int64_t B = input_ids.size(0), L = input_ids.size(1);
@@ -403,8 +417,7 @@ at::Tensor BertClassifier::forward(const at::Tensor& input_ids, const at::Tensor
   return linear("classifier", pooled, training);
 }
 
-void BertClassifier::save_hf(const fs::path& dir) const {
-  fs::create_directories(dir);
+json BertClassifier::config_json() const {
   json cfg = cfg_.raw;
   cfg["architectures"] = {"BertForSequenceClassification"};
   cfg["num_labels"] = num_labels_;
@@ -415,10 +428,15 @@ void BertClassifier::save_hf(const fs::path& dir) const {
   }
   cfg["id2label"] = id2label;
   cfg["label2id"] = label2id;
+  return cfg;
+}
+
+void BertClassifier::save_hf(const fs::path& dir) const {
+  fs::create_directories(dir);
   tensor::NamedTensors named;
   for (const auto& [n, t] : params_) named.emplace_back(n, t.detach().to(at::kCPU).contiguous());
   tensor::save_safetensors(dir / "model.safetensors", named, {{"format", "pt"}});
-  core::write_file_atomic(dir / "config.json", cfg.dump(2) + "\n");
+  core::write_file_atomic(dir / "config.json", config_json().dump(2) + "\n");
 }
 
 }  // namespace mlsys::nn

@@ -7,16 +7,13 @@
 
 #include <cstdint>
 #include <filesystem>
-#include <map>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
 #include <nlohmann/json.hpp>
 
-#include "nn/linear_adapter.hpp"
-#include "nn/structured_dropout.hpp"
+#include "nn/model.hpp"
 
 namespace mlsys::nn {
 
@@ -37,7 +34,7 @@ struct BertConfig {
   static BertConfig from_json(const nlohmann::json& j, const std::string& source);
 };
 
-class BertClassifier {
+class BertClassifier : public TransformerModel {
  public:
   // Loads `dir` (config.json + safetensors). The encoder tensors may carry the "bert."
   // prefix or not (sentence-transformers saves the bare BertModel); old LayerNorm
@@ -52,32 +49,25 @@ class BertClassifier {
   // logits [B, num_labels] for input_ids/attention_mask [B, L] (int64). With `training`
   // the sites in `drop` are active; at eval nothing is dropped or rescaled.
   [[nodiscard]] at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
-                                   const DropoutSites& drop = {}, bool training = false) const;
+                                   const DropoutSites& drop = {}, bool training = false) const override;
 
   // HF module paths of every Linear: "bert.encoder.layer.{i}.attention.self.query", ...,
   // "bert.pooler.dense", "classifier" (the output layer last).
-  [[nodiscard]] std::vector<std::string> linear_names() const;
-  [[nodiscard]] at::Tensor& param(const std::string& name);
-  [[nodiscard]] const at::Tensor& param(const std::string& name) const;
-  [[nodiscard]] std::map<std::string, at::Tensor>& params() { return params_; }
-  [[nodiscard]] const std::map<std::string, at::Tensor>& params() const { return params_; }
-  void set_adapter(const std::string& linear, std::shared_ptr<LinearAdapter> adapter);
-  void clear_adapters() { adapters_.clear(); }
+  [[nodiscard]] std::vector<std::string> linear_names() const override;
+  [[nodiscard]] std::string output_layer() const override { return "classifier"; }
+  [[nodiscard]] std::string task_type() const override { return "SEQ_CLS"; }
   [[nodiscard]] const BertConfig& config() const { return cfg_; }
   [[nodiscard]] int64_t num_labels() const { return num_labels_; }
-  // Moves every parameter to `device`.
-  void to(const c10::Device& device);
 
+  // config.json: the checkpoint's config with architectures, num_labels, id2label, label2id.
+  [[nodiscard]] nlohmann::json config_json() const override;
   // Writes a Hugging Face folder (config.json with num_labels + model.safetensors with
   // "bert."-prefixed names and the head), atomically per file.
-  void save_hf(const std::filesystem::path& dir) const;
+  void save_hf(const std::filesystem::path& dir) const override;
 
  private:
-  [[nodiscard]] at::Tensor linear(const std::string& name, const at::Tensor& x, bool training) const;
   BertConfig cfg_;
   int64_t num_labels_ = 2;
-  std::map<std::string, at::Tensor> params_;
-  std::map<std::string, std::shared_ptr<LinearAdapter>> adapters_;
 };
 
 }  // namespace mlsys::nn

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <vector>
 
 #include <ATen/core/Tensor.h>
 #include <nlohmann/json.hpp>
@@ -17,5 +18,17 @@ namespace mlsys::nn {
 [[nodiscard]] std::map<std::string, at::Tensor> load_hf_tensors(const std::filesystem::path& dir);
 // config.json parsed (core::InputError naming the file when missing or malformed).
 [[nodiscard]] nlohmann::json load_hf_config(const std::filesystem::path& dir);
+
+// "model.safetensors" or "model.safetensors.index.json" under `dir`, whichever load_hf_tensors
+// reads: the file that error messages about a tensor name.
+[[nodiscard]] std::string hf_checkpoint_file(const std::filesystem::path& dir);
+// "[2,3]"
+[[nodiscard]] std::string shape_str(at::IntArrayRef shape);
+// The first of `keys` that `tensors` holds, made contiguous, checked against `shape`.
+// core::InputError "<file>: tensor '<keys[0]>' not found (<why>)" or "...: expected shape
+// [..] (from config.json), found [..]".
+[[nodiscard]] at::Tensor checked_tensor(const std::map<std::string, at::Tensor>& tensors,
+                                        const std::vector<std::string>& keys, const std::vector<int64_t>& shape,
+                                        const std::string& file, const std::string& why);
 
 }  // namespace mlsys::nn

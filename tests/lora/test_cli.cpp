@@ -8,10 +8,12 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <random>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "core/atomic_file.hpp"
 #include "core/h5.hpp"
 #include "tensor/safetensors.hpp"
 #include "tests/cli_harness.hpp"
@@ -275,4 +277,109 @@ TEST_CASE("lora-finetune train --resume continues bit-for-bit") {
   CHECK(ma.read_f64("/eval/accuracy") == mb.read_f64("/eval/accuracy"));
   CHECK(ma.attr_int("/", "best_step") == mb.attr_int("/", "best_step"));
   CHECK(mb.attr_int("/", "resumed_at_step") == 9);
+}
+
+TEST_CASE("lora-finetune on a causal LM: convert stories260K, train, eval, predict, export, merge") {
+  mlsys::test::TempDir tmp{"mlsys-lora-lm"};
+  const fs::path dir = tmp.path, model = dir / "s260", out = dir / "out";
+  const char* exe = std::getenv("LORA_FINETUNE");
+  REQUIRE(exe != nullptr);
+  auto run_lm = [&](const std::string& args) { return mlsys::test::run_program(exe, args, tmp); };
+  Run r = run_lm("convert --set convert.input=" MLSYS_SOURCE_ROOT "/tests/nn/fixtures/stories260K/stories260K.bin --out " +
+                 model.string() + " --json");
+  INFO(r.err << r.out);
+  REQUIRE(r.code == 0);
+  auto j = nlohmann::json::parse(r.out);
+  CHECK(j["parameters"] == 260032);
+  CHECK(j["kv_heads"] == 4);
+  CHECK(fs::exists(model / "model.safetensors"));
+
+  // a copy task in token ids (stories260K ships no tokenizer): BOS, 6 random ids, then the
+  // same ids again as the completion; seeded, so the numbers below are fixed
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> tokid(3, 511);
+  for (const auto& [name, n] : {std::pair<const char*, int>{"train", 128}, {"valid", 32}}) {
+    std::ofstream f(dir / (std::string(name) + ".jsonl"));
+    for (int i = 0; i < n; ++i) {
+      std::vector<int> p = {1};
+      for (int k = 0; k < 6; ++k) p.push_back(tokid(rng));
+      f << nlohmann::json{{"prompt_ids", p}, {"completion_ids", std::vector<int>(p.begin() + 1, p.end())}}.dump() << "\n";
+    }
+  }
+  {
+    std::ofstream f(dir / "prompts.jsonl");
+    f << R"({"prompt_ids": [1, 40, 41]})" << "\n" << R"({"ids": [1, 300]})" << "\n";
+  }
+  const std::string base = "--set model.path=" + model.string() + " --set data.train=" + (dir / "train.jsonl").string() +
+                           " --set data.valid=" + (dir / "valid.jsonl").string() + " --set data.test=" +
+                           (dir / "valid.jsonl").string() + " --set model.max_length=32 --threads 1 --progress never --out " +
+                           out.string() + " --json";
+  // the base model's loss on the copy task (B = 0: the adapter adds nothing yet) is far
+  // above uniform guessing; training must bring it well down
+  r = run_lm("train " + base + " --set 'lora.targets=[\"q_proj\",\"v_proj\",\"o_proj\"]' --set train.lr=0.01" +
+             " --set train.max_steps=30 --set train.eval_every=10 --set train.batch_size=16");
+  INFO(r.err << r.out);
+  REQUIRE(r.code == 0);
+  j = nlohmann::json::parse(r.out);
+  CHECK(j["task"] == "causal-lm");
+  const double best = j["best_loss"].get<double>();
+  CHECK(best < 9.0);
+  CHECK(j["best_perplexity"].get<double>() == Approx(std::exp(best)).epsilon(1e-6));
+  mlsys::core::H5Reader m(out / "metrics.h5");
+  const auto losses = m.read_f64("/metrics/loss");
+  REQUIRE(losses.size() == 30);
+  CHECK(losses.back() < losses.front() - 2.0);
+
+  r = run_lm("eval " + base);
+  REQUIRE(r.code == 0);
+  j = nlohmann::json::parse(r.out);
+  CHECK(j["loss"].get<double>() == Approx(best).epsilon(1e-6));  // the kept adapter is the best one
+  CHECK(j["target_tokens"] == 32 * 6);
+
+  r = run_lm("predict " + base + " --set data.predict=" + (dir / "prompts.jsonl").string() +
+             " --set generate.max_new_tokens=5");
+  REQUIRE(r.code == 0);
+  std::ifstream pred(out / "predictions.jsonl");
+  std::string line;
+  int rows = 0;
+  while (std::getline(pred, line)) {
+    CHECK(nlohmann::json::parse(line)["completion_ids"].size() == 5);
+    ++rows;
+  }
+  CHECK(rows == 2);
+
+  r = run_lm("export " + base);
+  REQUIRE(r.code == 0);
+  auto cfg = nlohmann::json::parse(mlsys::core::read_file(out / "peft/adapter_config.json"));
+  CHECK(cfg["task_type"] == "CAUSAL_LM");
+  r = run_lm("merge " + base);
+  REQUIRE(r.code == 0);
+  CHECK(nlohmann::json::parse(r.out)["max_logit_difference"].get<double>() < 1e-4);
+
+  // a text example needs a tokenizer, which this folder lacks: exit 3 naming the line
+  {
+    std::ofstream f(dir / "text.jsonl");
+    f << R"({"prompt_ids": [1, 2], "completion_ids": [3]})" << "\n" << R"({"text": "Once upon a time"})" << "\n";
+  }
+  r = run_lm("train " + base + " --set data.train=" + (dir / "text.jsonl").string());
+  CHECK(r.code == 3);
+  CHECK(r.err.find("text.jsonl:2") != std::string::npos);
+  CHECK(r.err.find("tokenizer.model") != std::string::npos);
+  // an id outside the vocabulary
+  {
+    std::ofstream f(dir / "big.jsonl");
+    f << R"({"ids": [1, 2, 512]})" << "\n";
+  }
+  r = run_lm("train " + base + " --set data.train=" + (dir / "big.jsonl").string());
+  CHECK(r.code == 3);
+  CHECK(r.err.find("big.jsonl:1") != std::string::npos);
+  // a truncated checkpoint
+  {
+    const std::string bytes = mlsys::core::read_file(MLSYS_SOURCE_ROOT "/tests/nn/fixtures/stories260K/stories260K.bin");
+    std::ofstream(dir / "cut.bin", std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  }
+  r = run_lm("convert --set convert.input=" + (dir / "cut.bin").string() + " --out " + (dir / "cut").string());
+  CHECK(r.code == 3);
+  CHECK(r.err.find("cut.bin") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "cut" / "model.safetensors"));
 }

@@ -313,3 +313,173 @@ void write_tiny_task(const fs::path& dir) {
     }
   }
 }
+
+// ------------------------------------------------------------------ LLaMA (causal LM)
+
+#include "nn/llama.hpp"
+#include "nn/llama2c.hpp"
+
+namespace {
+const fs::path kStoriesBin = kRoot / "tests/nn/fixtures/stories260K/stories260K.bin";
+const fs::path kLlamaGolden = kRoot / "tests/nn/fixtures/llama_golden";
+
+nn::LlamaForCausalLM tiny_llama(bool tied, uint64_t seed = 5) {
+  nn::LlamaConfig c;
+  c.vocab_size = 30;
+  c.hidden_size = 16;
+  c.intermediate_size = 24;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.head_dim = 4;
+  c.max_position_embeddings = 32;
+  c.tie_word_embeddings = tied;
+  return nn::LlamaForCausalLM::random(c, seed);
+}
+}  // namespace
+
+TEST_CASE("PEFT golden (LLaMA): the Python adapter on converted stories260K gives the same logits") {
+  REQUIRE(fs::exists(kStoriesBin));
+  auto bin = nn::read_llama2c(kStoriesBin);
+  auto model = nn::LlamaForCausalLM::from_tensors(bin.cfg, bin.tensors, kStoriesBin.string());
+  auto inputs = tensor::load_safetensors(kLlamaGolden / "inputs.safetensors");
+  lora::AdapterState st = lora::import_peft(kLlamaGolden);
+  CHECK(st.task_type == "CAUSAL_LM");
+  CHECK(!st.head_weight.defined());
+  CHECK(st.cfg.r == 4);
+  CHECK(st.ab.size() == 10);  // q_proj, v_proj in 5 layers
+  CHECK(st.ab.count("model.layers.0.self_attn.q_proj") == 1);
+  c10::NoGradGuard ng;
+  const at::Tensor ids = inputs["input_ids"], mask = inputs["attention_mask"], want = inputs["logits"];
+  const at::Tensor real = mask.to(at::kBool).unsqueeze(-1).expand_as(want);
+  at::Tensor base = model.forward(ids, mask);
+  lora::attach_state(model, st, kLlamaGolden.string());
+  at::Tensor logits = model.forward(ids, mask);
+  const double diff = (logits - want).abs().masked_select(real).max().item<double>();
+  INFO("max |logit difference| " << diff);
+  CHECK(diff < 1e-4);
+  CHECK((base - want).abs().masked_select(real).max().item<double>() > 1.0);  // the adapter matters
+}
+
+TEST_CASE("LLaMA LoRA: B = 0 leaves the logits unchanged; merge→unmerge round-trips; all-linear skips lm_head") {
+  for (bool tied : {false, true}) {
+    auto m = tiny_llama(tied);
+    at::Tensor ids = at::randint(0, 30, {2, 9}, at::kLong);
+    at::Tensor mask = at::ones({2, 9}, at::kLong);
+    c10::NoGradGuard ng;
+    at::Tensor base = m.forward(ids, mask);
+    lora::LoraConfig cfg;
+    cfg.targets = {"all-linear"};
+    cfg.r = 4;
+    auto set = lora::attach_lora(m, cfg, 1);
+    CHECK(set.adapters.size() == 2 * 7);
+    CHECK(set.adapters.count("lm_head") == 0);
+    CHECK(at::equal(m.forward(ids, mask), base));
+    for (auto& [n, ad] : set.adapters) ad->B.normal_(0, 0.3);
+    std::map<std::string, at::Tensor> w0;
+    for (auto& [n, ad] : set.adapters) w0[n] = m.param(n + ".weight").clone();
+    at::Tensor adapted = m.forward(ids, mask);
+    CHECK(!at::allclose(adapted, base));
+    lora::merge(m, set);
+    CHECK(at::allclose(m.forward(ids, mask), adapted, 1e-5, 1e-5));
+    lora::unmerge(m, set);
+    for (auto& [n, ad] : set.adapters) CHECK((m.param(n + ".weight") - w0[n]).abs().max().item<double>() < 1e-5);
+    CHECK(at::allclose(m.forward(ids, mask), adapted, 1e-5, 1e-5));
+    CHECK(lora::resolve_targets(m.linear_names(), {"q_proj", "v_proj"}, m.output_layer()).size() == 4);
+  }
+}
+
+TEST_CASE("causal_lm_loss: next-token cross-entropy over the target tokens, by hand; HiddenKey doubles the batch") {
+  auto m = tiny_llama(false, 8);
+  at::Tensor ids = at::tensor({3L, 7L, 9L, 11L, 2L, 0L, 4L, 5L, 6L, 7L, 8L, 9L}).view({2, 6});
+  at::Tensor mask = at::tensor({1L, 1L, 1L, 1L, 1L, 0L, 1L, 1L, 1L, 1L, 1L, 1L}).view({2, 6});
+  // row 0: prompt 3 7, completion 9 11 2; row 1: all text (position 0 is never a target)
+  at::Tensor loss_mask = at::tensor({0L, 0L, 1L, 1L, 1L, 0L, 1L, 1L, 1L, 1L, 1L, 1L}).view({2, 6});
+  auto none = lora::dropout_preset("none");
+  auto ev = lora::causal_lm_loss(m, ids, mask, loss_mask, none, false);
+  at::Tensor logits = m.forward(ids, mask);
+  CHECK(at::equal(ev.logits, logits));
+  double sum = 0;
+  int n = 0;
+  for (int b = 0; b < 2; ++b) {
+    for (int t = 1; t < 6; ++t) {
+      if (loss_mask[b][t].item<int64_t>() == 0) continue;
+      sum -= at::log_softmax(logits[b][t - 1], -1)[ids[b][t].item<int64_t>()].item<double>();
+      ++n;
+    }
+  }
+  CHECK(n == 8);
+  CHECK(ev.ce == Approx(sum / n).epsilon(1e-6));
+  CHECK(ev.loss.item<double>() == Approx(sum / n).epsilon(1e-6));
+  auto hk = lora::dropout_preset("hiddenkey", 0.3, 1.0);
+  at::manual_seed(3);
+  auto tr = lora::causal_lm_loss(m, ids, mask, loss_mask, hk, true);
+  CHECK(tr.logits.sizes() == logits.sizes());
+  CHECK(std::isfinite(tr.loss.item<double>()));
+  CHECK(tr.consistency > 0);
+  CHECK(tr.loss.item<double>() == Approx(tr.ce + tr.consistency).epsilon(1e-5));
+  // the loss back-propagates into the adapters
+  lora::LoraConfig cfg;
+  cfg.targets = {"q_proj", "v_proj"};
+  auto set = lora::attach_lora(m, cfg, 2);
+  auto tr2 = lora::causal_lm_loss(m, ids, mask, loss_mask, hk, true);
+  tr2.loss.backward();
+  CHECK(set.adapters.at("model.layers.0.self_attn.q_proj")->B.grad().abs().sum().item<double>() > 0);
+  CHECK_THROWS_AS(lora::causal_lm_loss(m, ids, mask, at::zeros_like(ids), none, false), core::InputError);
+}
+
+TEST_CASE("LLaMA adapters: PEFT layout with CAUSAL_LM keys and no classifier; HDF5 without a head") {
+  auto m = tiny_llama(true);
+  lora::LoraConfig cfg;
+  cfg.targets = {"q_proj", "down_proj"};
+  cfg.r = 2;
+  auto set = lora::attach_lora(m, cfg, 4);
+  {
+    c10::NoGradGuard ng;
+    for (auto& [n, ad] : set.adapters) ad->B.normal_(0, 0.2);
+  }
+  auto st = lora::state_of(m, set, {}, "models/tiny-llama");
+  CHECK(st.task_type == "CAUSAL_LM");
+  CHECK(!st.head_weight.defined());
+  fs::path d = temp_dir("llama-rt");
+  lora::export_peft(d / "peft", st);
+  auto file = tensor::SafeTensorsFile::open(d / "peft/adapter_model.safetensors");
+  CHECK(file.contains("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"));
+  CHECK(file.contains("base_model.model.model.layers.1.mlp.down_proj.lora_B.weight"));
+  CHECK(file.names().size() == 8);
+  const auto j = nlohmann::json::parse(std::ifstream(d / "peft/adapter_config.json"));
+  CHECK(j["task_type"] == "CAUSAL_LM");
+  CHECK(j["modules_to_save"].is_null());
+  lora::save_adapter_h5(d / "adapter.h5", st, "test", "{}");
+  c10::NoGradGuard ng;
+  at::Tensor ids = at::randint(0, 30, {2, 7}, at::kLong);
+  at::Tensor mask = at::ones({2, 7}, at::kLong);
+  for (const auto& back : {lora::import_peft(d / "peft"), lora::load_adapter_h5(d / "adapter.h5")}) {
+    CHECK(back.task_type == "CAUSAL_LM");
+    CHECK(!back.head_weight.defined());
+    REQUIRE(back.ab.size() == st.ab.size());
+    auto m2 = tiny_llama(true);
+    lora::attach_state(m2, back, "back");
+    CHECK(at::allclose(m2.forward(ids, mask), m.forward(ids, mask), 1e-6, 1e-6));
+  }
+  auto bert = tiny(2);
+  CHECK_THROWS_AS(lora::attach_state(bert, st, "llama adapter"), core::InputError);
+  fs::remove_all(d);
+}
+
+TEST_CASE("LLaMA LoRA on a tied lm_head: it adapts the logits but refuses to merge into the embeddings") {
+  auto m = tiny_llama(true);
+  lora::LoraConfig cfg;
+  cfg.targets = {"lm_head"};
+  cfg.r = 2;
+  auto set = lora::attach_lora(m, cfg, 6);
+  REQUIRE(set.adapters.size() == 1);
+  c10::NoGradGuard ng;
+  at::Tensor ids = at::randint(0, 30, {1, 5}, at::kLong), mask = at::ones({1, 5}, at::kLong);
+  at::Tensor base = m.forward(ids, mask);
+  set.adapters.at("lm_head")->B.normal_(0, 0.3);
+  CHECK(!at::allclose(m.forward(ids, mask), base));
+  const at::Tensor emb = m.param("model.embed_tokens.weight").clone();
+  CHECK_THROWS_AS(lora::merge(m, set), core::ConfigError);
+  CHECK(at::equal(m.param("model.embed_tokens.weight"), emb));
+}
