@@ -35,6 +35,7 @@
 #include "lora/log_line.hpp"
 #include "lora/lm_data.hpp"
 #include "nn/bert.hpp"
+#include "nn/bpe.hpp"
 #include "nn/llama.hpp"
 #include "nn/llama2c.hpp"
 #include "nn/optim.hpp"
@@ -66,8 +67,50 @@ Setup setup(const core::CommonOptions& opts) {
 
 std::string f(double v, int prec = 4) { return core::fixed(v, prec); }
 
-nn::WordPieceTokenizer load_tokenizer(const FinetuneConfig& c) {
-  return nn::WordPieceTokenizer::from_vocab_file(fs::path(c.model.path) / "vocab.txt", {c.model.lower_case, 100});
+// model_type of the model folder's config.json: "bert" or "roberta" (classification) or "llama" (causal LM).
+std::string model_type(const FinetuneConfig& c);
+
+// The classifier's tokenizer: BERT's WordPiece (vocab.txt) or RoBERTa's byte-level BPE
+// (vocab.json + merges.txt), by the folder's model_type.
+struct TextTokenizer {
+  std::function<nn::Encoding(std::string_view, int64_t)> encode;  // <s>/[CLS] ... </s>/[SEP]
+  std::function<std::vector<int64_t>(std::string_view)> pieces;  // ids without special tokens
+  int64_t pad = 0, cls = 0, sep = 0;
+};
+
+TextTokenizer load_tokenizer(const FinetuneConfig& c) {
+  TextTokenizer t;
+  if (model_type(c) == "roberta") {
+    auto bpe = std::make_shared<nn::BpeTokenizer>(nn::BpeTokenizer::from_folder(c.model.path));
+    if (bpe->bos_id() < 0 || bpe->eos_id() < 0 || bpe->pad_id() < 0) {
+      throw core::InputError((fs::path(c.model.path) / "vocab.json").string() +
+                             ": a RoBERTa vocabulary needs <s>, </s> and <pad>");
+    }
+    t.encode = [bpe](std::string_view text, int64_t n) { return bpe->encode(text, n); };
+    t.pieces = [bpe](std::string_view text) { return bpe->tokenize_ids(text); };
+    t.pad = bpe->pad_id();
+    t.cls = bpe->bos_id();
+    t.sep = bpe->eos_id();
+    return t;
+  }
+  auto wp = std::make_shared<nn::WordPieceTokenizer>(
+      nn::WordPieceTokenizer::from_vocab_file(fs::path(c.model.path) / "vocab.txt", {c.model.lower_case, 100}));
+  t.encode = [wp](std::string_view text, int64_t n) { return wp->encode(text, n); };
+  t.pieces = [wp](std::string_view text) { return wp->tokenize_ids(text); };
+  t.pad = wp->pad_id();
+  t.cls = wp->cls_id();
+  t.sep = wp->sep_id();
+  return t;
+}
+
+// The classifier's trainable head: its parameters by name, with requires_grad.
+std::vector<std::pair<std::string, at::Tensor>> head_params(nn::BertClassifier& model) {
+  std::vector<std::pair<std::string, at::Tensor>> head;
+  for (const auto& name : model.head_names()) {
+    model.param(name).set_requires_grad(true);
+    head.emplace_back(name, model.param(name));
+  }
+  return head;
 }
 
 // Tokenized examples; labels mapped to ids (InputError for a label outside the set).
@@ -77,7 +120,7 @@ struct Encoded {
   std::vector<std::string> text;
 };
 
-Encoded encode(const std::vector<nn::LabeledText>& rows, const nn::WordPieceTokenizer& tok,
+Encoded encode(const std::vector<nn::LabeledText>& rows, const TextTokenizer& tok,
                const std::vector<std::string>& labels, int64_t max_len, const std::string& source, bool need_label) {
   Encoded e;
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -169,12 +212,11 @@ EvalResult evaluate(const nn::TransformerModel& model, const Encoded& data, int6
 void check_length(int64_t max_pos, const FinetuneConfig& c, const char* key, int64_t length) {
   if (length > max_pos) {
     throw core::ConfigError("key '" + std::string(key) + "': expected at most " + std::to_string(max_pos) +
-                            " (max_position_embeddings in " + (fs::path(c.model.path) / "config.json").string() +
+                            " (from max_position_embeddings in " + (fs::path(c.model.path) / "config.json").string() +
                             "), found " + std::to_string(length));
   }
 }
 
-// model_type of the model folder's config.json: "bert" (classification) or "llama" (causal LM).
 std::string model_type(const FinetuneConfig& c) {
   const fs::path p = fs::path(c.model.path) / "config.json";
   if (!fs::is_regular_file(p)) throw core::InputError(p.string() + ": no such file (model.path must be a Hugging Face folder)");
@@ -185,8 +227,8 @@ std::string model_type(const FinetuneConfig& c) {
     throw core::InputError(p.string() + ": not valid JSON (" + e.what() + ")");
   }
   const std::string t = j.is_object() && j.contains("model_type") && j["model_type"].is_string() ? j["model_type"].get<std::string>() : "";
-  if (t != "bert" && t != "llama") {
-    throw core::InputError(p.string() + ": field 'model_type': expected \"bert\" or \"llama\", found " +
+  if (t != "bert" && t != "roberta" && t != "llama") {
+    throw core::InputError(p.string() + ": field 'model_type': expected \"bert\", \"roberta\" or \"llama\", found " +
                            (t.empty() ? std::string("none") : "\"" + t + "\""));
   }
   return t;
@@ -224,7 +266,7 @@ Loaded load_model_with_adapter(const Setup& s) {
   } else {
     if (st.labels.empty()) throw core::InputError("adapter has no labels");
     auto m = nn::BertClassifier::load(s.cfg.model.path, static_cast<int64_t>(st.labels.size()), s.cfg.seed);
-    L.max_positions = m.config().max_position_embeddings;
+    L.max_positions = m.config().max_length();
     L.vocab = m.config().vocab_size;
     L.model = std::make_unique<nn::BertClassifier>(std::move(m));
   }
@@ -687,22 +729,20 @@ int train_classifier(const core::CommonOptions& opts, const Setup& s) {
   Encoded valid = encode(valid_rows, tok, labels, c.model.max_length, c.data.valid, true);
 
   auto model = nn::BertClassifier::load(c.model.path, static_cast<int64_t>(labels.size()), c.seed);
-  check_length(model.config().max_position_embeddings, c, "model.max_length", c.model.max_length);
+  check_length(model.config().max_length(), c, "model.max_length", c.model.max_length);
   LoraSet set = attach_lora(model, c.lora, c.seed + 17);
   model.to(s.device);
-  std::vector<std::pair<std::string, at::Tensor>> head = {{"classifier.weight", model.param("classifier.weight")},
-                                                          {"classifier.bias", model.param("classifier.bias")}};
-  for (auto& [name, p] : head) p.set_requires_grad(true);
+  const auto head = head_params(model);
   TaskOps task;
   task.n = static_cast<int64_t>(train.enc.size());
   task.labels = labels;
   task.batch_loss = [&](const std::vector<size_t>& idx, int64_t& tokens) {
-    Batch b = make_batch(train, idx, tok.pad_id(), s.device);
+    Batch b = make_batch(train, idx, tok.pad, s.device);
     tokens = b.tokens;
     return classification_loss(model, b.ids, b.mask, b.labels, c.dropout, true);
   };
   auto numbers = [&](const Encoded& d) {
-    EvalResult r = evaluate(model, d, c.train.eval_batch_size, tok.pad_id(), s.device);
+    EvalResult r = evaluate(model, d, c.train.eval_batch_size, tok.pad, s.device);
     return EvalNumbers{r.loss, r.accuracy, r.accuracy};
   };
   if (!valid.enc.empty()) task.eval_valid = [&] { return numbers(valid); };
@@ -778,7 +818,7 @@ int finetune_eval(const core::CommonOptions& opts) {
     auto tok = load_tokenizer(c);
     check_length(L.max_positions, c, "model.max_length", c.model.max_length);
     Encoded data = encode(rows, tok, L.state.labels, c.model.max_length, path, true);
-    EvalResult r = evaluate(*L.model, data, c.train.eval_batch_size, tok.pad_id(), s.device);
+    EvalResult r = evaluate(*L.model, data, c.train.eval_batch_size, tok.pad, s.device);
     summary = {{"data", path}, {"examples", r.n}, {"accuracy", r.accuracy}, {"loss", r.loss}};
     table = {{"data", "examples", "accuracy", "loss"}, {path, std::to_string(r.n), f(r.accuracy), f(r.loss)}};
   }
@@ -841,7 +881,7 @@ int finetune_predict(const core::CommonOptions& opts) {
   auto tok = load_tokenizer(c);
   check_length(L.max_positions, c, "model.max_length", c.model.max_length);
   Encoded data = encode(rows, tok, L.state.labels, c.model.max_length, path, false);
-  EvalResult r = evaluate(*L.model, data, c.train.eval_batch_size, tok.pad_id(), s.device, false);
+  EvalResult r = evaluate(*L.model, data, c.train.eval_batch_size, tok.pad, s.device, false);
   std::string lines;
   std::map<std::string, int64_t> counts;
   at::Tensor arg = r.probs.argmax(-1);
@@ -891,7 +931,7 @@ int finetune_merge(const core::CommonOptions& opts) {
   fs::create_directories(tmp);
   L.model->save_hf(tmp);
   // the tokenizer files beside the weights, so the folder is a complete model
-  for (const char* name : {"vocab.txt", "tokenizer.model", "tokenizer_config.json"}) {
+  for (const char* name : {"vocab.txt", "vocab.json", "merges.txt", "tokenizer.model", "tokenizer_config.json"}) {
     const fs::path src = fs::path(s.cfg.model.path) / name;
     if (fs::exists(src)) core::write_file_atomic(tmp / name, core::read_file(src));
   }
@@ -970,8 +1010,9 @@ double max_rss_mib() {
 int finetune_bench(const core::CommonOptions& opts) {
   Setup s = setup(opts);
   const auto& c = s.cfg;
-  if (model_type(c) != "bert") {
-    throw core::ConfigError("key 'model.path': bench times BERT sequence classifiers; " + c.model.path + " holds a llama model");
+  if (model_type(c) == "llama") {
+    throw core::ConfigError("key 'model.path': bench times BERT/RoBERTa sequence classifiers; " + c.model.path +
+                            " holds a llama model");
   }
   auto rows = nn::read_labeled_jsonl(c.data.train);
   const auto labels = nn::label_set(rows, c.data.labels);
@@ -983,7 +1024,7 @@ int finetune_bench(const core::CommonOptions& opts) {
   const int64_t B = c.train.batch_size, L = c.bench.length, inner = L - 2;
   std::vector<int64_t> stream;
   for (size_t i = 0; i < rows.size() && static_cast<int64_t>(stream.size()) < B * inner; ++i) {
-    auto p = tok.tokenize_ids(rows[i].text);
+    auto p = tok.pieces(rows[i].text);
     stream.insert(stream.end(), p.begin(), p.end());
   }
   if (static_cast<int64_t>(stream.size()) < B * inner) {
@@ -992,20 +1033,20 @@ int finetune_bench(const core::CommonOptions& opts) {
   at::Tensor ids = at::empty({B, L}, at::kLong);
   auto pi = ids.accessor<int64_t, 2>();
   for (int64_t r = 0; r < B; ++r) {
-    pi[r][0] = tok.cls_id();
+    pi[r][0] = tok.cls;
     for (int64_t t = 0; t < inner; ++t) pi[r][t + 1] = stream[static_cast<size_t>(r * inner + t)];
-    pi[r][L - 1] = tok.sep_id();
+    pi[r][L - 1] = tok.sep;
   }
   at::Tensor mask = at::ones({B, L}, at::kLong).to(s.device);
   at::Tensor lab = at::arange(B, at::kLong).remainder(static_cast<int64_t>(labels.size())).to(s.device);
   ids = ids.to(s.device);
 
   auto model = nn::BertClassifier::load(c.model.path, static_cast<int64_t>(labels.size()), c.seed);
-  check_length(model.config().max_position_embeddings, c, "bench.length", L);
+  check_length(model.config().max_length(), c, "bench.length", L);
   LoraSet set = attach_lora(model, c.lora, c.seed + 17);
   model.to(s.device);
-  std::vector<at::Tensor> params = {model.param("classifier.weight"), model.param("classifier.bias")};
-  for (auto& p : params) p.set_requires_grad(true);
+  std::vector<at::Tensor> params;
+  for (const auto& [name, p] : head_params(model)) params.push_back(p);
   for (auto& [name, ad] : set.adapters) {
     ad->A = ad->A.detach().to(s.device).set_requires_grad(true);
     ad->B = ad->B.detach().to(s.device).set_requires_grad(true);

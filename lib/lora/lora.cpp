@@ -126,8 +126,14 @@ AdapterState state_of(const nn::TransformerModel& model, const LoraSet& set, con
   for (const auto& [name, ad] : set.adapters) s.ab[name] = {ad->A.detach().cpu().clone(), ad->B.detach().cpu().clone()};
   s.task_type = model.task_type();
   if (s.task_type == "SEQ_CLS") {
-    s.head_weight = model.param("classifier.weight").detach().cpu().clone();
-    s.head_bias = model.param("classifier.bias").detach().cpu().clone();
+    s.head_module = model.output_layer();
+    s.head_weight = model.param(s.head_module + ".weight").detach().cpu().clone();
+    s.head_bias = model.param(s.head_module + ".bias").detach().cpu().clone();
+    for (const auto& [name, t] : model.params()) {
+      if (name.starts_with("classifier.") && name != s.head_module + ".weight" && name != s.head_module + ".bias") {
+        s.head_extra[name] = t.detach().cpu().clone();
+      }
+    }
   }
   s.labels = labels;
   s.base_model = base_model;
@@ -160,13 +166,30 @@ LoraSet attach_state(nn::TransformerModel& model, const AdapterState& state, con
     set.adapters[name] = ad;
   }
   if (state.head_weight.defined() && model.task_type() == "SEQ_CLS") {
-    const at::Tensor& hw = model.param("classifier.weight");
+    const std::string out = model.output_layer();
+    if (state.head_module != out) {
+      throw core::InputError(source + ": the adapter's classifier head ends in '" + state.head_module +
+                             "', the model's in '" + out + "' (an adapter of another architecture)");
+    }
+    const at::Tensor& hw = model.param(out + ".weight");
     if (state.head_weight.sizes() != hw.sizes()) {
       throw core::InputError(source + ": classifier head has " + std::to_string(state.head_weight.size(0)) +
                              " labels, the model expects " + std::to_string(hw.size(0)));
     }
-    model.param("classifier.weight") = state.head_weight.to(hw.device()).clone();
-    model.param("classifier.bias") = state.head_bias.to(hw.device()).clone();
+    for (const auto& [name, t] : state.head_extra) {
+      if (!model.params().contains(name) || model.param(name).sizes() != t.sizes()) {
+        throw core::InputError(source + ": classifier tensor '" + name + "' does not fit the model");
+      }
+    }
+    for (const auto& [name, p] : model.params()) {
+      if (name.starts_with("classifier.") && name != out + ".weight" && name != out + ".bias" &&
+          !state.head_extra.contains(name)) {
+        throw core::InputError(source + ": the adapter's classifier head lacks '" + name + "'");
+      }
+    }
+    model.param(out + ".weight") = state.head_weight.to(hw.device()).clone();
+    model.param(out + ".bias") = state.head_bias.to(hw.device()).clone();
+    for (const auto& [name, t] : state.head_extra) model.param(name) = t.to(hw.device()).clone();
   }
   return set;
 }
@@ -183,6 +206,8 @@ void save_adapter_h5(const fs::path& path, const AdapterState& s, const std::str
   if (s.head_weight.defined()) {
     tensor::write_tensor(w, "/head/weight", s.head_weight);
     tensor::write_tensor(w, "/head/bias", s.head_bias);
+    if (s.head_module != "classifier") w.write_strings("/head/module", {s.head_module});
+    for (const auto& [name, t] : s.head_extra) tensor::write_tensor(w, "/head/extra/" + name, t);
   }
   w.write_strings("/labels", s.labels);
   w.write_strings("/targets", s.cfg.targets);
@@ -235,6 +260,14 @@ AdapterState load_adapter_h5(const fs::path& path) {
   if (r.has("/head/weight")) {
     s.head_weight = tensor::read_tensor(r, "/head/weight");
     s.head_bias = tensor::read_tensor(r, "/head/bias");
+    if (r.has("/head/module")) {
+      auto m = r.read_strings("/head/module");
+      if (m.size() != 1) throw core::InputError(path.string() + ": /head/module: expected one module name");
+      s.head_module = m[0];
+    }
+    if (r.has("/head/extra")) {
+      for (const auto& name : r.list("/head/extra")) s.head_extra[name] = tensor::read_tensor(r, "/head/extra/" + name);
+    }
   }
   return s;
 }
@@ -254,8 +287,9 @@ void export_peft(const fs::path& dir, const AdapterState& s) {
   }
   const bool head = s.head_weight.defined();
   if (head) {
-    named.emplace_back(std::string(kPrefix) + "classifier.weight", s.head_weight);
-    named.emplace_back(std::string(kPrefix) + "classifier.bias", s.head_bias);
+    named.emplace_back(kPrefix + s.head_module + ".weight", s.head_weight);
+    named.emplace_back(kPrefix + s.head_module + ".bias", s.head_bias);
+    for (const auto& [name, t] : s.head_extra) named.emplace_back(kPrefix + name, t);
   }
   // target_modules as full module paths: PEFT matches them exactly, whatever the selection rule was
   std::vector<std::string> targets;
@@ -369,11 +403,27 @@ AdapterState import_peft(const fs::path& dir) {
     auto strip = [&](const std::string& suffix) {
       return rest.ends_with(suffix) ? rest.substr(0, rest.size() - suffix.size()) : std::string();
     };
-    if (auto m = strip(".lora_A.weight"); !m.empty()) a_of[m] = t;
-    else if (auto m2 = strip(".lora_B.weight"); !m2.empty()) b_of[m2] = t;
-    else if (rest == "classifier.weight" || rest == "classifier.modules_to_save.weight") s.head_weight = t;
-    else if (rest == "classifier.bias" || rest == "classifier.modules_to_save.bias") s.head_bias = t;
-    else throw core::InputError(st_path.string() + ": tensor '" + key + "' is neither lora_A/lora_B nor the classifier");
+    if (auto m = strip(".lora_A.weight"); !m.empty()) {
+      a_of[m] = t;
+      continue;
+    }
+    if (auto m2 = strip(".lora_B.weight"); !m2.empty()) {
+      b_of[m2] = t;
+      continue;
+    }
+    // the head (modules_to_save): classifier.{weight,bias} (BERT) or classifier.dense / classifier.out_proj
+    // (RoBERTa), possibly under the wrapper's "modules_to_save." (older PEFT)
+    if (rest.starts_with("classifier.modules_to_save.")) rest = "classifier." + rest.substr(27);
+    if (rest == "classifier.weight" || rest == "classifier.out_proj.weight") {
+      s.head_weight = t;
+      s.head_module = rest.substr(0, rest.size() - 7);
+    } else if (rest == "classifier.bias" || rest == "classifier.out_proj.bias") {
+      s.head_bias = t;
+    } else if (rest == "classifier.dense.weight" || rest == "classifier.dense.bias") {
+      s.head_extra[rest] = t;
+    } else {
+      throw core::InputError(st_path.string() + ": tensor '" + key + "' is neither lora_A/lora_B nor the classifier");
+    }
   }
   for (const auto& [m, b] : b_of) {
     if (!a_of.contains(m)) throw core::InputError(st_path.string() + ": module '" + m + "' has lora_B but no lora_A");
@@ -393,6 +443,11 @@ AdapterState import_peft(const fs::path& dir) {
   }
   if (s.head_weight.defined() != s.head_bias.defined()) {
     throw core::InputError(st_path.string() + ": the classifier needs both weight and bias");
+  }
+  if (!s.head_extra.empty() && (!s.head_weight.defined() || s.head_module != "classifier.out_proj" ||
+                                s.head_extra.size() != 2)) {
+    throw core::InputError(st_path.string() + ": a RoBERTa classifier needs classifier.dense and classifier.out_proj, "
+                           "each with weight and bias");
   }
   if (s.labels.empty() && s.head_weight.defined()) {
     for (int64_t i = 0; i < s.head_weight.size(0); ++i) s.labels.push_back(std::to_string(i));

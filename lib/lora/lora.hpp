@@ -65,14 +65,19 @@ void unmerge(nn::TransformerModel& model, LoraSet& set);
 struct AdapterState {
   LoraConfig cfg;
   std::map<std::string, std::pair<at::Tensor, at::Tensor>> ab;  // module -> (A, B)
-  // classifier (PEFT modules_to_save) of a SEQ_CLS model; undefined for a causal LM
+  // classifier (PEFT modules_to_save) of a SEQ_CLS model; undefined for a causal LM:
+  // the output layer `head_module` (BERT "classifier", RoBERTa "classifier.out_proj") and the
+  // head's other tensors by parameter name (RoBERTa: classifier.dense.weight/bias)
   at::Tensor head_weight, head_bias;
+  std::string head_module = "classifier";
+  std::map<std::string, at::Tensor> head_extra;
   std::vector<std::string> labels;
   std::string base_model;
   std::string task_type = "SEQ_CLS";  // PEFT's: SEQ_CLS | CAUSAL_LM
 };
 
-// A snapshot (copies) of the adapters; the head is taken when model.task_type() is SEQ_CLS.
+// A snapshot (copies) of the adapters; the head (every "classifier.*" parameter, the output
+// layer model.output_layer() as head_weight/head_bias) is taken when model.task_type() is SEQ_CLS.
 [[nodiscard]] AdapterState state_of(const nn::TransformerModel& model, const LoraSet& set,
                                     const std::vector<std::string>& labels, const std::string& base_model);
 // Attaches `state` to `model` (shapes checked: core::InputError naming `source` and the
@@ -80,7 +85,8 @@ struct AdapterState {
 // model's is a core::InputError.
 LoraSet attach_state(nn::TransformerModel& model, const AdapterState& state, const std::string& source);
 
-// HDF5: /lora/<module>/A, /lora/<module>/B, /head/weight, /head/bias (SEQ_CLS only),
+// HDF5: /lora/<module>/A, /lora/<module>/B, /head/weight, /head/bias (SEQ_CLS only; with a
+// head_module other than "classifier" the string /head/module and /head/extra/<name>),
 // /labels, /targets, /task_type (absent in older files: SEQ_CLS), root attrs r, alpha,
 // rslora, lora_dropout, base_model (plus the artifact attributes and config).
 void save_adapter_h5(const std::filesystem::path& path, const AdapterState& state, const std::string& program,
@@ -89,7 +95,8 @@ void save_adapter_h5(const std::filesystem::path& path, const AdapterState& stat
 
 // PEFT: DIR/adapter_config.json + DIR/adapter_model.safetensors with keys
 // base_model.model.<module>.lora_{A,B}.weight, and for SEQ_CLS the head
-// base_model.model.classifier.{weight,bias} (modules_to_save); task_type as in the state
+// base_model.model.classifier.{weight,bias} (RoBERTa: classifier.{dense,out_proj}.{weight,bias};
+// modules_to_save "classifier"); task_type as in the state
 // (a LLaMA module: base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight).
 void export_peft(const std::filesystem::path& dir, const AdapterState& state);
 [[nodiscard]] AdapterState import_peft(const std::filesystem::path& dir);

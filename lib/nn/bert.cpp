@@ -228,9 +228,10 @@ BertConfig BertConfig::from_json(const json& j, const std::string& source) {
     throw core::InputError(source + ": field '" + key + "': expected " + expected + ", found " +
                            (j.contains(key) ? j[key].dump() : "nothing"));
   };
-  const std::string type = j.value("model_type", "");
-  if (type != "bert") bad("model_type", "\"bert\" (this tool's encoder; RoBERTa and others are not supported)");
-  BertConfig c;
+  const std::string type = j.is_object() && j.contains("model_type") && j["model_type"].is_string()
+                               ? j["model_type"].get<std::string>() : "";
+  if (type != "bert" && type != "roberta") bad("model_type", "\"bert\" or \"roberta\" (this tool's encoders)");
+  BertConfig c = type == "roberta" ? roberta() : BertConfig{};
   auto get_int = [&](const char* key, int64_t& out, bool required) {
     if (!j.contains(key)) {
       if (required) bad(key, "a positive integer");
@@ -256,7 +257,24 @@ BertConfig BertConfig::from_json(const json& j, const std::string& source) {
     bad("hidden_act", "gelu, gelu_new or relu");
   }
   if (c.hidden_size % c.num_attention_heads != 0) bad("num_attention_heads", "a divisor of hidden_size");
+  if (c.pad_token_id < 0 || c.pad_token_id >= c.vocab_size) bad("pad_token_id", "an id below vocab_size");
+  if (c.is_roberta() && c.max_length() < 1) bad("max_position_embeddings", "more than pad_token_id + 1");
   c.raw = j;
+  return c;
+}
+
+BertConfig BertConfig::roberta() {
+  BertConfig c;
+  c.model_type = "roberta";
+  c.vocab_size = 50265;
+  c.hidden_size = 768;
+  c.num_hidden_layers = 12;
+  c.num_attention_heads = 12;
+  c.intermediate_size = 3072;
+  c.max_position_embeddings = 514;
+  c.type_vocab_size = 1;
+  c.pad_token_id = 1;
+  c.layer_norm_eps = 1e-5;
   return c;
 }
 
@@ -264,15 +282,16 @@ namespace {
 
 std::vector<std::pair<std::string, std::vector<int64_t>>> expected_tensors(const BertConfig& c) {
   const int64_t H = c.hidden_size, I = c.intermediate_size;
+  const std::string pre = c.prefix();
   std::vector<std::pair<std::string, std::vector<int64_t>>> out = {
-      {"bert.embeddings.word_embeddings.weight", {c.vocab_size, H}},
-      {"bert.embeddings.position_embeddings.weight", {c.max_position_embeddings, H}},
-      {"bert.embeddings.token_type_embeddings.weight", {c.type_vocab_size, H}},
-      {"bert.embeddings.LayerNorm.weight", {H}},
-      {"bert.embeddings.LayerNorm.bias", {H}},
+      {pre + "embeddings.word_embeddings.weight", {c.vocab_size, H}},
+      {pre + "embeddings.position_embeddings.weight", {c.max_position_embeddings, H}},
+      {pre + "embeddings.token_type_embeddings.weight", {c.type_vocab_size, H}},
+      {pre + "embeddings.LayerNorm.weight", {H}},
+      {pre + "embeddings.LayerNorm.bias", {H}},
   };
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-    const std::string p = "bert.encoder.layer." + std::to_string(i) + ".";
+    const std::string p = pre + "encoder.layer." + std::to_string(i) + ".";
     for (const char* m : {"attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"}) {
       out.push_back({p + m + ".weight", {H, H}});
       out.push_back({p + m + ".bias", {H}});
@@ -286,15 +305,32 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> expected_tensors(const
     out.push_back({p + "output.LayerNorm.weight", {H}});
     out.push_back({p + "output.LayerNorm.bias", {H}});
   }
-  out.push_back({"bert.pooler.dense.weight", {H, H}});
-  out.push_back({"bert.pooler.dense.bias", {H}});
+  if (!c.is_roberta()) {  // RobertaForSequenceClassification has no pooler
+    out.push_back({pre + "pooler.dense.weight", {H, H}});
+    out.push_back({pre + "pooler.dense.bias", {H}});
+  }
   return out;
 }
 
-void init_head(std::map<std::string, at::Tensor>& p, int64_t H, int64_t C, uint64_t seed) {
+// The head's tensors: BERT classifier [C,H]; RoBERTa classifier.dense [H,H], classifier.out_proj [C,H].
+std::vector<std::pair<std::string, std::vector<int64_t>>> head_tensors(const BertConfig& c, int64_t C) {
+  const int64_t H = c.hidden_size;
+  if (!c.is_roberta()) return {{"classifier.weight", {C, H}}, {"classifier.bias", {C}}};
+  return {{"classifier.dense.weight", {H, H}},
+          {"classifier.dense.bias", {H}},
+          {"classifier.out_proj.weight", {C, H}},
+          {"classifier.out_proj.bias", {C}}};
+}
+
+// The head tensors found in `from` with the expected shape; the others drawn N(0, 0.02), bias 0.
+void init_head(std::map<std::string, at::Tensor>& p, const BertConfig& c, int64_t C, uint64_t seed,
+               const std::map<std::string, at::Tensor>& from = {}) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  p["classifier.weight"] = at::normal(0.0, 0.02, {C, H}, gen);
-  p["classifier.bias"] = at::zeros({C});
+  for (const auto& [name, shape] : head_tensors(c, C)) {
+    auto it = from.find(name);
+    at::Tensor drawn = name.ends_with(".bias") ? at::zeros(shape) : at::normal(0.0, 0.02, shape, gen);
+    p[name] = (it != from.end() && it->second.sizes() == at::IntArrayRef(shape)) ? it->second.contiguous() : drawn;
+  }
 }
 
 }  // namespace
@@ -304,24 +340,19 @@ BertClassifier BertClassifier::load(const fs::path& dir, int64_t num_labels, uin
   m.cfg_ = BertConfig::from_json(load_hf_config(dir), (dir / "config.json").string());
   m.num_labels_ = num_labels;
   auto tensors = load_hf_tensors(dir);
-  const bool prefixed = tensors.count("bert.embeddings.word_embeddings.weight") > 0;
+  const std::string pre = m.cfg_.prefix();
+  const bool prefixed = tensors.count(pre + "embeddings.word_embeddings.weight") > 0;
   const std::string file = hf_checkpoint_file(dir);
+  const std::string why = m.cfg_.is_roberta() ? "a RoBERTa checkpoint needs it" : "a BERT checkpoint needs it";
   for (const auto& [name, shape] : expected_tensors(m.cfg_)) {
-    std::string key = prefixed ? name : name.substr(5);
+    std::string key = prefixed ? name : name.substr(pre.size());
     // old checkpoints: LayerNorm.gamma / LayerNorm.beta
     std::string alt = key;
     if (alt.ends_with("LayerNorm.weight")) alt.replace(alt.size() - 6, 6, "gamma");
     else if (alt.ends_with("LayerNorm.bias")) alt.replace(alt.size() - 4, 4, "beta");
-    m.params_[name] = checked_tensor(tensors, {key, alt}, shape, file, "a BERT checkpoint needs it");
+    m.params_[name] = checked_tensor(tensors, {key, alt}, shape, file, why);
   }
-  auto w = tensors.find("classifier.weight");
-  auto b = tensors.find("classifier.bias");
-  if (w != tensors.end() && b != tensors.end() && w->second.sizes() == at::IntArrayRef({num_labels, m.cfg_.hidden_size})) {
-    m.params_["classifier.weight"] = w->second.contiguous();
-    m.params_["classifier.bias"] = b->second.contiguous();
-  } else {
-    init_head(m.params_, m.cfg_.hidden_size, num_labels, head_seed);
-  }
+  init_head(m.params_, m.cfg_, num_labels, head_seed, tensors);
   return m;
 }
 
@@ -329,7 +360,7 @@ BertClassifier BertClassifier::random(const BertConfig& cfg, int64_t num_labels,
   BertClassifier m;
   m.cfg_ = cfg;
   if (m.cfg_.raw.is_null()) {
-    m.cfg_.raw = {{"model_type", "bert"},
+    m.cfg_.raw = {{"model_type", cfg.model_type},
                   {"vocab_size", cfg.vocab_size},
                   {"hidden_size", cfg.hidden_size},
                   {"num_hidden_layers", cfg.num_hidden_layers},
@@ -348,21 +379,31 @@ BertClassifier BertClassifier::random(const BertConfig& cfg, int64_t num_labels,
     else if (name.ends_with("bias")) m.params_[name] = at::zeros(shape);
     else m.params_[name] = at::normal(0.0, 0.02, shape, gen);
   }
-  init_head(m.params_, cfg.hidden_size, num_labels, seed + 1);
+  init_head(m.params_, cfg, num_labels, seed + 1);
   return m;
+}
+
+std::vector<std::string> BertClassifier::head_names() const {
+  std::vector<std::string> out;
+  for (const auto& [name, shape] : head_tensors(cfg_, num_labels_)) out.push_back(name);
+  return out;
 }
 
 std::vector<std::string> BertClassifier::linear_names() const {
   std::vector<std::string> out;
   for (int64_t i = 0; i < cfg_.num_hidden_layers; ++i) {
-    const std::string p = "bert.encoder.layer." + std::to_string(i) + ".";
+    const std::string p = cfg_.prefix() + "encoder.layer." + std::to_string(i) + ".";
     for (const char* m : {"attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
                           "intermediate.dense", "output.dense"}) {
       out.push_back(p + m);
     }
   }
-  out.push_back("bert.pooler.dense");
-  out.push_back("classifier");
+  if (cfg_.is_roberta()) {
+    out.push_back("classifier.out_proj");
+  } else {
+    out.push_back("bert.pooler.dense");
+    out.push_back("classifier");
+  }
   return out;
 }
 
@@ -370,16 +411,26 @@ at::Tensor BertClassifier::forward(const at::Tensor& input_ids, const at::Tensor
                                    const DropoutSites& drop, bool training) const {
   const int64_t B = input_ids.size(0), L = input_ids.size(1);
   const int64_t H = cfg_.hidden_size, nh = cfg_.num_attention_heads, dh = H / nh;
-  if (L > cfg_.max_position_embeddings) {
-    throw core::InputError("sequence length " + std::to_string(L) + " exceeds max_position_embeddings " +
-                           std::to_string(cfg_.max_position_embeddings));
+  if (L > cfg_.max_length()) {
+    throw core::InputError("sequence length " + std::to_string(L) + " exceeds the model's " +
+                           std::to_string(cfg_.max_length()) + " positions (max_position_embeddings " +
+                           std::to_string(cfg_.max_position_embeddings) + ")");
   }
   const auto& P = params_;
-  at::Tensor pos = at::arange(L, input_ids.options());
-  at::Tensor x = at::embedding(P.at("bert.embeddings.word_embeddings.weight"), input_ids) +
-                 at::embedding(P.at("bert.embeddings.position_embeddings.weight"), pos).unsqueeze(0) +
-                 P.at("bert.embeddings.token_type_embeddings.weight")[0];
-  x = at::layer_norm(x, {H}, P.at("bert.embeddings.LayerNorm.weight"), P.at("bert.embeddings.LayerNorm.bias"),
+  const std::string pre = cfg_.prefix();
+  at::Tensor pos_emb;
+  if (cfg_.is_roberta()) {
+    // HF's create_position_ids_from_input_ids: padding keeps padding_idx, real tokens count from it
+    const at::Tensor real = input_ids.ne(cfg_.pad_token_id).to(at::kLong);
+    const at::Tensor pos = at::cumsum(real, 1) * real + cfg_.pad_token_id;
+    pos_emb = at::embedding(P.at(pre + "embeddings.position_embeddings.weight"), pos);
+  } else {
+    pos_emb = at::embedding(P.at(pre + "embeddings.position_embeddings.weight"), at::arange(L, input_ids.options()))
+                  .unsqueeze(0);
+  }
+  at::Tensor x = at::embedding(P.at(pre + "embeddings.word_embeddings.weight"), input_ids) + pos_emb +
+                 P.at(pre + "embeddings.token_type_embeddings.weight")[0];
+  x = at::layer_norm(x, {H}, P.at(pre + "embeddings.LayerNorm.weight"), P.at(pre + "embeddings.LayerNorm.bias"),
                      cfg_.layer_norm_eps);
   const at::Tensor key_pad = attention_mask.eq(0).view({B, 1, 1, L});
   const DropSite* s_logits = training ? drop.at(DropPosition::attn_logits) : nullptr;
@@ -387,7 +438,7 @@ at::Tensor BertClassifier::forward(const at::Tensor& input_ids, const at::Tensor
   const DropSite* s_hidden = training ? drop.at(DropPosition::hidden) : nullptr;
   const double inv_sqrt = 1.0 / std::sqrt(static_cast<double>(dh));
   for (int64_t i = 0; i < cfg_.num_hidden_layers; ++i) {
-    const std::string p = "bert.encoder.layer." + std::to_string(i) + ".";
+    const std::string p = pre + "encoder.layer." + std::to_string(i) + ".";
     auto heads = [&](const at::Tensor& t) { return t.view({B, L, nh, dh}).transpose(1, 2); };
     at::Tensor q = heads(linear(p + "attention.self.query", x, training));
     at::Tensor k = heads(linear(p + "attention.self.key", x, training));
@@ -413,13 +464,17 @@ at::Tensor BertClassifier::forward(const at::Tensor& input_ids, const at::Tensor
     x = at::layer_norm(o + x, {H}, P.at(p + "output.LayerNorm.weight"), P.at(p + "output.LayerNorm.bias"),
                        cfg_.layer_norm_eps);
   }
+  if (cfg_.is_roberta()) {  // RobertaClassificationHead on <s>
+    at::Tensor h = at::tanh(linear("classifier.dense", x.select(1, 0), training));
+    return linear("classifier.out_proj", h, training);
+  }
   at::Tensor pooled = at::tanh(linear("bert.pooler.dense", x.select(1, 0), training));
   return linear("classifier", pooled, training);
 }
 
 json BertClassifier::config_json() const {
   json cfg = cfg_.raw;
-  cfg["architectures"] = {"BertForSequenceClassification"};
+  cfg["architectures"] = {cfg_.is_roberta() ? "RobertaForSequenceClassification" : "BertForSequenceClassification"};
   cfg["num_labels"] = num_labels_;
   json id2label = json::object(), label2id = json::object();
   for (int64_t i = 0; i < num_labels_; ++i) {

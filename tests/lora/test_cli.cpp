@@ -383,3 +383,78 @@ TEST_CASE("lora-finetune on a causal LM: convert stories260K, train, eval, predi
   CHECK(r.err.find("cut.bin") != std::string::npos);
   CHECK_FALSE(fs::exists(dir / "cut" / "model.safetensors"));
 }
+
+TEST_CASE("lora-finetune on RoBERTa: BPE tokenizer from the folder; train, eval, predict, export, merge") {
+  mlsys::test::TempDir tmp{"mlsys-lora-roberta"};
+  const fs::path dir = tmp.path;
+  const fs::path model = fs::path(MLSYS_SOURCE_ROOT) / "tests/nn/fixtures/roberta";
+  const char* nouns[] = {"movie", "book", "song", "food", "game", "city", "car", "house", "dog", "show"};
+  auto write = [&](const fs::path& p, int n, int offset) {
+    std::ofstream f(p);
+    for (int i = 0; i < n; ++i) {
+      const bool pos = (i + offset) % 2 == 0;
+      const std::string noun = nouns[(i * 3 + offset) % 10];
+      f << nlohmann::json{{"text", pos ? "I love this " + noun + ", it is great!" : "I hate that " + noun + "; it's awful."},
+                          {"label", pos ? "pos" : "neg"}}
+               .dump()
+        << "\n";
+    }
+  };
+  write(dir / "train.jsonl", 40, 0);
+  write(dir / "valid.jsonl", 10, 1);
+  std::ofstream(dir / "config.json") << nlohmann::json{
+      {"model", {{"path", model.string()}, {"max_length", 24}}},
+      {"data", {{"train", (dir / "train.jsonl").string()}, {"valid", (dir / "valid.jsonl").string()},
+                {"test", (dir / "valid.jsonl").string()}}},
+      {"lora", {{"targets", {"query", "value"}}, {"r", 4}, {"alpha", 8}}},
+      {"train", {{"lr", 0.01}, {"batch_size", 16}, {"max_steps", 30}, {"eval_every", 10}}}}
+                                             .dump(2);
+  // one thread: a model this small only loses time to thread hand-offs on a busy machine
+  const std::string base = "--config " + (dir / "config.json").string() + " --threads 1 --progress never";
+  const fs::path out = dir / "out";
+  const char* exe = std::getenv("LORA_FINETUNE");
+  REQUIRE(exe != nullptr);
+  auto go = [&](const std::string& args) { return mlsys::test::run_program(exe, args, tmp); };
+
+  Run r = go("train " + base + " --out " + out.string() + " --json");
+  INFO(r.err << r.out);
+  REQUIRE(r.code == 0);
+  auto j = nlohmann::json::parse(r.out);
+  CHECK(j["task"] == "classification");
+  CHECK(j["best_accuracy"].get<double>() >= 0.9);
+  // LoRA on query/value in 2 layers (r=4, 32x32) + the whole head (dense 32x32+32, out_proj 2x32+2)
+  CHECK(j["trainable_parameters"].get<int64_t>() == 4 * (4 * 32 + 32 * 4) + (32 * 32 + 32) + (2 * 32 + 2));
+
+  r = go("eval " + base + " --out " + out.string() + " --json");
+  REQUIRE(r.code == 0);
+  CHECK(nlohmann::json::parse(r.out)["accuracy"].get<double>() == Approx(j["best_accuracy"].get<double>()));
+
+  r = go("predict " + base + " --out " + out.string());
+  REQUIRE(r.code == 0);
+  std::ifstream pred(out / "predictions.jsonl");
+  std::string first;
+  std::getline(pred, first);
+  CHECK(nlohmann::json::parse(first)["probs"].size() == 2);
+
+  r = go("export " + base + " --out " + out.string());
+  REQUIRE(r.code == 0);
+  auto peft = mlsys::tensor::load_safetensors(out / "peft/adapter_model.safetensors");
+  CHECK(peft.count("base_model.model.classifier.dense.weight") == 1);
+  CHECK(peft.count("base_model.model.classifier.out_proj.weight") == 1);
+  CHECK(peft.count("base_model.model.roberta.encoder.layer.0.attention.self.query.lora_A.weight") == 1);
+  r = go("eval " + base + " --out " + (dir / "out2").string() + " --set adapter=" + (out / "peft").string() + " --json");
+  REQUIRE(r.code == 0);
+  CHECK(nlohmann::json::parse(r.out)["accuracy"].get<double>() == Approx(j["best_accuracy"].get<double>()));
+
+  r = go("merge " + base + " --out " + out.string() + " --json");
+  REQUIRE(r.code == 0);
+  CHECK(nlohmann::json::parse(r.out)["max_logit_difference"].get<double>() < 1e-4);
+  CHECK(fs::exists(out / "merged/vocab.json"));
+  CHECK(fs::exists(out / "merged/merges.txt"));
+  auto merged_cfg = nlohmann::json::parse(std::ifstream(out / "merged/config.json"));
+  CHECK(merged_cfg["model_type"] == "roberta");
+  CHECK(merged_cfg["architectures"][0] == "RobertaForSequenceClassification");
+  auto merged = mlsys::tensor::load_safetensors(out / "merged/model.safetensors");
+  CHECK(merged.count("classifier.out_proj.weight") == 1);
+  CHECK(merged.count("roberta.embeddings.position_embeddings.weight") == 1);
+}

@@ -483,3 +483,69 @@ TEST_CASE("LLaMA LoRA on a tied lm_head: it adapts the logits but refuses to mer
   CHECK_THROWS_AS(lora::merge(m, set), core::ConfigError);
   CHECK(at::equal(m.param("model.embed_tokens.weight"), emb));
 }
+
+// ------------------------------------------------------------------ RoBERTa
+
+namespace {
+const fs::path kRoberta = kRoot / "tests/nn/fixtures/roberta";
+}
+
+TEST_CASE("PEFT golden (RoBERTa): the Python adapter and two-layer head give transformers' logits") {
+  auto inputs = tensor::load_safetensors(kRoberta / "inputs.safetensors");
+  lora::AdapterState st = lora::import_peft(kRoberta / "peft");
+  CHECK(st.cfg.r == 4);
+  CHECK(st.ab.size() == 4);  // query, value in 2 layers
+  CHECK(st.ab.count("roberta.encoder.layer.1.attention.self.value") == 1);
+  CHECK(st.head_module == "classifier.out_proj");
+  CHECK(st.head_extra.size() == 2);
+  CHECK(st.labels.size() == 3);
+  auto model = nn::BertClassifier::load(kRoberta, 3, 0);
+  lora::LoraSet set = lora::attach_state(model, st, (kRoberta / "peft").string());
+  c10::NoGradGuard ng;
+  const at::Tensor logits = model.forward(inputs["input_ids"], inputs["attention_mask"]);
+  const double diff = (logits - inputs["logits"]).abs().max().item<double>();
+  INFO("max |logit difference| " << diff);
+  CHECK(diff < 1e-4);
+  // merged weights compute the same logits
+  lora::merge(model, set);
+  model.clear_adapters();
+  CHECK((model.forward(inputs["input_ids"], inputs["attention_mask"]) - inputs["logits"]).abs().max().item<double>() < 1e-4);
+}
+
+TEST_CASE("RoBERTa adapters: the whole head round-trips through HDF5 and PEFT; a BERT head does not fit") {
+  auto model = nn::BertClassifier::load(kRoberta, 2, 11);
+  lora::LoraConfig cfg;
+  cfg.r = 2;
+  lora::LoraSet set = lora::attach_lora(model, cfg, 3);
+  for (auto& [n, ad] : set.adapters) ad->B = at::randn_like(ad->B);
+  const auto st = lora::state_of(model, set, {"neg", "pos"}, kRoberta.string());
+  CHECK(st.head_module == "classifier.out_proj");
+  CHECK(st.head_extra.count("classifier.dense.weight") == 1);
+  const fs::path d = temp_dir("roberta-head");
+  lora::save_adapter_h5(d / "a.h5", st, "test", "{}");
+  lora::export_peft(d / "peft", st);
+  auto file = tensor::load_safetensors(d / "peft/adapter_model.safetensors");
+  CHECK(file.count("base_model.model.classifier.dense.weight") == 1);
+  CHECK(file.count("base_model.model.classifier.out_proj.bias") == 1);
+  CHECK(file.count("base_model.model.classifier.weight") == 0);
+  for (const auto& back : {lora::load_adapter_h5(d / "a.h5"), lora::import_peft(d / "peft")}) {
+    CHECK(back.head_module == "classifier.out_proj");
+    REQUIRE(back.head_extra.size() == 2);
+    CHECK(at::equal(back.head_extra.at("classifier.dense.weight"), st.head_extra.at("classifier.dense.weight")));
+    CHECK(at::equal(back.head_weight, st.head_weight));
+    auto fresh = nn::BertClassifier::load(kRoberta, 2, 99);  // a different random head
+    lora::attach_state(fresh, back, "x");
+    const at::Tensor ids = at::tensor({0, 40, 41, 42, 2, 1}, at::kLong).view({1, 6});
+    const at::Tensor mask = at::tensor({1, 1, 1, 1, 1, 0}, at::kLong).view({1, 6});
+    c10::NoGradGuard ng;
+    CHECK(at::allclose(fresh.forward(ids, mask), model.forward(ids, mask)));
+  }
+  // a BERT adapter (classifier.weight) on a RoBERTa model, and the reverse, are input errors
+  auto bert = tiny(2);
+  lora::LoraSet bset = lora::attach_lora(bert, {}, 1);
+  CHECK_THROWS_AS(lora::attach_state(model, lora::state_of(bert, bset, {"a", "b"}, "m"), "x"), core::InputError);
+  lora::AdapterState no_lora = st;
+  no_lora.ab.clear();
+  CHECK_THROWS_AS(lora::attach_state(bert, no_lora, "x"), core::InputError);
+  fs::remove_all(d);
+}

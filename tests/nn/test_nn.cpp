@@ -1,7 +1,11 @@
 // lib/nn: WordPiece ids equal to Hugging Face's on >= 200 real sentences, JSONL errors
 // with line numbers, checkpoint errors, the structured-dropout identities (DropKey ≡
-// DropAttention-normalized on one mask, no NaN with padding, no-op at eval), AdamW.
+// DropAttention-normalized on one mask, no NaN with padding, no-op at eval), AdamW; byte-level
+// BPE ids equal to RobertaTokenizerFast's / GPT2TokenizerFast's (tests/nn/fixtures/bpe) and
+// RoBERTa logits equal to transformers' (tests/nn/fixtures/roberta, scripts/roberta-fixtures.py).
 #include "tests/torch_catch.hpp"
+
+#include <c10/core/GradMode.h>
 
 #include <cmath>
 #include <filesystem>
@@ -11,6 +15,7 @@
 
 #include "core/error.hpp"
 #include "nn/bert.hpp"
+#include "nn/bpe.hpp"
 #include "nn/optim.hpp"
 #include "nn/structured_dropout.hpp"
 #include "nn/text_data.hpp"
@@ -210,4 +215,163 @@ TEST_CASE("AdamW matches the closed form of its first step; schedules") {
   (q * at::tensor({3.0F, 4.0F})).sum().backward();
   CHECK(nn::clip_grad_norm({q}, 1.0) == Approx(5.0));
   CHECK(q.grad().norm().item<double>() == Approx(1.0).epsilon(1e-4));
+}
+
+// ------------------------------------------------------------------ byte-level BPE (RoBERTa, GPT-2)
+
+namespace {
+const fs::path kRobertaDir = kRoot / "tests/nn/fixtures/roberta";
+const fs::path kGpt2Dir = kRoot / "tests/nn/fixtures/bpe/gpt2";
+
+std::vector<nlohmann::json> bpe_rows() {
+  std::ifstream in(kRoot / "tests/nn/fixtures/bpe/ids.jsonl");
+  std::vector<nlohmann::json> rows;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) rows.push_back(nlohmann::json::parse(line));
+  }
+  return rows;
+}
+}  // namespace
+
+TEST_CASE("BPE ids equal Hugging Face's RobertaTokenizerFast and GPT2TokenizerFast on the fixture sentences") {
+  const auto rob = nn::BpeTokenizer::from_folder(kRobertaDir);
+  const auto gpt = nn::BpeTokenizer::from_folder(kGpt2Dir);  // GPT-2's real vocabulary (50257 tokens)
+  CHECK(gpt.vocab_size() == 50257);
+  CHECK(rob.bos_id() == 0);
+  CHECK(rob.pad_id() == 1);
+  CHECK(rob.eos_id() == 2);
+  const auto rows = bpe_rows();
+  REQUIRE(rows.size() >= 200);
+  size_t bad_rob = 0, bad_gpt = 0, bad_trunc = 0, bad_decode = 0;
+  for (const auto& r : rows) {
+    const auto text = r["text"].get<std::string>();
+    if (rob.encode(text, 1 << 20).ids != r["roberta"].get<std::vector<int64_t>>()) {
+      ++bad_rob;
+      UNSCOPED_INFO("roberta mismatch: " << text);
+    }
+    if (rob.encode(text, 16).ids != r["roberta_16"].get<std::vector<int64_t>>()) ++bad_trunc;
+    const auto g = gpt.tokenize_ids(text);
+    if (g != r["gpt2"].get<std::vector<int64_t>>()) {
+      ++bad_gpt;
+      UNSCOPED_INFO("gpt2 mismatch: " << text);
+    }
+    if (gpt.decode(g) != r["gpt2_decoded"].get<std::string>() ||
+        rob.decode(rob.encode(text, 1 << 20).ids) != r["roberta_decoded"].get<std::string>()) {
+      ++bad_decode;
+      UNSCOPED_INFO("decode mismatch: " << text);
+    }
+  }
+  CHECK(bad_rob == 0);
+  CHECK(bad_gpt == 0);
+  CHECK(bad_trunc == 0);
+  CHECK(bad_decode == 0);
+}
+
+TEST_CASE("BPE pre-tokenizer: GPT-2's regex on contractions, numbers, white space and special tokens") {
+  const auto rob = nn::BpeTokenizer::from_folder(kRobertaDir);
+  using V = std::vector<std::string>;
+  CHECK(rob.pre_tokenize("I'm here's  it") == V{"I", "'m", " here", "'s", " ", " it"});
+  CHECK(rob.pre_tokenize("a 12 b!!  \n c  ") == V{"a", " 12", " b", "!!", "  \n", " c", "  "});
+  CHECK(rob.pre_tokenize("Ünïcödé 😀😀 x") == V{"Ünïcödé", " 😀😀", " x"});
+  CHECK(rob.pre_tokenize("") == V{});
+  // special-token strings are the tokens; <mask> gets lstrip only from tokenizer_config.json
+  const auto ids = rob.tokenize_ids("a <mask>");
+  REQUIRE(ids.size() == 3);
+  CHECK(ids.back() == rob.mask_id());
+  CHECK(rob.tokenize("<s></s>") == V{"<s>", "</s>"});
+  const fs::path d = temp_dir("bpe-cfg");
+  fs::copy_file(kRobertaDir / "vocab.json", d / "vocab.json");
+  fs::copy_file(kRobertaDir / "merges.txt", d / "merges.txt");
+  std::ofstream(d / "tokenizer_config.json") << R"({"added_tokens_decoder": {"4": {"content": "<mask>", "lstrip": true}}})";
+  const auto lstrip = nn::BpeTokenizer::from_folder(d);
+  CHECK(lstrip.tokenize_ids("a <mask>") == std::vector<int64_t>{ids.front(), rob.mask_id()});
+  CHECK(lstrip.encode("a", 2).ids == std::vector<int64_t>{0, 2});
+  fs::remove_all(d);
+}
+
+TEST_CASE("BPE errors: a missing or malformed file is an input error naming it") {
+  const fs::path d = temp_dir("bpe-bad");
+  auto message = [&]() -> std::string {
+    try {
+      (void)nn::BpeTokenizer::from_folder(d);
+    } catch (const core::InputError& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  CHECK(message().find((d / "vocab.json").string()) != std::string::npos);
+  std::ofstream(d / "vocab.json") << "{\"a\": 0, \"b\": 1, \"ab\": 2}";
+  CHECK(message().find((d / "merges.txt").string()) != std::string::npos);
+  std::ofstream(d / "merges.txt") << "#version: 0.2\na b\nabc\n";
+  CHECK(message().find("merges.txt:3") != std::string::npos);
+  std::ofstream(d / "merges.txt") << "#version: 0.2\na b\n";
+  const auto t = nn::BpeTokenizer::from_folder(d);
+  CHECK(t.tokenize_ids("ab") == std::vector<int64_t>{2});
+  CHECK_THROWS_AS(t.encode("ab", 8), core::InputError);  // no <s> / </s>
+  CHECK_THROWS_AS(t.decode({7}), core::InputError);
+  fs::remove_all(d);
+}
+
+// ------------------------------------------------------------------ RoBERTa
+
+TEST_CASE("RoBERTa: the fixture model gives transformers' logits on a padded batch") {
+  auto inputs = tensor::load_safetensors(kRobertaDir / "inputs.safetensors");
+  const at::Tensor ids = inputs["input_ids"];
+  REQUIRE(ids.eq(1).any().item<bool>());  // the batch holds padding (pad id 1)
+  auto m = nn::BertClassifier::load(kRobertaDir, 3, 0);
+  CHECK(m.config().is_roberta());
+  CHECK(m.config().pad_token_id == 1);
+  CHECK(m.config().type_vocab_size == 1);
+  CHECK(m.config().max_length() == 64);
+  CHECK(m.output_layer() == "classifier.out_proj");
+  CHECK(m.linear_names().back() == "classifier.out_proj");
+  CHECK(m.head_names().size() == 4);
+  // the tokenizer of the folder gives the fixture's ids
+  const auto tok = nn::BpeTokenizer::from_folder(kRobertaDir);
+  const auto first = tok.encode("The computer is down again; please reboot it before lunch.", 32).ids;
+  for (size_t t = 0; t < first.size(); ++t) CHECK(ids[0][static_cast<int64_t>(t)].item<int64_t>() == first[t]);
+  c10::NoGradGuard ng;
+  const at::Tensor logits = m.forward(ids, inputs["attention_mask"]);
+  const double diff = (logits - inputs["logits_base"]).abs().max().item<double>();
+  INFO("max |logit difference| " << diff);
+  CHECK(diff < 1e-4);
+  // save_hf round trip keeps the "roberta." names and the two-layer head
+  const fs::path d = temp_dir("roberta");
+  m.save_hf(d);
+  auto back = nn::BertClassifier::load(d, 3, 5);
+  CHECK(at::allclose(back.forward(ids, inputs["attention_mask"]), logits));
+  auto cfg = nlohmann::json::parse(std::ifstream(d / "config.json"));
+  CHECK(cfg["architectures"][0] == "RobertaForSequenceClassification");
+  CHECK(tensor::load_safetensors(d / "model.safetensors").count("roberta.encoder.layer.0.attention.self.query.weight") == 1);
+  // too long for the positions: 64 = 66 - pad - 1
+  CHECK_THROWS_AS(m.forward(at::full({1, 65}, 5, at::kLong), at::ones({1, 65}, at::kLong)), core::InputError);
+  fs::remove_all(d);
+}
+
+TEST_CASE("RoBERTa: positions count real tokens only, so padding changes nothing; random models") {
+  nn::BertConfig c = nn::BertConfig::roberta();
+  c.vocab_size = 40;
+  c.hidden_size = 16;
+  c.num_hidden_layers = 1;
+  c.num_attention_heads = 2;
+  c.intermediate_size = 24;
+  c.max_position_embeddings = 20;
+  auto m = nn::BertClassifier::random(c, 2, 3);
+  CHECK(m.params().count("roberta.pooler.dense.weight") == 0);
+  CHECK(m.params().count("classifier.dense.weight") == 1);
+  c10::NoGradGuard ng;
+  const at::Tensor ids = at::tensor({0, 7, 8, 9, 2}, at::kLong).view({1, 5});
+  const at::Tensor padded = at::tensor({0, 7, 8, 9, 2, 1, 1}, at::kLong).view({1, 7});
+  const at::Tensor mask = at::tensor({1, 1, 1, 1, 1, 0, 0}, at::kLong).view({1, 7});
+  CHECK(at::allclose(m.forward(ids, at::ones({1, 5}, at::kLong)), m.forward(padded, mask), 1e-5, 1e-6));
+  // a config with model_type roberta loads with RoBERTa's defaults for absent fields
+  auto j = nlohmann::json{{"model_type", "roberta"}, {"vocab_size", 40}, {"hidden_size", 16}, {"num_hidden_layers", 1},
+                          {"num_attention_heads", 2}, {"intermediate_size", 24}};
+  auto rc = nn::BertConfig::from_json(j, "config.json");
+  CHECK(rc.pad_token_id == 1);
+  CHECK(rc.max_position_embeddings == 514);
+  CHECK(rc.max_length() == 512);
+  j["model_type"] = "gpt2";
+  CHECK_THROWS_AS(nn::BertConfig::from_json(j, "config.json"), core::InputError);
 }
