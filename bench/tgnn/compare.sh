@@ -2,51 +2,85 @@
 # Speed comparison of tgnn-train's TGN with PyTorch Geometric's TGN (bench/tgnn/pyg_tgn.py)
 # on the same synthetic CSV, one epoch each, same dims (100/100/100, 2 heads, 10 most
 # recent neighbours, batch 200, lr 1e-4), same thread count (OMP_NUM_THREADS and
-# torch.set_num_threads / --threads). Prints a Markdown table and writes
+# torch.set_num_threads / --threads). Reports wall and process-CPU seconds of the training
+# epoch (CPU seconds are the steadier measure when other jobs share the cores) and the
+# 1-minute load average before and after each run. Prints a Markdown table and writes
 # bench/tgnn/compare.json.
 # Usage: bench/tgnn/compare.sh [BUILD_DIR] [THREADS="1"] [PRESET=wiki]   (THREADS may list several: "1 2")
 #   PYTHON (default python3) must import torch and torch_geometric
 #   (pip install torch torch_geometric; no torch_scatter/torch_sparse needed).
+#   FORMS (default "query message"): the model.memory_time forms to run.
+#   OTHER (optional) "label=BUILD_DIR ...": further tgnn-train builds to run in the same
+#   comparison, e.g. OTHER="before=/tmp/old-build" for a before/after table.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 build="${1:-$root/build}"
 threads_list="${2:-1}"
 preset="${3:-wiki}"
+forms="${FORMS:-query message}"
 py="${PYTHON:-python3}"
 exe="$build/tools/tgnn-train/tgnn-train"
 [[ -x "$exe" ]] || { echo "compare.sh: $exe not found (build first)" >&2; exit 2; }
+builds=("this=$build")
+for o in ${OTHER:-}; do
+  [[ -x "${o#*=}/tools/tgnn-train/tgnn-train" ]] || { echo "compare.sh: ${o#*=}/tools/tgnn-train/tgnn-train not found" >&2; exit 2; }
+  builds+=("$o")
+done
 "$py" -c "import torch, torch_geometric" || { echo "compare.sh: $py cannot import torch + torch_geometric" >&2; exit 2; }
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
+load() { cut -d' ' -f1 /proc/loadavg; }
 "$exe" generate --quiet --out "$tmp/data" --set generate.preset="$preset" --set 'generate.formats=["tgl"]' >&2
 for th in $threads_list; do
-  for mt in query message; do
-    OMP_NUM_THREADS=$th "$exe" fit --json --config "$root/configs/tgnn-train/tgn-wiki.json" --threads "$th" --progress never \
-      --log-level warn --set data.path="$tmp/data" --set train.epochs=1 --set baselines.memory_zeroed=false \
-      --set baselines.edgebank=false --set model.memory_time=$mt --out "$tmp/ours-$mt-$th" > "$tmp/ours-$mt-$th.json"
+  for b in "${builds[@]}"; do
+    for mt in $forms; do
+      l0=$(load)
+      OMP_NUM_THREADS=$th "${b#*=}/tools/tgnn-train/tgnn-train" fit --json --config "$root/configs/tgnn-train/tgn-wiki.json" \
+        --threads "$th" --progress never --log-level warn --set data.path="$tmp/data" --set train.epochs=1 \
+        --set baselines.memory_zeroed=false --set baselines.edgebank=false --set model.memory_time=$mt \
+        --out "$tmp/ours-${b%%=*}-$mt-$th" > "$tmp/ours-${b%%=*}-$mt-$th.json"
+      echo "$l0 $(load)" > "$tmp/ours-${b%%=*}-$mt-$th.load"
+    done
   done
+  l0=$(load)
   OMP_NUM_THREADS=$th "$py" "$here/pyg_tgn.py" --data "$tmp/data" --threads "$th" --epochs 1 > "$tmp/pyg-$th.json"
+  echo "$l0 $(load)" > "$tmp/pyg-$th.load"
 done
-"$py" - "$tmp" "$here/compare.json" "$preset" "$threads_list" <<'PY'
+labels="${builds[*]}"
+"$py" - "$tmp" "$here/compare.json" "$preset" "$threads_list" "$forms" "$labels" <<'PY'
 import json, sys, os
-tmp, out, preset, threads = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split()
+tmp, out, preset = sys.argv[1], sys.argv[2], sys.argv[3]
+threads, forms, labels = sys.argv[4].split(), sys.argv[5].split(), [b.split("=")[0] for b in sys.argv[6].split()]
+load = lambda f: [float(x) for x in open(os.path.join(tmp, f)).read().split()]
 rows = []
 for th in threads:
     pyg = json.load(open(os.path.join(tmp, "pyg-%s.json" % th)))
-    for mt in ("query", "message"):
-        m = json.load(open(os.path.join(tmp, "ours-%s-%s.json" % (mt, th))))["model"]
-        rows.append({"impl": "tgnn-train TGN (memory_time=%s)" % mt, "threads": int(th), "epoch_s": m["epoch_seconds"],
-                     "events_per_s": m["events_per_s"], "test_ap_batch": m["test"]["ap_batch"],
-                     "stage_times": m["stage_times"]})
-    rows.append({"impl": "PyG TGN (torch %s)" % pyg["torch"], "threads": int(th), "epoch_s": pyg["epoch_seconds"],
-                 "events_per_s": pyg["events_per_s"], "test_ap_batch": pyg["test"]["ap_batch"]})
-    for r in rows[-3:]:
+    group = []
+    for lb in labels:
+        for mt in forms:
+            name = "ours-%s-%s-%s" % (lb, mt, th)
+            m = json.load(open(os.path.join(tmp, name + ".json")))["model"]
+            group.append({"impl": "tgnn-train TGN (%smemory_time=%s)" % ("" if lb == "this" else lb + ", ", mt),
+                          "threads": int(th), "epoch_s": m["epoch_seconds"], "events_per_s": m["events_per_s"],
+                          "epoch_cpu_s": m.get("epoch_cpu_seconds"), "events_per_cpu_s": m.get("events_per_cpu_s"),
+                          "test_ap_batch": m["test"]["ap_batch"], "test_auc_batch": m["test"]["auc_batch"],
+                          "stage_times": m["stage_times"], "load_1min": load(name + ".load")})
+    group.append({"impl": "PyG TGN (torch %s)" % pyg["torch"], "threads": int(th), "epoch_s": pyg["epoch_seconds"],
+                  "events_per_s": pyg["events_per_s"], "epoch_cpu_s": pyg.get("epoch_cpu_seconds"),
+                  "events_per_cpu_s": pyg.get("events_per_cpu_s"), "test_ap_batch": pyg["test"]["ap_batch"],
+                  "test_auc_batch": pyg["test"]["auc_batch"], "load_1min": load("pyg-%s.load" % th)})
+    for r in group:
         r["ratio_vs_pyg"] = r["events_per_s"] / pyg["events_per_s"]
+        r["cpu_ratio_vs_pyg"] = (r["events_per_cpu_s"] / pyg["events_per_cpu_s"]
+                                 if r["events_per_cpu_s"] and pyg.get("events_per_cpu_s") else None)
+    rows += group
 json.dump({"preset": preset, "rows": rows}, open(out, "w"), indent=2)
-print("| implementation | threads | s/epoch | events/s | ratio vs PyG | test AP (batch) |")
-print("|---|---|---|---|---|---|")
+f = lambda x, fmt: "-" if x is None else fmt % x
+print("| implementation | threads | s/epoch (wall) | events/s (wall) | ratio vs PyG (wall) | CPU s/epoch | events/CPU-s | ratio vs PyG (CPU) | test AP (batch) | load 1-min before/after |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
-    print("| %s | %d | %.1f | %.0f | %.2f | %.4f |" % (r["impl"], r["threads"], r["epoch_s"], r["events_per_s"],
-                                                    r["ratio_vs_pyg"], r["test_ap_batch"]))
+    print("| %s | %d | %.1f | %.0f | %.2f | %s | %s | %s | %.4f | %.1f / %.1f |" % (
+        r["impl"], r["threads"], r["epoch_s"], r["events_per_s"], r["ratio_vs_pyg"], f(r["epoch_cpu_s"], "%.1f"),
+        f(r["events_per_cpu_s"], "%.0f"), f(r["cpu_ratio_vs_pyg"], "%.2f"), r["test_ap_batch"], r["load_1min"][0], r["load_1min"][1]))
 PY

@@ -1,6 +1,9 @@
-// TGN / JODIE / DyRep on ATen with autograd (the only LibTorch translation unit of the
+// TGN / JODIE / APAN / DyRep on ATen with autograd (the only LibTorch translation unit of the
 // module): parameters are plain leaf tensors registered by name, the layers are ATen ops
-// (gru_cell, linear, layer_norm), Adam is written out (Kingma & Ba, Alg. 1).
+// (linear, layer_norm, the GRU/RNN cell written out as torch.nn.GRUCell computes it), Adam
+// is written out (Kingma & Ba, Alg. 1). Speed (bench/tgnn/README.md): every linear map is
+// applied once per distinct input it sees in a batch (node, (node, time) pair, edge) and
+// the results gathered, rather than once per row of the concatenated input.
 #include "tgnn/model.hpp"
 
 #include <ATen/ATen.h>
@@ -18,8 +21,10 @@
 namespace mlsys::tgnn {
 
 void ModelConfig::resolve() {
-  if (updater.empty()) updater = name == "tgn" ? "gru" : "rnn";
+  if (updater.empty()) updater = name == "tgn" ? "gru" : (name == "apan" ? "attention" : "rnn");
   if (embedding.empty()) embedding = name == "tgn" ? "attention" : (name == "jodie" ? "time" : "identity");
+  if (deliver_to.empty()) deliver_to = name == "apan" ? "neighbors" : "self";
+  if (message.empty()) message = name == "dyrep" ? "attention" : "memory";
 }
 
 void set_torch_threads(int n) {
@@ -35,23 +40,52 @@ at::Tensor to_float(const std::vector<float>& v) {
   return at::from_blob(const_cast<float*>(v.data()), {static_cast<int64_t>(v.size())}, at::kFloat).clone();
 }
 
+// The rows a batch needs updated memory for (its roots, then the non-empty neighbour
+// slots), collapsed to distinct (node, query time) pairs: the updater's output depends on
+// nothing else, so equal pairs share one computation, and the parts that depend on the
+// node only (mail and hidden-state projections) run once per distinct node.
+struct Rows {
+  std::vector<int64_t> nodes;      // distinct nodes
+  std::vector<int64_t> pair_node;  // per pair: index into nodes
+  std::vector<double> pair_t;      // per pair: query time
+  std::vector<int64_t> root_pair;  // per root: its pair
+  std::vector<int64_t> slot;       // non-empty neighbour slots (index into roots x k)
+  std::vector<int64_t> slot_pair;  // per non-empty slot: the neighbour's pair
+  [[nodiscard]] int64_t pairs() const { return static_cast<int64_t>(pair_t.size()); }
+  // Pair p is node p (one pair per node, created together).
+  [[nodiscard]] bool one_per_node() const { return pair_t.size() == nodes.size(); }
+};
+
+// The attention read-out of APAN's updater: weights over the mailbox and their sum of V.
+struct Readout {
+  at::Tensor value;  // P x dm
+  at::Tensor att;    // P x S x H
+  at::Tensor V;      // P x S x dm
+};
+
 }  // namespace
 
 struct TemporalModel::Impl {
   ModelConfig cfg;
   const graph::EventStream& data;
-  int64_t N, De, Dn, dm, dt, dz;
-  bool attention, time_proj;
+  int64_t N, De, Dn, dm, dt, dz, S, mail_dim;
+  bool attention, time_proj, apan_updater, dyrep_message, deliver_neighbors, by_time;
   at::Tensor edge_feat, node_feat;
-  // Node memory and mailbox (TGL memorys.py; mailbox size 1, TGN's "last" aggregator).
+  // Node memory and mailbox (TGL memorys.py): one mail per node (TGN's "last" aggregator),
+  // or for the attention updater a ring of S mails with their times and an empty flag.
   at::Tensor mem, mail;
   std::vector<double> mem_ts;
   std::vector<float> mail_dt;  // per node: time between its last two events (mail's dt)
+  std::vector<double> mail_ts;     // N x S (attention updater)
+  std::vector<uint8_t> mail_full;  // N x S: slot holds a mail
+  std::vector<int64_t> next_slot;  // N: ring position of the next mail
   std::vector<std::pair<std::string, at::Tensor>> params;
   std::vector<at::Tensor> adam_m, adam_v, snapshot;
   int64_t adam_step = 0;
   std::mt19937_64 rng;
-  std::vector<int64_t> stamp;  // scratch: last batch position of a node
+  // Scratch, -1 between uses: last batch position of a node (write-back), a node's index
+  // in Rows::nodes, an event's index among a batch's distinct edges.
+  std::vector<int64_t> stamp, node_slot, edge_slot;
 
   Impl(const ModelConfig& c, const graph::EventStream& d, uint64_t seed) : cfg(c), data(d), rng(seed) {
     cfg.resolve();
@@ -60,20 +94,38 @@ struct TemporalModel::Impl {
     dm = cfg.memory_dim, dt = cfg.time_dim;
     attention = cfg.embedding == "attention";
     time_proj = cfg.embedding == "time";
+    apan_updater = cfg.updater == "attention";
+    dyrep_message = cfg.message == "attention";
+    deliver_neighbors = cfg.deliver_to == "neighbors";
+    by_time = apan_updater || cfg.memory_time == "query";
+    S = apan_updater ? cfg.mailbox_size : 1;
     dz = attention ? cfg.embed_dim : dm;
+    // A mail is [s_self || s_other || e]; DyRep puts the other endpoint's attention
+    // embedding (embed_dim wide) in place of its memory.
+    mail_dim = dm + (dyrep_message ? cfg.embed_dim : dm) + De;
     if (De > 0) edge_feat = to_float(d.edge_feat).view({static_cast<int64_t>(d.size()), De});
     if (Dn > 0) node_feat = to_float(d.node_feat).view({N, Dn});
     // Time encoding phi(dt) = cos(w dt + b), w_i = 10^(-9 i / (d_t - 1)) (TGL TimeEncode).
     add("time_encoder.w", at::pow(10.0, at::linspace(0, -9, dt, at::kFloat)));
     add("time_encoder.b", at::zeros({dt}));
-    const int64_t mail_dim = 2 * dm + De, gates = cfg.updater == "gru" ? 3 * dm : dm;
-    const double bu = 1.0 / std::sqrt(static_cast<double>(dm));
-    add("memory_updater.weight_ih", uniform({gates, mail_dim + dt}, bu));
-    add("memory_updater.weight_hh", uniform({gates, dm}, bu));
-    add("memory_updater.bias_ih", uniform({gates}, bu));
-    add("memory_updater.bias_hh", uniform({gates}, bu));
+    if (apan_updater) {
+      // TGL's TransformerMemoryUpdater: w_q on the memory, w_k/w_v on [mail || phi].
+      linear("memory_updater.w_q", dm, dm);
+      linear("memory_updater.w_k", dm, mail_dim + dt);
+      linear("memory_updater.w_v", dm, mail_dim + dt);
+      add("memory_updater.layer_norm.weight", at::ones({dm}));
+      add("memory_updater.layer_norm.bias", at::zeros({dm}));
+      linear("memory_updater.mlp", dm, dm);
+    } else {
+      const int64_t gates = cfg.updater == "gru" ? 3 * dm : dm;
+      const double bu = 1.0 / std::sqrt(static_cast<double>(dm));
+      add("memory_updater.weight_ih", uniform({gates, mail_dim + dt}, bu));
+      add("memory_updater.weight_hh", uniform({gates, dm}, bu));
+      add("memory_updater.bias_ih", uniform({gates}, bu));
+      add("memory_updater.bias_hh", uniform({gates}, bu));
+    }
     if (Dn > 0) linear("node_proj", dm, Dn);
-    if (attention) {
+    if (attention || dyrep_message) {
       const int64_t de = cfg.embed_dim;
       linear("attention.w_q", de, dm + dt);
       linear("attention.w_k", de, dm + De + dt);
@@ -94,6 +146,8 @@ struct TemporalModel::Impl {
       adam_v.push_back(at::zeros_like(p));
     }
     stamp.assign(static_cast<size_t>(N), -1);
+    node_slot.assign(static_cast<size_t>(N), -1);
+    edge_slot.assign(d.size(), -1);
     reset_memory();
   }
 
@@ -112,64 +166,194 @@ struct TemporalModel::Impl {
     throw std::logic_error("tgnn: no parameter " + name);
   }
   at::Tensor lin(const at::Tensor& x, const std::string& name) const { return at::linear(x, P(name + ".weight"), P(name + ".bias")); }
+  // K and V of an attention as one GEMM: [W_k; W_v] and [b_k; b_v].
+  std::pair<at::Tensor, at::Tensor> fused_kv(const std::string& prefix) const {
+    return {at::cat({P(prefix + ".w_k.weight"), P(prefix + ".w_v.weight")}, 0),
+            at::cat({P(prefix + ".w_k.bias"), P(prefix + ".w_v.bias")}, 0)};
+  }
 
   void reset_memory() {
     mem = at::zeros({N, dm});
-    mail = at::zeros({N, 2 * dm + De});
+    mail = apan_updater ? at::zeros({N, S, mail_dim}) : at::zeros({N, mail_dim});
     mem_ts.assign(static_cast<size_t>(N), 0.0);
     mail_dt.assign(static_cast<size_t>(N), 0.0F);
+    mail_ts.assign(static_cast<size_t>(N * S), 0.0);
+    mail_full.assign(static_cast<size_t>(N * S), 0);
+    next_slot.assign(static_cast<size_t>(N), 0);
   }
 
   at::Tensor phi(const at::Tensor& delta) const {
-    return at::cos(delta.unsqueeze(1) * P("time_encoder.w").unsqueeze(0) + P("time_encoder.b").unsqueeze(0));
+    return at::cos(at::addcmul(P("time_encoder.b").unsqueeze(0), delta.unsqueeze(1), P("time_encoder.w").unsqueeze(0)));
   }
 
   at::Tensor predict(const at::Tensor& zu, const at::Tensor& zv) const {
     return lin(at::relu(lin(zu, "edge_predictor.src") + lin(zv, "edge_predictor.dst")), "edge_predictor.out").squeeze(1);
   }
 
-  // Memory of `ids` updated from their mails (the lazy update, with gradient into the
-  // updater): s' = Cell([mail || phi(dt)], mem). With memory_time "query" (TGL) dt is the
-  // row's query time minus the node's memory time, one update per row; with "message"
-  // (TGN) dt is the time between the node's last two events, fixed when the mail was
-  // built, so the update runs once per distinct node of the batch.
-  at::Tensor updated_memory(const std::vector<int64_t>& ids, const std::vector<double>& rows_t, StageTimes& times) {
-    const auto n = static_cast<int64_t>(ids.size());
-    if (!cfg.use_memory) return at::zeros({n, dm});
+  // Roots and (when nb) the non-empty slots of their neighbour block as distinct pairs;
+  // without `keyed_by_time` one pair per node (the updater ignores the query time).
+  Rows build_rows(const std::vector<int64_t>& roots, const std::vector<double>& ts, const graph::NeighborBlock* nb, bool keyed_by_time) {
+    Rows rw;
+    std::vector<int64_t> head, next;  // per node: its latest pair; per pair: the node's previous pair
+    auto pair_of = [&](int64_t v, double t) {
+      auto& slot = node_slot[static_cast<size_t>(v)];
+      if (slot < 0) {
+        slot = static_cast<int64_t>(rw.nodes.size());
+        rw.nodes.push_back(v);
+        head.push_back(-1);
+      }
+      for (int64_t p = head[static_cast<size_t>(slot)]; p >= 0; p = next[static_cast<size_t>(p)]) {
+        if (!keyed_by_time || rw.pair_t[static_cast<size_t>(p)] == t) return p;
+      }
+      const auto p = static_cast<int64_t>(rw.pair_t.size());
+      rw.pair_t.push_back(t);
+      rw.pair_node.push_back(slot);
+      next.push_back(head[static_cast<size_t>(slot)]);
+      head[static_cast<size_t>(slot)] = p;
+      return p;
+    };
+    rw.root_pair.reserve(roots.size());
+    for (size_t i = 0; i < roots.size(); ++i) rw.root_pair.push_back(pair_of(roots[i], ts[i]));
+    if (nb != nullptr) {
+      const auto k = static_cast<size_t>(nb->k);
+      for (size_t i = 0; i < nb->nbr.size(); ++i) {
+        if (nb->nbr[i] < 0) continue;  // an empty slot: masked, needs no memory
+        rw.slot.push_back(static_cast<int64_t>(i));
+        rw.slot_pair.push_back(pair_of(nb->nbr[i], ts[i / k]));
+      }
+    }
+    for (int64_t v : rw.nodes) node_slot[static_cast<size_t>(v)] = -1;
+    return rw;
+  }
+
+  // APAN's read-out (TGL TransformerMemoryUpdater, with empty slots masked): per pair,
+  // att = softmax_s(LeakyReLU(Q . K_s)) per head with Q = W_q mem and K/V =
+  // W_{k,v}[mail_s || phi(t - mail_ts_s)]; `kv_mail` is the mail part of K/V (with bias),
+  // `dts` the P x S times, `mask` P x S x 1. A node without mails reads out 0.
+  Readout mailbox_readout(const at::Tensor& mem_p, const at::Tensor& kv_mail, const at::Tensor& w_kv, const at::Tensor& dts,
+                          const at::Tensor& mask, bool train) const {
+    const int64_t Pn = mem_p.size(0), H = cfg.heads, dh = dm / H;
+    const at::Tensor kv = kv_mail + at::matmul(phi(dts), w_kv.narrow(1, mail_dim, dt).t()).view({Pn, S, 2 * dm});
+    const at::Tensor K = kv.narrow(2, 0, dm).reshape({Pn, S, H, dh});
+    Readout r;
+    r.V = kv.narrow(2, dm, dm);
+    const at::Tensor q = lin(mem_p, "memory_updater.w_q").view({Pn, 1, H, dh});
+    at::Tensor att = at::leaky_relu((q * K).sum(-1), 0.2);                 // P x S x H
+    att = at::softmax(att.masked_fill(mask == 0, -1e9), 1) * mask;         // empty slots: 0
+    r.att = at::dropout(att, cfg.att_dropout, train);
+    r.value = (r.att.unsqueeze(-1) * r.V.reshape({Pn, S, H, dh})).sum(1).reshape({Pn, dm});
+    return r;
+  }
+
+  // Memory of the rows' pairs updated from their mails (the lazy update, with gradient into
+  // the updater). GRU/RNN: s' = Cell([mail || phi(dt)], mem), with dt the pair's query time
+  // minus the node's memory time ("query", TGL) or the time between the node's last two
+  // events ("message", TGN); the gates are split as W_mail mail (per node) + W_t phi(dt)
+  // (per pair) + W_hh mem (per node), the same sum as one GEMM on the concatenation.
+  // Attention (APAN): s' = ReLU(Dropout(MLP(LayerNorm(readout + mem)))).
+  at::Tensor updated_memory(const Rows& rw, bool train, StageTimes& times) {
+    const int64_t Pn = rw.pairs();
+    if (!cfg.use_memory) return at::zeros({Pn, dm});
     core::Timer tf;
-    std::vector<int64_t> uniq, inverse;
-    std::vector<float> delta;
-    if (cfg.memory_time == "query") {
-      uniq = ids;
-      for (size_t i = 0; i < ids.size(); ++i) delta.push_back(static_cast<float>(rows_t[i] - mem_ts[static_cast<size_t>(ids[i])]));
-    } else {
-      inverse.resize(ids.size());
-      for (size_t i = 0; i < ids.size(); ++i) {
-        auto& slot = stamp[static_cast<size_t>(ids[i])];
-        if (slot < 0) {
-          slot = static_cast<int64_t>(uniq.size());
-          uniq.push_back(ids[i]);
-        }
-        inverse[i] = slot;
-      }
-      for (int64_t v : uniq) {
-        delta.push_back(mail_dt[static_cast<size_t>(v)]);
-        stamp[static_cast<size_t>(v)] = -1;
-      }
-    }
-    const at::Tensor idx = to_long(uniq);
+    const at::Tensor idx = to_long(rw.nodes);
+    const bool same = rw.one_per_node();
+    const at::Tensor pn = same ? at::Tensor() : to_long(rw.pair_node);
+    auto per_pair = [&](const at::Tensor& x) { return same ? x : x.index_select(0, pn); };
     const at::Tensor m = kernels::gather_rows(mem, idx);
-    const at::Tensor x = at::cat({kernels::gather_rows(mail, idx), phi(to_float(delta))}, 1);
-    times.fetch += tf.seconds();
-    at::Tensor s;
-    if (cfg.updater == "gru") {
-      s = at::gru_cell(x, m, P("memory_updater.weight_ih"), P("memory_updater.weight_hh"), P("memory_updater.bias_ih"),
-                       P("memory_updater.bias_hh"));
-    } else {
-      s = at::rnn_tanh_cell(x, m, P("memory_updater.weight_ih"), P("memory_updater.weight_hh"), P("memory_updater.bias_ih"),
-                            P("memory_updater.bias_hh"));
+    const auto U = static_cast<int64_t>(rw.nodes.size());
+    if (apan_updater) {
+      const at::Tensor mails = kernels::gather_rows(mail.view({N, S * mail_dim}), idx).view({U * S, mail_dim});
+      std::vector<float> dts(static_cast<size_t>(Pn * S)), full(static_cast<size_t>(Pn * S));
+      for (size_t p = 0; p < static_cast<size_t>(Pn); ++p) {
+        const auto v = static_cast<size_t>(rw.nodes[static_cast<size_t>(rw.pair_node[p])]);
+        for (size_t s = 0; s < static_cast<size_t>(S); ++s) {
+          const size_t f = v * static_cast<size_t>(S) + s, o = p * static_cast<size_t>(S) + s;
+          full[o] = mail_full[f] ? 1.0F : 0.0F;
+          dts[o] = mail_full[f] ? static_cast<float>(rw.pair_t[p] - mail_ts[f]) : 0.0F;
+        }
+      }
+      times.fetch += tf.seconds();
+      const auto [w_kv, b_kv] = fused_kv("memory_updater");
+      const at::Tensor kv_mail = per_pair(at::linear(mails, w_kv.narrow(1, 0, mail_dim), b_kv).view({U, S, 2 * dm}));
+      const at::Tensor mp = per_pair(m);
+      const Readout r = mailbox_readout(mp, kv_mail, w_kv, to_float(dts), to_float(full).view({Pn, S, 1}), train);
+      const at::Tensor x = at::layer_norm(r.value + mp, {dm}, P("memory_updater.layer_norm.weight"), P("memory_updater.layer_norm.bias"));
+      return at::relu(at::dropout(lin(x, "memory_updater.mlp"), cfg.dropout, train));
     }
-    return inverse.empty() ? s : s.index_select(0, to_long(inverse));
+    const at::Tensor mails = kernels::gather_rows(mail, idx);
+    std::vector<float> delta(static_cast<size_t>(Pn));
+    for (size_t p = 0; p < delta.size(); ++p) {
+      const auto v = static_cast<size_t>(rw.nodes[static_cast<size_t>(rw.pair_node[p])]);
+      delta[p] = by_time ? static_cast<float>(rw.pair_t[p] - mem_ts[v]) : mail_dt[v];
+    }
+    times.fetch += tf.seconds();
+    const at::Tensor& w_ih = P("memory_updater.weight_ih");
+    const at::Tensor gi = at::addmm(per_pair(at::linear(mails, w_ih.narrow(1, 0, mail_dim), P("memory_updater.bias_ih"))),
+                                    phi(to_float(delta)), w_ih.narrow(1, mail_dim, dt).t());
+    const at::Tensor gh = per_pair(at::linear(m, P("memory_updater.weight_hh"), P("memory_updater.bias_hh")));
+    if (cfg.updater != "gru") return at::tanh(gi + gh);
+    // torch.nn.GRUCell: r, z, n gates in that order.
+    const auto gic = gi.chunk(3, 1), ghc = gh.chunk(3, 1);
+    const at::Tensor r = at::sigmoid(gic[0] + ghc[0]), z = at::sigmoid(gic[1] + ghc[1]);
+    const at::Tensor n = at::tanh(gic[2] + r * ghc[2]);
+    return n + z * (per_pair(m) - n);
+  }
+
+  // TGN eq. 5-9 in TGL's form: one layer, H heads, LeakyReLU(0.2) scores, over the k
+  // neighbour slots of each root (an empty slot is masked; no neighbours: h~ = 0). K and V
+  // come from one GEMM, split by input block: the node part once per distinct neighbour
+  // pair, the edge part once per distinct edge, the time part per slot.
+  at::Tensor attend(const at::Tensor& h_root, const at::Tensor& h, const Rows& rw, const graph::NeighborBlock& nb,
+                    const std::vector<double>& ts, bool train, StageTimes& times) {
+    core::Timer tf;
+    const int64_t R = h_root.size(0), k = nb.k, H = cfg.heads, de = cfg.embed_dim, dh = de / H;
+    const size_t nv = rw.slot.size();
+    std::vector<int64_t> local(static_cast<size_t>(rw.pairs()), -1), nb_pairs, slot_nb, eids, slot_e;
+    std::vector<float> dnb(nv), full(static_cast<size_t>(R * k), 0.0F);
+    std::vector<int64_t> slot_root_v(nv);
+    slot_nb.reserve(nv);
+    for (size_t s = 0; s < nv; ++s) {
+      const auto i = static_cast<size_t>(rw.slot[s]);
+      auto& lp = local[static_cast<size_t>(rw.slot_pair[s])];
+      if (lp < 0) {
+        lp = static_cast<int64_t>(nb_pairs.size());
+        nb_pairs.push_back(rw.slot_pair[s]);
+      }
+      slot_nb.push_back(lp);
+      if (De > 0) {
+        auto& le = edge_slot[static_cast<size_t>(nb.eid[i])];
+        if (le < 0) {
+          le = static_cast<int64_t>(eids.size());
+          eids.push_back(nb.eid[i]);
+        }
+        slot_e.push_back(le);
+      }
+      dnb[s] = static_cast<float>(ts[i / static_cast<size_t>(k)] - nb.t[i]);
+      slot_root_v[s] = static_cast<int64_t>(i / static_cast<size_t>(k));
+      full[i] = 1.0F;
+    }
+    for (int64_t e : eids) edge_slot[static_cast<size_t>(e)] = -1;
+    const at::Tensor e_feat = De > 0 ? kernels::gather_rows(edge_feat, to_long(eids)) : at::Tensor();
+    const at::Tensor mask = to_float(full).view({R, k, 1});
+    times.fetch += tf.seconds();
+    const auto [w_kv, b_kv] = fused_kv("attention");
+    at::Tensor kv = at::linear(h.index_select(0, to_long(nb_pairs)), w_kv.narrow(1, 0, dm)).index_select(0, to_long(slot_nb));
+    if (De > 0) kv = kv + at::linear(e_feat, w_kv.narrow(1, dm, De)).index_select(0, to_long(slot_e));
+    kv = at::addmm(b_kv, phi(to_float(dnb)), w_kv.narrow(1, dm + De, dt).t()) + kv;  // nv x 2de
+    const at::Tensor& w_q = P("attention.w_q.weight");
+    const at::Tensor q = at::linear(h_root, w_q.narrow(1, 0, dm), at::linear(phi(at::zeros({1})), w_q.narrow(1, dm, dt), P("attention.w_q.bias")).squeeze(0));
+    // Scores and values for the non-empty slots only; the softmax (and its dropout) run on
+    // the dense R x k x H weights, an empty slot scoring -1e9 and weighing 0.
+    const auto nvi = static_cast<int64_t>(nv);
+    const at::Tensor slot_idx = to_long(rw.slot), slot_root = to_long(slot_root_v);
+    const at::Tensor score = at::leaky_relu((q.index_select(0, slot_root).view({nvi, H, dh}) * kv.narrow(1, 0, de).reshape({nvi, H, dh})).sum(-1), 0.2);
+    at::Tensor att = at::full({R * k, H}, -1e9).index_copy(0, slot_idx, score).view({R, k, H});
+    att = at::softmax(att, 1) * mask;  // no neighbours: all zero
+    att = at::dropout(att, cfg.att_dropout, train);
+    const at::Tensor weighted = att.view({R * k, H}).index_select(0, slot_idx).unsqueeze(-1) * kv.narrow(1, de, de).reshape({nvi, H, dh});
+    const at::Tensor agg = at::zeros({R, de}).index_add(0, slot_root, weighted.reshape({nvi, de}));
+    const at::Tensor out = at::relu(at::dropout(lin(at::cat({agg, h_root}, 1), "attention.w_out"), cfg.dropout, train));
+    return at::layer_norm(out, {de}, P("attention.layer_norm.weight"), P("attention.layer_norm.bias"));
   }
 
   struct Forward {
@@ -177,59 +361,37 @@ struct TemporalModel::Impl {
     at::Tensor s_root;  // roots x dm: updated memory of the roots (for write-back)
   };
 
-  // Embeddings of `roots` at `ts`: memory update, node features, then the embedding module.
+  void sample(const graph::TemporalGraph& g, const std::vector<int64_t>& roots, const std::vector<double>& ts, graph::NeighborBlock& nb) {
+    if (cfg.sampler == "uniform") {
+      graph::sample_uniform(g, roots, ts, cfg.neighbors, rng, nb);
+    } else {
+      graph::sample_recent(g, roots, ts, cfg.neighbors, nb, cfg.leak_own_edge);
+    }
+  }
+
+  // Embeddings of `roots` at `ts`: memory update, node features, then the embedding module
+  // (temporal attention when `with_attention`).
   Forward embed(const std::vector<int64_t>& roots, const std::vector<double>& ts, const graph::TemporalGraph& g, bool train,
-                StageTimes& times) {
-    const auto R = static_cast<int64_t>(roots.size());
-    const int64_t k = attention ? cfg.neighbors : 0;
+                StageTimes& times, bool with_attention) {
     graph::NeighborBlock nb;
-    if (attention) {
+    if (with_attention) {
       core::Timer t0;
-      if (cfg.sampler == "uniform") {
-        graph::sample_uniform(g, roots, ts, k, rng, nb);
-      } else {
-        graph::sample_recent(g, roots, ts, k, nb, cfg.leak_own_edge);
-      }
+      sample(g, roots, ts, nb);
       times.sample += t0.seconds();
     }
-    std::vector<int64_t> ids(roots);
-    std::vector<double> rows_t(ts);
-    for (size_t i = 0; i < nb.nbr.size(); ++i) {
-      ids.push_back(std::max<int64_t>(nb.nbr[i], 0));
-      rows_t.push_back(ts[i / static_cast<size_t>(k)]);
-    }
-    at::Tensor s = updated_memory(ids, rows_t, times);
+    const Rows rw = build_rows(roots, ts, with_attention ? &nb : nullptr, by_time);
+    const at::Tensor s = updated_memory(rw, train, times);
     at::Tensor h = s;
-    if (Dn > 0) h = h + lin(kernels::gather_rows(node_feat, to_long(ids)), "node_proj");
+    if (Dn > 0) {
+      const at::Tensor x = lin(kernels::gather_rows(node_feat, to_long(rw.nodes)), "node_proj");
+      h = h + (rw.one_per_node() ? x : x.index_select(0, to_long(rw.pair_node)));
+    }
+    const at::Tensor ri = to_long(rw.root_pair);
     Forward f;
-    f.s_root = s.narrow(0, 0, R);
-    at::Tensor h_root = h.narrow(0, 0, R);
-    if (attention) {
-      // TGN eq. 5-9 in TGL's form: one layer, H heads, LeakyReLU(0.2) scores.
-      core::Timer tf;
-      const int64_t H = cfg.heads, de = cfg.embed_dim, dh = de / H;
-      std::vector<float> dnb(nb.nbr.size()), valid(nb.nbr.size());
-      std::vector<int64_t> eids(nb.nbr.size());
-      for (size_t i = 0; i < nb.nbr.size(); ++i) {
-        valid[i] = nb.nbr[i] >= 0 ? 1.0F : 0.0F;
-        dnb[i] = nb.nbr[i] >= 0 ? static_cast<float>(ts[i / static_cast<size_t>(k)] - nb.t[i]) : 0.0F;
-        eids[i] = std::max<int64_t>(nb.eid[i], 0);
-      }
-      std::vector<at::Tensor> kv_parts{h.narrow(0, R, R * k)};
-      if (De > 0) kv_parts.push_back(kernels::gather_rows(edge_feat, to_long(eids)));
-      kv_parts.push_back(phi(to_float(dnb)));
-      const at::Tensor mask = to_float(valid).view({R, k, 1});
-      times.fetch += tf.seconds();
-      const at::Tensor kv_in = at::cat(kv_parts, 1);
-      const at::Tensor q = lin(at::cat({h_root, phi(at::zeros({R}))}, 1), "attention.w_q").view({R, 1, H, dh});
-      const at::Tensor K = lin(kv_in, "attention.w_k").view({R, k, H, dh});
-      const at::Tensor V = lin(kv_in, "attention.w_v").view({R, k, H, dh});
-      at::Tensor att = at::leaky_relu((q * K).sum(-1), 0.2);  // R x k x H
-      att = at::softmax(att.masked_fill(mask == 0, -1e9), 1) * mask;  // no neighbours: all zero
-      att = at::dropout(att, cfg.att_dropout, train);
-      const at::Tensor agg = (att.unsqueeze(-1) * V).sum(1).reshape({R, de});
-      const at::Tensor out = at::relu(at::dropout(lin(at::cat({agg, h_root}, 1), "attention.w_out"), cfg.dropout, train));
-      f.z = at::layer_norm(out, {de}, P("attention.layer_norm.weight"), P("attention.layer_norm.bias"));
+    f.s_root = s.index_select(0, ri);
+    const at::Tensor h_root = h.index_select(0, ri);
+    if (with_attention) {
+      f.z = attend(h_root, h, rw, nb, ts, train, times);
     } else if (time_proj) {
       // JODIE's projection h * (1 + w (t - mem_ts) / (t + 1)) (TGL's normalised form).
       std::vector<float> rel(roots.size());
@@ -260,6 +422,105 @@ struct TemporalModel::Impl {
     }
   }
 
+  // Write-back after the loss (no gradient). Memory of the true src/dst only, the last
+  // occurrence in the batch winning (TGL's unique scatter; TGN's "last"). Mails: src gets
+  // [s_src || s_dst || e] and dst [s_dst || s_src || e] (DyRep: the other endpoint's
+  // attention embedding in place of its memory); with deliver_to "neighbors" (APAN) each
+  // endpoint's mail also goes to its most recent neighbours before t. One mail per node
+  // per batch (TGL's "last" combine): the node's own last mail if it had an event in the
+  // batch, else the last mail delivered to it as a neighbour (TGL lets neighbour mails win;
+  // here they would flood the mailbox of every active node, so own mails take priority);
+  // the attention updater keeps it in its ring of S mails.
+  void write_back(const std::vector<size_t>& events, size_t b0, size_t B, const std::vector<int64_t>& roots,
+                  const std::vector<double>& ts, const Forward& f, const graph::TemporalGraph& g, StageTimes& times) {
+    at::NoGradGuard ng;
+    const auto Bi = static_cast<int64_t>(B);
+    const at::Tensor s_src = f.s_root.narrow(0, 0, Bi).detach(), s_dst = f.s_root.narrow(0, Bi, Bi).detach();
+    const std::vector<int64_t> ends(roots.begin(), roots.begin() + static_cast<long>(2 * B));
+    const std::vector<double> ends_t(ts.begin(), ts.begin() + static_cast<long>(2 * B));
+    at::Tensor other_of_src = s_dst, other_of_dst = s_src;
+    if (dyrep_message) {
+      // DyRep (TGN's --use_destination_embedding_in_message): the other endpoint's temporal
+      // attention embedding over its neighbours at t. Built here, without gradient, as TGN
+      // detaches stored messages, so the attention weights keep their initialisation.
+      StageTimes inner;
+      const at::Tensor z = embed(ends, ends_t, g, false, inner, true).z;
+      times.sample += inner.sample;
+      other_of_src = z.narrow(0, Bi, Bi);
+      other_of_dst = z.narrow(0, 0, Bi);
+    }
+    std::vector<at::Tensor> src_mail{s_src, other_of_src}, dst_mail{s_dst, other_of_dst};
+    if (De > 0) {
+      std::vector<int64_t> eids(B);
+      for (size_t i = 0; i < B; ++i) eids[i] = static_cast<int64_t>(events[b0 + i]);
+      const at::Tensor e = kernels::gather_rows(edge_feat, to_long(eids));
+      src_mail.push_back(e);
+      dst_mail.push_back(e);
+    }
+    const at::Tensor mails = at::cat({at::cat(src_mail, 1), at::cat(dst_mail, 1)}, 0);  // 2B x mail_dim
+    // Deliveries (node, mail row) in event order.
+    std::vector<int64_t> to, from;
+    graph::NeighborBlock nb;
+    if (deliver_neighbors) {
+      core::Timer t0;
+      sample(g, ends, ends_t, nb);
+      times.sample += t0.seconds();
+    }
+    const auto k = static_cast<size_t>(nb.k);
+    for (size_t i = 0; deliver_neighbors && i < B; ++i) {
+      for (size_t side : {i, B + i}) {
+        for (size_t j = 0; j < k; ++j) {
+          const int64_t v = nb.nbr[side * k + j];
+          if (v < 0) continue;
+          to.push_back(v);
+          from.push_back(static_cast<int64_t>(side));
+        }
+      }
+    }
+    for (size_t i = 0; i < B; ++i) {
+      to.push_back(roots[i]);
+      from.push_back(static_cast<int64_t>(i));
+      to.push_back(roots[B + i]);
+      from.push_back(static_cast<int64_t>(B + i));
+    }
+    for (size_t p = 0; p < to.size(); ++p) stamp[static_cast<size_t>(to[p])] = static_cast<int64_t>(p);
+    std::vector<int64_t> mail_at, mail_rows;
+    for (size_t p = 0; p < to.size(); ++p) {
+      const auto v = static_cast<size_t>(to[p]);
+      if (stamp[v] != static_cast<int64_t>(p)) continue;
+      stamp[v] = -1;
+      const double t_event = data.t[events[b0 + static_cast<size_t>(from[p]) % B]];
+      mail_dt[v] = static_cast<float>(t_event - mem_ts[v]);
+      if (apan_updater) {
+        const int64_t slot = next_slot[v];
+        next_slot[v] = (slot + 1) % S;
+        const size_t fl = v * static_cast<size_t>(S) + static_cast<size_t>(slot);
+        mail_ts[fl] = t_event;
+        mail_full[fl] = 1;
+        mail_at.push_back(static_cast<int64_t>(fl));
+      } else {
+        mail_at.push_back(to[p]);
+      }
+      mail_rows.push_back(from[p]);
+    }
+    (apan_updater ? mail.view({N * S, mail_dim}) : mail).index_copy_(0, to_long(mail_at), mails.index_select(0, to_long(mail_rows)));
+    // Memory and its time: the true src/dst, last occurrence (dst after src within an event).
+    std::vector<int64_t> nodes, rows;
+    for (size_t i = 0; i < B; ++i) {
+      stamp[static_cast<size_t>(roots[i])] = static_cast<int64_t>(i);
+      stamp[static_cast<size_t>(roots[B + i])] = static_cast<int64_t>(B + i);
+    }
+    for (size_t r = 0; r < 2 * B; ++r) {
+      const auto v = static_cast<size_t>(roots[r]);
+      if (stamp[v] != static_cast<int64_t>(r)) continue;
+      stamp[v] = -1;
+      nodes.push_back(roots[r]);
+      rows.push_back(static_cast<int64_t>(r));
+      mem_ts[v] = data.t[events[b0 + (r % B)]];
+    }
+    mem.index_copy_(0, to_long(nodes), at::cat({s_src, s_dst}, 0).index_select(0, to_long(rows)));
+  }
+
   PassOutput run(const std::vector<size_t>& events, const std::vector<int64_t>& negs, int64_t q, const graph::TemporalGraph& g,
                  bool train, size_t batch_size, StageTimes& times) {
     PassOutput out;
@@ -284,7 +545,7 @@ struct TemporalModel::Impl {
       times.sample += ts0.seconds();
       core::Timer tt;
       StageTimes inner;
-      Forward f = embed(roots, ts, g, train, inner);
+      Forward f = embed(roots, ts, g, train, inner, attention);
       times.sample += inner.sample;
       times.fetch += inner.fetch;
       const at::Tensor zs = f.z.narrow(0, 0, Bi);
@@ -312,43 +573,12 @@ struct TemporalModel::Impl {
       }
       times.train += tt.seconds() - inner.sample - inner.fetch;
       ++out.batches;
-      // Write-back after the loss (no gradient): memory and mails of the true src/dst only,
-      // the last occurrence in the batch winning (TGL's unique scatter; TGN's "last").
       if (cfg.use_memory) {
         core::Timer tu;
-        at::NoGradGuard ng;
-        const at::Tensor s_src = f.s_root.narrow(0, 0, Bi).detach(), s_dst = f.s_root.narrow(0, Bi, Bi).detach();
-        std::vector<at::Tensor> src_mail{s_src, s_dst}, dst_mail{s_dst, s_src};
-        if (De > 0) {
-          std::vector<int64_t> eids(B);
-          for (size_t i = 0; i < B; ++i) eids[i] = static_cast<int64_t>(events[b0 + i]);
-          const at::Tensor e = kernels::gather_rows(edge_feat, to_long(eids));
-          src_mail.push_back(e);
-          dst_mail.push_back(e);
-        }
-        const at::Tensor states = at::cat({s_src, s_dst}, 0);
-        const at::Tensor mails = at::cat({at::cat(src_mail, 1), at::cat(dst_mail, 1)}, 0);
-        std::vector<int64_t> nodes, rows;
-        for (size_t r = 0; r < 2 * B; ++r) stamp[static_cast<size_t>(roots[r])] = -1;
-        for (size_t i = 0; i < B; ++i) {  // event order; dst after src within an event
-          stamp[static_cast<size_t>(roots[i])] = static_cast<int64_t>(i);
-          stamp[static_cast<size_t>(roots[B + i])] = static_cast<int64_t>(B + i);
-        }
-        for (size_t r = 0; r < 2 * B; ++r) {
-          const auto v = static_cast<size_t>(roots[r]);
-          if (stamp[v] == static_cast<int64_t>(r)) {
-            stamp[v] = -1;  // scratch back to -1 for the next user
-            nodes.push_back(roots[r]);
-            rows.push_back(static_cast<int64_t>(r));
-            const double t_event = data.t[events[b0 + (r % B)]];
-            mail_dt[v] = static_cast<float>(t_event - mem_ts[v]);
-            mem_ts[v] = t_event;
-          }
-        }
-        const at::Tensor ni = to_long(nodes), ri = to_long(rows);
-        mem.index_copy_(0, ni, states.index_select(0, ri));
-        mail.index_copy_(0, ni, mails.index_select(0, ri));
-        times.update += tu.seconds();
+        StageTimes wb;
+        write_back(events, b0, B, roots, ts, f, g, wb);
+        times.sample += wb.sample;
+        times.update += tu.seconds() - wb.sample;
       }
     }
     return out;
@@ -380,7 +610,7 @@ NodeStates TemporalModel::node_states(const graph::TemporalGraph& graph, double 
     std::vector<int64_t> roots;
     for (int64_t v = b; v < std::min(st.nodes, b + 1000); ++v) roots.push_back(v);
     const std::vector<double> ts(roots.size(), t);
-    const at::Tensor z = impl_->embed(roots, ts, graph, false, unused).z.contiguous();
+    const at::Tensor z = impl_->embed(roots, ts, graph, false, unused, impl_->attention).z.contiguous();
     st.embeddings.insert(st.embeddings.end(), z.data_ptr<float>(), z.data_ptr<float>() + z.numel());
   }
   return st;
@@ -414,6 +644,30 @@ void TemporalModel::load(const core::H5Reader& r) {
     }
     p.copy_(t);
   }
+}
+
+int64_t TemporalModel::mail_dim() const { return impl_->mail_dim; }
+
+TemporalModel::MailboxReadout TemporalModel::mailbox_attention(const std::vector<float>& memory, const std::vector<float>& mails,
+                                                               const std::vector<double>& mail_ts, const std::vector<uint8_t>& valid,
+                                                               double t) const {
+  const Impl& m = *impl_;
+  if (!m.apan_updater) throw std::logic_error("tgnn: mailbox_attention needs the attention updater");
+  at::NoGradGuard ng;
+  const int64_t S = m.S, n = static_cast<int64_t>(memory.size()) / m.dm;
+  std::vector<float> dts(mail_ts.size()), full(valid.size());
+  for (size_t i = 0; i < dts.size(); ++i) {
+    full[i] = valid[i] ? 1.0F : 0.0F;
+    dts[i] = valid[i] ? static_cast<float>(t - mail_ts[i]) : 0.0F;
+  }
+  const auto [w_kv, b_kv] = m.fused_kv("memory_updater");
+  const at::Tensor kv_mail = at::linear(to_float(mails).view({n * S, m.mail_dim}), w_kv.narrow(1, 0, m.mail_dim), b_kv).view({n, S, 2 * m.dm});
+  const Readout r = m.mailbox_readout(to_float(memory).view({n, m.dm}), kv_mail, w_kv, to_float(dts), to_float(full).view({n, S, 1}), false);
+  auto vec = [](const at::Tensor& x) {
+    const at::Tensor c = x.contiguous();
+    return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+  };
+  return {vec(r.value), vec(r.att), vec(r.V)};
 }
 
 int64_t TemporalModel::num_parameters() const {

@@ -1,10 +1,12 @@
-// Memory-based temporal GNNs (TGN, JODIE, DyRep) in TGL's batch order (notes tgnn.md §1):
-// per batch, sample neighbors strictly before t, update the memory of every involved node
-// lazily with gradient from its mailbox (GRU or RNN), embed (temporal attention, identity,
-// or JODIE's time projection), score (src,dst) and (src,neg) with the edge predictor,
-// step Adam on BCE, and only then write back memory and build the new mails of the true
-// src/dst (last occurrence wins, no gradient), so an event never leaks into its own
-// prediction. LibTorch stays behind this header (pimpl); callers see plain vectors.
+// Memory-based temporal GNNs (TGN, JODIE, APAN, DyRep) in TGL's batch order (notes tgnn.md
+// §1): per batch, sample neighbors strictly before t, update the memory of every involved
+// node lazily with gradient from its mailbox (GRU, RNN, or APAN's attention over a mailbox
+// of several mails), embed (temporal attention, identity, or JODIE's time projection),
+// score (src,dst) and (src,neg) with the edge predictor, step Adam on BCE, and only then
+// write back memory and deliver the new mails of the true src/dst (to themselves, or also
+// to their most recent neighbours for APAN; last occurrence wins, no gradient), so an
+// event never leaks into its own prediction. LibTorch stays behind this header (pimpl);
+// callers see plain vectors.
 #pragma once
 
 #include <cstdint>
@@ -19,12 +21,26 @@
 namespace mlsys::tgnn {
 
 struct ModelConfig {
-  std::string name = "tgn";     // tgn | jodie | dyrep (sets the two below when they are "")
-  std::string updater;          // gru | rnn
+  // tgn | jodie | apan | dyrep (fills updater, embedding, message and deliver_to when
+  // they are "").
+  std::string name = "tgn";
+  std::string updater;          // gru | rnn | attention (APAN: attention over the mailbox)
   std::string embedding;        // attention | identity | time
+  // Where an event's mails go: "self" (its src and dst) or "neighbors" (also the
+  // `neighbors` most recent neighbours of each endpoint, sampled for src/dst only, never
+  // for negatives: TGL's no_neg; APAN's deliver_to: neighbors).
+  std::string deliver_to;
+  // What a mail carries for the other endpoint: "memory" (its updated memory; TGN, JODIE,
+  // APAN) or "attention" (DyRep, TGN's --use_destination_embedding_in_message: its temporal
+  // attention embedding over its most recent neighbours at the event time).
+  std::string message;
+  int64_t mailbox_size = 10;    // mails kept per node by the attention updater (APAN: 10)
   bool use_memory = true;       // false: memory zeroed (the ablation baseline)
-  // The updater's time input: "query" (TGL: query time - memory time, per row) or
-  // "message" (TGN: time between the node's last two events; once per distinct node).
+  // The GRU/RNN updater's time input: "query" (TGL: query time - memory time, per row) or
+  // "message" (TGN: time between the node's last two events). Either way the mail and
+  // hidden-state projections run once per distinct node of the batch and the time part
+  // once per distinct (node, query time). The attention updater always uses query time -
+  // mail time per mail (TGL).
   std::string memory_time = "query";
   // Defaults sized for the `small` stream on a laptop CPU; TGL's are 100/100/100 and lr
   // 1e-4 (configs/tgnn-train/tgn-wiki.json).
@@ -84,6 +100,19 @@ class TemporalModel {
   // InputError naming the file and parameter on a missing one or a shape mismatch.
   void load(const core::H5Reader& r);
   [[nodiscard]] int64_t num_parameters() const;
+  [[nodiscard]] int64_t mail_dim() const;  // width of one mail
+
+  // Test hook for the attention (APAN) updater's read-out. `mails` holds n nodes x
+  // mailbox_size slots x mail_dim(), `mail_ts` and `valid` (0 = empty slot) n x slots,
+  // `memory` n x memory_dim; every node is queried at time t. Returns, without dropout,
+  // the read-out sum_s att_s V_s (n x memory_dim, before residual/LayerNorm/MLP), the
+  // weights att (n x slots x heads) and each slot's value projection V_s (n x slots x
+  // memory_dim), computed by the same function training uses.
+  struct MailboxReadout {
+    std::vector<float> readout, weights, values;
+  };
+  MailboxReadout mailbox_attention(const std::vector<float>& memory, const std::vector<float>& mails,
+                                   const std::vector<double>& mail_ts, const std::vector<uint8_t>& valid, double t) const;
 
  private:
   struct Impl;

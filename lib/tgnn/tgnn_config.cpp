@@ -52,9 +52,12 @@ TgnnConfig read_tgnn_config(const core::ConfigDoc& doc, std::optional<uint64_t> 
 
   auto& m = c.model;
   const auto model = root.child("model");
-  model.get("name", m.name, one_of({"tgn", "jodie", "dyrep"}))
-      .get("updater", m.updater, one_of({"", "gru", "rnn"}))
+  model.get("name", m.name, one_of({"tgn", "jodie", "apan", "dyrep"}))
+      .get("updater", m.updater, one_of({"", "gru", "rnn", "attention"}))
       .get("embedding", m.embedding, one_of({"", "attention", "identity", "time"}))
+      .get("deliver_to", m.deliver_to, one_of({"", "self", "neighbors"}))
+      .get("message", m.message, one_of({"", "memory", "attention"}))
+      .get("mailbox_size", m.mailbox_size, in_range<int64_t>(1, 1000))
       .get("use_memory", m.use_memory)
       .get("memory_time", m.memory_time, one_of({"query", "message"}))
       .get("memory_dim", m.memory_dim, in_range<int64_t>(1, 4096))
@@ -67,8 +70,13 @@ TgnnConfig read_tgnn_config(const core::ConfigDoc& doc, std::optional<uint64_t> 
       .get("att_dropout", m.att_dropout, in_range(0.0, 0.9))
       .get("lr", m.lr, in_range(1e-7, 1.0));
   m.resolve();
-  if (m.embedding == "attention" && m.embed_dim % m.heads != 0) {
+  // Temporal attention (TGN's embedding, DyRep's message) splits embed_dim over the heads.
+  if ((m.embedding == "attention" || m.message == "attention") && m.embed_dim % m.heads != 0) {
     model.fail("embed_dim", "a multiple of model.heads (" + std::to_string(m.heads) + ")", std::to_string(m.embed_dim));
+  }
+  if (m.updater == "attention" && m.memory_dim % m.heads != 0) {
+    model.fail("memory_dim", "a multiple of model.heads (" + std::to_string(m.heads) + ") for the attention updater",
+               std::to_string(m.memory_dim));
   }
 
   const auto train = root.child("train");

@@ -1,7 +1,8 @@
 // The TGN batch order does not leak: on a stream with no structure, a model that could see
 // an event's own edge would reach AP ~1.0; ours must stay near chance. The same model with
 // the sampler switched to "at or before t" (the leak) must find it, or the test proves
-// nothing. (Learning itself is tested by the CLI test on `tiny`: TGN must beat EdgeBank.)
+// nothing. (Learning itself is tested by the CLI test on `tiny`: TGN and APAN must beat
+// EdgeBank.) APAN's attention updater is also checked on a hand-made mailbox.
 #include <catch2/catch.hpp>
 
 #include <random>
@@ -77,7 +78,67 @@ TEST_CASE("no leakage: an event's own edge is invisible while it is predicted", 
   INFO("TGN AP " << honest << ", with the own edge visible " << leaked);
   CHECK(honest < 0.6);
   CHECK(leaked > 0.9);  // the control: the test can see a leak when there is one
-  // JODIE/DyRep use no sampler: memory alone must not leak either.
+  // JODIE/DyRep/APAN embed without sampling: memory alone must not leak either, nor
+  // APAN's mails delivered to neighbours, nor DyRep's attention inside the mail.
   CHECK(held_out_ap(s, small_model("jodie"), 3) < 0.6);
   CHECK(held_out_ap(s, small_model("dyrep"), 3) < 0.6);
+  CHECK(held_out_ap(s, small_model("apan"), 3) < 0.6);
+}
+
+TEST_CASE("APAN's attention updater on a hand-made mailbox", "[model][apan]") {
+  const graph::EventStream s = random_bipartite(100, 5);
+  ModelConfig cfg = small_model("apan");  // memory 16, time 16, 2 heads, mailbox 10
+  const TemporalModel m(cfg, s, 3);
+  const int64_t S = cfg.mailbox_size, dm = cfg.memory_dim, H = cfg.heads, md = m.mail_dim();
+  REQUIRE(S == 10);
+  REQUIRE(md == 2 * dm + 4);
+  const int64_t n = 5;
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<float> u(-1, 1);
+  std::vector<float> memory(static_cast<size_t>(n * dm)), mails(static_cast<size_t>(n * S * md));
+  for (auto& x : memory) x = u(rng);
+  for (auto& x : mails) x = u(rng);  // empty slots hold garbage: the mask must hide it
+  std::vector<double> mail_ts(static_cast<size_t>(n * S));
+  for (auto& x : mail_ts) x = 10.0 * u(rng) + 50.0;
+  std::vector<uint8_t> valid(static_cast<size_t>(n * S), 0);
+  auto slot = [&](int64_t node, int64_t sl) { return static_cast<size_t>(node * S + sl); };
+  auto mail_of = [&](int64_t node, int64_t sl) { return mails.begin() + static_cast<long>(slot(node, sl) * static_cast<size_t>(md)); };
+  valid[slot(0, 3)] = 1;  // node 0: one mail
+  // node 1: no mail
+  valid[slot(2, 0)] = valid[slot(2, 5)] = 1;  // node 2: the same mail twice
+  std::copy(mail_of(2, 0), mail_of(2, 0) + md, mail_of(2, 5));
+  mail_ts[slot(2, 5)] = mail_ts[slot(2, 0)];
+  for (int64_t sl : {1, 4, 9}) valid[slot(3, sl)] = 1;  // node 3: three mails
+  for (int64_t sl : {1, 4, 9}) valid[slot(4, sl)] = 1;  // node 4: node 3 with other garbage
+  std::copy(memory.begin() + 3 * dm, memory.begin() + 4 * dm, memory.begin() + 4 * dm);
+  for (int64_t sl : {1, 4, 9}) {
+    std::copy(mail_of(3, sl), mail_of(3, sl) + md, mail_of(4, sl));
+    mail_ts[slot(4, sl)] = mail_ts[slot(3, sl)];
+  }
+  const auto r = m.mailbox_attention(memory, mails, mail_ts, valid, 100.0);
+  REQUIRE(r.readout.size() == static_cast<size_t>(n * dm));
+  REQUIRE(r.weights.size() == static_cast<size_t>(n * S * H));
+  REQUIRE(r.values.size() == static_cast<size_t>(n * S * dm));
+  auto w = [&](int64_t node, int64_t sl, int64_t h) { return r.weights[static_cast<size_t>((node * S + sl) * H + h)]; };
+  auto val = [&](int64_t node, int64_t sl, int64_t d) { return r.values[static_cast<size_t>((node * S + sl) * dm + d)]; };
+  auto out = [&](int64_t node, int64_t d) { return r.readout[static_cast<size_t>(node * dm + d)]; };
+  for (int64_t h = 0; h < H; ++h) {
+    for (int64_t sl = 0; sl < S; ++sl) {
+      CHECK(w(0, sl, h) == Approx(sl == 3 ? 1.0 : 0.0).margin(1e-6));  // a single mail takes all the weight
+      CHECK(w(1, sl, h) == 0.0F);                                      // an empty mailbox none
+      CHECK(w(2, sl, h) == Approx(sl == 0 || sl == 5 ? 0.5 : 0.0).margin(1e-6));
+      CHECK(w(3, sl, h) == Approx(w(4, sl, h)).margin(1e-6));         // garbage in empty slots is invisible
+    }
+    CHECK(w(3, 1, h) + w(3, 4, h) + w(3, 9, h) == Approx(1.0).margin(1e-6));
+  }
+  const int64_t dh = dm / H;
+  for (int64_t d = 0; d < dm; ++d) {
+    CHECK(out(0, d) == Approx(val(0, 3, d)).margin(1e-5));  // ... and reads out its value projection
+    CHECK(out(1, d) == 0.0F);
+    CHECK(out(2, d) == Approx(val(2, 0, d)).margin(1e-5));
+    CHECK(out(3, d) == Approx(out(4, d)).margin(1e-5));
+    double expect = 0;  // head h = d / dh mixes the values with its own weights
+    for (int64_t sl : {1, 4, 9}) expect += w(3, sl, d / dh) * val(3, sl, d);
+    CHECK(out(3, d) == Approx(expect).margin(1e-5));
+  }
 }
