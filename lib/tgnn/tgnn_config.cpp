@@ -93,6 +93,12 @@ TgnnConfig read_tgnn_config(const core::ConfigDoc& doc, std::optional<uint64_t> 
 
   root.finish();
   c.resolved = root.resolved();
+  // the values the model name filled in ("" in the file), so artifacts record what ran
+  auto& rm = c.resolved["model"];
+  rm["updater"] = m.updater;
+  rm["embedding"] = m.embedding;
+  rm["deliver_to"] = m.deliver_to;
+  rm["message"] = m.message;
   return c;
 }
 
