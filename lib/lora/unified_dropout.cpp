@@ -75,6 +75,21 @@ at::Tensor js_divergence(const at::Tensor& logits1, const at::Tensor& logits2) {
   return (0.5 * (kl1 + kl2)).mean();
 }
 
+namespace {
+
+// The framework's two-pass loss from both passes' predictions [N, C] of targets [N]:
+// ½(CE1 + CE2) + α·D(p1, p2), D the bidirectional KL or JS.
+void two_pass_loss(LossParts& out, const at::Tensor& pred1, const at::Tensor& pred2, const at::Tensor& target,
+                   const UnifiedDropout& drop) {
+  at::Tensor ce = 0.5 * (at::cross_entropy_loss(pred1, target) + at::cross_entropy_loss(pred2, target));
+  at::Tensor cons = drop.consistency == Consistency::kl ? bidirectional_kl(pred1, pred2) : js_divergence(pred1, pred2);
+  out.loss = ce + drop.consistency_weight * cons;
+  out.ce = ce.item<double>();
+  out.consistency = cons.item<double>();
+}
+
+}  // namespace
+
 LossParts classification_loss(const nn::TransformerModel& model, const at::Tensor& ids, const at::Tensor& mask,
                               const at::Tensor& labels, const UnifiedDropout& drop, bool training) {
   LossParts out;
@@ -87,13 +102,9 @@ LossParts classification_loss(const nn::TransformerModel& model, const at::Tenso
   // one forward over the doubled batch: each copy draws its own masks
   const int64_t B = ids.size(0);
   at::Tensor logits = model.forward(at::cat({ids, ids}), at::cat({mask, mask}), drop.sites, true);
-  at::Tensor l1 = logits.narrow(0, 0, B), l2 = logits.narrow(0, B, B);
-  at::Tensor ce = 0.5 * (at::cross_entropy_loss(l1, labels) + at::cross_entropy_loss(l2, labels));
-  at::Tensor cons = drop.consistency == Consistency::kl ? bidirectional_kl(l1, l2) : js_divergence(l1, l2);
-  out.loss = ce + drop.consistency_weight * cons;
+  at::Tensor l1 = logits.narrow(0, 0, B);
+  two_pass_loss(out, l1, logits.narrow(0, B, B), labels, drop);
   out.logits = l1;
-  out.ce = ce.item<double>();
-  out.consistency = cons.item<double>();
   return out;
 }
 
@@ -129,13 +140,8 @@ LossParts causal_lm_loss(const nn::TransformerModel& model, const at::Tensor& id
   at::Tensor logits = model.forward(at::cat({ids, ids}), at::cat({mask, mask}), drop.sites, true);
   at::Tensor l1 = logits.narrow(0, 0, B), l2 = logits.narrow(0, B, B);
   auto [p1, tgt] = lm_targets(l1, ids, sel);
-  auto [p2, tgt2] = lm_targets(l2, ids, sel);
-  at::Tensor ce = 0.5 * (at::cross_entropy_loss(p1, tgt) + at::cross_entropy_loss(p2, tgt));
-  at::Tensor cons = drop.consistency == Consistency::kl ? bidirectional_kl(p1, p2) : js_divergence(p1, p2);
-  out.loss = ce + drop.consistency_weight * cons;
+  two_pass_loss(out, p1, lm_targets(l2, ids, sel).first, tgt, drop);
   out.logits = l1;
-  out.ce = ce.item<double>();
-  out.consistency = cons.item<double>();
   return out;
 }
 

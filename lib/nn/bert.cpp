@@ -486,7 +486,7 @@ json BertClassifier::config_json() const {
   return cfg;
 }
 
-void BertClassifier::save_hf(const fs::path& dir) const {
+void TransformerModel::save_hf(const fs::path& dir) const {
   fs::create_directories(dir);
   tensor::NamedTensors named;
   for (const auto& [n, t] : params_) named.emplace_back(n, t.detach().to(at::kCPU).contiguous());

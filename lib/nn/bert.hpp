@@ -87,10 +87,9 @@ class BertClassifier : public TransformerModel {
   [[nodiscard]] int64_t num_labels() const { return num_labels_; }
 
   // config.json: the checkpoint's config with architectures, num_labels, id2label, label2id.
+  // config.json with num_labels, id2label and label2id; save_hf (the base's) writes it
+  // beside "bert."/"roberta."-prefixed tensors and the head.
   [[nodiscard]] nlohmann::json config_json() const override;
-  // Writes a Hugging Face folder (config.json with num_labels + model.safetensors with
-  // "bert."/"roberta."-prefixed names and the head), atomically per file.
-  void save_hf(const std::filesystem::path& dir) const override;
 
  private:
   BertConfig cfg_;

@@ -253,12 +253,4 @@ at::Tensor LlamaForCausalLM::forward(const at::Tensor& input_ids, const at::Tens
   return linear("lm_head", x, training);
 }
 
-void LlamaForCausalLM::save_hf(const fs::path& dir) const {
-  fs::create_directories(dir);
-  tensor::NamedTensors named;
-  for (const auto& [n, t] : params_) named.emplace_back(n, t.detach().to(at::kCPU).contiguous());
-  tensor::save_safetensors(dir / "model.safetensors", named, {{"format", "pt"}});
-  core::write_file_atomic(dir / "config.json", config_json().dump(2) + "\n");
-}
-
 }  // namespace mlsys::nn

@@ -68,9 +68,8 @@ class LlamaForCausalLM : public TransformerModel {
   [[nodiscard]] std::vector<std::string> linear_names() const override;
   [[nodiscard]] std::string output_layer() const override { return "lm_head"; }
   [[nodiscard]] std::string task_type() const override { return "CAUSAL_LM"; }
+  // save_hf (the base's) writes no lm_head.weight when tied: params() holds none then.
   [[nodiscard]] nlohmann::json config_json() const override { return cfg_.to_json(); }
-  // config.json + model.safetensors (no lm_head.weight when tied), atomically per file.
-  void save_hf(const std::filesystem::path& dir) const override;
   // With tied embeddings "lm_head.weight" is the embedding matrix.
   [[nodiscard]] at::Tensor& param(const std::string& name) override;
   using TransformerModel::param;

@@ -39,8 +39,9 @@ class TransformerModel {
   [[nodiscard]] virtual std::string task_type() const = 0;
   // The config.json save_hf writes.
   [[nodiscard]] virtual nlohmann::json config_json() const = 0;
-  // Writes a Hugging Face folder (config.json + model.safetensors), atomically per file.
-  virtual void save_hf(const std::filesystem::path& dir) const = 0;
+  // Writes a Hugging Face folder (config_json() as config.json + every parameter in
+  // model.safetensors), atomically per file.
+  virtual void save_hf(const std::filesystem::path& dir) const;
 
   // core::RuntimeFailure for a name the model does not hold. (LLaMA with tied embeddings
   // answers "lm_head.weight" with the embedding matrix.)
