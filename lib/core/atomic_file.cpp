@@ -75,6 +75,39 @@ void write_file_atomic(const fs::path& path, std::string_view content) {
   f.commit();
 }
 
+void replace_folder_atomic(const fs::path& dir, const std::function<void(const fs::path& tmp)>& fill) {
+  const fs::path parent = dir.has_parent_path() ? dir.parent_path() : fs::path(".");
+  const std::string name = dir.filename().string();
+  const std::string pid = std::to_string(::getpid());
+  const fs::path tmp = parent / ("." + name + ".tmp." + pid);
+  const fs::path old = parent / ("." + name + ".old." + pid);
+  struct Cleanup {
+    fs::path p;
+    ~Cleanup() {
+      std::error_code ec;
+      fs::remove_all(p, ec);
+    }
+  } cleanup{tmp};
+  fs::create_directories(parent);
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  fill(tmp);
+  std::error_code ec;
+  const bool had_old = fs::exists(dir);
+  if (had_old) {
+    fs::remove_all(old);
+    fs::rename(dir, old, ec);
+    if (ec) throw RuntimeFailure("cannot move " + dir.string() + " aside: " + ec.message());
+  }
+  fs::rename(tmp, dir, ec);
+  if (ec) {
+    std::error_code ec2;
+    if (had_old) fs::rename(old, dir, ec2);  // the good old folder back in place
+    throw RuntimeFailure("cannot rename " + tmp.string() + " to " + dir.string() + ": " + ec.message());
+  }
+  if (had_old) fs::remove_all(old, ec);
+}
+
 std::string read_file(const fs::path& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) throw InputError(path.string() + ": no such file");

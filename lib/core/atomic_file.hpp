@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -31,6 +32,12 @@ class AtomicFile {
 
 // Writes `content` to `path` atomically.
 void write_file_atomic(const std::filesystem::path& path, std::string_view content);
+// Builds a whole folder: `fill` writes into a fresh temporary sibling of `dir`
+// (".<name>.tmp.<pid>"), which then replaces `dir`; an old `dir` is moved aside first and
+// deleted only once the new one is in place (moved back if that rename fails). An error
+// or interrupt inside `fill` removes the temporary and leaves an old `dir` untouched.
+void replace_folder_atomic(const std::filesystem::path& dir,
+                           const std::function<void(const std::filesystem::path& tmp)>& fill);
 // Reads a whole file (InputError naming the file when it is missing or unreadable).
 std::string read_file(const std::filesystem::path& path);
 

@@ -235,9 +235,16 @@ std::string model_type(const FinetuneConfig& c) {
 }
 
 // The LLaMA folder's SentencePiece tokenizer when it has a tokenizer.model (else id data only).
-std::optional<nn::SentencePieceTokenizer> load_spm(const FinetuneConfig& c) {
-  if (!fs::exists(fs::path(c.model.path) / "tokenizer.model")) return std::nullopt;
-  return nn::SentencePieceTokenizer::from_folder(c.model.path);
+// Its pieces must fit the model's embedding table (InputError naming the file otherwise).
+std::optional<nn::SentencePieceTokenizer> load_spm(const FinetuneConfig& c, int64_t vocab) {
+  const fs::path file = fs::path(c.model.path) / "tokenizer.model";
+  if (!fs::exists(file)) return std::nullopt;
+  auto tok = nn::SentencePieceTokenizer::from_folder(c.model.path);
+  if (tok.vocab_size() > vocab) {
+    throw core::InputError(file.string() + ": " + std::to_string(tok.vocab_size()) + " pieces, but the model has " +
+                           std::to_string(vocab) + " token embeddings");
+  }
+  return tok;
 }
 
 // The adapter named by the config (adapter.h5 or a PEFT folder), default OUT/adapter.h5.
@@ -258,7 +265,14 @@ struct Loaded {
 Loaded load_model_with_adapter(const Setup& s) {
   AdapterState st = load_adapter(s);
   Loaded L;
-  if (model_type(s.cfg) == "llama") {
+  const std::string type = model_type(s.cfg);
+  const std::string want = type == "llama" ? "CAUSAL_LM" : "SEQ_CLS";
+  if (st.task_type != want) {
+    throw core::InputError((s.cfg.adapter.empty() ? (s.out / "adapter.h5").string() : s.cfg.adapter) +
+                           ": a " + st.task_type + " adapter, but model.path " + s.cfg.model.path + " is a " + type +
+                           " model (" + want + ")");
+  }
+  if (type == "llama") {
     auto m = nn::LlamaForCausalLM::load(s.cfg.model.path);
     L.max_positions = m.config().max_position_embeddings;
     L.vocab = m.config().vocab_size;
@@ -295,16 +309,26 @@ struct LoopState {
   std::vector<int64_t> order;
   int64_t cursor = 0;
   std::mt19937_64 rng;
+  bool early_stopped = false;  // the run stopped early: a resume goes straight to the end
 };
 
-// The config that a checkpoint must agree with: everything but the keys that only steer
-// how a run is sliced into invocations.
+// The config that a checkpoint must agree with: the keys training reads, but not those
+// that only steer how a run is sliced into invocations (train.run_steps,
+// train.checkpoint_every) or what other subcommands do (data.test, generate, convert, ...).
 json resume_key(const FinetuneConfig& c) {
-  json k = c.resolved;
-  k["seed"] = c.seed;
+  const json& r = c.resolved;
+  json k = {{"seed", c.seed}};
+  for (const char* part : {"model", "lora", "dropout", "train"}) {
+    if (r.contains(part)) k[part] = r[part];
+  }
   if (k.contains("train") && k["train"].is_object()) {
     k["train"].erase("run_steps");
     k["train"].erase("checkpoint_every");
+  }
+  if (r.contains("data") && r["data"].is_object()) {
+    for (const char* key : {"train", "valid", "labels"}) {
+      if (r["data"].contains(key)) k["data"][key] = r["data"][key];
+    }
   }
   return k;
 }
@@ -326,10 +350,19 @@ std::string first_difference(const json& a, const json& b, const std::string& pr
   return a == b ? "" : (prefix.empty() ? "(root)" : prefix);
 }
 
+// The random generator dropout draws from on `dev` (CUDA has its own).
+at::Generator device_generator(const c10::Device& dev) {
+  return dev.is_cuda() ? at::globalContext().defaultGenerator(dev) : at::detail::getDefaultCPUGenerator();
+}
+
 void save_checkpoint(const fs::path& path, const LoopState& st, const Named& params, const nn::AdamW& opt_lora,
-                     const nn::AdamW& opt_head, const FinetuneConfig& c) {
+                     const nn::AdamW& opt_head, const FinetuneConfig& c, const c10::Device& dev, uint64_t data_hash) {
   core::H5Writer w(path, {kProgram, c.resolved.dump()});
   w.set_attr("/", "resume_key", resume_key(c).dump());
+  w.set_attr("/", "data_hash", std::to_string(data_hash));
+  w.set_attr("/", "device", dev.str());
+  w.set_attr("/", "threads", static_cast<int64_t>(at::get_num_threads()));
+  w.set_attr("/", "early_stopped", static_cast<int64_t>(st.early_stopped));
   w.set_attr("/", "step", st.step);
   w.set_attr("/", "best_step", st.best_step);
   w.set_attr("/", "bad_evals", st.bad_evals);
@@ -345,6 +378,7 @@ void save_checkpoint(const fs::path& path, const LoopState& st, const Named& par
   w.set_attr("/", "data_rng", rng.str());
   w.write("/order", std::span<const int64_t>(st.order));
   tensor::write_tensor(w, "/torch_rng", at::detail::getDefaultCPUGenerator().get_state().to(at::kLong));
+  if (dev.is_cuda()) tensor::write_tensor(w, "/device_rng", device_generator(dev).get_state().to(at::kLong));
   const std::pair<const char*, const std::vector<double>*> series[] = {
       {"/metrics/step", &st.m_step}, {"/metrics/loss", &st.m_loss}, {"/metrics/ce", &st.m_ce},
       {"/metrics/consistency", &st.m_cons}, {"/metrics/lr", &st.m_lr}, {"/metrics/grad_norm", &st.m_gnorm},
@@ -367,7 +401,7 @@ void save_checkpoint(const fs::path& path, const LoopState& st, const Named& par
 }
 
 void load_checkpoint(const fs::path& path, LoopState& st, Named& params, nn::AdamW& opt_lora, nn::AdamW& opt_head,
-                     const FinetuneConfig& c, const c10::Device& dev) {
+                     const FinetuneConfig& c, const c10::Device& dev, uint64_t data_hash) {
   if (!fs::exists(path)) {
     throw core::InputError(path.string() + ": no such file (nothing to resume: run train without --resume first)");
   }
@@ -384,6 +418,20 @@ void load_checkpoint(const fs::path& path, LoopState& st, Named& params, nn::Ada
     throw core::ConfigError(src + ": written by a run with a different config (first difference at key '" + diff +
                             "'); resume with the same config, or start afresh in another --out");
   }
+  if (r.attr_string("/", "data_hash") != std::to_string(data_hash)) {
+    throw core::InputError(src + ": written for other training data than " + c.data.train +
+                           " (the examples or their labels changed since); start afresh in another --out");
+  }
+  if (r.attr_string("/", "device") != dev.str()) {
+    throw core::ConfigError(src + ": written on device " + r.attr_string("/", "device") + ", resumed with --device " +
+                            dev.str() + "; resume on the same device");
+  }
+  if (r.attr_int("/", "threads") != at::get_num_threads()) {
+    log_info("warning: " + src + " was written with " + std::to_string(r.attr_int("/", "threads")) +
+             " threads, this run has " + std::to_string(at::get_num_threads()) +
+             ": the result will not be bit-for-bit that of an uninterrupted run");
+  }
+  st.early_stopped = r.attr_int("/", "early_stopped") != 0;
   st.step = r.attr_int("/", "step");
   st.best_step = r.attr_int("/", "best_step");
   st.bad_evals = r.attr_int("/", "bad_evals");
@@ -399,8 +447,22 @@ void load_checkpoint(const fs::path& path, LoopState& st, Named& params, nn::Ada
   if (st.cursor < 0 || st.cursor > static_cast<int64_t>(st.order.size())) {
     throw core::InputError(src + ": attribute 'cursor' " + std::to_string(st.cursor) + " outside the data order");
   }
+  {
+    std::vector<int64_t> sorted = st.order;
+    std::sort(sorted.begin(), sorted.end());
+    for (size_t i = 0; i < sorted.size(); ++i) {
+      if (sorted[i] != static_cast<int64_t>(i)) {
+        throw core::InputError(src + ": /order: expected a permutation of 0.." + std::to_string(sorted.size()) +
+                               " - 1, found a repeated or out-of-range index");
+      }
+    }
+  }
   at::Generator gen = at::detail::getDefaultCPUGenerator();  // a handle on the shared generator
   gen.set_state(tensor::read_tensor(r, "/torch_rng").to(at::kByte));
+  if (dev.is_cuda()) {
+    at::Generator dgen = device_generator(dev);
+    dgen.set_state(tensor::read_tensor(r, "/device_rng").to(at::kByte));
+  }
   st.m_step = r.read_f64("/metrics/step");
   st.m_loss = r.read_f64("/metrics/loss");
   st.m_ce = r.read_f64("/metrics/ce");
@@ -422,7 +484,14 @@ void load_checkpoint(const fs::path& path, LoopState& st, Named& params, nn::Ada
                              c10::str(p.sizes()));
     }
     p.copy_(t);
-    if (has_best) st.best.push_back(tensor::read_tensor(r, "/best/" + name).to(dev));
+    if (has_best) {
+      at::Tensor b = tensor::read_tensor(r, "/best/" + name);
+      if (!b.sizes().equals(p.sizes())) {
+        throw core::InputError(src + ": /best/" + name + " has shape " + c10::str(b.sizes()) + ", expected " +
+                               c10::str(p.sizes()));
+      }
+      st.best.push_back(b.to(dev));
+    }
   }
   auto moments = [&](nn::AdamW& o, const std::string& g, const char* steps_attr) {
     std::vector<at::Tensor> m, v;
@@ -451,6 +520,23 @@ struct TaskOps {
   std::function<EvalNumbers()> eval_valid;  // empty: no validation set
   std::function<EvalNumbers()> eval_train;
   std::vector<std::string> labels;          // classification only
+  uint64_t data_hash = 0;                   // of the encoded training set: a resume must see the same
+};
+
+// FNV-1a over 64-bit words: the fingerprint of an encoded training set.
+struct DataHash {
+  uint64_t h = 1469598103934665603ULL;
+  void add(int64_t v) {
+    for (int i = 0; i < 8; ++i) {
+      h ^= static_cast<uint64_t>(v >> (8 * i)) & 0xffU;
+      h *= 1099511628211ULL;
+    }
+  }
+  template <class Seq>
+  void add_all(const Seq& seq) {
+    add(static_cast<int64_t>(seq.size()));
+    for (auto v : seq) add(static_cast<int64_t>(v));
+  }
 };
 
 // The shared training loop: AdamW on the adapters (and the head, when `head` is not
@@ -499,7 +585,7 @@ int run_training(const core::CommonOptions& opts, const Setup& s, nn::Transforme
   std::iota(st.order.begin(), st.order.end(), 0);
   std::shuffle(st.order.begin(), st.order.end(), st.rng);
   if (resume) {
-    load_checkpoint(ckpt_path, st, trainable, opt_lora, opt_head, c, s.device);
+    load_checkpoint(ckpt_path, st, trainable, opt_lora, opt_head, c, s.device, task.data_hash);
     if (static_cast<int64_t>(st.order.size()) != N) {
       throw core::InputError(ckpt_path.string() + ": data order of " + std::to_string(st.order.size()) +
                              " examples, but " + c.data.train + " has " + std::to_string(N));
@@ -514,14 +600,14 @@ int run_training(const core::CommonOptions& opts, const Setup& s, nn::Transforme
            " examples");
 
   const int64_t first_step = st.step;
-  bool stopped_early = false;
+  bool stopped_early = st.early_stopped;
   core::Timer timer;
   int64_t tokens_here = 0;  // this invocation's tokens (tok/s)
   core::Progress progress("train", static_cast<uint64_t>(total), opts.progress_mode(), opts.quiet);
   auto tps = [&] { return static_cast<double>(tokens_here) / std::max(1e-9, timer.seconds()); };
   auto checkpoint = [&] {
     fs::create_directories(s.out);
-    save_checkpoint(ckpt_path, st, trainable, opt_lora, opt_head, c);
+    save_checkpoint(ckpt_path, st, trainable, opt_lora, opt_head, c, s.device, task.data_hash);
   };
 
   auto run_eval = [&](int64_t at_step) {
@@ -545,7 +631,7 @@ int run_training(const core::CommonOptions& opts, const Setup& s, nn::Transforme
     }
   };
 
-  while (st.step < total) {
+  while (st.step < total && !stopped_early) {
     if (core::stop_requested()) {
       if (st.step > first_step) checkpoint();
       throw core::RuntimeFailure("interrupted at step " + std::to_string(st.step) + " of " + std::to_string(total) +
@@ -596,7 +682,7 @@ int run_training(const core::CommonOptions& opts, const Setup& s, nn::Transforme
       if (c.train.patience > 0 && st.bad_evals >= c.train.patience) {
         log_info("early stop at step " + std::to_string(st.step) + ": no improvement in " +
                  std::to_string(st.bad_evals) + " evaluations");
-        stopped_early = true;
+        stopped_early = st.early_stopped = true;
         break;
       }
     }
@@ -614,10 +700,21 @@ int run_training(const core::CommonOptions& opts, const Setup& s, nn::Transforme
                           std::to_string(total) + "); wrote " + ckpt_path.string() + ", continue with train --resume\n");
     return 0;
   }
+  // the last phase (final evaluations, artifacts) starts from a checkpoint, so a stop in it
+  // loses no training
+  if (st.step > first_step) checkpoint();
+  auto stop_at_end = [&] {
+    if (core::stop_requested()) {
+      throw core::RuntimeFailure("interrupted in the final evaluation after step " + std::to_string(st.step) + "; " +
+                                 ckpt_path.string() + " holds the run, continue with train --resume");
+    }
+  };
   if (!stopped_early) run_eval(st.step);
   progress.finish();
+  stop_at_end();
   // final training-set numbers (eval mode) for the train-validation gap
   const EvalNumbers tr = task.eval_train();
+  stop_at_end();
   const double secs = timer.seconds();
   if (!st.best.empty()) {
     c10::NoGradGuard ng;  // the adapter to keep: the parameters at the best evaluation
@@ -627,7 +724,7 @@ int run_training(const core::CommonOptions& opts, const Setup& s, nn::Transforme
 
   // the artifacts only now that training is over, each atomically: a run that fails or is
   // stopped earlier leaves no adapter.h5 or metrics.h5 (and an old good one intact)
-  core::throw_if_stop_requested();
+  stop_at_end();
   fs::create_directories(s.out);
   save_adapter_h5(adapter_path, best, kProgram, cfg_json);
   const bool has_eval = !st.e_acc.empty();
@@ -736,6 +833,12 @@ int train_classifier(const core::CommonOptions& opts, const Setup& s) {
   TaskOps task;
   task.n = static_cast<int64_t>(train.enc.size());
   task.labels = labels;
+  DataHash dh;
+  for (size_t i = 0; i < train.enc.size(); ++i) {
+    dh.add_all(train.enc[i].ids);
+    dh.add(train.label[i]);
+  }
+  task.data_hash = dh.h;
   task.batch_loss = [&](const std::vector<size_t>& idx, int64_t& tokens) {
     Batch b = make_batch(train, idx, tok.pad, s.device);
     tokens = b.tokens;
@@ -757,8 +860,8 @@ int train_causal_lm(const core::CommonOptions& opts, const Setup& s) {
   if (!c.data.valid.empty()) valid_rows = nn::read_lm_jsonl(c.data.valid);
   auto model = nn::LlamaForCausalLM::load(c.model.path);
   check_length(model.config().max_position_embeddings, c, "model.max_length", c.model.max_length);
-  const auto tok = load_spm(c);
   const int64_t V = model.config().vocab_size;
+  const auto tok = load_spm(c, V);
   const int64_t pad = tok && tok->pad_id() >= 0 ? tok->pad_id() : 0;  // padded keys are masked: any id will do
   LmSequences train = encode_lm(train_rows, tok ? &*tok : nullptr, V, c.model.max_length, c.data.train);
   LmSequences valid = encode_lm(valid_rows, tok ? &*tok : nullptr, V, c.model.max_length, c.data.valid);
@@ -766,11 +869,19 @@ int train_causal_lm(const core::CommonOptions& opts, const Setup& s) {
     log_info(std::to_string(train.truncated + valid.truncated) + " examples cut to model.max_length = " +
              std::to_string(c.model.max_length) + " tokens");
   }
-  LoraSet set = attach_lora(model, c.lora, c.seed + 17);
+  LoraConfig lc = c.lora;
+  if (!c.lora_targets_given) lc.targets = {"q_proj", "v_proj"};  // PEFT's default for LLaMA
+  LoraSet set = attach_lora(model, lc, c.seed + 17);
   model.to(s.device);
   TaskOps task;
   task.lm = true;
   task.n = static_cast<int64_t>(train.ids.size());
+  DataHash dh;
+  for (size_t i = 0; i < train.ids.size(); ++i) {
+    dh.add_all(train.ids[i]);
+    dh.add_all(train.target[i]);
+  }
+  task.data_hash = dh.h;
   task.batch_loss = [&](const std::vector<size_t>& idx, int64_t& tokens) {
     LmBatch b = make_lm_batch(train, idx, pad, s.device);
     tokens = b.tokens;
@@ -803,7 +914,7 @@ int finetune_eval(const core::CommonOptions& opts) {
     auto rows = nn::read_lm_jsonl(path);
     Loaded L = load_model_with_adapter(s);
     check_length(L.max_positions, c, "model.max_length", c.model.max_length);
-    const auto tok = load_spm(c);
+    const auto tok = load_spm(c, L.vocab);
     const int64_t pad = tok && tok->pad_id() >= 0 ? tok->pad_id() : 0;
     LmSequences data = encode_lm(rows, tok ? &*tok : nullptr, L.vocab, c.model.max_length, path);
     LmEval e = evaluate_lm(*L.model, data, c.train.eval_batch_size, pad, s.device);
@@ -840,7 +951,7 @@ int predict_causal_lm(const core::CommonOptions& opts, const Setup& s, const std
   auto rows = nn::read_lm_jsonl(path, true);
   Loaded L = load_model_with_adapter(s);
   check_length(L.max_positions, c, "model.max_length", c.model.max_length);
-  const auto tok = load_spm(c);
+  const auto tok = load_spm(c, L.vocab);
   LmSequences data = encode_lm(rows, tok ? &*tok : nullptr, L.vocab, c.model.max_length, path, true);
   const int64_t eos = tok ? tok->eos_id() : -1;
   std::string lines;
@@ -914,35 +1025,19 @@ int finetune_merge(const core::CommonOptions& opts) {
   L.model->clear_adapters();
   at::Tensor after = L.model->forward(ids, mask);
   const double diff = (before - after).abs().max().item<double>();
-  // written into a temporary sibling folder, renamed into place only when complete: a
-  // failed merge leaves no half folder and an old OUT/merged intact
+  // built in a temporary sibling folder, renamed into place only when complete: a failed
+  // merge leaves no half folder and an old OUT/merged intact
   const fs::path dir = s.out / "merged";
-  const fs::path tmp = s.out / (".merged.tmp-" + std::to_string(::getpid()));
-  const fs::path old = s.out / (".merged.old-" + std::to_string(::getpid()));
-  struct Cleanup {
-    fs::path p;
-    ~Cleanup() {
-      std::error_code ec;
-      fs::remove_all(p, ec);
+  core::replace_folder_atomic(dir, [&](const fs::path& tmp) {
+    L.model->save_hf(tmp);
+    // the tokenizer files beside the weights, so the folder is a complete model
+    for (const char* name : {"vocab.txt", "vocab.json", "merges.txt", "tokenizer.model", "tokenizer_config.json"}) {
+      const fs::path src = fs::path(s.cfg.model.path) / name;
+      if (fs::exists(src)) core::write_file_atomic(tmp / name, core::read_file(src));
     }
-  } cleanup{tmp};
-  fs::create_directories(s.out);
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
-  L.model->save_hf(tmp);
-  // the tokenizer files beside the weights, so the folder is a complete model
-  for (const char* name : {"vocab.txt", "vocab.json", "merges.txt", "tokenizer.model", "tokenizer_config.json"}) {
-    const fs::path src = fs::path(s.cfg.model.path) / name;
-    if (fs::exists(src)) core::write_file_atomic(tmp / name, core::read_file(src));
-  }
-  if (!L.state.labels.empty()) core::write_file_atomic(tmp / "labels.json", json(L.state.labels).dump() + "\n");
-  core::throw_if_stop_requested();
-  if (fs::exists(dir)) fs::rename(dir, old);
-  fs::rename(tmp, dir);
-  {
-    std::error_code ec;
-    fs::remove_all(old, ec);
-  }
+    if (!L.state.labels.empty()) core::write_file_atomic(tmp / "labels.json", json(L.state.labels).dump() + "\n");
+    core::throw_if_stop_requested();
+  });
   core::emit_result(opts, json{{"merged", dir.string()}, {"modules", L.set.adapters.size()}, {"max_logit_difference", diff}},
        "merged " + std::to_string(L.set.adapters.size()) + " LoRA modules; max |logit difference| " + f(diff, 7) +
            "\nwrote " + dir.string() + "\n");
@@ -953,7 +1048,7 @@ int finetune_export(const core::CommonOptions& opts) {
   Setup s = setup(opts);
   AdapterState st = load_adapter(s);
   const fs::path dir = s.out / "peft";
-  export_peft(dir, st);
+  core::replace_folder_atomic(dir, [&](const fs::path& tmp) { export_peft(tmp, st); });
   core::emit_result(opts, json{{"peft", dir.string()}, {"modules", st.ab.size()}, {"r", st.cfg.r}},
        "exported " + std::to_string(st.ab.size()) + " LoRA modules (r=" + std::to_string(st.cfg.r) + ") to " +
            dir.string() + "\n");
@@ -966,14 +1061,31 @@ int finetune_convert(const core::CommonOptions& opts) {
   if (c.convert.input.empty()) {
     throw core::ConfigError("key 'convert.input': expected the path of a llama2.c .bin checkpoint, found \"\"");
   }
+  // everything read and checked before anything is written
+  nn::Llama2cModel m = nn::read_llama2c(c.convert.input);
+  const auto model = nn::LlamaForCausalLM::from_tensors(m.cfg, m.tensors, c.convert.input);
+  const int64_t V = m.cfg.vocab_size;
   std::optional<std::string> tokenizer;
   if (!c.convert.tokenizer.empty()) {
-    // checked (and read) before anything is written
-    (void)nn::SentencePieceTokenizer::from_model_file(c.convert.tokenizer, {});
+    const auto tok = nn::SentencePieceTokenizer::from_model_file(c.convert.tokenizer, {});
+    if (tok.vocab_size() != V) {
+      throw core::InputError(c.convert.tokenizer + ": " + std::to_string(tok.vocab_size()) + " pieces, but " +
+                             c.convert.input + " has a vocabulary of " + std::to_string(V));
+    }
     tokenizer = core::read_file(c.convert.tokenizer);
   }
-  nn::Llama2cSummary sum = nn::convert_llama2c(c.convert.input, s.out);
-  if (tokenizer) core::write_file_atomic(s.out / "tokenizer.model", *tokenizer);
+  // OUT becomes the model folder, whole: refuse to replace a folder that is not a model
+  if (fs::exists(s.out) && !fs::is_empty(s.out) && !fs::exists(s.out / "config.json")) {
+    throw core::ConfigError("--out " + s.out.string() +
+                            ": not empty and not a model folder (no config.json); convert writes a whole model folder there");
+  }
+  core::replace_folder_atomic(s.out, [&](const fs::path& tmp) {
+    model.save_hf(tmp);
+    if (tokenizer) core::write_file_atomic(tmp / "tokenizer.model", *tokenizer);
+    core::throw_if_stop_requested();
+  });
+  nn::Llama2cSummary sum{m.header, m.cfg, 0, s.out};
+  for (const auto& [n, t] : m.tensors) sum.parameters += t.numel();
   const auto& h = sum.header;
   json summary = {{"input", c.convert.input},
                   {"out", s.out.string()},

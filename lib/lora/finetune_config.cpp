@@ -18,6 +18,7 @@ FinetuneConfig read_finetune_config(const core::ConfigDoc& doc, std::optional<ui
   d.get("labels", c.data.labels);
 
   auto l = root.child("lora");
+  c.lora_targets_given = l.has("targets");
   l.get("targets", c.lora.targets).get("r", c.lora.r, core::in_range<int64_t>(1, 4096));
   l.get("alpha", c.lora.alpha, core::positive<double>()).get("rslora", c.lora.rslora);
   l.get("init", c.lora.init, core::one_of({"kaiming", "gaussian"}));

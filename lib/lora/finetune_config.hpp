@@ -33,6 +33,7 @@ struct FinetuneConfig {
     std::vector<std::string> labels;   // [] = the sorted labels of the training set
   } data;
   LoraConfig lora;
+  bool lora_targets_given = false;  // else the model type's PEFT default (LLaMA: q_proj, v_proj)
   UnifiedDropout dropout = dropout_preset("hiddenkey");
   struct Train {
     double lr = 1e-3;

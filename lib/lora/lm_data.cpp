@@ -21,14 +21,6 @@ LmSequences encode_lm(const std::vector<nn::LmExample>& rows, const nn::Sentence
     if (r.ids) {
       p = r.prompt_ids;
       c = r.completion_ids;
-      for (const auto* v : {&p, &c}) {
-        for (int64_t id : *v) {
-          if (id >= vocab) {
-            throw core::InputError(where() + "token id " + std::to_string(id) + " outside the model's vocabulary [0, " +
-                                   std::to_string(vocab) + ")");
-          }
-        }
-      }
     } else {
       if (tok == nullptr) {
         throw core::InputError(where() + "a text example, but the model folder has no tokenizer.model; give token ids "
@@ -38,6 +30,18 @@ LmSequences encode_lm(const std::vector<nn::LmExample>& rows, const nn::Sentence
       if (!prompts_only) {
         c = tok->encode(r.completion, false, tok->eos_id() >= 0);
       }
+    }
+    for (const auto* v : {&p, &c}) {  // given ids, or a tokenizer larger than the model
+      for (int64_t id : *v) {
+        if (id >= vocab) {
+          throw core::InputError(where() + "token id " + std::to_string(id) + " outside the model's vocabulary [0, " +
+                                 std::to_string(vocab) + ")");
+        }
+      }
+    }
+    if (prompts_only && static_cast<int64_t>(p.size()) >= max_length) {
+      throw core::InputError(where() + "the prompt has " + std::to_string(p.size()) + " tokens, model.max_length is " +
+                             std::to_string(max_length) + ": no room left to generate");
     }
     std::vector<int64_t> ids = p;
     ids.insert(ids.end(), c.begin(), c.end());

@@ -25,8 +25,10 @@ struct LmSequences {
 // Text rows are tokenized with `tok` as [BOS] prompt completion [EOS] (Hugging Face's
 // causal-LM finetuning layout; BOS/EOS when the tokenizer has them); id rows are taken as
 // given. core::InputError naming `source` and the line for a text row without a tokenizer
-// or an id outside [0, vocab). Rows longer than max_length keep their first max_length
-// tokens; a row left with no target is an InputError. With `prompts_only` no targets.
+// or an id outside [0, vocab) (given, or from a tokenizer larger than the model). Rows
+// longer than max_length keep their first max_length tokens; a row left with no target is
+// an InputError. With `prompts_only` no targets, and a prompt of max_length tokens or more
+// is an InputError (nothing could be generated).
 [[nodiscard]] LmSequences encode_lm(const std::vector<nn::LmExample>& rows, const nn::SentencePieceTokenizer* tok,
                                     int64_t vocab, int64_t max_length, const std::string& source,
                                     bool prompts_only = false);

@@ -374,7 +374,9 @@ AdapterState import_peft(const fs::path& dir) {
     s.base_model = j["base_model_name_or_path"].get<std::string>();
   }
   s.labels = get_strings("mlsys_labels");
-  if (has("task_type")) {
+  bool task_given = false;
+  if (has("task_type") && !j["task_type"].is_null()) {  // PEFT writes null when no task was given
+    task_given = true;
     if (!j["task_type"].is_string()) bad("task_type", "a string");
     s.task_type = j["task_type"].get<std::string>();
     if (s.task_type != "SEQ_CLS" && s.task_type != "CAUSAL_LM") {
@@ -438,6 +440,8 @@ AdapterState import_peft(const fs::path& dir) {
     s.ab[m] = {a, b->second};
   }
   if (s.ab.empty()) throw core::InputError(st_path.string() + ": no lora_A/lora_B tensors");
+  // no task_type: a classifier head among the tensors means SEQ_CLS, none a causal LM
+  if (!task_given) s.task_type = s.head_weight.defined() ? "SEQ_CLS" : "CAUSAL_LM";
   if (s.task_type == "CAUSAL_LM" && s.head_weight.defined()) {
     throw core::InputError(st_path.string() + ": a CAUSAL_LM adapter holds no classifier (found base_model.model.classifier.*)");
   }

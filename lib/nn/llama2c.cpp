@@ -126,21 +126,11 @@ Llama2cModel read_llama2c(const fs::path& bin) {
   return m;
 }
 
-void write_hf_folder(const fs::path& dir, const LlamaConfig& cfg, const std::map<std::string, at::Tensor>& tensors) {
-  fs::create_directories(dir);
-  tensor::NamedTensors named;
-  for (const auto& [n, t] : tensors) {
-    if (cfg.tie_word_embeddings && n == "lm_head.weight") continue;  // HF leaves a tied head out
-    named.emplace_back(n, t.detach().to(at::kCPU, at::kFloat).contiguous());
-  }
-  tensor::save_safetensors(dir / "model.safetensors", named, {{"format", "pt"}});
-  core::write_file_atomic(dir / "config.json", cfg.to_json().dump(2) + "\n");
-}
-
 Llama2cSummary convert_llama2c(const fs::path& bin, const fs::path& out_dir) {
   Llama2cModel m = read_llama2c(bin);
-  (void)LlamaForCausalLM::from_tensors(m.cfg, m.tensors, bin.string());  // every tensor present, shapes as the config
-  write_hf_folder(out_dir, m.cfg, m.tensors);
+  // every tensor present, shapes as the config; then the folder is written whole
+  const auto model = LlamaForCausalLM::from_tensors(m.cfg, m.tensors, bin.string());
+  core::replace_folder_atomic(out_dir, [&](const fs::path& tmp) { model.save_hf(tmp); });
   Llama2cSummary s{m.header, m.cfg, 0, out_dir};
   for (const auto& [n, t] : m.tensors) s.parameters += t.numel();
   return s;

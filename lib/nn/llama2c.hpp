@@ -38,11 +38,6 @@ struct Llama2cModel {
 // as transformers' convert_llama_weights_to_hf: view(n_heads, hd/2, 2, dim).transpose(1,2).
 [[nodiscard]] at::Tensor permute_rope_rows(const at::Tensor& w, int64_t n_heads);
 
-// Writes DIR/config.json (cfg.to_json()) and DIR/model.safetensors, each atomically (the
-// tensors first, so a crash never leaves a new config beside old weights).
-void write_hf_folder(const std::filesystem::path& dir, const LlamaConfig& cfg,
-                     const std::map<std::string, at::Tensor>& tensors);
-
 struct Llama2cSummary {
   Llama2cHeader header;
   LlamaConfig cfg;
@@ -50,7 +45,7 @@ struct Llama2cSummary {
   std::filesystem::path out_dir;
 };
 
-// read_llama2c + write_hf_folder: the `convert` subcommand.
+// read_llama2c, then DIR written whole (config.json + model.safetensors) in place of an old one.
 Llama2cSummary convert_llama2c(const std::filesystem::path& bin, const std::filesystem::path& out_dir);
 
 }  // namespace mlsys::nn

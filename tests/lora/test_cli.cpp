@@ -245,6 +245,7 @@ TEST_CASE("lora-finetune train --resume continues bit-for-bit") {
   CHECK(r.code == 3);
   CHECK(r.err.find("checkpoint.h5") != std::string::npos);
 
+  fs::copy_file(t.dir / "train.jsonl", t.dir / "train.orig.jsonl");
   // 5 steps (a pause between evaluations), 4 more, then to the end
   r = run(t, common + " --out " + split.string() + " --set train.run_steps=5");
   REQUIRE(r.code == 0);
@@ -256,9 +257,24 @@ TEST_CASE("lora-finetune train --resume continues bit-for-bit") {
   r = run(t, common + " --out " + split.string() + " --resume --set train.lr=0.02");
   CHECK(r.code == 2);
   CHECK(r.err.find("train.lr") != std::string::npos);
-  r = run(t, common + " --out " + split.string() + " --resume --set train.run_steps=4");
-  REQUIRE(r.code == 0);
+  // other training data with as many examples is refused too (the checkpoint holds its fingerprint)
+  {
+    std::string text = mlsys::core::read_file(t.dir / "train.jsonl");
+    const auto first = text.find('"', text.find("\"text\"") + 7);
+    text.insert(first + 1, "x");
+    std::ofstream(t.dir / "train2.jsonl") << text;
+  }
+  r = run(t, common + " --out " + split.string() + " --resume --set data.train=" + (t.dir / "train2.jsonl").string());
+  CHECK(r.code == 2);  // the data path is part of the config key first
+  r = run(t, common + " --out " + split.string() + " --resume --set data.test=" + (t.dir / "train.jsonl").string() +
+                 " --set train.run_steps=4");
+  REQUIRE(r.code == 0);  // keys that training does not read may change
   CHECK(nlohmann::json::parse(r.out)["steps"] == 9);
+  fs::copy_file(t.dir / "train2.jsonl", t.dir / "train.jsonl", fs::copy_options::overwrite_existing);
+  r = run(t, common + " --out " + split.string() + " --resume");
+  CHECK(r.code == 3);
+  CHECK(r.err.find("other training data") != std::string::npos);
+  fs::copy_file(t.dir / "train.orig.jsonl", t.dir / "train.jsonl", fs::copy_options::overwrite_existing);
   r = run(t, common + " --out " + split.string() + " --resume");
   REQUIRE(r.code == 0);
   j = nlohmann::json::parse(r.out);
@@ -382,6 +398,40 @@ TEST_CASE("lora-finetune on a causal LM: convert stories260K, train, eval, predi
   CHECK(r.code == 3);
   CHECK(r.err.find("cut.bin") != std::string::npos);
   CHECK_FALSE(fs::exists(dir / "cut" / "model.safetensors"));
+  // convert replaces a model folder whole, but not a folder of other things
+  fs::create_directories(dir / "notes");
+  std::ofstream(dir / "notes" / "todo.txt") << "keep me\n";
+  r = run_lm("convert --set convert.input=" MLSYS_SOURCE_ROOT "/tests/nn/fixtures/stories260K/stories260K.bin --out " +
+             (dir / "notes").string());
+  CHECK(r.code == 2);
+  CHECK(fs::exists(dir / "notes" / "todo.txt"));
+
+  // text data through a SentencePiece tokenizer.model (the fortunes-trained fixture: 512
+  // pieces like stories260K's own, though not its vocabulary; this exercises the text path)
+  const fs::path withtok = dir / "s260-spm";
+  r = run_lm("convert --set convert.input=" MLSYS_SOURCE_ROOT "/tests/nn/fixtures/stories260K/stories260K.bin"
+             " --set convert.tokenizer=" MLSYS_SOURCE_ROOT "/tests/nn/fixtures/spm/tokenizer.model --out " + withtok.string());
+  REQUIRE(r.code == 0);
+  CHECK(fs::exists(withtok / "tokenizer.model"));
+  {
+    std::ofstream f(dir / "stories.jsonl");
+    f << R"({"text": "Once upon a time there was a little dog."})" << "\n"
+      << R"({"prompt": "The cat sat", "completion": " on the mat."})" << "\n";
+  }
+  std::string text_base = base;
+  text_base.replace(text_base.find(" --out "), std::string(" --out " + out.string()).size(), " --out " + (dir / "out-text").string());
+  r = run_lm("train " + text_base + " --set model.path=" + withtok.string() + " --set data.train=" +
+             (dir / "stories.jsonl").string() + " --set data.valid=" + (dir / "stories.jsonl").string() +
+             " --set train.max_steps=3 --set train.eval_every=0");
+  INFO(r.err);
+  CHECK(r.code == 0);
+  {
+    std::ofstream f(dir / "long.jsonl");
+    f << R"({"prompt_ids": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33]})" << "\n";
+  }
+  r = run_lm("predict " + base + " --set data.predict=" + (dir / "long.jsonl").string());
+  CHECK(r.code == 3);
+  CHECK(r.err.find("long.jsonl:1") != std::string::npos);
 }
 
 TEST_CASE("lora-finetune on RoBERTa: BPE tokenizer from the folder; train, eval, predict, export, merge") {
