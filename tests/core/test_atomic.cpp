@@ -48,3 +48,30 @@ TEST_CASE("read_file errors name the file", "[atomic]") {
   CHECK_THROWS_WITH(read_file("/nonexistent/x.txt"), Catch::Matchers::Contains("/nonexistent/x.txt: no such file"));
   CHECK_THROWS_WITH(read_file("/tmp"), Catch::Matchers::Contains("is a directory"));
 }
+
+TEST_CASE("replace_folder_atomic swaps a whole folder; a failing fill leaves the old one", "[atomic]") {
+  auto root = fs::temp_directory_path() / ("mlsys_test_atomic_dir_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  const auto dir = root / "model";
+  replace_folder_atomic(dir, [](const fs::path& tmp) {
+    write_file_atomic(tmp / "a.txt", "one");
+    write_file_atomic(tmp / "stale.txt", "old only");
+  });
+  CHECK(read_file(dir / "a.txt") == "one");
+  // a fill that throws halfway: the old folder is untouched, no temporary is left
+  CHECK_THROWS_AS(replace_folder_atomic(dir,
+                                        [](const fs::path& tmp) {
+                                          write_file_atomic(tmp / "a.txt", "half");
+                                          throw InputError("stop");
+                                        }),
+                  InputError);
+  CHECK(read_file(dir / "a.txt") == "one");
+  // a complete fill replaces everything, files of the old folder included
+  replace_folder_atomic(dir, [](const fs::path& tmp) { write_file_atomic(tmp / "a.txt", "two"); });
+  CHECK(read_file(dir / "a.txt") == "two");
+  CHECK_FALSE(fs::exists(dir / "stale.txt"));
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(root)) ++n;
+  CHECK(n == 1);  // only "model": no .tmp or .old sibling
+  fs::remove_all(root);
+}
