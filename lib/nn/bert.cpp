@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 
+#include <atomic>
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -201,6 +202,13 @@ at::Tensor drop_elements(const at::Tensor& x, double rate) {
   if (rate <= 0) return x;
   return at::dropout(x, rate, true);
 }
+
+namespace {
+std::atomic<int> g_forward_path{static_cast<int>(ForwardPath::fast)};
+}  // namespace
+
+void set_forward_path(ForwardPath p) { g_forward_path.store(static_cast<int>(p)); }
+ForwardPath forward_path() { return static_cast<ForwardPath>(g_forward_path.load()); }
 
 at::Tensor drop_hidden(const at::Tensor& h, const DropSite& site, const at::Tensor& token_mask) {
   if (site.pattern != DropPattern::span) {
@@ -432,35 +440,74 @@ at::Tensor BertClassifier::forward(const at::Tensor& input_ids, const at::Tensor
                  P.at(pre + "embeddings.token_type_embeddings.weight")[0];
   x = at::layer_norm(x, {H}, P.at(pre + "embeddings.LayerNorm.weight"), P.at(pre + "embeddings.LayerNorm.bias"),
                      cfg_.layer_norm_eps);
-  const at::Tensor key_pad = attention_mask.eq(0).view({B, 1, 1, L});
   const DropSite* s_logits = training ? drop.at(DropPosition::attn_logits) : nullptr;
   const DropSite* s_weights = training ? drop.at(DropPosition::attn_weights) : nullptr;
   const DropSite* s_hidden = training ? drop.at(DropPosition::hidden) : nullptr;
   const double inv_sqrt = 1.0 / std::sqrt(static_cast<double>(dh));
+  // The fast path (structured_dropout.hpp's ForwardPath): SDPA unless the weights themselves
+  // are dropped. Its mask is boolean (true = may attend), [B,1,1,L] for the padding, built
+  // once; none without padding. A DropKey keep-mask is ANDed in per layer; key 0 is real and
+  // never dropped, so no row is empty.
+  const bool fast = forward_path() == ForwardPath::fast;
+  const bool fused = fast && s_weights == nullptr;
+  const at::Tensor key_pad = attention_mask.eq(0).view({B, 1, 1, L});
+  at::Tensor key_visible;
+  if (fused && key_pad.any().item<bool>()) key_visible = key_pad.logical_not();
+  auto has_adapter = [&](const std::string& name) { return adapters_.count(name) != 0; };
   for (int64_t i = 0; i < cfg_.num_hidden_layers; ++i) {
     const std::string p = pre + "encoder.layer." + std::to_string(i) + ".";
-    auto heads = [&](const at::Tensor& t) { return t.view({B, L, nh, dh}).transpose(1, 2); };
-    at::Tensor q = heads(linear(p + "attention.self.query", x, training));
+    // The head reads only the first token's final state, so on the fast path the last layer
+    // computes only that row past the keys and values (Lq = 1), unless, in training, one of
+    // the row-wise Linears carries an adapter (its own input dropout would draw over fewer
+    // rows). Masks are drawn full-size and sliced, so the random stream is the reference path's.
+    const bool row_adapters = training && (has_adapter(p + "attention.output.dense") ||
+                                           has_adapter(p + "intermediate.dense") || has_adapter(p + "output.dense"));
+    const bool first_row_only = fast && L > 1 && i == cfg_.num_hidden_layers - 1 && !row_adapters;
+    const at::Tensor xq = first_row_only ? x.narrow(1, 0, 1) : x;  // the rows carried on
+    const int64_t Lq = xq.size(1);
+    auto heads = [&](const at::Tensor& t) { return t.view({B, t.size(1), nh, dh}).transpose(1, 2); };
+    auto rows = [&](const at::Tensor& keep) { return keep.size(2) > Lq ? keep.narrow(2, 0, Lq) : keep; };
+    const bool q_all_rows = !first_row_only || (training && has_adapter(p + "attention.self.query"));
+    at::Tensor q = heads(linear(p + "attention.self.query", q_all_rows ? x : xq, training));
+    if (q.size(2) != Lq) q = q.narrow(2, 0, Lq);
     at::Tensor k = heads(linear(p + "attention.self.key", x, training));
     at::Tensor v = heads(linear(p + "attention.self.value", x, training));
-    at::Tensor S = at::matmul(q, k.transpose(-1, -2)) * inv_sqrt;
-    S = S.masked_fill(key_pad, -std::numeric_limits<float>::infinity());  // padding apart from the drop mask
-    if (s_logits != nullptr) S = mask_attention_logits(S, sample_attention_keep(*s_logits, B, nh, L, L, S.options()));
-    at::Tensor A = at::softmax(S, -1);
-    if (s_weights != nullptr) {
-      A = mask_attention_weights(A, sample_attention_keep(*s_weights, B, nh, L, L, A.options()),
-                                 s_weights->compensation, s_weights->rate);
+    at::Tensor ctx;
+    if (fused) {
+      at::Tensor mask = key_visible;
+      if (s_logits != nullptr) {
+        at::Tensor keep = rows(sample_attention_keep(*s_logits, B, nh, L, L, q.options()));
+        mask = mask.defined() ? keep.logical_and(mask) : keep;
+      }
+      ctx = at::scaled_dot_product_attention(q, k, v, mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt,
+                                             0.0, false, inv_sqrt);
+    } else {
+      at::Tensor S = at::matmul(q, k.transpose(-1, -2)) * inv_sqrt;
+      S = S.masked_fill(key_pad, -std::numeric_limits<float>::infinity());  // padding apart from the drop mask
+      if (s_logits != nullptr) S = mask_attention_logits(S, rows(sample_attention_keep(*s_logits, B, nh, L, L, S.options())));
+      at::Tensor A = at::softmax(S, -1);
+      if (s_weights != nullptr) {
+        A = mask_attention_weights(A, rows(sample_attention_keep(*s_weights, B, nh, L, L, A.options())),
+                                   s_weights->compensation, s_weights->rate);
+      }
+      ctx = at::matmul(A, v);
     }
-    at::Tensor ctx = at::matmul(A, v).transpose(1, 2).reshape({B, L, H});
+    ctx = ctx.transpose(1, 2).reshape({B, Lq, H});
     at::Tensor a = linear(p + "attention.output.dense", ctx, training);
-    x = at::layer_norm(a + x, {H}, P.at(p + "attention.output.LayerNorm.weight"),
+    x = at::layer_norm(a + xq, {H}, P.at(p + "attention.output.LayerNorm.weight"),
                        P.at(p + "attention.output.LayerNorm.bias"), cfg_.layer_norm_eps);
     at::Tensor inter = linear(p + "intermediate.dense", x, training);
     if (cfg_.hidden_act == "gelu") inter = at::gelu(inter);
     else if (cfg_.hidden_act == "gelu_new") inter = at::gelu(inter, "tanh");
     else inter = at::relu(inter);
     at::Tensor o = linear(p + "output.dense", inter, training);
-    if (s_hidden != nullptr) o = drop_hidden(o, *s_hidden, attention_mask);  // HiddenCut position: before residual+LN
+    if (s_hidden != nullptr) {  // HiddenCut position: before residual+LN
+      if (Lq == L) {
+        o = drop_hidden(o, *s_hidden, attention_mask);
+      } else {  // every pattern is o * mask(shape, RNG): the full-size mask, first row
+        o = o * drop_hidden(at::ones({B, L, H}, o.options()), *s_hidden, attention_mask).narrow(1, 0, Lq);
+      }
+    }
     x = at::layer_norm(o + x, {H}, P.at(p + "output.LayerNorm.weight"), P.at(p + "output.LayerNorm.bias"),
                        cfg_.layer_norm_eps);
   }

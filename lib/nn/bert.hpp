@@ -1,6 +1,8 @@
 // BERT and RoBERTa encoders with a sequence-classification head (BertForSequenceClassification,
 // RobertaForSequenceClassification), loaded from a Hugging Face folder, with attention written
-// by hand so structured dropout reaches the logits, the weights and the hidden states.
+// by hand so structured dropout reaches the logits, the weights and the hidden states (the
+// default fast path uses SDPA with one mask unless the weights are dropped, and prunes the
+// last layer to the first token: ForwardPath in structured_dropout.hpp).
 // Parameters live in a name -> tensor map keyed by the Hugging Face names
 // ("bert.encoder.layer.0.attention.self.query.weight", "roberta.encoder..."), so Linear modules
 // are addressed by their HF module paths, which adapters target.

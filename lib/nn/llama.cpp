@@ -222,6 +222,13 @@ at::Tensor LlamaForCausalLM::forward(const at::Tensor& input_ids, const at::Tens
     return sample_attention_keep(s, B, nh, L, L, fopts).logical_or(first_key);
   };
   const double inv_sqrt = 1.0 / std::sqrt(static_cast<double>(hd));
+  // Fused attention (SDPA) unless the weights themselves are dropped: is_causal alone when
+  // nothing is padded and no key is dropped, else one boolean mask (true = may attend): the
+  // visibility above (built once), ANDed per layer with a DropKey keep-mask. Every row keeps
+  // key 0 or its first real key, as in the hand path, so no row is empty.
+  const bool fused = s_weights == nullptr && forward_path() == ForwardPath::fast;
+  const bool padded = fused && !real.all().item<bool>();
+  const at::Tensor visible = fused && (padded || s_logits != nullptr) ? masked_key.logical_not() : at::Tensor();
   at::Tensor x = at::embedding(P.at("model.embed_tokens.weight"), input_ids);
   for (int64_t i = 0; i < cfg_.num_hidden_layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
@@ -235,12 +242,21 @@ at::Tensor LlamaForCausalLM::forward(const at::Tensor& input_ids, const at::Tens
       k = k.repeat_interleave(nh / nkv, 1);
       v = v.repeat_interleave(nh / nkv, 1);
     }
-    at::Tensor S = at::matmul(q, k.transpose(-1, -2)) * inv_sqrt;
-    S = S.masked_fill(masked_key, -std::numeric_limits<float>::infinity());
-    if (s_logits != nullptr) S = mask_attention_logits(S, keep_mask(*s_logits));
-    at::Tensor A = at::softmax(S, -1);
-    if (s_weights != nullptr) A = mask_attention_weights(A, keep_mask(*s_weights), s_weights->compensation, s_weights->rate);
-    at::Tensor ctx = at::matmul(A, v).transpose(1, 2).reshape({B, L, nh * hd});
+    at::Tensor ctx;
+    if (fused) {
+      std::optional<at::Tensor> mask;
+      if (s_logits != nullptr) mask = keep_mask(*s_logits).logical_and(visible);
+      else if (padded) mask = visible;
+      ctx = at::scaled_dot_product_attention(q, k, v, mask, 0.0, !mask.has_value(), inv_sqrt);
+    } else {
+      at::Tensor S = at::matmul(q, k.transpose(-1, -2)) * inv_sqrt;
+      S = S.masked_fill(masked_key, -std::numeric_limits<float>::infinity());
+      if (s_logits != nullptr) S = mask_attention_logits(S, keep_mask(*s_logits));
+      at::Tensor A = at::softmax(S, -1);
+      if (s_weights != nullptr) A = mask_attention_weights(A, keep_mask(*s_weights), s_weights->compensation, s_weights->rate);
+      ctx = at::matmul(A, v);
+    }
+    ctx = ctx.transpose(1, 2).reshape({B, L, nh * hd});
     x = x + linear(p + "self_attn.o_proj", ctx, training);
     h = llama_rms_norm(x, P.at(p + "post_attention_layernorm.weight"), cfg_.rms_norm_eps);
     at::Tensor g = linear(p + "mlp.gate_proj", h, training);

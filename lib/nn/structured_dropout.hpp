@@ -64,4 +64,21 @@ struct DropoutSites {
 // Inverted element dropout (the LoRA-input position).
 [[nodiscard]] at::Tensor drop_elements(const at::Tensor& x, double rate);
 
+// How BERT/RoBERTa and LLaMA run their forward pass. fast (the default):
+//  - attention is at::scaled_dot_product_attention with one boolean mask (padding / causal
+//    visibility AND any attn_logits keep-mask) unless an attn_weights site is active, which
+//    needs the hand-written softmax weights;
+//  - BERT/RoBERTa's last layer computes only the first token's row past the keys and values
+//    (the head reads nothing else), except in training when its attention output,
+//    intermediate or output Linear carries an adapter (which may draw its own dropout over
+//    every row); for the same reason, in training an adapted query Linear runs on every row
+//    and is then sliced.
+// reference: the hand-written matmul, mask, softmax, (mask), matmul on every row of every
+// layer. Both draw the same random numbers in the same order (full-size masks, sliced), so a
+// seed gives the same masks and the same result up to float rounding. Process-wide; for
+// tests and comparisons.
+enum class ForwardPath { fast, reference };
+void set_forward_path(ForwardPath p);
+[[nodiscard]] ForwardPath forward_path();
+
 }  // namespace mlsys::nn

@@ -2,20 +2,24 @@
 // with line numbers, checkpoint errors, the structured-dropout identities (DropKey ≡
 // DropAttention-normalized on one mask, no NaN with padding, no-op at eval), AdamW; byte-level
 // BPE ids equal to RobertaTokenizerFast's / GPT2TokenizerFast's (tests/nn/fixtures/bpe) and
-// RoBERTa logits equal to transformers' (tests/nn/fixtures/roberta, scripts/roberta-fixtures.py).
+// RoBERTa logits equal to transformers' (tests/nn/fixtures/roberta, scripts/roberta-fixtures.py);
+// the fast forward path (SDPA, last-layer pruning) equal to the reference one in logits and LoRA gradients.
 #include "tests/torch_catch.hpp"
 
 #include <c10/core/GradMode.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
 #include "nn/bert.hpp"
 #include "nn/bpe.hpp"
+#include "nn/llama.hpp"
 #include "nn/optim.hpp"
 #include "nn/structured_dropout.hpp"
 #include "nn/text_data.hpp"
@@ -374,4 +378,144 @@ TEST_CASE("RoBERTa: positions count real tokens only, so padding changes nothing
   CHECK(rc.max_length() == 512);
   j["model_type"] = "gpt2";
   CHECK_THROWS_AS(nn::BertConfig::from_json(j, "config.json"), core::InputError);
+}
+
+// ------------------------------------------------------------------ fast forward path
+
+namespace {
+// A LoRA-like adapter (B·A·x·2) with trainable A and B, for gradients through q and v.
+class TestLora : public nn::LinearAdapter {
+ public:
+  TestLora(int64_t din, int64_t dout, int64_t r)
+      : a_((at::randn({r, din}) * 0.3).set_requires_grad(true)), b_((at::randn({dout, r}) * 0.3).set_requires_grad(true)) {}
+  [[nodiscard]] at::Tensor delta(const at::Tensor& x, bool /*training*/) const override {
+    return at::linear(at::linear(x, a_), b_) * 2.0;
+  }
+  at::Tensor a_, b_;
+};
+
+struct FwdGrads {
+  at::Tensor out;
+  std::vector<at::Tensor> grads;
+};
+
+// One forward (seeded, so both paths draw the same masks) and the adapters' gradients
+// of a fixed weighted sum of the output.
+FwdGrads run_path(nn::ForwardPath path, const nn::TransformerModel& m, const std::vector<std::shared_ptr<TestLora>>& ads,
+                    const at::Tensor& ids, const at::Tensor& mask, const nn::DropoutSites& drop) {
+  nn::set_forward_path(path);
+  at::manual_seed(11);
+  at::Tensor out = m.forward(ids, mask, drop, true);
+  nn::set_forward_path(nn::ForwardPath::fast);
+  at::Tensor w = at::sin(at::arange(out.numel(), at::kFloat)).view(out.sizes());
+  (out * w).sum().backward();
+  FwdGrads r{out.detach(), {}};
+  for (const auto& a : ads) {
+    for (at::Tensor* p : {&a->a_, &a->b_}) {
+      r.grads.push_back(p->grad().clone());
+      p->mutable_grad() = at::Tensor();
+    }
+  }
+  return r;
+}
+
+void check_fast_equals_reference(nn::TransformerModel& m, const std::vector<std::string>& targets, int64_t d_in,
+                             const std::vector<int64_t>& d_out, const at::Tensor& ids, const at::Tensor& mask) {
+  at::manual_seed(2);
+  std::vector<std::shared_ptr<TestLora>> ads;
+  for (size_t i = 0; i < targets.size(); ++i) {
+    ads.push_back(std::make_shared<TestLora>(d_in, d_out[i % d_out.size()], 4));
+    m.set_adapter(targets[i], ads.back());
+  }
+  nn::DropoutSites none;
+  nn::DropoutSites dropkey;
+  dropkey.sites = {nn::DropSite{nn::DropPosition::attn_logits, nn::DropPattern::column, nn::DropCompensation::normalize, 0.3},
+                   nn::DropSite{nn::DropPosition::hidden, nn::DropPattern::element, nn::DropCompensation::rescale, 0.1}};
+  nn::DropoutSites dropkey_elem;
+  dropkey_elem.sites = {nn::DropSite{nn::DropPosition::attn_logits, nn::DropPattern::element, nn::DropCompensation::normalize, 0.3}};
+  // DropAttention keeps the hand-written attention on the fast path (BERT: first row only in the last layer)
+  nn::DropoutSites dropattn;
+  dropattn.sites = {nn::DropSite{nn::DropPosition::attn_weights, nn::DropPattern::element, nn::DropCompensation::rescale, 0.2},
+                    nn::DropSite{nn::DropPosition::hidden, nn::DropPattern::span, nn::DropCompensation::none, 0.3}};
+  for (const auto* drop : {&none, &dropkey, &dropkey_elem, &dropattn}) {
+    const FwdGrads fused = run_path(nn::ForwardPath::fast, m, ads, ids, mask, *drop);
+    const FwdGrads hand = run_path(nn::ForwardPath::reference, m, ads, ids, mask, *drop);
+    CHECK(fused.out.isfinite().all().item<bool>());
+    const double dout = (fused.out - hand.out).abs().max().item<double>();
+    double dgrad = 0, gmax = 0;
+    for (size_t i = 0; i < fused.grads.size(); ++i) {
+      dgrad = std::max(dgrad, (fused.grads[i] - hand.grads[i]).abs().max().item<double>());
+      gmax = std::max(gmax, hand.grads[i].abs().max().item<double>());
+    }
+    INFO("sites " << drop->sites.size() << ": max |output diff| " << dout << ", max |grad diff| " << dgrad
+                  << " (max |grad| " << gmax << ")");
+    CHECK(gmax > 0);
+    CHECK(dout < 1e-5);
+    CHECK(dgrad < 1e-5);
+    CHECK(dgrad <= 1e-4 * gmax);  // relative as well: the tiny BERT's gradients are small
+    if (drop == &dropkey) {  // a different draw does change the output: the masks really are the same above
+      at::manual_seed(12);
+      CHECK((m.forward(ids, mask, *drop, true).detach() - hand.out).abs().max().item<double>() > 1e-4);
+    }
+  }
+  {  // eval (no sites, no grad): the fast path prunes the last layer even with adapters on every Linear
+    c10::NoGradGuard ng;
+    nn::set_forward_path(nn::ForwardPath::reference);
+    const at::Tensor ref = m.forward(ids, mask);
+    nn::set_forward_path(nn::ForwardPath::fast);
+    CHECK((m.forward(ids, mask) - ref).abs().max().item<double>() < 1e-5);
+  }
+  m.clear_adapters();
+}
+}  // namespace
+
+TEST_CASE("Fast forward path (SDPA, last-layer first row) equals the reference path: logits and LoRA gradients, with padding") {
+  nn::BertConfig c = tiny_config();
+  c.hidden_size = 32;
+  c.num_attention_heads = 4;
+  auto m = nn::BertClassifier::random(c, 3, 7);
+  // right padding in rows 1 and 2 (the [CLS] key is always real)
+  at::Tensor ids = at::randint(1, c.vocab_size, {3, 9}, at::kLong);
+  at::Tensor mask = at::ones({3, 9}, at::kLong);
+  mask.index_put_({1, at::indexing::Slice(5, 9)}, 0);
+  mask.index_put_({2, at::indexing::Slice(2, 9)}, 0);
+  ids = ids * mask;
+  // query,value (the last layer's query still runs on every row: it has an adapter), key,value
+  // (the last layer's query runs on the first row only) and an adapter on a row-wise Linear of
+  // the last layer (no row pruning there)
+  for (const auto& names : {std::vector<std::string>{"attention.self.query", "attention.self.value"},
+                            std::vector<std::string>{"attention.self.key", "attention.self.value"},
+                            std::vector<std::string>{"attention.self.value", "attention.output.dense"}}) {
+    std::vector<std::string> targets;
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+      for (const auto& t : names) targets.push_back("bert.encoder.layer." + std::to_string(i) + "." + t);
+    }
+    check_fast_equals_reference(m, targets, c.hidden_size, {c.hidden_size}, ids, mask);
+    check_fast_equals_reference(m, targets, c.hidden_size, {c.hidden_size}, ids, at::ones({3, 9}, at::kLong));  // no padding
+  }
+  CHECK(nn::forward_path() == nn::ForwardPath::fast);
+}
+
+TEST_CASE("Fast forward path (SDPA) equals the reference path for LLaMA: causal, left/right padding, GQA") {
+  nn::LlamaConfig c;
+  c.vocab_size = 40;
+  c.hidden_size = 32;
+  c.intermediate_size = 48;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.head_dim = 8;
+  c.max_position_embeddings = 16;
+  auto m = nn::LlamaForCausalLM::random(c, 5);
+  at::Tensor ids = at::tensor({1L, 20L, 30L, 4L, 5L, 0L, 0L, 0L, 0L, 0L, 1L, 2L, 3L, 4L, 5L, 6L, 1L, 2L, 3L, 4L, 5L, 6L, 7L, 8L})
+                       .view({3, 8});
+  at::Tensor mask = ids.ne(0).to(at::kLong);  // row 0 right-padded, row 1 left-padded, row 2 full
+  std::vector<std::string> targets;
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    for (const char* t : {"q_proj", "v_proj"}) targets.push_back("model.layers." + std::to_string(i) + ".self_attn." + t);
+  }
+  check_fast_equals_reference(m, targets, c.hidden_size, {c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim},
+                          ids, mask);
+  check_fast_equals_reference(m, targets, c.hidden_size, {c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim},
+                          ids, at::ones({3, 8}, at::kLong));  // no padding: is_causal
 }
