@@ -158,14 +158,25 @@ def cmd_golden(a):
 
 
 def cmd_check_export(a):
+    """Loads the PEFT folder a.adapter on the base model a.model (any sequence classifier
+    transformers knows: BERT, RoBERTa, ...), prints its logits on a few texts and, when
+    --texts is given and predictions.jsonl lies beside the adapter (lora-finetune predict on
+    the same texts), compares the probabilities (exit 1 above 1e-4)."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     cfg = json.load(open(os.path.join(a.adapter, "adapter_config.json")))
     labels = cfg.get("mlsys_labels") or None
     n = len(labels) if labels else 2
+    if not labels:  # an adapter made elsewhere: the label count from its saved classifier
+        from safetensors import safe_open
+        with safe_open(os.path.join(a.adapter, "adapter_model.safetensors"), "pt") as f:
+            for k in f.keys():
+                if k.endswith("classifier.weight") or k.endswith("classifier.out_proj.weight"):
+                    n = f.get_slice(k).get_shape()[0]
     tok = AutoTokenizer.from_pretrained(a.model)
-    base = AutoModelForSequenceClassification.from_pretrained(a.model, num_labels=n)
+    # the head comes from the adapter (modules_to_save): a base head of another size is dropped
+    base = AutoModelForSequenceClassification.from_pretrained(a.model, num_labels=n, ignore_mismatched_sizes=True)
     pm = PeftModel.from_pretrained(base, a.adapter)
     pm.eval()
     texts = GOLDEN_TEXTS

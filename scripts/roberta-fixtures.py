@@ -244,30 +244,13 @@ def cmd_golden(_a):
 
 
 def cmd_check_export(a):
-    import torch
-    from peft import PeftModel
-    from transformers import RobertaForSequenceClassification, RobertaTokenizerFast
-    cfg = json.load(open(os.path.join(a.adapter, "adapter_config.json")))
-    labels = cfg.get("mlsys_labels") or None
-    n = len(labels) if labels else 2
-    tok = RobertaTokenizerFast.from_pretrained(a.model)
-    # the head comes from the adapter (modules_to_save): a base head of another size is dropped
-    base = RobertaForSequenceClassification.from_pretrained(a.model, num_labels=n, ignore_mismatched_sizes=True)
-    pm = PeftModel.from_pretrained(base, a.adapter)
-    pm.eval()
-    texts = GOLDEN_TEXTS
-    if a.texts:
-        texts = [json.loads(l)["text"] for l in open(a.texts) if l.strip()][:8]
-    enc = tok(texts, padding=True, truncation=True, max_length=a.max_length, return_tensors="pt")
-    with torch.no_grad():
-        logits = pm(**enc).logits
-    print(json.dumps({"texts": texts, "logits": logits.tolist()}))
-    pred = os.path.join(os.path.dirname(os.path.abspath(a.adapter)), "predictions.jsonl")
-    if a.texts and os.path.exists(pred):
-        ours = torch.tensor([json.loads(l)["probs"] for l in open(pred) if l.strip()][: len(texts)])
-        diff = (logits.softmax(-1) - ours).abs().max().item()
-        print(f"max |probability difference| vs {pred}: {diff:.3g}")
-        sys.exit(0 if diff < 1e-4 else 1)
+    """scripts/lora-fixtures.py check-export with this fixture's model as the default base."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("lora_fixtures", os.path.join(os.path.dirname(__file__), "lora-fixtures.py"))
+    lf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lf)
+    lf.GOLDEN_TEXTS = GOLDEN_TEXTS
+    lf.cmd_check_export(a)
 
 
 def main():
