@@ -41,6 +41,22 @@ fs::path temp_dir(const std::string& name) {
   fs::create_directories(d);
   return d;
 }
+// With every adapter's B made non-zero the output changes; merge gives the same output,
+// unmerge restores the base weights (1e-5), and the adapted output again.
+void check_merge_round_trip(nn::TransformerModel& m, lora::LoraSet& set, const at::Tensor& ids, const at::Tensor& mask,
+                            const at::Tensor& base) {
+  for (auto& [n, ad] : set.adapters) ad->B.normal_(0, 0.3);
+  std::map<std::string, at::Tensor> w0;
+  for (auto& [n, ad] : set.adapters) w0[n] = m.param(n + ".weight").clone();
+  at::Tensor adapted = m.forward(ids, mask);
+  CHECK(!at::allclose(adapted, base));
+  lora::merge(m, set);
+  CHECK(at::allclose(m.forward(ids, mask), adapted, 1e-5, 1e-5));
+  lora::unmerge(m, set);
+  for (auto& [n, ad] : set.adapters) CHECK((m.param(n + ".weight") - w0[n]).abs().max().item<double>() < 1e-5);
+  CHECK(at::allclose(m.forward(ids, mask), adapted, 1e-5, 1e-5));
+}
+
 }  // namespace
 
 TEST_CASE("PEFT golden: the Python adapter on all-MiniLM-L6-v2 gives the same logits") {
@@ -74,18 +90,9 @@ TEST_CASE("fresh LoRA (B = 0) leaves the base outputs unchanged; merge→unmerge
   CHECK(set.adapters.size() == 2 * 6 + 1);  // every Linear but the classifier
   CHECK(at::equal(m.forward(ids, mask), base));
   for (auto& [n, ad] : set.adapters) {
-    ad->B.normal_(0, 0.3);
     CHECK(ad->A.abs().max().item<double>() <= 1.0 / std::sqrt(static_cast<double>(ad->A.size(1))) + 1e-7);
   }
-  std::map<std::string, at::Tensor> w0;
-  for (auto& [n, ad] : set.adapters) w0[n] = m.param(n + ".weight").clone();
-  at::Tensor adapted = m.forward(ids, mask);
-  CHECK(!at::allclose(adapted, base));
-  lora::merge(m, set);
-  CHECK(at::allclose(m.forward(ids, mask), adapted, 1e-5, 1e-5));
-  lora::unmerge(m, set);
-  for (auto& [n, ad] : set.adapters) CHECK((m.param(n + ".weight") - w0[n]).abs().max().item<double>() < 1e-5);
-  CHECK(at::allclose(m.forward(ids, mask), adapted, 1e-5, 1e-5));
+  check_merge_round_trip(m, set, ids, mask, base);
 }
 
 TEST_CASE("target selection follows PEFT's suffix rule; unknown targets are config errors") {
@@ -375,16 +382,7 @@ TEST_CASE("LLaMA LoRA: B = 0 leaves the logits unchanged; merge→unmerge round-
     CHECK(set.adapters.size() == 2 * 7);
     CHECK(set.adapters.count("lm_head") == 0);
     CHECK(at::equal(m.forward(ids, mask), base));
-    for (auto& [n, ad] : set.adapters) ad->B.normal_(0, 0.3);
-    std::map<std::string, at::Tensor> w0;
-    for (auto& [n, ad] : set.adapters) w0[n] = m.param(n + ".weight").clone();
-    at::Tensor adapted = m.forward(ids, mask);
-    CHECK(!at::allclose(adapted, base));
-    lora::merge(m, set);
-    CHECK(at::allclose(m.forward(ids, mask), adapted, 1e-5, 1e-5));
-    lora::unmerge(m, set);
-    for (auto& [n, ad] : set.adapters) CHECK((m.param(n + ".weight") - w0[n]).abs().max().item<double>() < 1e-5);
-    CHECK(at::allclose(m.forward(ids, mask), adapted, 1e-5, 1e-5));
+    check_merge_round_trip(m, set, ids, mask, base);
     CHECK(lora::resolve_targets(m.linear_names(), {"q_proj", "v_proj"}, m.output_layer()).size() == 4);
   }
 }
