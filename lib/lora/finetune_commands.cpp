@@ -576,7 +576,9 @@ int run_training(const core::CommonOptions& opts, const Setup& s, nn::Transforme
   const double head_lr = c.train.head_lr > 0 ? c.train.head_lr : c.train.lr;
   const fs::path adapter_path = s.out / "adapter.h5";
   const fs::path ckpt_path = s.out / "checkpoint.h5";
-  const std::string cfg_json = c.resolved.dump();
+  json resolved = c.resolved;  // the artifacts record the targets used (a model type's default when not given)
+  resolved["lora"]["targets"] = set.cfg.targets;
+  const std::string cfg_json = resolved.dump();
 
   LoopState st;
   st.best_acc = -std::numeric_limits<double>::infinity();
