@@ -4,8 +4,12 @@
 # recent neighbours, batch 200, lr 1e-4), same thread count (OMP_NUM_THREADS and
 # torch.set_num_threads / --threads). Reports wall and process-CPU seconds of the training
 # epoch (CPU seconds are the steadier measure when other jobs share the cores) and the
-# 1-minute load average before and after each run. Prints a Markdown table and writes
-# bench/tgnn/compare.json.
+# 1-minute load average before and after each run. Both sides are scored like for like:
+# tgnn-train (this build) writes its split and fixed val/test negatives
+# (--set eval.negatives_out=FILE) and pyg_tgn.py --negatives FILE trains on the same
+# training events and scores the same val/test events against the same negative
+# destinations (training negatives stay each side's own). Prints a Markdown table and
+# writes bench/tgnn/compare.json.
 # Usage: bench/tgnn/compare.sh [BUILD_DIR] [THREADS="1"] [PRESET=wiki]   (THREADS may list several: "1 2")
 #   PYTHON (default python3) must import torch and torch_geometric
 #   (pip install torch torch_geometric; no torch_scatter/torch_sparse needed).
@@ -35,16 +39,19 @@ load() { cut -d' ' -f1 /proc/loadavg; }
 for th in $threads_list; do
   for b in "${builds[@]}"; do
     for mt in $forms; do
+      negs=()
+      # only this build is known to have eval.negatives_out (OTHER builds may predate it)
+      [[ "${b%%=*}" == this ]] && negs=(--set eval.negatives_out="$tmp/negatives.csv")
       l0=$(load)
       OMP_NUM_THREADS=$th "${b#*=}/tools/tgnn-train/tgnn-train" fit --json --config "$root/configs/tgnn-train/tgn-wiki.json" \
         --threads "$th" --progress never --log-level warn --set data.path="$tmp/data" --set train.epochs=1 \
-        --set baselines.memory_zeroed=false --set baselines.edgebank=false --set model.memory_time=$mt \
+        --set baselines.memory_zeroed=false --set baselines.edgebank=false --set model.memory_time=$mt "${negs[@]}" \
         --out "$tmp/ours-${b%%=*}-$mt-$th" > "$tmp/ours-${b%%=*}-$mt-$th.json"
       echo "$l0 $(load)" > "$tmp/ours-${b%%=*}-$mt-$th.load"
     done
   done
   l0=$(load)
-  OMP_NUM_THREADS=$th "$py" "$here/pyg_tgn.py" --data "$tmp/data" --threads "$th" --epochs 1 > "$tmp/pyg-$th.json"
+  OMP_NUM_THREADS=$th "$py" "$here/pyg_tgn.py" --data "$tmp/data" --negatives "$tmp/negatives.csv" --threads "$th" --epochs 1 > "$tmp/pyg-$th.json"
   echo "$l0 $(load)" > "$tmp/pyg-$th.load"
 done
 labels="${builds[*]}"
@@ -64,23 +71,32 @@ for th in threads:
             group.append({"impl": "tgnn-train TGN (%smemory_time=%s)" % ("" if lb == "this" else lb + ", ", mt),
                           "threads": int(th), "epoch_s": m["epoch_seconds"], "events_per_s": m["events_per_s"],
                           "epoch_cpu_s": m.get("epoch_cpu_seconds"), "events_per_cpu_s": m.get("events_per_cpu_s"),
+                          "train_events": round(m["events_per_s"] * m["epoch_seconds"]),
+                          "val_ap_batch": m["val"]["ap_batch"], "val_events": m["val"]["events"],
+                          "test_events": m["test"]["events"],
                           "test_ap_batch": m["test"]["ap_batch"], "test_auc_batch": m["test"]["auc_batch"],
                           "stage_times": m["stage_times"], "load_1min": load(name + ".load")})
     group.append({"impl": "PyG TGN (torch %s)" % pyg["torch"], "threads": int(th), "epoch_s": pyg["epoch_seconds"],
                   "events_per_s": pyg["events_per_s"], "epoch_cpu_s": pyg.get("epoch_cpu_seconds"),
-                  "events_per_cpu_s": pyg.get("events_per_cpu_s"), "test_ap_batch": pyg["test"]["ap_batch"],
+                  "events_per_cpu_s": pyg.get("events_per_cpu_s"), "train_events": pyg["train_events"],
+                  "val_ap_batch": pyg["val"]["ap_batch"], "val_events": pyg["val"]["events"],
+                  "test_events": pyg["test"]["events"], "test_ap_batch": pyg["test"]["ap_batch"],
                   "test_auc_batch": pyg["test"]["auc_batch"], "load_1min": load("pyg-%s.load" % th)})
     for r in group:
         r["ratio_vs_pyg"] = r["events_per_s"] / pyg["events_per_s"]
         r["cpu_ratio_vs_pyg"] = (r["events_per_cpu_s"] / pyg["events_per_cpu_s"]
                                  if r["events_per_cpu_s"] and pyg.get("events_per_cpu_s") else None)
     rows += group
-json.dump({"preset": preset, "rows": rows}, open(out, "w"), indent=2)
+json.dump({"preset": preset, "eval_negatives": "shared (tgnn-train's eval.negatives_out, read by pyg_tgn.py)",
+           "rows": rows}, open(out, "w"), indent=2)
 f = lambda x, fmt: "-" if x is None else fmt % x
-print("| implementation | threads | s/epoch (wall) | events/s (wall) | ratio vs PyG (wall) | CPU s/epoch | events/CPU-s | ratio vs PyG (CPU) | test AP (batch) | load 1-min before/after |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+print("| implementation | threads | train events | s/epoch (wall) | events/s (wall) | ratio vs PyG (wall) | CPU s/epoch | events/CPU-s | ratio vs PyG (CPU) | val AP (batch) | test AP (batch) | test AUC (batch) | load 1-min before/after |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
-    print("| %s | %d | %.1f | %.0f | %.2f | %s | %s | %s | %.4f | %.1f / %.1f |" % (
-        r["impl"], r["threads"], r["epoch_s"], r["events_per_s"], r["ratio_vs_pyg"], f(r["epoch_cpu_s"], "%.1f"),
-        f(r["events_per_cpu_s"], "%.0f"), f(r["cpu_ratio_vs_pyg"], "%.2f"), r["test_ap_batch"], r["load_1min"][0], r["load_1min"][1]))
+    print("| %s | %d | %d | %.1f | %.0f | %.2f | %s | %s | %s | %.4f | %.4f | %.4f | %.1f / %.1f |" % (
+        r["impl"], r["threads"], r["train_events"], r["epoch_s"], r["events_per_s"], r["ratio_vs_pyg"], f(r["epoch_cpu_s"], "%.1f"),
+        f(r["events_per_cpu_s"], "%.0f"), f(r["cpu_ratio_vs_pyg"], "%.2f"), r["val_ap_batch"], r["test_ap_batch"],
+        r["test_auc_batch"], r["load_1min"][0], r["load_1min"][1]))
+ev = {(r["val_events"], r["test_events"]) for r in rows}
+print("\nval/test events scored: %s (the same events and negatives on every row)" % sorted(ev))
 PY

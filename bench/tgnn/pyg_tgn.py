@@ -6,7 +6,11 @@ neighbours), one TransformerConv layer (2 heads) over [time encoding || edge fea
 a two-layer link predictor, Adam, BCE on one random destination negative per event.
 
 Reads the TGL files that `tgnn-train generate` writes (edges.csv with ext_roll 0/1/2 for
-train/val/test, edge_features.npy). Trains `--epochs` epochs (memory and neighbour loader
+train/val/test, edge_features.npy). With `--negatives FILE` (the CSV that tgnn-train writes
+with `--set eval.negatives_out=FILE`: split,event,src,dst,time,neg) it takes the train, val
+and test events, in that order, and the val/test negative destinations from that file
+instead, so both implementations train on the same events and score the same val/test
+events against the same negatives (training negatives stay this script's own). Trains `--epochs` epochs (memory and neighbour loader
 reset per epoch), then scores val and test with memory carried from train into val into
 test, and prints one JSON object: train seconds per epoch, training events/s, and
 per-batch-averaged AP/AUC on val and test; also the process CPU seconds per epoch (as TGN and PyG's example report them).
@@ -73,6 +77,7 @@ def main():
     ap.add_argument("--heads", type=int, default=2)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--negatives", help="tgnn-train's eval.negatives_out CSV: split, train events, val/test negatives")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -86,6 +91,21 @@ def main():
     N = int(max(src.max(), dst.max())) + 1
     lo, hi = int(dst.min()), int(dst.max())
     splits = {k: np.nonzero(roll == i)[0] for i, k in enumerate(("train", "val", "test"))}
+    fixed_neg = {}
+    if a.negatives:
+        f = np.genfromtxt(a.negatives, delimiter=",", names=True, dtype=None, encoding="ascii")
+        for k in ("train", "val", "test"):
+            rows = f[f["split"] == k]
+            ev = rows["event"].astype(np.int64)
+            if len(ev) == 0 or ev.max() >= len(e):
+                raise SystemExit(f"pyg_tgn.py: {a.negatives}: no {k} events, or event ids beyond edges.csv")
+            # the file must describe this data: same src/dst per event row
+            if not (np.array_equal(rows["src"], e[ev, 0].astype(np.int64))
+                    and np.array_equal(rows["dst"], e[ev, 1].astype(np.int64))):
+                raise SystemExit(f"pyg_tgn.py: {a.negatives}: src/dst differ from {a.data}/edges.csv")
+            splits[k] = ev
+            if k != "train":
+                fixed_neg[k] = torch.from_numpy(rows["neg"].astype(np.int64))
 
     memory = TGNMemory(N, msg.size(1), a.dim, a.dim, message_module=IdentityMessage(msg.size(1), a.dim, a.dim),
                        aggregator_module=LastAggregator())
@@ -130,6 +150,7 @@ def main():
 
     memory.eval(); gnn.eval(); pred.eval()
     out = {"model": "PyG TGN", "torch": torch.__version__, "threads": a.threads, "epochs": a.epochs,
+           "eval_negatives": a.negatives or "own (seed 2, uniform over the destination id range)",
            "train_events": int(len(splits["train"])), "epoch_seconds": float(np.mean(epoch_s)),
            "events_per_s": len(splits["train"]) / float(np.mean(epoch_s)),
            "epoch_cpu_seconds": float(np.mean(epoch_cpu)),
@@ -142,12 +163,14 @@ def main():
             ev = splits[k]
             for b in range(0, len(ev), a.batch):
                 idx = torch.from_numpy(ev[b:b + a.batch])
-                pos, ng = step(idx, torch.randint(lo, hi + 1, (len(idx),), generator=neg_gen), False)
+                neg = (fixed_neg[k][b:b + a.batch] if k in fixed_neg
+                       else torch.randint(lo, hi + 1, (len(idx),), generator=neg_gen))
+                pos, ng = step(idx, neg, False)
                 y = np.concatenate([np.ones(len(idx)), np.zeros(len(idx))])
                 sc = torch.cat([pos, ng]).sigmoid().squeeze(1).numpy()
                 aps.append(average_precision(y, sc))
                 aucs.append(auc(y, sc))
-            out[k] = {"ap_batch": float(np.mean(aps)), "auc_batch": float(np.mean(aucs)),
+            out[k] = {"events": int(len(ev)), "ap_batch": float(np.mean(aps)), "auc_batch": float(np.mean(aucs)),
                       "seconds": time.perf_counter() - t0}
     print(json.dumps(out))
 

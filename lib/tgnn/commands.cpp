@@ -4,6 +4,7 @@
 #include "tgnn/commands.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <ctime>
 #include <filesystem>
 #include <random>
@@ -109,6 +110,36 @@ struct SplitMetrics {
   LinkMetrics all, inductive;
 };
 
+// eval.negatives_out: one CSV row per train, val and test event, in the order this program
+// batches them (train = training events after the inductive hold-out), with the event's
+// row in the data (0-based, = edges.csv row and edge-feature row), src, dst, time and its
+// fixed AP/AUC negative destination (-1 for train: training negatives are redrawn per epoch).
+void write_split_negatives(const fs::path& path, const graph::EventStream& s, const graph::Split& sp,
+                           const std::vector<int64_t>& val_neg, const std::vector<int64_t>& test_neg, size_t q) {
+  if (fs::is_directory(path)) {
+    throw core::ConfigError("eval.negatives_out: " + path.string() + " is a folder (expected a file path)");
+  }
+  std::string o = "split,event,src,dst,time,neg\n";
+  o.reserve(64 * (sp.train.size() + sp.val.size() + sp.test.size()));
+  char tbuf[64];  // shortest round-trip form of the time
+  auto rows = [&](const char* name, const std::vector<size_t>& ev, const std::vector<int64_t>* neg, size_t stride) {
+    for (size_t i = 0; i < ev.size(); ++i) {
+      const size_t e = ev[i];
+      const auto [end, ec] = std::to_chars(tbuf, tbuf + sizeof tbuf, s.t[e]);
+      (void)ec;  // 64 chars always fit a double
+      o += name;
+      o += ',' + std::to_string(e) + ',' + std::to_string(s.src[e]) + ',' + std::to_string(s.dst[e]) + ',' +
+           std::string(tbuf, end) + ',' +
+           std::to_string(neg ? (*neg)[i * stride] : int64_t{-1}) + '\n';
+    }
+  };
+  rows("train", sp.train, nullptr, 1);
+  rows("val", sp.val, &val_neg, 1);
+  rows("test", sp.test, &test_neg, q);
+  core::write_file_atomic(path, o);
+  log::info("wrote the split and the evaluation negatives to {}", path.string());
+}
+
 // Per-batch + global metrics over a split's scores, and over its inductive subset.
 SplitMetrics score_split(const graph::EventStream& s, const graph::Split& sp, const std::vector<size_t>& events,
                          const std::vector<double>& pos, const std::vector<double>& neg, size_t q, size_t batch) {
@@ -193,6 +224,9 @@ Setup make_setup(const core::CommonOptions& opts) {
   st.q = static_cast<size_t>(st.c.eval.mrr_negatives);
   st.val_neg = sample_negatives(pool, st.sp.val.size(), 1, kValNegSeed);
   st.test_neg = eval_negatives(pool, st.sp.test.size(), st.q, kTestNegSeed, kTestMrrNegSeed);
+  if (!st.c.eval.negatives_out.empty()) {
+    write_split_negatives(st.c.eval.negatives_out, st.d.s, st.sp, st.val_neg, st.test_neg, st.q);
+  }
   log::info("split: train {} (of {}; {} hidden nodes), val {}, test {} events; val_time {:.1f}, test_time {:.1f}",
             st.sp.train.size(), st.sp.train_all.size(),
             std::count(st.sp.hidden.begin(), st.sp.hidden.end(), uint8_t{1}), st.sp.val.size(), st.sp.test.size(),

@@ -87,7 +87,13 @@ TgnnConfig read_tgnn_config(const core::ConfigDoc& doc, std::optional<uint64_t> 
   const auto ev = root.child("eval");
   ev.get("batch_size", c.eval.batch_size, in_range<int64_t>(1, 1000000))
       .get("mrr_negatives", c.eval.mrr_negatives, in_range<int64_t>(1, 10000))
-      .get("checkpoint", c.eval.checkpoint);
+      .get("checkpoint", c.eval.checkpoint)
+      .get("negatives_out", c.eval.negatives_out, core::Check<std::string>([](const std::string& v) -> std::string {
+        // "" = off; a path naming a folder ("x/", ".", "..") cannot be the file
+        if (v.empty()) return "";
+        const std::string last = v.substr(v.find_last_of('/') == std::string::npos ? 0 : v.find_last_of('/') + 1);
+        return last.empty() || last == "." || last == ".." ? "\"\" or a file path (not a folder)" : "";
+      }));
   const auto base = root.child("baselines");
   base.get("edgebank", c.baselines.edgebank).get("memory_zeroed", c.baselines.memory_zeroed);
 

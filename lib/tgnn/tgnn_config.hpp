@@ -41,6 +41,9 @@ struct TgnnConfig {
     int64_t batch_size = 200;
     int64_t mrr_negatives = 9;  // q negatives per test positive for MRR
     std::string checkpoint;     // eval/embed: "" = <out>/model.h5
+    // "" = off; else a CSV (split,event,src,dst,time,neg) of the split and the fixed
+    // val/test AP negatives, written atomically, for other implementations to score on.
+    std::string negatives_out;
   } eval;
   struct Baselines {
     bool edgebank = true;

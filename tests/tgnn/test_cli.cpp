@@ -4,6 +4,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
+#include <string>
 
 #include <nlohmann/json.hpp>
 
@@ -52,7 +54,10 @@ TEST_CASE("cli: generate -> fit -> eval -> embed on small data", "[cli]") {
   REQUIRE(g.code == 0);
   for (const char* f : {"edges.csv", "edge_features.npy", "jodie.csv", "oracle.csv", "meta.json"}) REQUIRE(fs::exists(data / f));
   const std::string data_opt = " --set data.path='" + data.string() + "' --out '" + out.string() + "'";
-  Run f = run("fit --json --set train.epochs=1 --set baselines.memory_zeroed=false" + kFast + data_opt, tmp);
+  const fs::path negs_fit = tmp.path / "negs" / "fit.csv", negs_eval = tmp.path / "negs_eval.csv";
+  Run f = run("fit --json --set train.epochs=1 --set baselines.memory_zeroed=false --set eval.negatives_out='" +
+                  negs_fit.string() + "'" + kFast + data_opt,
+              tmp);
   INFO(f.err);
   REQUIRE(f.code == 0);
   const auto m = nlohmann::json::parse(f.out);
@@ -66,9 +71,37 @@ TEST_CASE("cli: generate -> fit -> eval -> embed on small data", "[cli]") {
   REQUIRE(ck.attr_string("/", "program") == "tgnn-train");
   REQUIRE(ck.has("/params/memory_updater.weight_ih"));
 
-  Run e = run("eval --json" + kFast + data_opt, tmp);
+  Run e = run("eval --json --set eval.negatives_out='" + negs_eval.string() + "'" + kFast + data_opt, tmp);
   INFO(e.err);
   REQUIRE(e.code == 0);
+  // eval.negatives_out: the split and the fixed val/test negatives, the same from fit and
+  // eval (fixed seeds), one row per train/val/test event in batch order.
+  {
+    std::ifstream a(negs_fit), b(negs_eval);
+    REQUIRE(a.good());
+    const std::string fa((std::istreambuf_iterator<char>(a)), {}), fb((std::istreambuf_iterator<char>(b)), {});
+    REQUIRE(fa == fb);
+    std::istringstream in(fa);
+    std::string line;
+    std::getline(in, line);
+    REQUIRE(line == "split,event,src,dst,time,neg");
+    size_t n_train = 0, n_val = 0, n_test = 0, prev = 0;
+    bool ordered = true, negs_ok = true;
+    while (std::getline(in, line)) {
+      const std::string split = line.substr(0, line.find(','));
+      const size_t event = std::stoul(line.substr(split.size() + 1));
+      const long neg = std::stol(line.substr(line.rfind(',') + 1));
+      if (n_train + n_val + n_test > 0 && event <= prev) ordered = false;
+      prev = event;
+      (split == "train" ? n_train : split == "val" ? n_val : n_test)++;
+      if ((split == "train") != (neg == -1)) negs_ok = false;
+    }
+    CHECK(ordered);
+    CHECK(negs_ok);
+    CHECK(n_test == 3000);
+    CHECK(n_val == m["model"]["val"]["events"].get<size_t>());
+    CHECK(n_train > 0);
+  }
   const auto ev = nlohmann::json::parse(e.out);
   // Replaying the same checkpoint reproduces fit's test numbers (eval mode is deterministic).
   REQUIRE(ev["test"]["ap"].get<double>() == Approx(m["model"]["test"]["ap"].get<double>()).epsilon(1e-6));
@@ -148,6 +181,13 @@ TEST_CASE("cli: config errors exit 2, input errors exit 3, nothing half-written"
   r = run("fit --set train.epoch=3 --out '" + out.string() + "'", tmp);
   REQUIRE(r.code == 2);
   CHECK_THAT(r.err, Catch::Contains("train.epoch"));
+  r = run("fit --set eval.negatives_out=sub/ --out '" + out.string() + "'", tmp);
+  REQUIRE(r.code == 2);
+  CHECK_THAT(r.err, Catch::Contains("eval.negatives_out"));
+  r = run("fit --set generate.preset=tiny --set eval.negatives_out='" + tmp.path.string() + "' --out '" + out.string() +
+              "'" + kFast, tmp);
+  REQUIRE(r.code == 2);
+  CHECK_THAT(r.err, Catch::Contains("eval.negatives_out") && Catch::Contains("folder"));
   r = run("fit --set model.name=gat --out '" + out.string() + "'", tmp);
   REQUIRE(r.code == 2);
   r = run("fit --set model.embed_dim=33 --out '" + out.string() + "'", tmp);
