@@ -21,9 +21,10 @@ sympy networkx jinja2 fsspec mpmath MarkupSafe numpy transformers peft safetenso
 import argparse
 import json
 import os
-import random
 import sys
 import unicodedata
+
+from fortunes import fortunes  # scripts/fortunes.py
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = os.path.join(ROOT, ".deps", "models", "all-MiniLM-L6-v2")
@@ -64,20 +65,10 @@ def cmd_unicode(_a):
 
 
 def fortunes_sentences(n, seed=1):
-    src = "/usr/share/games/fortunes"
-    texts = []
-    for cat in sorted(os.listdir(src)):
-        p = os.path.join(src, cat)
-        if "." in cat or not os.path.isfile(p):
-            continue
-        with open(p, encoding="utf-8", errors="replace") as f:
-            for chunk in f.read().split("\n%\n"):
-                t = " ".join(chunk.strip("%\n ").split())
-                if 5 <= len(t) <= 300:
-                    texts.append(t)
-    texts = sorted(set(texts))
-    random.Random(seed).shuffle(texts)
-    return texts[:n]
+    def clean(chunk):
+        t = " ".join(chunk.strip("%\n ").split())
+        return t if 5 <= len(t) <= 300 else None
+    return fortunes(clean, seed)[:n]
 
 
 EXTRA = [

@@ -31,10 +31,11 @@ tokenizers + peft. The tests only read the committed files.
 import argparse
 import json
 import os
-import random
 import sys
 import unicodedata
 import zipfile
+
+from fortunes import fortunes  # scripts/fortunes.py
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIX = os.path.join(ROOT, "tests", "nn", "fixtures")
@@ -97,19 +98,10 @@ def cmd_gpt2(a):
 
 
 def fortune_chunks():
-    texts = []
-    for cat in sorted(os.listdir(FORTUNES)):
-        p = os.path.join(FORTUNES, cat)
-        if "." in cat or not os.path.isfile(p):
-            continue
-        with open(p, encoding="utf-8", errors="replace") as f:
-            for chunk in f.read().split("\n%\n"):
-                t = chunk.strip("%\n")
-                if 5 <= len(t) <= 400:
-                    texts.append(t)
-    texts = sorted(set(texts))
-    random.Random(7).shuffle(texts)
-    return texts
+    def clean(chunk):
+        t = chunk.strip("%\n")
+        return t if 5 <= len(t) <= 400 else None
+    return fortunes(clean, 7, FORTUNES)
 
 
 N_HELD_OUT = 200  # the first fortunes after shuffling: test sentences, never trained on

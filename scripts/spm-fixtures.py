@@ -35,6 +35,8 @@ import subprocess
 import sys
 import tempfile
 
+from fortunes import fortunes  # scripts/fortunes.py
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIX = os.path.join(ROOT, "tests", "nn", "fixtures", "spm")
 FORTUNES = "/usr/share/games/fortunes"
@@ -46,18 +48,7 @@ HELD_OUT = 150  # whole fortunes kept out of training, for the ids fixture
 def read_fortunes(src=FORTUNES):
     """Every fortune of the category files (as data/lora/make-fortunes.py reads them), layout kept,
     unique and sorted, then shuffled with SEED: the first HELD_OUT are held out."""
-    texts = []
-    for cat in sorted(os.listdir(src)):
-        p = os.path.join(src, cat)
-        if "." in cat or not os.path.isfile(p):
-            continue
-        with open(p, encoding="utf-8", errors="replace") as f:
-            for chunk in f.read().split("\n%\n"):
-                t = chunk.strip("%\n ")
-                if t:
-                    texts.append(t)
-    texts = sorted(set(texts))
-    random.Random(SEED).shuffle(texts)
+    texts = fortunes(lambda chunk: chunk.strip("%\n ") or None, SEED, src)
     return texts[:HELD_OUT], texts[HELD_OUT:]
 
 
