@@ -15,6 +15,7 @@
 #include "lora/unified_dropout.hpp"
 #include "nn/bert.hpp"
 #include "tensor/safetensors.hpp"
+#include "tests/expect_error.hpp"
 
 namespace fs = std::filesystem;
 using namespace mlsys;
@@ -41,11 +42,21 @@ fs::path temp_dir(const std::string& name) {
   fs::create_directories(d);
   return d;
 }
-// With every adapter's B made non-zero the output changes; merge gives the same output,
-// unmerge restores the base weights (1e-5), and the adapted output again.
-void check_merge_round_trip(nn::TransformerModel& m, lora::LoraSet& set, const at::Tensor& ids, const at::Tensor& mask,
-                            const at::Tensor& base) {
-  for (auto& [n, ad] : set.adapters) ad->B.normal_(0, 0.3);
+// LoRA r=4 on all-linear: with B = 0 the output is `base` exactly; with every B made
+// non-zero the output changes, merge gives the same output, unmerge restores the base
+// weights (1e-5) and the adapted output again. Returns the adapters for further checks.
+lora::LoraSet check_lora_merge_round_trip(nn::TransformerModel& m, const at::Tensor& ids, const at::Tensor& mask) {
+  c10::NoGradGuard ng;
+  const at::Tensor base = m.forward(ids, mask);
+  lora::LoraConfig cfg;
+  cfg.targets = {"all-linear"};
+  cfg.r = 4;
+  auto set = lora::attach_lora(m, cfg, 1);
+  CHECK(at::equal(m.forward(ids, mask), base));
+  for (auto& [n, ad] : set.adapters) {
+    CHECK(ad->A.abs().max().item<double>() <= 1.0 / std::sqrt(static_cast<double>(ad->A.size(1))) + 1e-7);
+    ad->B.normal_(0, 0.3);
+  }
   std::map<std::string, at::Tensor> w0;
   for (auto& [n, ad] : set.adapters) w0[n] = m.param(n + ".weight").clone();
   at::Tensor adapted = m.forward(ids, mask);
@@ -55,6 +66,7 @@ void check_merge_round_trip(nn::TransformerModel& m, lora::LoraSet& set, const a
   lora::unmerge(m, set);
   for (auto& [n, ad] : set.adapters) CHECK((m.param(n + ".weight") - w0[n]).abs().max().item<double>() < 1e-5);
   CHECK(at::allclose(m.forward(ids, mask), adapted, 1e-5, 1e-5));
+  return set;
 }
 
 }  // namespace
@@ -79,20 +91,8 @@ TEST_CASE("PEFT golden: the Python adapter on all-MiniLM-L6-v2 gives the same lo
 
 TEST_CASE("fresh LoRA (B = 0) leaves the base outputs unchanged; merge→unmerge round-trips") {
   auto m = tiny();
-  at::Tensor ids = at::randint(1, 60, {3, 8}, at::kLong);
-  at::Tensor mask = at::ones({3, 8}, at::kLong);
-  c10::NoGradGuard ng;
-  at::Tensor base = m.forward(ids, mask);
-  lora::LoraConfig cfg;
-  cfg.targets = {"all-linear"};
-  cfg.r = 4;
-  auto set = lora::attach_lora(m, cfg, 1);
+  auto set = check_lora_merge_round_trip(m, at::randint(1, 60, {3, 8}, at::kLong), at::ones({3, 8}, at::kLong));
   CHECK(set.adapters.size() == 2 * 6 + 1);  // every Linear but the classifier
-  CHECK(at::equal(m.forward(ids, mask), base));
-  for (auto& [n, ad] : set.adapters) {
-    CHECK(ad->A.abs().max().item<double>() <= 1.0 / std::sqrt(static_cast<double>(ad->A.size(1))) + 1e-7);
-  }
-  check_merge_round_trip(m, set, ids, mask, base);
 }
 
 TEST_CASE("target selection follows PEFT's suffix rule; unknown targets are config errors") {
@@ -210,15 +210,7 @@ TEST_CASE("PEFT import: wrong field types and unsupported features are input err
   const nlohmann::json good = nlohmann::json::parse(std::ifstream(cfg_path));
   auto expect_error = [&](const nlohmann::json& j, const std::string& field) {
     std::ofstream(cfg_path, std::ios::trunc) << j.dump();
-    try {
-      (void)lora::import_peft(d / "peft");
-      FAIL("no error for " << field);
-    } catch (const core::InputError& e) {
-      const std::string msg = e.what();
-      INFO(msg);
-      CHECK(msg.find("adapter_config.json") != std::string::npos);
-      CHECK(msg.find("'" + field + "'") != std::string::npos);
-    }
+    test::expect_error([&] { (void)lora::import_peft(d / "peft"); }, {"adapter_config.json", "'" + field + "'"});
   };
   auto with = [&](const std::string& key, const nlohmann::json& v) {
     nlohmann::json j = good;
@@ -269,15 +261,7 @@ TEST_CASE("PEFT import: a lora_B without its lora_A (or the reverse) is an input
     }
     REQUIRE(kept.size() + 1 == all.size());
     tensor::save_safetensors(st, kept);
-    try {
-      (void)lora::import_peft(d / "peft");
-      FAIL("no error without " << drop);
-    } catch (const core::InputError& e) {
-      const std::string msg = e.what();
-      INFO(msg);
-      CHECK(msg.find(module) != std::string::npos);
-      CHECK(msg.find("but no " + drop) != std::string::npos);
-    }
+    test::expect_error([&] { (void)lora::import_peft(d / "peft"); }, {module, "but no " + drop});
   }
   fs::remove_all(d);
 }
@@ -371,18 +355,9 @@ TEST_CASE("PEFT golden (LLaMA): the Python adapter on converted stories260K give
 TEST_CASE("LLaMA LoRA: B = 0 leaves the logits unchanged; merge→unmerge round-trips; all-linear skips lm_head") {
   for (bool tied : {false, true}) {
     auto m = tiny_llama(tied);
-    at::Tensor ids = at::randint(0, 30, {2, 9}, at::kLong);
-    at::Tensor mask = at::ones({2, 9}, at::kLong);
-    c10::NoGradGuard ng;
-    at::Tensor base = m.forward(ids, mask);
-    lora::LoraConfig cfg;
-    cfg.targets = {"all-linear"};
-    cfg.r = 4;
-    auto set = lora::attach_lora(m, cfg, 1);
+    auto set = check_lora_merge_round_trip(m, at::randint(0, 30, {2, 9}, at::kLong), at::ones({2, 9}, at::kLong));
     CHECK(set.adapters.size() == 2 * 7);
     CHECK(set.adapters.count("lm_head") == 0);
-    CHECK(at::equal(m.forward(ids, mask), base));
-    check_merge_round_trip(m, set, ids, mask, base);
     CHECK(lora::resolve_targets(m.linear_names(), {"q_proj", "v_proj"}, m.output_layer()).size() == 4);
   }
 }

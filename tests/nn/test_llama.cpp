@@ -18,6 +18,7 @@
 #include "nn/llama.hpp"
 #include "nn/llama2c.hpp"
 #include "tensor/safetensors.hpp"
+#include "tests/expect_error.hpp"
 
 namespace fs = std::filesystem;
 using namespace mlsys;
@@ -274,16 +275,7 @@ TEST_CASE("llama2.c: a truncated or padded .bin is one input error naming the fi
   REQUIRE(bytes.size() == 1056540);
   auto expect = [&](const std::string& content, const std::string& needle) {
     std::ofstream(d / "bad.bin", std::ios::binary | std::ios::trunc) << content;
-    try {
-      (void)nn::read_llama2c(d / "bad.bin");
-      FAIL("no error for " << needle);
-    } catch (const core::InputError& e) {
-      const std::string msg = e.what();
-      INFO(msg);
-      CHECK(msg.find("bad.bin") != std::string::npos);
-      CHECK(msg.find(needle) != std::string::npos);
-      CHECK(msg.find('\n') == std::string::npos);
-    }
+    test::expect_error([&] { (void)nn::read_llama2c(d / "bad.bin"); }, {"bad.bin", needle});
   };
   expect(bytes.substr(0, bytes.size() - 4), "implies 1056540 bytes, found 1056536 (truncated?)");
   expect(bytes + "x", "found 1056541");
@@ -303,15 +295,7 @@ TEST_CASE("LLaMA checkpoints: config fields, a missing tensor and a wrong shape 
   CHECK_NOTHROW(nn::LlamaForCausalLM::load(d / "ok"));
   const auto good = nlohmann::json::parse(std::ifstream(d / "ok/config.json"));
   auto expect_config = [&](nlohmann::json j, const std::string& field) {
-    try {
-      (void)nn::LlamaConfig::from_json(j, "x/config.json");
-      FAIL("no error for " << field);
-    } catch (const core::InputError& e) {
-      const std::string msg = e.what();
-      INFO(msg);
-      CHECK(msg.find("x/config.json") != std::string::npos);
-      CHECK(msg.find("'" + field + "'") != std::string::npos);
-    }
+    test::expect_error([&] { (void)nn::LlamaConfig::from_json(j, "x/config.json"); }, {"x/config.json", "'" + field + "'"});
   };
   auto with = [&](const std::string& k, const nlohmann::json& v) {
     nlohmann::json j = good;
@@ -341,15 +325,7 @@ TEST_CASE("LLaMA checkpoints: config fields, a missing tensor and a wrong shape 
     fs::create_directories(d / "bad");
     fs::copy_file(d / "ok/config.json", d / "bad/config.json", fs::copy_options::overwrite_existing);
     tensor::save_safetensors(d / "bad/model.safetensors", ts);
-    try {
-      (void)nn::LlamaForCausalLM::load(d / "bad");
-      FAIL("no error for " << needle);
-    } catch (const core::InputError& e) {
-      const std::string msg = e.what();
-      INFO(msg);
-      CHECK(msg.find("model.safetensors") != std::string::npos);
-      CHECK(msg.find(needle) != std::string::npos);
-    }
+    test::expect_error([&] { (void)nn::LlamaForCausalLM::load(d / "bad"); }, {"model.safetensors", needle});
   };
   tensor::NamedTensors missing, wrong;
   for (const auto& [n, t] : all) {
