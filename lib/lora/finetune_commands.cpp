@@ -732,14 +732,12 @@ int run_training(const core::CommonOptions& opts, const Setup& s, nn::Transforme
   const bool has_eval = !st.e_acc.empty();
   const double final_acc = has_eval ? st.e_acc.back() : -1.0;
   const double final_val_loss = has_eval ? st.e_loss.back() : -1.0;
-  const double best_loss = has_eval && st.best_step >= 0
-                               ? st.e_loss[static_cast<size_t>(std::find(st.e_step.begin(), st.e_step.end(),
-                                                                         static_cast<double>(st.best_step)) - st.e_step.begin())]
-                               : -1.0;
-  const double best_acc = has_eval && st.best_step >= 0
-                              ? st.e_acc[static_cast<size_t>(std::find(st.e_step.begin(), st.e_step.end(),
-                                                                       static_cast<double>(st.best_step)) - st.e_step.begin())]
-                              : -1.0;
+  // the evaluation at the best step (its loss and accuracy), when there was one
+  const auto best_at = std::find(st.e_step.begin(), st.e_step.end(), static_cast<double>(st.best_step));
+  const bool has_best = has_eval && st.best_step >= 0 && best_at != st.e_step.end();
+  const size_t best_i = static_cast<size_t>(best_at - st.e_step.begin());
+  const double best_loss = has_best ? st.e_loss[best_i] : -1.0;
+  const double best_acc = has_best ? st.e_acc[best_i] : -1.0;
   {
     core::H5Writer w(s.out / "metrics.h5", {kProgram, cfg_json});
     w.write("/metrics/step", std::span<const double>(st.m_step));
