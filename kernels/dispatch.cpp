@@ -3,9 +3,12 @@
 #include "kernels/dispatch.hpp"
 
 #include "kernels/cpu/gather_scatter.hpp"
+#include "kernels/cpu/temporal.hpp"
 
 #include <ATen/MemoryOverlap.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <ATen/ops/zeros.h>
 #include <ATen/ops/full.h>
 #include <c10/core/ScalarType.h>
 #include <c10/util/BFloat16.h>
@@ -19,6 +22,7 @@
 #include <cuda_fp16.h>
 
 #include "kernels/cuda/gather_scatter.cuh"
+#include "kernels/cuda/temporal.cuh"
 #endif
 
 #include <sstream>
@@ -300,6 +304,199 @@ void scatter_add_rows(at::Tensor& dst, const at::Tensor& index_in, const at::Ten
 #endif
   }
   if (!in_place) dst.copy_(target);
+}
+
+// ---- temporal-GNN kernels
+
+namespace {
+
+// A float32 tensor of `dims` dimensions (sizes checked by the caller), made contiguous.
+at::Tensor float_arg(const char* fn, const char* name, const at::Tensor& t, int64_t dims) {
+  check_defined(fn, name, t);
+  if (t.dim() != dims) {
+    fail(std::string(fn) + ": " + name + " must be " + std::to_string(dims) + "-D, got shape " + shape_of(t));
+  }
+  if (t.scalar_type() != at::kFloat) {
+    fail(std::string(fn) + ": " + name + " must be float32, got " + c10::toString(t.scalar_type()));
+  }
+  check_backend(fn, t);
+  return t.contiguous();
+}
+
+void check_size(const char* fn, const char* name, const at::Tensor& t, int64_t dim, int64_t expected) {
+  if (t.size(dim) != expected) {
+    fail(std::string(fn) + ": " + name + " has shape " + shape_of(t) + "; expected " + std::to_string(expected) +
+         " in dimension " + std::to_string(dim));
+  }
+}
+
+#ifdef MLSYS_WITH_CUDA
+cudaStream_t stream_of(const at::Tensor& t) { return c10::cuda::getCurrentCUDAStream(t.device().index()).stream(); }
+#endif
+
+// Offsets must be int64, R + 1 entries, 0 first, non-decreasing, S last (checked on the CPU).
+at::Tensor offsets_arg(const char* fn, const at::Tensor& offsets_in, int64_t R, int64_t S, const at::Tensor& like) {
+  check_defined(fn, "offsets", offsets_in);
+  if (offsets_in.dim() != 1 || offsets_in.scalar_type() != at::kLong || offsets_in.numel() != R + 1) {
+    fail(std::string(fn) + ": offsets must be 1-D int64 with " + std::to_string(R + 1) + " entries, got " +
+         c10::toString(offsets_in.scalar_type()) + " of shape " + shape_of(offsets_in));
+  }
+  check_same_device(fn, "q", like, "offsets", offsets_in);
+  const at::Tensor host = offsets_in.cpu().contiguous();
+  const int64_t* o = host.const_data_ptr<int64_t>();
+  if (o[0] != 0 || o[R] != S) {
+    fail(std::string(fn) + ": offsets must run from 0 to " + std::to_string(S) + " (kv rows), got " +
+         std::to_string(o[0]) + " to " + std::to_string(o[R]));
+  }
+  for (int64_t r = 0; r < R; ++r) {
+    if (o[r + 1] < o[r]) {
+      fail(std::string(fn) + ": offsets decrease at entry " + std::to_string(r + 1) + " (" + std::to_string(o[r]) +
+           " then " + std::to_string(o[r + 1]) + ")");
+    }
+  }
+  return offsets_in.contiguous();
+}
+
+struct AttentionArgs {
+  at::Tensor q, kv, offsets, keep;
+  int64_t R = 0, S = 0, heads = 0, dh = 0;
+};
+
+AttentionArgs attention_args(const char* fn, const at::Tensor& q_in, const at::Tensor& kv_in, const at::Tensor& offsets,
+                             int64_t heads, const at::Tensor& keep_in) {
+  AttentionArgs a;
+  a.q = float_arg(fn, "q", q_in, 2);
+  a.kv = float_arg(fn, "kv", kv_in, 2);
+  check_same_device(fn, "q", a.q, "kv", a.kv);
+  a.R = a.q.size(0), a.S = a.kv.size(0), a.heads = heads;
+  const int64_t de = a.q.size(1);
+  if (heads <= 0 || de % heads != 0) {
+    fail(std::string(fn) + ": heads must divide q's width " + std::to_string(de) + ", got " + std::to_string(heads));
+  }
+  a.dh = de / heads;
+  check_size(fn, "kv", a.kv, 1, 2 * de);
+  a.offsets = offsets_arg(fn, offsets, a.R, a.S, a.q);
+  if (keep_in.defined()) {
+    a.keep = float_arg(fn, "keep", keep_in, 2);
+    check_same_device(fn, "q", a.q, "keep", a.keep);
+    check_size(fn, "keep", a.keep, 0, a.S);
+    check_size(fn, "keep", a.keep, 1, heads);
+  }
+  return a;
+}
+
+const float* ptr_or_null(const at::Tensor& t) { return t.defined() ? t.const_data_ptr<float>() : nullptr; }
+
+}  // namespace
+
+std::pair<at::Tensor, at::Tensor> time_encode(const at::Tensor& delta_in, const at::Tensor& w_in, const at::Tensor& b_in,
+                                              bool with_sin) {
+  constexpr const char* fn = "time_encode";
+  const at::Tensor delta = float_arg(fn, "delta", delta_in, 1);
+  const at::Tensor w = float_arg(fn, "w", w_in, 1), b = float_arg(fn, "b", b_in, 1);
+  check_same_device(fn, "delta", delta, "w", w);
+  check_same_device(fn, "delta", delta, "b", b);
+  const int64_t n = delta.numel(), d = w.numel();
+  check_size(fn, "b", b, 0, d);
+  at::Tensor co = at::empty({n, d}, delta.options());
+  at::Tensor si = with_sin ? at::empty({n, d}, delta.options()) : at::Tensor();
+  if (n == 0 || d == 0) return {co, si};
+  float* sp = with_sin ? si.mutable_data_ptr<float>() : nullptr;
+  if (delta.is_cpu()) {
+    cpu::time_encode_forward(delta.const_data_ptr<float>(), n, w.const_data_ptr<float>(), b.const_data_ptr<float>(), d,
+                             co.mutable_data_ptr<float>(), sp);
+  } else {
+#ifdef MLSYS_WITH_CUDA
+    const c10::cuda::CUDAGuard guard(delta.device());
+    cuda::time_encode_forward_cuda(delta.const_data_ptr<float>(), n, w.const_data_ptr<float>(),
+                                   b.const_data_ptr<float>(), d, co.mutable_data_ptr<float>(), sp, stream_of(delta));
+#endif
+  }
+  return {co, si};
+}
+
+std::pair<at::Tensor, at::Tensor> time_encode_backward(const at::Tensor& delta_in, const at::Tensor& sin_in,
+                                                       const at::Tensor& grad_in) {
+  constexpr const char* fn = "time_encode_backward";
+  const at::Tensor delta = float_arg(fn, "delta", delta_in, 1);
+  const at::Tensor sin = float_arg(fn, "sin", sin_in, 2), grad = float_arg(fn, "grad", grad_in, 2);
+  check_same_device(fn, "delta", delta, "sin", sin);
+  check_same_device(fn, "delta", delta, "grad", grad);
+  const int64_t n = delta.numel(), d = sin.size(1);
+  check_size(fn, "sin", sin, 0, n);
+  check_size(fn, "grad", grad, 0, n);
+  check_size(fn, "grad", grad, 1, d);
+  at::Tensor dw = at::zeros({d}, delta.options()), db = at::zeros({d}, delta.options());
+  if (n == 0 || d == 0) return {dw, db};
+  if (delta.is_cpu()) {
+    cpu::time_encode_backward(delta.const_data_ptr<float>(), n, d, sin.const_data_ptr<float>(),
+                              grad.const_data_ptr<float>(), dw.mutable_data_ptr<float>(), db.mutable_data_ptr<float>());
+  } else {
+#ifdef MLSYS_WITH_CUDA
+    const c10::cuda::CUDAGuard guard(delta.device());
+    cuda::time_encode_backward_cuda(delta.const_data_ptr<float>(), n, d, sin.const_data_ptr<float>(),
+                                    grad.const_data_ptr<float>(), dw.mutable_data_ptr<float>(),
+                                    db.mutable_data_ptr<float>(), stream_of(delta));
+#endif
+  }
+  return {dw, db};
+}
+
+std::pair<at::Tensor, at::Tensor> segment_attention(const at::Tensor& q_in, const at::Tensor& kv_in,
+                                                    const at::Tensor& offsets, int64_t heads, double slope,
+                                                    const at::Tensor& keep_in) {
+  constexpr const char* fn = "segment_attention";
+  const AttentionArgs a = attention_args(fn, q_in, kv_in, offsets, heads, keep_in);
+  at::Tensor out = at::empty({a.R, a.heads * a.dh}, a.q.options());
+  at::Tensor att = at::empty({a.S, a.heads}, a.q.options());
+  if (a.R == 0) return {out, att};
+  if (a.q.is_cpu()) {
+    cpu::segment_attention_forward(a.q.const_data_ptr<float>(), a.kv.const_data_ptr<float>(),
+                                   a.offsets.const_data_ptr<int64_t>(), a.R, a.heads, a.dh, static_cast<float>(slope),
+                                   ptr_or_null(a.keep), att.mutable_data_ptr<float>(), out.mutable_data_ptr<float>());
+  } else {
+#ifdef MLSYS_WITH_CUDA
+    const c10::cuda::CUDAGuard guard(a.q.device());
+    cuda::segment_attention_forward_cuda(a.q.const_data_ptr<float>(), a.kv.const_data_ptr<float>(),
+                                         a.offsets.const_data_ptr<int64_t>(), a.R, a.heads, a.dh,
+                                         static_cast<float>(slope), ptr_or_null(a.keep),
+                                         att.mutable_data_ptr<float>(), out.mutable_data_ptr<float>(), stream_of(a.q));
+#endif
+  }
+  return {out, att};
+}
+
+std::pair<at::Tensor, at::Tensor> segment_attention_backward(const at::Tensor& q_in, const at::Tensor& kv_in,
+                                                             const at::Tensor& offsets, int64_t heads, double slope,
+                                                             const at::Tensor& keep_in, const at::Tensor& att_in,
+                                                             const at::Tensor& dout_in) {
+  constexpr const char* fn = "segment_attention_backward";
+  const AttentionArgs a = attention_args(fn, q_in, kv_in, offsets, heads, keep_in);
+  const at::Tensor att = float_arg(fn, "att", att_in, 2), dout = float_arg(fn, "dout", dout_in, 2);
+  check_same_device(fn, "q", a.q, "att", att);
+  check_same_device(fn, "q", a.q, "dout", dout);
+  check_size(fn, "att", att, 0, a.S);
+  check_size(fn, "att", att, 1, a.heads);
+  check_size(fn, "dout", dout, 0, a.R);
+  check_size(fn, "dout", dout, 1, a.heads * a.dh);
+  at::Tensor dq = at::empty_like(a.q), dkv = at::empty_like(a.kv);  // every slot row is written
+  if (a.R == 0) return {dq, dkv};
+  if (a.q.is_cpu()) {
+    cpu::segment_attention_backward(a.q.const_data_ptr<float>(), a.kv.const_data_ptr<float>(),
+                                    a.offsets.const_data_ptr<int64_t>(), a.R, a.heads, a.dh, static_cast<float>(slope),
+                                    ptr_or_null(a.keep), att.const_data_ptr<float>(), dout.const_data_ptr<float>(),
+                                    dq.mutable_data_ptr<float>(), dkv.mutable_data_ptr<float>());
+  } else {
+#ifdef MLSYS_WITH_CUDA
+    const c10::cuda::CUDAGuard guard(a.q.device());
+    cuda::segment_attention_backward_cuda(a.q.const_data_ptr<float>(), a.kv.const_data_ptr<float>(),
+                                          a.offsets.const_data_ptr<int64_t>(), a.R, a.heads, a.dh,
+                                          static_cast<float>(slope), ptr_or_null(a.keep), att.const_data_ptr<float>(),
+                                          dout.const_data_ptr<float>(), dq.mutable_data_ptr<float>(),
+                                          dkv.mutable_data_ptr<float>(), stream_of(a.q));
+#endif
+  }
+  return {dq, dkv};
 }
 
 }  // namespace mlsys::kernels

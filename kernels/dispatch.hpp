@@ -11,6 +11,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <utility>
+
 namespace mlsys::kernels {
 
 // out[i, :] = src[index[i], :] for a 2-D src (rows x cols) and a 1-D int64 or int32 index
@@ -24,6 +26,29 @@ at::Tensor gather_rows(const at::Tensor& src, const at::Tensor& index);
 // contributions in index order, like at::index_add_); on CUDA the order of the atomic
 // additions, and so the rounding, may vary between runs.
 void scatter_add_rows(at::Tensor& dst, const at::Tensor& index, const at::Tensor& src);
+
+// ---- Temporal-GNN kernels (kernels/cpu/temporal.hpp): float32, contiguous copies taken.
+
+// phi = cos(w[c] * delta[i] + b[c]) for a 1-D delta (n) and 1-D w, b (d): returns
+// {cos (n x d), sin (n x d), the latter undefined unless with_sin}.
+std::pair<at::Tensor, at::Tensor> time_encode(const at::Tensor& delta, const at::Tensor& w, const at::Tensor& b,
+                                              bool with_sin);
+// {dw, db} (d each) of sum(grad * phi) given the sin that time_encode returned.
+std::pair<at::Tensor, at::Tensor> time_encode_backward(const at::Tensor& delta, const at::Tensor& sin,
+                                                       const at::Tensor& grad);
+
+// Per-root attention over slots: q (R x heads*dh), kv (S x 2*heads*dh: K then V),
+// offsets (int64, R + 1 entries, non-decreasing from 0 to S), keep (S x heads dropout
+// scales) or undefined. Returns {out (R x heads*dh), att (S x heads, softmax before
+// dropout)}; see cpu::segment_attention_forward for the formula.
+std::pair<at::Tensor, at::Tensor> segment_attention(const at::Tensor& q, const at::Tensor& kv,
+                                                    const at::Tensor& offsets, int64_t heads, double slope,
+                                                    const at::Tensor& keep);
+// {dq, dkv} given dout (R x heads*dh) and the att that segment_attention returned.
+std::pair<at::Tensor, at::Tensor> segment_attention_backward(const at::Tensor& q, const at::Tensor& kv,
+                                                             const at::Tensor& offsets, int64_t heads,
+                                                             double slope, const at::Tensor& keep,
+                                                             const at::Tensor& att, const at::Tensor& dout);
 
 // Whether this build compiled kernels/cuda (MLSYS_WITH_CUDA).
 [[nodiscard]] bool built_with_cuda() noexcept;

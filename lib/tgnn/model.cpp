@@ -9,6 +9,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include <cmath>
 #include <random>
@@ -39,6 +40,43 @@ at::Tensor to_long(const std::vector<int64_t>& v) {
 at::Tensor to_float(const std::vector<float>& v) {
   return at::from_blob(const_cast<float*>(v.data()), {static_cast<int64_t>(v.size())}, at::kFloat).clone();
 }
+
+// phi(delta) = cos(w delta + b) by kernels::time_encode (one pass for cos and the sin its
+// backward needs); gradients for w and b only (delta is data).
+struct TimeEncodeFn : torch::autograd::Function<TimeEncodeFn> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& delta, const at::Tensor& w,
+                            const at::Tensor& b) {
+    auto [co, si] = kernels::time_encode(delta, w, b, true);
+    ctx->save_for_backward({delta, si});
+    return co;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const auto saved = ctx->get_saved_variables();
+    auto [dw, db] = kernels::time_encode_backward(saved[0], saved[1], grad[0]);
+    return {at::Tensor(), dw, db};
+  }
+};
+
+// Per-root softmax attention over slots (kernels::segment_attention, LeakyReLU 0.2):
+// gradients for q and kv. `keep` is the dropout scale per slot and head, or an empty
+// tensor for none (autograd's apply takes no undefined tensors).
+struct SegmentAttentionFn : torch::autograd::Function<SegmentAttentionFn> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q, const at::Tensor& kv,
+                            const at::Tensor& offsets, const at::Tensor& keep, int64_t heads) {
+    auto [out, att] = kernels::segment_attention(q, kv, offsets, heads, 0.2, keep.numel() > 0 ? keep : at::Tensor());
+    ctx->save_for_backward({q, kv, offsets, keep, att});
+    ctx->saved_data["heads"] = heads;
+    return out;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const auto s = ctx->get_saved_variables();
+    auto [dq, dkv] = kernels::segment_attention_backward(s[0], s[1], s[2], ctx->saved_data["heads"].toInt(), 0.2,
+                                                         s[3].numel() > 0 ? s[3] : at::Tensor(), s[4], grad[0]);
+    return {dq, dkv, at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
 
 // The rows a batch needs updated memory for (its roots, then the non-empty neighbour
 // slots), collapsed to distinct (node, query time) pairs: the updater's output depends on
@@ -183,7 +221,9 @@ struct TemporalModel::Impl {
   }
 
   at::Tensor phi(const at::Tensor& delta) const {
-    return at::cos(at::addcmul(P("time_encoder.b").unsqueeze(0), delta.unsqueeze(1), P("time_encoder.w").unsqueeze(0)));
+    const at::Tensor &w = P("time_encoder.w"), &b = P("time_encoder.b");
+    if (!at::GradMode::is_enabled()) return kernels::time_encode(delta, w, b, false).first;
+    return TimeEncodeFn::apply(delta, w, b);
   }
 
   at::Tensor predict(const at::Tensor& zu, const at::Tensor& zv) const {
@@ -306,11 +346,11 @@ struct TemporalModel::Impl {
   at::Tensor attend(const at::Tensor& h_root, const at::Tensor& h, const Rows& rw, const graph::NeighborBlock& nb,
                     const std::vector<double>& ts, bool train, StageTimes& times) {
     core::Timer tf;
-    const int64_t R = h_root.size(0), k = nb.k, H = cfg.heads, de = cfg.embed_dim, dh = de / H;
+    const int64_t R = h_root.size(0), k = nb.k, H = cfg.heads, de = cfg.embed_dim;
     const size_t nv = rw.slot.size();
     std::vector<int64_t> local(static_cast<size_t>(rw.pairs()), -1), nb_pairs, slot_nb, eids, slot_e;
-    std::vector<float> dnb(nv), full(static_cast<size_t>(R * k), 0.0F);
-    std::vector<int64_t> slot_root_v(nv);
+    std::vector<float> dnb(nv);
+    std::vector<int64_t> offsets(static_cast<size_t>(R + 1), 0);  // root r's slots: [offsets[r], offsets[r+1])
     slot_nb.reserve(nv);
     for (size_t s = 0; s < nv; ++s) {
       const auto i = static_cast<size_t>(rw.slot[s]);
@@ -329,12 +369,11 @@ struct TemporalModel::Impl {
         slot_e.push_back(le);
       }
       dnb[s] = static_cast<float>(ts[i / static_cast<size_t>(k)] - nb.t[i]);
-      slot_root_v[s] = static_cast<int64_t>(i / static_cast<size_t>(k));
-      full[i] = 1.0F;
+      ++offsets[i / static_cast<size_t>(k) + 1];
     }
+    for (size_t r = 0; r < static_cast<size_t>(R); ++r) offsets[r + 1] += offsets[r];
     for (int64_t e : eids) edge_slot[static_cast<size_t>(e)] = -1;
     const at::Tensor e_feat = De > 0 ? kernels::gather_rows(edge_feat, to_long(eids)) : at::Tensor();
-    const at::Tensor mask = to_float(full).view({R, k, 1});
     times.fetch += tf.seconds();
     const auto [w_kv, b_kv] = fused_kv("attention");
     at::Tensor kv = at::linear(h.index_select(0, to_long(nb_pairs)), w_kv.narrow(1, 0, dm)).index_select(0, to_long(slot_nb));
@@ -342,16 +381,14 @@ struct TemporalModel::Impl {
     kv = at::addmm(b_kv, phi(to_float(dnb)), w_kv.narrow(1, dm + De, dt).t()) + kv;  // nv x 2de
     const at::Tensor& w_q = P("attention.w_q.weight");
     const at::Tensor q = at::linear(h_root, w_q.narrow(1, 0, dm), at::linear(phi(at::zeros({1})), w_q.narrow(1, dm, dt), P("attention.w_q.bias")).squeeze(0));
-    // Scores and values for the non-empty slots only; the softmax (and its dropout) run on
-    // the dense R x k x H weights, an empty slot scoring -1e9 and weighing 0.
-    const auto nvi = static_cast<int64_t>(nv);
-    const at::Tensor slot_idx = to_long(rw.slot), slot_root = to_long(slot_root_v);
-    const at::Tensor score = at::leaky_relu((q.index_select(0, slot_root).view({nvi, H, dh}) * kv.narrow(1, 0, de).reshape({nvi, H, dh})).sum(-1), 0.2);
-    at::Tensor att = at::full({R * k, H}, -1e9).index_copy(0, slot_idx, score).view({R, k, H});
-    att = at::softmax(att, 1) * mask;  // no neighbours: all zero
-    att = at::dropout(att, cfg.att_dropout, train);
-    const at::Tensor weighted = att.view({R * k, H}).index_select(0, slot_idx).unsqueeze(-1) * kv.narrow(1, de, de).reshape({nvi, H, dh});
-    const at::Tensor agg = at::zeros({R, de}).index_add(0, slot_root, weighted.reshape({nvi, de}));
+    // Scores, softmax over each root's non-empty slots, attention dropout and the weighted
+    // sum of V in one kernel (a root without neighbours gets h~ = 0).
+    at::Tensor keep = at::empty({0});
+    if (train && cfg.att_dropout > 0) {
+      const double p = cfg.att_dropout;
+      keep = at::bernoulli(at::full({static_cast<int64_t>(nv), H}, 1 - p)).div_(1 - p);
+    }
+    const at::Tensor agg = SegmentAttentionFn::apply(q, kv, to_long(offsets), keep, H);
     const at::Tensor out = at::relu(at::dropout(lin(at::cat({agg, h_root}, 1), "attention.w_out"), cfg.dropout, train));
     return at::layer_norm(out, {de}, P("attention.layer_norm.weight"), P("attention.layer_norm.bias"));
   }

@@ -1,0 +1,172 @@
+// CPU reference kernels of the temporal-GNN layers; see temporal.hpp.
+#include "kernels/cpu/temporal.hpp"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace mlsys::kernels::cpu {
+
+namespace {
+
+// One row of the time encoding: ph[c] = w[c] * t + b[c], then cos and (WithSin) sin.
+// Branch-free so that GCC vectorises it; cloned for AVX-512 and AVX2 and picked at load.
+template <bool WithSin>
+__attribute__((target_clones("avx512f", "avx2", "default"))) void encode_row(float t, const float* __restrict__ w,
+                                                                             const float* __restrict__ b, int64_t d,
+                                                                             float* __restrict__ co,
+                                                                             float* __restrict__ si) {
+  for (int64_t c = 0; c < d; ++c) {
+    const float prod = w[c] * t;
+    const float x = prod + b[c];
+    // x = k pi/2 + r with |r| <= pi/4: the reduction in double keeps r accurate for
+    // |x| up to ~1e9 (k * 6e-17, the error of pi/2 as a double).
+    const double xd = x;
+    const double kd = std::nearbyint(xd * 0.63661977236758134308);
+    const auto r = static_cast<float>(xd - kd * 1.57079632679489661923);
+    // k mod 4, exact for any |k| < 2^53: k - 4 round(k/4) is in {-2..2}, and & 3 maps it
+    // into {0..3} (nearbyint, not floor: GCC 12 vectorises only the former).
+    const int q = static_cast<int>(kd - 4.0 * std::nearbyint(kd * 0.25)) & 3;
+    const float z = r * r;
+    // Minimax polynomials for sin and cos on [-pi/4, pi/4] (the classic single-precision
+    // coefficients, ~1 ulp there).
+    const float sn = r + r * z * (-1.6666654611E-1F + z * (8.3321608736E-3F + z * -1.9515295891E-4F));
+    const float cs = 1.0F - 0.5F * z + z * z * (4.166664568298827E-2F + z * (-1.388731625493765E-3F + z * 2.443315711809948E-5F));
+    // sin(k pi/2 + r), cos(k pi/2 + r) by quadrant.
+    const float sv = (q & 1) != 0 ? cs : sn;
+    const float cv = (q & 1) != 0 ? sn : cs;
+    co[c] = ((q + 1) & 2) != 0 ? -cv : cv;
+    if constexpr (WithSin) si[c] = (q & 2) != 0 ? -sv : sv;
+  }
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void accumulate_row(float t, const float* g, const float* s,
+                                                                                 int64_t d, double* dw, double* db) {
+  for (int64_t c = 0; c < d; ++c) {
+    const double v = -static_cast<double>(g[c]) * static_cast<double>(s[c]);
+    db[c] += v;
+    dw[c] += v * static_cast<double>(t);
+  }
+}
+
+float dot(const float* a, const float* b, int64_t n) {
+  float s = 0.0F;
+  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+// Roots per parallel task: each root is a few hundred to a few thousand flops.
+constexpr int64_t kRootGrain = 64;
+
+}  // namespace
+
+void time_encode_forward(const float* delta, int64_t n, const float* w, const float* b, int64_t d, float* cos_out,
+                         float* sin_out) {
+  at::parallel_for(0, n, std::max<int64_t>(1, 16384 / std::max<int64_t>(d, 1)), [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      if (sin_out != nullptr) {
+        encode_row<true>(delta[i], w, b, d, cos_out + i * d, sin_out + i * d);
+      } else {
+        encode_row<false>(delta[i], w, b, d, cos_out + i * d, nullptr);
+      }
+    }
+  });
+}
+
+void time_encode_backward(const float* delta, int64_t n, int64_t d, const float* sin, const float* grad, float* dw,
+                          float* db) {
+  std::vector<double> aw(static_cast<size_t>(d), 0.0), ab(static_cast<size_t>(d), 0.0);
+  for (int64_t i = 0; i < n; ++i) accumulate_row(delta[i], grad + i * d, sin + i * d, d, aw.data(), ab.data());
+  for (int64_t c = 0; c < d; ++c) {
+    dw[c] = static_cast<float>(aw[static_cast<size_t>(c)]);
+    db[c] = static_cast<float>(ab[static_cast<size_t>(c)]);
+  }
+}
+
+void segment_attention_forward(const float* q, const float* kv, const int64_t* offsets, int64_t R, int64_t heads,
+                               int64_t dh, float slope, const float* keep, float* att, float* out) {
+  const int64_t de = heads * dh;
+  at::parallel_for(0, R, kRootGrain, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      float* o = out + r * de;
+      std::fill(o, o + de, 0.0F);
+      const int64_t j0 = offsets[r], j1 = offsets[r + 1];
+      if (j0 == j1) continue;
+      for (int64_t h = 0; h < heads; ++h) {
+        const float* qh = q + r * de + h * dh;
+        float m = -std::numeric_limits<float>::infinity();
+        for (int64_t j = j0; j < j1; ++j) {
+          float s = dot(qh, kv + j * 2 * de + h * dh, dh);
+          s = s > 0.0F ? s : slope * s;
+          att[j * heads + h] = s;
+          m = std::max(m, s);
+        }
+        float sum = 0.0F;
+        for (int64_t j = j0; j < j1; ++j) {
+          const float e = std::exp(att[j * heads + h] - m);
+          att[j * heads + h] = e;
+          sum += e;
+        }
+        const float inv = 1.0F / sum;
+        float* oh = o + h * dh;
+        for (int64_t j = j0; j < j1; ++j) {
+          const float a = att[j * heads + h] * inv;
+          att[j * heads + h] = a;
+          const float aw = keep != nullptr ? a * keep[j * heads + h] : a;
+          const float* v = kv + j * 2 * de + de + h * dh;
+          for (int64_t c = 0; c < dh; ++c) oh[c] += aw * v[c];
+        }
+      }
+    }
+  });
+}
+
+void segment_attention_backward(const float* q, const float* kv, const int64_t* offsets, int64_t R, int64_t heads,
+                                int64_t dh, float slope, const float* keep, const float* att, const float* dout,
+                                float* dq, float* dkv) {
+  const int64_t de = heads * dh;
+  at::parallel_for(0, R, kRootGrain, [&](int64_t r0, int64_t r1) {
+    std::vector<float> da;
+    for (int64_t r = r0; r < r1; ++r) {
+      float* dqr = dq + r * de;
+      std::fill(dqr, dqr + de, 0.0F);
+      const int64_t j0 = offsets[r], j1 = offsets[r + 1];
+      if (j0 == j1) continue;
+      da.resize(static_cast<size_t>(j1 - j0));
+      for (int64_t h = 0; h < heads; ++h) {
+        const float* qh = q + r * de + h * dh;
+        const float* gh = dout + r * de + h * dh;
+        // d(att_j) through the dropout and the weighted sum; dV_j = att_j keep_j dout.
+        float dot_att = 0.0F;
+        for (int64_t j = j0; j < j1; ++j) {
+          const float a = att[j * heads + h];
+          const float k = keep != nullptr ? keep[j * heads + h] : 1.0F;
+          const float* v = kv + j * 2 * de + de + h * dh;
+          float* dv = dkv + j * 2 * de + de + h * dh;
+          const float aw = a * k;
+          for (int64_t c = 0; c < dh; ++c) dv[c] = aw * gh[c];
+          const float d = dot(gh, v, dh) * k;
+          da[static_cast<size_t>(j - j0)] = d;
+          dot_att += a * d;
+        }
+        // Softmax, then LeakyReLU (its slope from the recomputed raw score), then q . K.
+        float* dqh = dqr + h * dh;
+        for (int64_t j = j0; j < j1; ++j) {
+          const float* kj = kv + j * 2 * de + h * dh;
+          float* dk = dkv + j * 2 * de + h * dh;
+          const float raw = dot(qh, kj, dh);
+          const float ds = att[j * heads + h] * (da[static_cast<size_t>(j - j0)] - dot_att) * (raw > 0.0F ? 1.0F : slope);
+          for (int64_t c = 0; c < dh; ++c) {
+            dk[c] = ds * qh[c];
+            dqh[c] += ds * kj[c];
+          }
+        }
+      }
+    }
+  });
+}
+
+}  // namespace mlsys::kernels::cpu

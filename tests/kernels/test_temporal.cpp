@@ -1,0 +1,135 @@
+// The temporal-GNN kernels (kernels/cpu/temporal.hpp) against their ATen formulation:
+// the time encoding against cos/sin in double of the same float phases, its parameter
+// gradient against the closed form in double; the segment attention and its backward
+// against a per-root ATen implementation differentiated by autograd; the argument checks.
+#include "tests/torch_catch.hpp"
+
+#include <ATen/core/grad_mode.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <vector>
+
+#include "kernels/dispatch.hpp"
+#include "tests/expect_error.hpp"
+
+namespace mk = mlsys::kernels;
+
+namespace {
+
+double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
+  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
+}
+
+// out_r = sum_j softmax_j(LeakyReLU(q_r . K_j)) keep_j V_j per head, root by root.
+at::Tensor reference_attention(const at::Tensor& q, const at::Tensor& kv, const std::vector<int64_t>& offsets,
+                               int64_t heads, const at::Tensor& keep) {
+  const int64_t R = q.size(0), de = q.size(1), dh = de / heads;
+  std::vector<at::Tensor> rows;
+  for (int64_t r = 0; r < R; ++r) {
+    const int64_t j0 = offsets[static_cast<size_t>(r)], n = offsets[static_cast<size_t>(r) + 1] - j0;
+    if (n == 0) {
+      rows.push_back(at::zeros({de}));
+      continue;
+    }
+    const at::Tensor K = kv.narrow(0, j0, n).narrow(1, 0, de).reshape({n, heads, dh});
+    const at::Tensor V = kv.narrow(0, j0, n).narrow(1, de, de).reshape({n, heads, dh});
+    const at::Tensor s = at::leaky_relu((K * q[r].reshape({1, heads, dh})).sum(-1), 0.2);
+    at::Tensor a = at::softmax(s, 0);
+    if (keep.defined()) a = a * keep.narrow(0, j0, n);
+    rows.push_back((a.unsqueeze(-1) * V).sum(0).reshape({de}));
+  }
+  return at::stack(rows);
+}
+
+}  // namespace
+
+TEST_CASE("time_encode matches cos/sin of the same phases, and its gradient the closed form", "[kernels][tgnn]") {
+  at::manual_seed(3);
+  const int64_t n = 300, d = 37;
+  const at::Tensor w = at::pow(10.0, at::linspace(0, -9, d, at::kFloat));
+  const at::Tensor b = at::randn({d}) * 0.5;
+  // Small and large time gaps (up to 4e6 s: phases far beyond 2 pi at the top frequency),
+  // negative ones and zero.
+  at::Tensor delta = at::cat({at::rand({n / 3}) * 10, at::rand({n / 3}) * 4e6, -at::rand({n - 2 * (n / 3)}) * 1e3});
+  delta[0] = 0.0F;
+  auto [co, si] = mk::time_encode(delta, w, b, true);
+  REQUIRE(co.sizes() == at::IntArrayRef({n, d}));
+  // The kernel's phases: a float product, then a float sum.
+  const at::Tensor phase = (delta.unsqueeze(1) * w.unsqueeze(0)) + b.unsqueeze(0);
+  const at::Tensor pd = phase.to(at::kDouble);
+  CHECK(max_abs_diff(co, pd.cos()) < 5e-7);
+  CHECK(max_abs_diff(si, pd.sin()) < 5e-7);
+  // Without sin: the same cosines.
+  auto [co2, none] = mk::time_encode(delta, w, b, false);
+  CHECK_FALSE(none.defined());
+  CHECK(at::equal(co, co2));
+
+  const at::Tensor g = at::randn({n, d});
+  auto [dw, db] = mk::time_encode_backward(delta, si, g);
+  const at::Tensor gd = -(g.to(at::kDouble) * si.to(at::kDouble));
+  const at::Tensor dw_ref = (gd * delta.to(at::kDouble).unsqueeze(1)).sum(0), db_ref = gd.sum(0);
+  CHECK(max_abs_diff(dw, dw_ref) < 1e-6 * dw_ref.abs().max().item<double>() + 1e-6);
+  CHECK(max_abs_diff(db, db_ref) < 1e-5);
+}
+
+TEST_CASE("segment_attention and its backward match ATen with autograd", "[kernels][tgnn]") {
+  at::manual_seed(5);
+  // Roots with no slots, one slot, several, and one longer than 32.
+  const std::vector<int64_t> lengths = {0, 1, 3, 10, 0, 40, 2};
+  std::vector<int64_t> offsets = {0};
+  for (int64_t l : lengths) offsets.push_back(offsets.back() + l);
+  const auto R = static_cast<int64_t>(lengths.size());
+  const int64_t S = offsets.back();
+  const at::Tensor off = at::tensor(offsets, at::kLong);
+  for (int64_t heads : {1, 2}) {
+    for (bool with_keep : {false, true}) {
+      DYNAMIC_SECTION("heads " << heads << (with_keep ? ", dropout" : "")) {
+        const int64_t dh = 6, de = heads * dh;
+        const at::Tensor q = (at::randn({R, de}) * 0.7).set_requires_grad(true);
+        const at::Tensor kv = at::randn({S, 2 * de}).set_requires_grad(true);
+        at::Tensor keep;
+        if (with_keep) keep = at::bernoulli(at::full({S, heads}, 0.7)) / 0.7;
+        at::Tensor out, att;
+        {
+          at::NoGradGuard ng;
+          std::tie(out, att) = mk::segment_attention(q, kv, off, heads, 0.2, keep);
+        }
+        const at::Tensor ref = reference_attention(q, kv, offsets, heads, keep);
+        CHECK(max_abs_diff(out, ref) < 1e-5);
+        CHECK(out[0].abs().max().item<double>() == 0.0);  // no slots: zero
+        // Softmax weights sum to one over each non-empty root and head.
+        for (int64_t r = 0; r < R; ++r) {
+          if (lengths[static_cast<size_t>(r)] == 0) continue;
+          const at::Tensor sums = att.narrow(0, offsets[static_cast<size_t>(r)], lengths[static_cast<size_t>(r)]).sum(0);
+          CHECK(max_abs_diff(sums, at::ones({heads})) < 1e-6);
+        }
+        const at::Tensor dout = at::randn({R, de});
+        ref.backward(dout);
+        auto [dq, dkv] = mk::segment_attention_backward(q.detach(), kv.detach(), off, heads, 0.2, keep, att, dout);
+        CHECK(max_abs_diff(dq, q.grad()) < 1e-5);
+        CHECK(max_abs_diff(dkv, kv.grad()) < 1e-5);
+      }
+    }
+  }
+}
+
+TEST_CASE("temporal kernels reject bad arguments with one line", "[kernels][tgnn]") {
+  using mlsys::test::expect_error;
+  const at::Tensor q = at::zeros({2, 4}), kv = at::zeros({3, 8});
+  expect_error<std::invalid_argument>([&] { (void)mk::segment_attention(q, kv, at::tensor({0L, 2L, 1L}), 2, 0.2, {}); },
+                                      {"segment_attention", "offsets", "to 3"});
+  expect_error<std::invalid_argument>([&] { (void)mk::segment_attention(q, kv, at::tensor({0L, 2L}), 2, 0.2, {}); },
+                                      {"offsets", "3 entries"});
+  expect_error<std::invalid_argument>([&] { (void)mk::segment_attention(q, kv, at::tensor({0L, 4L, 3L}), 2, 0.2, {}); },
+                                      {"offsets decrease", "entry 2"});
+  expect_error<std::invalid_argument>([&] { (void)mk::segment_attention(q, at::zeros({3, 6}), at::tensor({0L, 1L, 3L}), 2, 0.2, {}); },
+                                      {"kv", "expected 8"});
+  expect_error<std::invalid_argument>([&] { (void)mk::segment_attention(q, kv, at::tensor({0L, 1L, 3L}), 3, 0.2, {}); },
+                                      {"heads must divide"});
+  expect_error<std::invalid_argument>(
+      [&] { (void)mk::time_encode(at::zeros({4}, at::kDouble), at::zeros({3}), at::zeros({3}), false); },
+      {"time_encode", "delta", "float32"});
+  expect_error<std::invalid_argument>([&] { (void)mk::time_encode(at::zeros({4}), at::zeros({3}), at::zeros({2}), false); },
+                                      {"time_encode", "b", "expected 3"});
+}
