@@ -107,7 +107,7 @@ struct TemporalModel::Impl {
   ModelConfig cfg;
   const graph::EventStream& data;
   int64_t N, De, Dn, dm, dt, dz, S, mail_dim;
-  bool attention, time_proj, apan_updater, dyrep_message, deliver_neighbors, by_time;
+  bool attention, time_proj, apan_updater, dyrep_message, deliver_neighbors, by_time, bf16;
   at::Tensor edge_feat, node_feat;
   // Node memory and mailbox (TGL memorys.py): one mail per node (TGN's "last" aggregator),
   // or for the attention updater a ring of S mails with their times and an empty flag.
@@ -136,6 +136,7 @@ struct TemporalModel::Impl {
     dyrep_message = cfg.message == "attention";
     deliver_neighbors = cfg.deliver_to == "neighbors";
     by_time = apan_updater || cfg.memory_time == "query";
+    bf16 = cfg.precision == "bf16";
     S = apan_updater ? cfg.mailbox_size : 1;
     dz = attention ? cfg.embed_dim : dm;
     // A mail is [s_self || s_other || e]; DyRep puts the other endpoint's attention
@@ -203,7 +204,18 @@ struct TemporalModel::Impl {
     }
     throw std::logic_error("tgnn: no parameter " + name);
   }
-  at::Tensor lin(const at::Tensor& x, const std::string& name) const { return at::linear(x, P(name + ".weight"), P(name + ".bias")); }
+  // x W^T (+ b) in the configured precision. bf16: both factors rounded to bfloat16, the
+  // rows padded to a multiple of 256 (oneDNN compiles a kernel per GEMM shape; a batch's
+  // row counts vary, their buckets repeat), the product back in float32, then the bias.
+  at::Tensor mm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b = {}) const {
+    if (!bf16) return at::linear(x, w, b);
+    const int64_t M = x.size(0), Mp = (M + 255) / 256 * 256;
+    at::Tensor xb = x.to(at::kBFloat16);
+    if (Mp != M) xb = at::constant_pad_nd(xb, {0, 0, 0, Mp - M});
+    at::Tensor y = at::linear(xb, w.to(at::kBFloat16)).narrow(0, 0, M).to(at::kFloat);
+    return b.defined() ? y + b : y;
+  }
+  at::Tensor lin(const at::Tensor& x, const std::string& name) const { return mm(x, P(name + ".weight"), P(name + ".bias")); }
   // K and V of an attention as one GEMM: [W_k; W_v] and [b_k; b_v].
   std::pair<at::Tensor, at::Tensor> fused_kv(const std::string& prefix) const {
     return {at::cat({P(prefix + ".w_k.weight"), P(prefix + ".w_v.weight")}, 0),
@@ -273,7 +285,7 @@ struct TemporalModel::Impl {
   Readout mailbox_readout(const at::Tensor& mem_p, const at::Tensor& kv_mail, const at::Tensor& w_kv, const at::Tensor& dts,
                           const at::Tensor& mask, bool train) const {
     const int64_t Pn = mem_p.size(0), H = cfg.heads, dh = dm / H;
-    const at::Tensor kv = kv_mail + at::matmul(phi(dts), w_kv.narrow(1, mail_dim, dt).t()).view({Pn, S, 2 * dm});
+    const at::Tensor kv = kv_mail + mm(phi(dts), w_kv.narrow(1, mail_dim, dt)).view({Pn, S, 2 * dm});
     const at::Tensor K = kv.narrow(2, 0, dm).reshape({Pn, S, H, dh});
     Readout r;
     r.V = kv.narrow(2, dm, dm);
@@ -314,7 +326,7 @@ struct TemporalModel::Impl {
       }
       times.fetch += tf.seconds();
       const auto [w_kv, b_kv] = fused_kv("memory_updater");
-      const at::Tensor kv_mail = per_pair(at::linear(mails, w_kv.narrow(1, 0, mail_dim), b_kv).view({U, S, 2 * dm}));
+      const at::Tensor kv_mail = per_pair(mm(mails, w_kv.narrow(1, 0, mail_dim), b_kv).view({U, S, 2 * dm}));
       const at::Tensor mp = per_pair(m);
       const Readout r = mailbox_readout(mp, kv_mail, w_kv, to_float(dts), to_float(full).view({Pn, S, 1}), train);
       const at::Tensor x = at::layer_norm(r.value + mp, {dm}, P("memory_updater.layer_norm.weight"), P("memory_updater.layer_norm.bias"));
@@ -328,9 +340,9 @@ struct TemporalModel::Impl {
     }
     times.fetch += tf.seconds();
     const at::Tensor& w_ih = P("memory_updater.weight_ih");
-    const at::Tensor gi = at::addmm(per_pair(at::linear(mails, w_ih.narrow(1, 0, mail_dim), P("memory_updater.bias_ih"))),
-                                    phi(to_float(delta)), w_ih.narrow(1, mail_dim, dt).t());
-    const at::Tensor gh = per_pair(at::linear(m, P("memory_updater.weight_hh"), P("memory_updater.bias_hh")));
+    const at::Tensor gi = per_pair(mm(mails, w_ih.narrow(1, 0, mail_dim), P("memory_updater.bias_ih"))) +
+                          mm(phi(to_float(delta)), w_ih.narrow(1, mail_dim, dt));
+    const at::Tensor gh = per_pair(mm(m, P("memory_updater.weight_hh"), P("memory_updater.bias_hh")));
     if (cfg.updater != "gru") return at::tanh(gi + gh);
     // torch.nn.GRUCell: r, z, n gates in that order.
     const auto gic = gi.chunk(3, 1), ghc = gh.chunk(3, 1);
@@ -376,11 +388,11 @@ struct TemporalModel::Impl {
     const at::Tensor e_feat = De > 0 ? kernels::gather_rows(edge_feat, to_long(eids)) : at::Tensor();
     times.fetch += tf.seconds();
     const auto [w_kv, b_kv] = fused_kv("attention");
-    at::Tensor kv = at::linear(h.index_select(0, to_long(nb_pairs)), w_kv.narrow(1, 0, dm)).index_select(0, to_long(slot_nb));
-    if (De > 0) kv = kv + at::linear(e_feat, w_kv.narrow(1, dm, De)).index_select(0, to_long(slot_e));
-    kv = at::addmm(b_kv, phi(to_float(dnb)), w_kv.narrow(1, dm + De, dt).t()) + kv;  // nv x 2de
+    at::Tensor kv = mm(h.index_select(0, to_long(nb_pairs)), w_kv.narrow(1, 0, dm)).index_select(0, to_long(slot_nb));
+    if (De > 0) kv = kv + mm(e_feat, w_kv.narrow(1, dm, De)).index_select(0, to_long(slot_e));
+    kv = mm(phi(to_float(dnb)), w_kv.narrow(1, dm + De, dt), b_kv) + kv;  // nv x 2de
     const at::Tensor& w_q = P("attention.w_q.weight");
-    const at::Tensor q = at::linear(h_root, w_q.narrow(1, 0, dm), at::linear(phi(at::zeros({1})), w_q.narrow(1, dm, dt), P("attention.w_q.bias")).squeeze(0));
+    const at::Tensor q = mm(h_root, w_q.narrow(1, 0, dm), at::linear(phi(at::zeros({1})), w_q.narrow(1, dm, dt), P("attention.w_q.bias")).squeeze(0));
     // Scores, softmax over each root's non-empty slots, attention dropout and the weighted
     // sum of V in one kernel (a root without neighbours gets h~ = 0).
     at::Tensor keep = at::empty({0});
@@ -698,7 +710,7 @@ TemporalModel::MailboxReadout TemporalModel::mailbox_attention(const std::vector
     dts[i] = valid[i] ? static_cast<float>(t - mail_ts[i]) : 0.0F;
   }
   const auto [w_kv, b_kv] = m.fused_kv("memory_updater");
-  const at::Tensor kv_mail = at::linear(to_float(mails).view({n * S, m.mail_dim}), w_kv.narrow(1, 0, m.mail_dim), b_kv).view({n, S, 2 * m.dm});
+  const at::Tensor kv_mail = m.mm(to_float(mails).view({n * S, m.mail_dim}), w_kv.narrow(1, 0, m.mail_dim), b_kv).view({n, S, 2 * m.dm});
   const Readout r = m.mailbox_readout(to_float(memory).view({n, m.dm}), kv_mail, w_kv, to_float(dts), to_float(full).view({n, S, 1}), false);
   auto vec = [](const at::Tensor& x) {
     const at::Tensor c = x.contiguous();

@@ -42,6 +42,11 @@ struct ModelConfig {
   // once per distinct (node, query time). The attention updater always uses query time -
   // mail time per mail (TGL).
   std::string memory_time = "query";
+  // The matrix products' inputs: "fp32", or "bf16" (weights and activations rounded to
+  // bfloat16 for the GEMMs only, with float accumulation, as torch.autocast does on the
+  // CPU; parameters, optimizer state, memory and every other op stay float32). bf16 runs
+  // the GEMMs on oneDNN (AVX512-BF16 where the CPU has it).
+  std::string precision = "fp32";
   // Defaults sized for the `small` stream on a laptop CPU; TGL's are 100/100/100 and lr
   // 1e-4 (configs/tgnn-train/tgn-wiki.json).
   int64_t memory_dim = 32;

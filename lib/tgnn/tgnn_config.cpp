@@ -60,6 +60,7 @@ TgnnConfig read_tgnn_config(const core::ConfigDoc& doc, std::optional<uint64_t> 
       .get("mailbox_size", m.mailbox_size, in_range<int64_t>(1, 1000))
       .get("use_memory", m.use_memory)
       .get("memory_time", m.memory_time, one_of({"query", "message"}))
+      .get("precision", m.precision, one_of({"fp32", "bf16"}))
       .get("memory_dim", m.memory_dim, in_range<int64_t>(1, 4096))
       .get("time_dim", m.time_dim, in_range<int64_t>(2, 4096))
       .get("embed_dim", m.embed_dim, in_range<int64_t>(1, 4096))
