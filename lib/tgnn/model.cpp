@@ -10,8 +10,10 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
+#include <cblas.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 
 #include "core/error.hpp"
@@ -29,7 +31,9 @@ void ModelConfig::resolve() {
 }
 
 void set_torch_threads(int n) {
-  if (n > 0) at::set_num_threads(n);
+  if (n <= 0) return;
+  at::set_num_threads(n);
+  openblas_set_num_threads(n);  // the fp32 GEMMs (blas_linear)
 }
 
 namespace {
@@ -75,6 +79,66 @@ struct SegmentAttentionFn : torch::autograd::Function<SegmentAttentionFn> {
     auto [dq, dkv] = kernels::segment_attention_backward(s[0], s[1], s[2], ctx->saved_data["heads"].toInt(), 0.2,
                                                          s[3].numel() > 0 ? s[3] : at::Tensor(), s[4], grad[0]);
     return {dq, dkv, at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+// y = x W^T (+ b) by OpenBLAS's sgemm, with W's row stride as its leading dimension so
+// that column blocks of a weight (the K/V split by input) need no copy. On this project's
+// CPUs OpenBLAS's sgemm runs these shapes ~10% faster than the MKL bundled with LibTorch
+// (bench/tgnn/README.md); every other op stays ATen's.
+int blas_int(int64_t v) {
+  TORCH_CHECK(v <= std::numeric_limits<int>::max(), "tgnn: GEMM dimension ", v, " exceeds the BLAS int range");
+  return static_cast<int>(v);
+}
+
+at::Tensor blas_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
+  TORCH_CHECK(w.stride(1) == 1 && w.size(1) == K && x.is_contiguous(), "tgnn: blas_linear layout");
+  at::Tensor y = b.defined() ? b.unsqueeze(0).expand({M, N}).contiguous() : at::zeros({M, N});
+  if (M == 0 || K == 0 || N == 0) return y;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blas_int(M), blas_int(N), blas_int(K), 1.0F,
+              x.const_data_ptr<float>(), blas_int(K), w.const_data_ptr<float>(), blas_int(w.stride(0)), 1.0F,
+              y.mutable_data_ptr<float>(), blas_int(N));
+  return y;
+}
+
+// blas_linear with autograd: dx = dy W, dW = dy^T x, db = the column sums of dy. `b` is
+// an empty tensor for none (autograd's apply takes no undefined tensors).
+struct BlasLinearFn : torch::autograd::Function<BlasLinearFn> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x_in, const at::Tensor& w,
+                            const at::Tensor& b) {
+    const at::Tensor x = x_in.contiguous();
+    ctx->save_for_backward({x, w});
+    ctx->saved_data["bias"] = b.numel() > 0;
+    return blas_linear(x, w, b.numel() > 0 ? b : at::Tensor());
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const auto s = ctx->get_saved_variables();
+    const at::Tensor &x = s[0], &w = s[1];
+    const at::Tensor dy = grad[0].contiguous();
+    const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
+    at::Tensor dx, dw, db;
+    if (ctx->needs_input_grad(0)) {
+      dx = at::empty({M, K});
+      if (N == 0 || M == 0) {
+        dx.zero_();
+      } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blas_int(M), blas_int(K), blas_int(N), 1.0F,
+                    dy.const_data_ptr<float>(), blas_int(N), w.const_data_ptr<float>(), blas_int(w.stride(0)), 0.0F,
+                    dx.mutable_data_ptr<float>(), blas_int(K));
+      }
+    }
+    if (ctx->needs_input_grad(1)) {
+      dw = at::zeros({N, K});
+      if (M > 0) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, blas_int(N), blas_int(K), blas_int(M), 1.0F,
+                    dy.const_data_ptr<float>(), blas_int(N), x.const_data_ptr<float>(), blas_int(K), 0.0F,
+                    dw.mutable_data_ptr<float>(), blas_int(K));
+      }
+    }
+    if (ctx->saved_data["bias"].toBool() && ctx->needs_input_grad(2)) db = dy.sum(0);
+    return {dx, dw, db};
   }
 };
 
@@ -204,11 +268,16 @@ struct TemporalModel::Impl {
     }
     throw std::logic_error("tgnn: no parameter " + name);
   }
-  // x W^T (+ b) in the configured precision. bf16: both factors rounded to bfloat16, the
+  // x W^T (+ b) in the configured precision. fp32: blas_linear (OpenBLAS) with its own
+  // backward. bf16: both factors rounded to bfloat16, the
   // rows padded to a multiple of 256 (oneDNN compiles a kernel per GEMM shape; a batch's
   // row counts vary, their buckets repeat), the product back in float32, then the bias.
   at::Tensor mm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b = {}) const {
-    if (!bf16) return at::linear(x, w, b);
+    if (!bf16) {
+      if (cfg.aten_gemm) return at::linear(x, w, b);
+      if (!at::GradMode::is_enabled()) return blas_linear(x.contiguous(), w, b);
+      return BlasLinearFn::apply(x, w, b.defined() ? b : at::empty({0}));
+    }
     const int64_t M = x.size(0), Mp = (M + 255) / 256 * 256;
     at::Tensor xb = x.to(at::kBFloat16);
     if (Mp != M) xb = at::constant_pad_nd(xb, {0, 0, 0, Mp - M});

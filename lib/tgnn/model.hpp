@@ -61,6 +61,9 @@ struct ModelConfig {
   // Test-only: let the sampler see events at the query time itself (an event's own edge),
   // to show that the leakage test can fail. Never read from a config file.
   bool leak_own_edge = false;
+  // Test-only: fp32 GEMMs through ATen (LibTorch's bundled MKL) instead of OpenBLAS, to
+  // check the OpenBLAS path and its hand-written backward against autograd's.
+  bool aten_gemm = false;
 
   // Fills updater/embedding from name; ConfigError-free (checked by the config reader).
   void resolve();
@@ -124,7 +127,7 @@ class TemporalModel {
   std::unique_ptr<Impl> impl_;
 };
 
-// LibTorch's intra-op thread count (--threads); 0 leaves the default.
+// LibTorch's intra-op and OpenBLAS's thread counts (--threads); 0 leaves the defaults.
 void set_torch_threads(int n);
 
 }  // namespace mlsys::tgnn

@@ -172,3 +172,35 @@ TEST_CASE("bf16 GEMMs score like fp32 within bfloat16 rounding", "[model][precis
     }
   }
 }
+
+TEST_CASE("the OpenBLAS GEMMs and their backward train like ATen's", "[model][precision]") {
+  const graph::EventStream s = random_bipartite(900, 23);
+  const graph::TemporalGraph g(s);
+  std::vector<size_t> train(600), rest(300);
+  for (size_t e = 0; e < 600; ++e) train[e] = e;
+  for (size_t e = 0; e < 300; ++e) rest[e] = 600 + e;
+  std::vector<int64_t> negs(s.size());
+  for (size_t e = 0; e < negs.size(); ++e) negs[e] = 100 + static_cast<int64_t>((e * 53) % 100);
+  for (const char* name : {"tgn", "apan", "jodie"}) {
+    DYNAMIC_SECTION(name) {
+      ModelConfig cfg = small_model(name);
+      TemporalModel blas(cfg, s, 7);
+      cfg.aten_gemm = true;
+      TemporalModel aten(cfg, s, 7);
+      StageTimes t;
+      // Six training steps (forward, backward, Adam) each, then scoring with the trained
+      // parameters and memory: a wrong gradient anywhere would separate the two.
+      const PassOutput ta = blas.run(train, negs, 1, g, true, 100, t);
+      const PassOutput tb = aten.run(train, negs, 1, g, true, 100, t);
+      CHECK(std::abs(ta.loss_sum - tb.loss_sum) < 1e-4 * std::abs(tb.loss_sum));
+      const std::vector<int64_t> rest_negs(negs.begin() + 600, negs.end());
+      const PassOutput a = blas.run(rest, rest_negs, 1, g, false, 100, t);
+      const PassOutput b = aten.run(rest, rest_negs, 1, g, false, 100, t);
+      double worst = 0;
+      for (size_t i = 0; i < a.pos.size(); ++i) {
+        worst = std::max({worst, std::abs(a.pos[i] - b.pos[i]), std::abs(a.neg[i] - b.neg[i])});
+      }
+      CHECK(worst < 1e-4);
+    }
+  }
+}
