@@ -499,4 +499,101 @@ std::pair<at::Tensor, at::Tensor> segment_attention_backward(const at::Tensor& q
   return {dq, dkv};
 }
 
+namespace {
+
+struct SlotTensors {
+  at::Tensor qk, c, x, offsets, keep;
+  int64_t heads = 0, R = 0, S = 0, dx = 0;
+};
+
+SlotTensors slot_args(const char* fn, const at::Tensor& qk_in, const at::Tensor& c_in, const at::Tensor& x_in,
+                      const at::Tensor& offsets, const at::Tensor& keep_in) {
+  SlotTensors a;
+  a.qk = float_arg(fn, "qk", qk_in, 3);
+  a.c = float_arg(fn, "c", c_in, 2);
+  a.x = float_arg(fn, "x", x_in, 2);
+  check_same_device(fn, "qk", a.qk, "c", a.c);
+  check_same_device(fn, "qk", a.qk, "x", a.x);
+  a.heads = a.qk.size(0), a.R = a.qk.size(1), a.dx = a.qk.size(2), a.S = a.x.size(0);
+  check_size(fn, "c", a.c, 0, a.heads);
+  check_size(fn, "c", a.c, 1, a.R);
+  check_size(fn, "x", a.x, 1, a.dx);
+  a.offsets = offsets_arg(fn, offsets, a.R, a.S, a.qk);
+  if (keep_in.defined()) {
+    a.keep = float_arg(fn, "keep", keep_in, 2);
+    check_same_device(fn, "qk", a.qk, "keep", a.keep);
+    check_size(fn, "keep", a.keep, 0, a.S);
+    check_size(fn, "keep", a.keep, 1, a.heads);
+  }
+  return a;
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> slot_attention(const at::Tensor& qk, const at::Tensor& c,
+                                                              const at::Tensor& x, const at::Tensor& offsets,
+                                                              double slope, const at::Tensor& keep) {
+  constexpr const char* fn = "slot_attention";
+  const SlotTensors a = slot_args(fn, qk, c, x, offsets, keep);
+  at::Tensor ax = at::empty({a.heads, a.R, a.dx}, a.qk.options());
+  at::Tensor asum = at::empty({a.heads, a.R}, a.qk.options());
+  at::Tensor att = at::empty({a.S, a.heads}, a.qk.options());
+  if (a.R == 0 || a.heads == 0) return {ax, asum, att};
+  if (a.qk.is_cpu()) {
+    cpu::slot_attention_forward(a.qk.const_data_ptr<float>(), a.c.const_data_ptr<float>(), a.x.const_data_ptr<float>(),
+                                a.offsets.const_data_ptr<int64_t>(), a.R, a.heads, a.dx, static_cast<float>(slope),
+                                ptr_or_null(a.keep), att.mutable_data_ptr<float>(), ax.mutable_data_ptr<float>(),
+                                asum.mutable_data_ptr<float>());
+  } else {
+#ifdef MLSYS_WITH_CUDA
+    const c10::cuda::CUDAGuard guard(a.qk.device());
+    cuda::slot_attention_forward_cuda(a.qk.const_data_ptr<float>(), a.c.const_data_ptr<float>(),
+                                      a.x.const_data_ptr<float>(), a.offsets.const_data_ptr<int64_t>(), a.R, a.heads,
+                                      a.dx, static_cast<float>(slope), ptr_or_null(a.keep),
+                                      att.mutable_data_ptr<float>(), ax.mutable_data_ptr<float>(),
+                                      asum.mutable_data_ptr<float>(), stream_of(a.qk));
+#endif
+  }
+  return {ax, asum, att};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> slot_attention_backward(const at::Tensor& qk, const at::Tensor& c,
+                                                                       const at::Tensor& x, const at::Tensor& offsets,
+                                                                       double slope, const at::Tensor& keep,
+                                                                       const at::Tensor& att_in, const at::Tensor& dax_in,
+                                                                       const at::Tensor& dasum_in) {
+  constexpr const char* fn = "slot_attention_backward";
+  const SlotTensors a = slot_args(fn, qk, c, x, offsets, keep);
+  const at::Tensor att = float_arg(fn, "att", att_in, 2), dax = float_arg(fn, "dax", dax_in, 3),
+                   dasum = float_arg(fn, "dasum", dasum_in, 2);
+  check_same_device(fn, "qk", a.qk, "att", att);
+  check_same_device(fn, "qk", a.qk, "dax", dax);
+  check_same_device(fn, "qk", a.qk, "dasum", dasum);
+  check_size(fn, "att", att, 0, a.S);
+  check_size(fn, "att", att, 1, a.heads);
+  if (dax.sizes() != a.qk.sizes()) fail(std::string(fn) + ": dax has shape " + shape_of(dax) + ", qk " + shape_of(a.qk));
+  if (dasum.sizes() != a.c.sizes()) fail(std::string(fn) + ": dasum has shape " + shape_of(dasum) + ", c " + shape_of(a.c));
+  // Every slot row belongs to one root, which writes it; so do the per-root outputs.
+  at::Tensor dqk = at::empty_like(a.qk), dc = at::empty_like(a.c), dxo = at::empty_like(a.x);
+  if (a.R == 0 || a.heads == 0) return {dqk.zero_(), dc.zero_(), dxo.zero_()};
+  if (a.qk.is_cpu()) {
+    cpu::slot_attention_backward(a.qk.const_data_ptr<float>(), a.c.const_data_ptr<float>(), a.x.const_data_ptr<float>(),
+                                 a.offsets.const_data_ptr<int64_t>(), a.R, a.heads, a.dx, static_cast<float>(slope),
+                                 ptr_or_null(a.keep), att.const_data_ptr<float>(), dax.const_data_ptr<float>(),
+                                 dasum.const_data_ptr<float>(), dqk.mutable_data_ptr<float>(),
+                                 dc.mutable_data_ptr<float>(), dxo.mutable_data_ptr<float>());
+  } else {
+#ifdef MLSYS_WITH_CUDA
+    const c10::cuda::CUDAGuard guard(a.qk.device());
+    cuda::slot_attention_backward_cuda(a.qk.const_data_ptr<float>(), a.c.const_data_ptr<float>(),
+                                       a.x.const_data_ptr<float>(), a.offsets.const_data_ptr<int64_t>(), a.R, a.heads,
+                                       a.dx, static_cast<float>(slope), ptr_or_null(a.keep),
+                                       att.const_data_ptr<float>(), dax.const_data_ptr<float>(),
+                                       dasum.const_data_ptr<float>(), dqk.mutable_data_ptr<float>(),
+                                       dc.mutable_data_ptr<float>(), dxo.mutable_data_ptr<float>(), stream_of(a.qk));
+#endif
+  }
+  return {dqk, dc, dxo};
+}
+
 }  // namespace mlsys::kernels

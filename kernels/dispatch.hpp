@@ -11,6 +11,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <tuple>
 #include <utility>
 
 namespace mlsys::kernels {
@@ -49,6 +50,19 @@ std::pair<at::Tensor, at::Tensor> segment_attention_backward(const at::Tensor& q
                                                              const at::Tensor& offsets, int64_t heads,
                                                              double slope, const at::Tensor& keep,
                                                              const at::Tensor& att, const at::Tensor& dout);
+
+// Factored per-root attention (cpu::slot_attention_forward): qk (heads x R x dx), c
+// (heads x R), x (S x dx), offsets (int64, R + 1 entries from 0 to S), keep (S x heads)
+// or undefined. Returns {ax (heads x R x dx), asum (heads x R), att (S x heads)}.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> slot_attention(const at::Tensor& qk, const at::Tensor& c,
+                                                              const at::Tensor& x, const at::Tensor& offsets,
+                                                              double slope, const at::Tensor& keep);
+// {dqk, dc, dx} given dax (heads x R x dx), dasum (heads x R) and the att it returned.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> slot_attention_backward(const at::Tensor& qk, const at::Tensor& c,
+                                                                       const at::Tensor& x, const at::Tensor& offsets,
+                                                                       double slope, const at::Tensor& keep,
+                                                                       const at::Tensor& att, const at::Tensor& dax,
+                                                                       const at::Tensor& dasum);
 
 // Whether this build compiled kernels/cuda (MLSYS_WITH_CUDA).
 [[nodiscard]] bool built_with_cuda() noexcept;

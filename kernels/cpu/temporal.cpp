@@ -58,6 +58,110 @@ float dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
+// a . b with 16 partial sums (in a fixed order, so deterministic) that GCC keeps in
+// vector registers; the plain loop above cannot vectorise without reassociation.
+inline float dot16(const float* __restrict__ a, const float* __restrict__ b, int64_t n) {
+  float acc[16] = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    for (int l = 0; l < 16; ++l) acc[l] += a[i + l] * b[i + l];
+  }
+  for (; i < n; ++i) acc[i & 15] += a[i] * b[i];
+  float s = 0.0F;
+  for (float v : acc) s += v;
+  return s;
+}
+
+// y += alpha x
+inline void axpy(float alpha, const float* __restrict__ x, float* __restrict__ y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+}
+
+struct SlotArgs {
+  const float *qk, *c, *x;
+  const int64_t* offsets;
+  int64_t R, heads, dx;
+  float slope;
+  const float* keep;
+};
+
+// One root of slot_attention_forward (all heads); cloned per ISA.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void slot_forward_root(const SlotArgs& a, int64_t r,
+                                                                                    float* att, float* ax,
+                                                                                    float* asum) {
+  const int64_t j0 = a.offsets[r], j1 = a.offsets[r + 1], H = a.heads, D = a.dx;
+  for (int64_t h = 0; h < H; ++h) {
+    float* axr = ax + (h * a.R + r) * D;
+    std::fill(axr, axr + D, 0.0F);
+    asum[h * a.R + r] = 0.0F;
+    if (j0 == j1) continue;
+    const float* q = a.qk + (h * a.R + r) * D;
+    const float cr = a.c[h * a.R + r];
+    float m = -std::numeric_limits<float>::infinity();
+    for (int64_t j = j0; j < j1; ++j) {
+      float s = dot16(q, a.x + j * D, D) + cr;
+      s = s > 0.0F ? s : a.slope * s;
+      att[j * H + h] = s;
+      m = std::max(m, s);
+    }
+    float sum = 0.0F;
+    for (int64_t j = j0; j < j1; ++j) {
+      const float e = std::exp(att[j * H + h] - m);
+      att[j * H + h] = e;
+      sum += e;
+    }
+    const float inv = 1.0F / sum;
+    float total = 0.0F;
+    for (int64_t j = j0; j < j1; ++j) {
+      const float w = att[j * H + h] * inv;
+      att[j * H + h] = w;
+      const float aw = a.keep != nullptr ? w * a.keep[j * H + h] : w;
+      total += aw;
+      axpy(aw, a.x + j * D, axr, D);
+    }
+    asum[h * a.R + r] = total;
+  }
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void slot_backward_root(
+    const SlotArgs& a, int64_t r, const float* att, const float* dax, const float* dasum, float* dqk, float* dc,
+    float* dx_out, std::vector<float>& da) {
+  const int64_t j0 = a.offsets[r], j1 = a.offsets[r + 1], H = a.heads, D = a.dx;
+  for (int64_t j = j0; j < j1; ++j) std::fill(dx_out + j * D, dx_out + (j + 1) * D, 0.0F);
+  da.resize(static_cast<size_t>(j1 - j0));
+  for (int64_t h = 0; h < H; ++h) {
+    float* dq = dqk + (h * a.R + r) * D;
+    std::fill(dq, dq + D, 0.0F);
+    dc[h * a.R + r] = 0.0F;
+    if (j0 == j1) continue;
+    const float* q = a.qk + (h * a.R + r) * D;
+    const float* g = dax + (h * a.R + r) * D;
+    const float gs = dasum[h * a.R + r], cr = a.c[h * a.R + r];
+    // Through the weighted sums: d(aw_j) = g . x_j + gs; dx_j += aw_j g.
+    float dot_att = 0.0F;
+    for (int64_t j = j0; j < j1; ++j) {
+      const float w = att[j * H + h];
+      const float k = a.keep != nullptr ? a.keep[j * H + h] : 1.0F;
+      const float* xj = a.x + j * D;
+      const float d = (dot16(g, xj, D) + gs) * k;
+      da[static_cast<size_t>(j - j0)] = d;
+      dot_att += w * d;
+      axpy(w * k, g, dx_out + j * D, D);
+    }
+    // Softmax, LeakyReLU (slope from the recomputed raw score), then qk . x_j + c.
+    float dcr = 0.0F;
+    for (int64_t j = j0; j < j1; ++j) {
+      const float* xj = a.x + j * D;
+      const float raw = dot16(q, xj, D) + cr;
+      const float ds = att[j * H + h] * (da[static_cast<size_t>(j - j0)] - dot_att) * (raw > 0.0F ? 1.0F : a.slope);
+      axpy(ds, xj, dq, D);
+      axpy(ds, q, dx_out + j * D, D);
+      dcr += ds;
+    }
+    dc[h * a.R + r] = dcr;
+  }
+}
+
 // Roots per parallel task: each root is a few hundred to a few thousand flops.
 constexpr int64_t kRootGrain = 64;
 
@@ -166,6 +270,25 @@ void segment_attention_backward(const float* q, const float* kv, const int64_t* 
         }
       }
     }
+  });
+}
+
+void slot_attention_forward(const float* qk, const float* c, const float* x, const int64_t* offsets, int64_t R,
+                            int64_t heads, int64_t dx, float slope, const float* keep, float* att, float* ax,
+                            float* asum) {
+  const SlotArgs a{qk, c, x, offsets, R, heads, dx, slope, keep};
+  at::parallel_for(0, R, kRootGrain, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) slot_forward_root(a, r, att, ax, asum);
+  });
+}
+
+void slot_attention_backward(const float* qk, const float* c, const float* x, const int64_t* offsets, int64_t R,
+                             int64_t heads, int64_t dx, float slope, const float* keep, const float* att,
+                             const float* dax, const float* dasum, float* dqk, float* dc, float* dx_out) {
+  const SlotArgs a{qk, c, x, offsets, R, heads, dx, slope, keep};
+  at::parallel_for(0, R, kRootGrain, [&](int64_t r0, int64_t r1) {
+    std::vector<float> da;
+    for (int64_t r = r0; r < r1; ++r) slot_backward_root(a, r, att, dax, dasum, dqk, dc, dx_out, da);
   });
 }
 

@@ -42,4 +42,23 @@ void segment_attention_backward(const float* q, const float* kv, const int64_t* 
                                 int64_t heads, int64_t dh, float slope, const float* keep,
                                 const float* att, const float* dout, float* dq, float* dkv);
 
+// Factored segment attention (TGN/TGL's temporal attention with K = W_k x + b_k and
+// V = W_v x + b_v never formed per slot): for root r and head h, with X the S x dx slot
+// inputs (rows [offsets[r], offsets[r+1]) belong to root r), qk = W_k,h^T q_r,h (heads x R x
+// dx, head-major) and c = q_r,h . b_k,h (heads x R):
+//   score_j = LeakyReLU_slope(qk_hr . x_j + c_hr), att_j = softmax over the root's slots,
+//   ax_hr = sum_j att_j keep_jh x_j (heads x R x dx), asum_hr = sum_j att_j keep_jh
+//   (heads x R), att (S x heads) the weights before dropout.
+// The caller finishes with out_h = W_v,h ax_h + b_v,h asum_h (a GEMM on R rows instead of
+// K and V on S rows). A root without slots gets ax = 0 and asum = 0. Parallel over roots.
+void slot_attention_forward(const float* qk, const float* c, const float* x, const int64_t* offsets, int64_t R,
+                            int64_t heads, int64_t dx, float slope, const float* keep, float* att, float* ax,
+                            float* asum);
+
+// Backward of slot_attention_forward given dax (heads x R x dx) and dasum (heads x R):
+// writes dqk (heads x R x dx), dc (heads x R) and dx_out (S x dx), all overwritten.
+void slot_attention_backward(const float* qk, const float* c, const float* x, const int64_t* offsets, int64_t R,
+                             int64_t heads, int64_t dx, float slope, const float* keep, const float* att,
+                             const float* dax, const float* dasum, float* dqk, float* dc, float* dx_out);
+
 }  // namespace mlsys::kernels::cpu

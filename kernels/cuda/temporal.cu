@@ -1,6 +1,7 @@
 // CUDA temporal-GNN kernels (see temporal.cuh and the CPU references in
-// kernels/cpu/temporal.hpp): the time encoding and its parameter gradient, and the per-root
-// segment attention with its backward pass. 64-bit offsets throughout.
+// kernels/cpu/temporal.hpp): the time encoding and its parameter gradient, the per-root
+// segment attention with its backward pass, and the factored (slot) attention with its
+// backward pass. 64-bit offsets throughout.
 #include "kernels/cuda/temporal.cuh"
 
 #include <cuda_runtime.h>
@@ -298,6 +299,209 @@ __global__ void segment_attention_backward_kernel(const float* __restrict__ q,
   }
 }
 
+// ---------------------------------------------------------------- slot attention
+// Forward: one warp per (root, head), grid-stride over the R * heads pairs (warp-uniform).
+// Each score qk_hr . x_j + c_hr is a whole-warp dot product (one column per lane, so the
+// reads of x_j are coalesced; the xor butterfly leaves the same sum in every lane), kept
+// by the lane that owns slot j in the softmax (lane (j - j0) % 32), in att: att is again
+// this warp's scratch for its own (slot, head) entries, each only ever touched by the lane
+// that owns its slot. Then the exponentials and their sum, the weights, and
+// ax = sum_j att_j keep_j x_j with one column per lane (weights broadcast by __shfl_sync),
+// asum = sum_j att_j keep_j. Any segment length and any dx.
+__global__ void slot_attention_forward_kernel(const float* __restrict__ qk, const float* __restrict__ cv,
+                                              const float* __restrict__ x,
+                                              const int64_t* __restrict__ offsets, int64_t R,
+                                              int64_t heads, int64_t dx, float slope,
+                                              const float* __restrict__ keep, float* att,
+                                              float* __restrict__ ax, float* __restrict__ asum) {
+  const int lane = static_cast<int>(threadIdx.x) % kWarp;
+  const int64_t pairs = R * heads;
+  const int64_t warp_stride = static_cast<int64_t>(gridDim.x) * kWarpsPerBlock;
+  for (int64_t p = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp;
+       p < pairs; p += warp_stride) {
+    // Head-major pairs: p = h * R + r, the row of qk, c, ax and asum.
+    const int64_t h = p / R;
+    const int64_t r = p - h * R;
+    const int64_t j0 = offsets[r], j1 = offsets[r + 1];
+    float* axr = ax + p * dx;
+    if (j0 >= j1) {
+      for (int64_t c = lane; c < dx; c += kWarp) axr[c] = 0.0F;
+      if (lane == 0) asum[p] = 0.0F;
+      continue;
+    }
+    const float* q = qk + p * dx;
+    const float cr = cv[p];
+    // Scores and their maximum.
+    float m = -INFINITY;
+    for (int64_t j = j0; j < j1; ++j) {
+      const float* xj = x + j * dx;
+      float part = 0.0F;
+      for (int64_t c = lane; c < dx; c += kWarp) part += q[c] * xj[c];
+      const float s = leaky(warp_sum(part) + cr, slope);
+      if ((j - j0) % kWarp == lane) att[j * heads + h] = s;
+      m = fmaxf(m, s);
+    }
+    // Exponentials and their sum (one slot per lane).
+    float sum = 0.0F;
+    for (int64_t jb = j0; jb < j1; jb += kWarp) {
+      const int64_t j = jb + lane;
+      if (j < j1) {
+        const float e = expf(att[j * heads + h] - m);
+        att[j * heads + h] = e;
+        sum += e;
+      }
+    }
+    sum = warp_sum(sum);
+    const float inv = 1.0F / sum;
+    // Weights, then ax and asum.
+    float total = 0.0F;
+    for (int64_t jb = j0; jb < j1; jb += kWarp) {
+      const int64_t j = jb + lane;
+      const int count = j1 - jb < kWarp ? static_cast<int>(j1 - jb) : kWarp;
+      float aw = 0.0F;
+      if (j < j1) {
+        const float a = att[j * heads + h] * inv;
+        att[j * heads + h] = a;
+        aw = keep != nullptr ? a * keep[j * heads + h] : a;
+        total += aw;
+      }
+      for (int64_t cb = 0; cb < dx; cb += kWarp) {
+        const int64_t c = cb + lane;
+        float acc = 0.0F;
+        for (int k = 0; k < count; ++k) {
+          const float awk = __shfl_sync(kFullMask, aw, k);
+          if (c < dx) acc += awk * x[(jb + k) * dx + c];
+        }
+        if (c < dx) axr[c] = jb == j0 ? acc : axr[c] + acc;
+      }
+    }
+    total = warp_sum(total);
+    if (lane == 0) asum[p] = total;
+  }
+}
+
+// Backward: one block of kSlotThreads per root (grid-stride over roots, block-uniform), its
+// heads in turn, so that the rows dx_out[j] of the root's slots sum the contributions of all
+// heads without atomics (each thread owns the same columns of every row for every head:
+// the first head writes them, the later ones add). Per head h, with g = dax_hr, gs = dasum_hr:
+//   d_j = (g . x_j + gs) keep_j, dot_att = sum_j att_j d_j,
+//   ds_j = att_j (d_j - dot_att) LeakyReLU'(qk_hr . x_j + c_hr),
+//   dx_j += att_j keep_j g + ds_j qk_hr, dqk_hr = sum_j ds_j x_j, dc_hr = sum_j ds_j.
+// The per-slot dot products are whole-warp ones (the warps take the slots in turn); their
+// results for up to kSlotTile slots wait in shared memory, and the column pass takes the
+// slots in tiles of kSlotTile, recomputing the dot products for any tile after the first.
+constexpr int kSlotThreads = 128;
+constexpr int kSlotWarps = kSlotThreads / kWarp;
+constexpr int kSlotTile = 256;
+
+// d_j and the LeakyReLU slope of slot j (whole-warp dot products: every lane gets them).
+__device__ __forceinline__ void slot_scalars(const float* __restrict__ q, const float* __restrict__ g,
+                                             const float* __restrict__ xj, int64_t dx, int lane,
+                                             float gs, float cr, float k, float slope, float& d,
+                                             float& f) {
+  float gd = 0.0F, qd = 0.0F;
+  for (int64_t c = lane; c < dx; c += kWarp) {
+    const float xv = xj[c];
+    gd += g[c] * xv;
+    qd += q[c] * xv;
+  }
+  d = (warp_sum(gd) + gs) * k;
+  f = warp_sum(qd) + cr > 0.0F ? 1.0F : slope;
+}
+
+__global__ void __launch_bounds__(kSlotThreads)
+    slot_attention_backward_kernel(const float* __restrict__ qk, const float* __restrict__ cv,
+                                   const float* __restrict__ x, const int64_t* __restrict__ offsets,
+                                   int64_t R, int64_t heads, int64_t dx, float slope,
+                                   const float* __restrict__ keep, const float* __restrict__ att,
+                                   const float* __restrict__ dax, const float* __restrict__ dasum,
+                                   float* __restrict__ dqk, float* __restrict__ dc,
+                                   float* __restrict__ dx_out) {
+  __shared__ float s_d[kSlotTile];   // d_j
+  __shared__ float s_f[kSlotTile];   // LeakyReLU'(raw score)
+  __shared__ float s_ds[kSlotTile];  // ds_j
+  __shared__ float s_aw[kSlotTile];  // att_j keep_j
+  __shared__ float s_part[kSlotWarps];
+  const int t = static_cast<int>(threadIdx.x);
+  const int lane = t % kWarp, warp = t / kWarp;
+  for (int64_t r = blockIdx.x; r < R; r += gridDim.x) {
+    const int64_t j0 = offsets[r], j1 = offsets[r + 1];
+    for (int64_t h = 0; h < heads; ++h) {
+      const int64_t p = h * R + r;
+      float* dq = dqk + p * dx;
+      if (j0 >= j1) {
+        for (int64_t c = t; c < dx; c += kSlotThreads) dq[c] = 0.0F;
+        if (t == 0) dc[p] = 0.0F;
+        continue;
+      }
+      const float* q = qk + p * dx;
+      const float* g = dax + p * dx;
+      const float gs = dasum[p], cr = cv[p];
+      // d_j for every slot (kept for the first tile) and dot_att.
+      float part = 0.0F;
+      for (int64_t j = j0 + warp; j < j1; j += kSlotWarps) {
+        const float k = keep != nullptr ? keep[j * heads + h] : 1.0F;
+        float d = 0.0F, f = 0.0F;
+        slot_scalars(q, g, x + j * dx, dx, lane, gs, cr, k, slope, d, f);
+        part += att[j * heads + h] * d;
+        if (lane == 0 && j - j0 < kSlotTile) {
+          s_d[j - j0] = d;
+          s_f[j - j0] = f;
+        }
+      }
+      if (lane == 0) s_part[warp] = part;
+      __syncthreads();
+      float dot_att = 0.0F;
+      for (int w = 0; w < kSlotWarps; ++w) dot_att += s_part[w];
+      float dcr = 0.0F;  // in warp 0
+      for (int64_t tb = j0; tb < j1; tb += kSlotTile) {
+        const int count = j1 - tb < kSlotTile ? static_cast<int>(j1 - tb) : kSlotTile;
+        if (tb != j0) {
+          for (int k = warp; k < count; k += kSlotWarps) {
+            const int64_t j = tb + k;
+            const float kj = keep != nullptr ? keep[j * heads + h] : 1.0F;
+            float d = 0.0F, f = 0.0F;
+            slot_scalars(q, g, x + j * dx, dx, lane, gs, cr, kj, slope, d, f);
+            if (lane == 0) {
+              s_d[k] = d;
+              s_f[k] = f;
+            }
+          }
+          __syncthreads();
+        }
+        if (warp == 0) {
+          float dpart = 0.0F;
+          for (int k = lane; k < count; k += kWarp) {
+            const int64_t j = tb + k;
+            const float a = att[j * heads + h];
+            const float ds = a * (s_d[k] - dot_att) * s_f[k];
+            s_ds[k] = ds;
+            s_aw[k] = keep != nullptr ? a * keep[j * heads + h] : a;
+            dpart += ds;
+          }
+          dcr += warp_sum(dpart);
+        }
+        __syncthreads();
+        for (int64_t c = t; c < dx; c += kSlotThreads) {
+          const float qc = q[c], gc = g[c];
+          float acc = 0.0F;
+          for (int k = 0; k < count; ++k) {
+            const int64_t idx = (tb + k) * dx + c;
+            const float ds = s_ds[k];
+            acc += ds * x[idx];
+            const float v = s_aw[k] * gc + ds * qc;
+            dx_out[idx] = h == 0 ? v : dx_out[idx] + v;
+          }
+          dq[c] = tb == j0 ? acc : dq[c] + acc;
+        }
+        // The shared tiles and s_part are rewritten next.
+        __syncthreads();
+      }
+      if (t == 0) dc[p] = dcr;
+    }
+  }
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- launchers
@@ -374,6 +578,25 @@ void segment_attention_backward_cuda(const float* q, const float* kv, const int6
   segment_attention_backward_kernel<<<blocks_for(R * heads, kWarpsPerBlock), kThreads, 0, stream>>>(
       q, kv, offsets, R, heads, dh, slope, keep, att, dout, dq, dkv);
   check_launch("segment_attention_backward_cuda");
+}
+
+void slot_attention_forward_cuda(const float* qk, const float* c, const float* x, const int64_t* offsets, int64_t R,
+                                 int64_t heads, int64_t dx, float slope, const float* keep, float* att, float* ax,
+                                 float* asum, cudaStream_t stream) {
+  if (R == 0 || heads == 0) return;
+  slot_attention_forward_kernel<<<blocks_for(R * heads, kWarpsPerBlock), kThreads, 0, stream>>>(
+      qk, c, x, offsets, R, heads, dx, slope, keep, att, ax, asum);
+  check_launch("slot_attention_forward_cuda");
+}
+
+void slot_attention_backward_cuda(const float* qk, const float* c, const float* x, const int64_t* offsets, int64_t R,
+                                  int64_t heads, int64_t dx, float slope, const float* keep, const float* att,
+                                  const float* dax, const float* dasum, float* dqk, float* dc, float* dx_out,
+                                  cudaStream_t stream) {
+  if (R == 0 || heads == 0) return;
+  slot_attention_backward_kernel<<<blocks_for(R, 1), kSlotThreads, 0, stream>>>(
+      qk, c, x, offsets, R, heads, dx, slope, keep, att, dax, dasum, dqk, dc, dx_out);
+  check_launch("slot_attention_backward_cuda");
 }
 
 }  // namespace mlsys::kernels::cuda

@@ -142,6 +142,57 @@ struct BlasLinearFn : torch::autograd::Function<BlasLinearFn> {
   }
 };
 
+// out = src[index] by kernels::gather_rows; backward: kernels::scatter_add_rows of the
+// gradient into zeros (deterministic; ATen's index_select backward goes through a generic
+// scatter that took ~6% of a TGN epoch).
+struct GatherRowsFn : torch::autograd::Function<GatherRowsFn> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& src, const at::Tensor& index) {
+    ctx->save_for_backward({index});
+    ctx->saved_data["rows"] = src.size(0);
+    return kernels::gather_rows(src, index);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const at::Tensor index = ctx->get_saved_variables()[0];
+    at::Tensor dsrc = at::zeros({ctx->saved_data["rows"].toInt(), grad[0].size(1)}, grad[0].options());
+    kernels::scatter_add_rows(dsrc, index, grad[0].contiguous());
+    return {dsrc, at::Tensor()};
+  }
+};
+
+// src[index] along dimension 0 (any trailing shape), with gradient when autograd records.
+at::Tensor gather(const at::Tensor& src, const at::Tensor& index) {
+  if (src.dim() != 2) {
+    std::vector<int64_t> shape(src.sizes().begin(), src.sizes().end());
+    shape[0] = index.size(0);
+    return gather(src.reshape({src.size(0), -1}), index).view(shape);
+  }
+  if (!at::GradMode::is_enabled() || !src.requires_grad()) return kernels::gather_rows(src, index);
+  return GatherRowsFn::apply(src, index);
+}
+
+// The factored per-root attention (kernels::slot_attention): outputs {ax, asum};
+// gradients for qk, c and x. `keep` as for SegmentAttentionFn.
+struct SlotAttentionFn : torch::autograd::Function<SlotAttentionFn> {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& qk,
+                                                const at::Tensor& c, const at::Tensor& x, const at::Tensor& offsets,
+                                                const at::Tensor& keep, int64_t heads) {
+    auto [ax, asum, att] = kernels::slot_attention(qk, c, x, offsets, 0.2, keep.numel() > 0 ? keep : at::Tensor());
+    ctx->save_for_backward({qk, c, x, offsets, keep, att});
+    ctx->saved_data["heads"] = heads;
+    return {ax, asum};
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const auto s = ctx->get_saved_variables();
+    const at::Tensor dax = grad[0].defined() ? grad[0] : at::zeros_like(s[0]);
+    const at::Tensor dasum = grad[1].defined() ? grad[1] : at::zeros_like(s[1]);
+    auto [dqk, dc, dx] = kernels::slot_attention_backward(s[0], s[1], s[2], s[3], 0.2,
+                                                          s[4].numel() > 0 ? s[4] : at::Tensor(), s[5], dax, dasum);
+    return {dqk, dc, dx, at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
 // The rows a batch needs updated memory for (its roots, then the non-empty neighbour
 // slots), collapsed to distinct (node, query time) pairs: the updater's output depends on
 // nothing else, so equal pairs share one computation, and the parts that depend on the
@@ -379,7 +430,7 @@ struct TemporalModel::Impl {
     const at::Tensor idx = to_long(rw.nodes);
     const bool same = rw.one_per_node();
     const at::Tensor pn = same ? at::Tensor() : to_long(rw.pair_node);
-    auto per_pair = [&](const at::Tensor& x) { return same ? x : x.index_select(0, pn); };
+    auto per_pair = [&](const at::Tensor& x) { return same ? x : gather(x, pn); };
     const at::Tensor m = kernels::gather_rows(mem, idx);
     const auto U = static_cast<int64_t>(rw.nodes.size());
     if (apan_updater) {
@@ -420,12 +471,64 @@ struct TemporalModel::Impl {
     return n + z * (per_pair(m) - n);
   }
 
-  // TGN eq. 5-9 in TGL's form: one layer, H heads, LeakyReLU(0.2) scores, over the k
-  // neighbour slots of each root (an empty slot is masked; no neighbours: h~ = 0). K and V
-  // come from one GEMM, split by input block: the node part once per distinct neighbour
-  // pair, the edge part once per distinct edge, the time part per slot.
+  // TGN eq. 5-9 in TGL's form: one layer, H heads, LeakyReLU(0.2) scores, over the
+  // non-empty neighbour slots of each root (no neighbours: h~ = 0), with a slot's input
+  // x_j = [h_j || e_j || phi(dt_j)], K_j = W_k x_j + b_k and V_j = W_v x_j + b_v.
+  //
+  // Factored form (the default): K and V are never formed per slot. Per root and head,
+  // q . K_j = (W_k,h^T q_h) . x_j + q_h . b_k,h and sum_j a_j V_j = W_v,h (sum_j a_j x_j)
+  // + b_v,h sum_j a_j, so the GEMMs run on the roots (2 x R x d_h x d_x each way) instead
+  // of the slots (S x d_x x 2 d_e), ~3x fewer multiply-adds, and kernels::slot_attention
+  // does the per-slot work (scores, softmax, dropout, the weighted sum of x) and its
+  // backward. cfg.kv_attention (test-only) runs the K/V form instead: the same function
+  // up to float rounding.
   at::Tensor attend(const at::Tensor& h_root, const at::Tensor& h, const Rows& rw, const graph::NeighborBlock& nb,
                     const std::vector<double>& ts, bool train, StageTimes& times) {
+    if (cfg.kv_attention) return attend_kv(h_root, h, rw, nb, ts, train, times);
+    core::Timer tf;
+    const int64_t R = h_root.size(0), k = nb.k, H = cfg.heads, de = cfg.embed_dim, dh = de / H;
+    const int64_t Dx = dm + De + dt;
+    const size_t nv = rw.slot.size();
+    std::vector<float> dnb(nv);
+    std::vector<int64_t> offsets(static_cast<size_t>(R + 1), 0), slot_eid(De > 0 ? nv : 0);
+    for (size_t s = 0; s < nv; ++s) {
+      const auto i = static_cast<size_t>(rw.slot[s]);
+      if (De > 0) slot_eid[s] = nb.eid[i];
+      dnb[s] = static_cast<float>(ts[i / static_cast<size_t>(k)] - nb.t[i]);
+      ++offsets[i / static_cast<size_t>(k) + 1];
+    }
+    for (size_t r = 0; r < static_cast<size_t>(R); ++r) offsets[r + 1] += offsets[r];
+    std::vector<at::Tensor> parts{gather(h, to_long(rw.slot_pair))};
+    if (De > 0) parts.push_back(kernels::gather_rows(edge_feat, to_long(slot_eid)));
+    times.fetch += tf.seconds();
+    parts.push_back(phi(to_float(dnb)));
+    const at::Tensor x = at::cat(parts, 1);  // nv x Dx
+    const at::Tensor& w_q = P("attention.w_q.weight");
+    const at::Tensor q = mm(h_root, w_q.narrow(1, 0, dm), at::linear(phi(at::zeros({1})), w_q.narrow(1, dm, dt), P("attention.w_q.bias")).squeeze(0));
+    const at::Tensor qh = q.view({R, H, dh}).transpose(0, 1);                                  // H x R x dh
+    const at::Tensor qk = at::bmm(qh, P("attention.w_k.weight").view({H, dh, Dx}));           // H x R x Dx
+    const at::Tensor c = at::bmm(qh, P("attention.w_k.bias").view({H, dh, 1})).squeeze(-1);   // H x R
+    const auto ax = SlotAttentionFn::apply(qk, c, x, to_long(offsets), dropout_keep(static_cast<int64_t>(nv), train), H);
+    // W_v,h (sum_j a_j x_j) + b_v,h sum_j a_j, per head; then heads side by side.
+    const at::Tensor vh = at::baddbmm(ax[1].unsqueeze(-1) * P("attention.w_v.bias").view({H, 1, dh}), ax[0],
+                                      P("attention.w_v.weight").view({H, dh, Dx}).transpose(1, 2));  // H x R x dh
+    const at::Tensor agg = vh.transpose(0, 1).reshape({R, de});
+    const at::Tensor out = at::relu(at::dropout(lin(at::cat({agg, h_root}, 1), "attention.w_out"), cfg.dropout, train));
+    return at::layer_norm(out, {de}, P("attention.layer_norm.weight"), P("attention.layer_norm.bias"));
+  }
+
+  // The attention dropout's keep scales (slots x heads), or an empty tensor when off.
+  at::Tensor dropout_keep(int64_t slots, bool train) const {
+    if (!train || cfg.att_dropout <= 0) return at::empty({0});
+    const double p = cfg.att_dropout;
+    return at::bernoulli(at::full({slots, cfg.heads}, 1 - p)).div_(1 - p);
+  }
+
+  // The K/V form of attend (test-only reference): K and V as one GEMM on [W_k; W_v], split
+  // by input block: the node part once per distinct neighbour pair, the edge part once per
+  // distinct edge, the time part per slot; then kernels::segment_attention.
+  at::Tensor attend_kv(const at::Tensor& h_root, const at::Tensor& h, const Rows& rw, const graph::NeighborBlock& nb,
+                       const std::vector<double>& ts, bool train, StageTimes& times) {
     core::Timer tf;
     const int64_t R = h_root.size(0), k = nb.k, H = cfg.heads, de = cfg.embed_dim;
     const size_t nv = rw.slot.size();
@@ -462,14 +565,7 @@ struct TemporalModel::Impl {
     kv = mm(phi(to_float(dnb)), w_kv.narrow(1, dm + De, dt), b_kv) + kv;  // nv x 2de
     const at::Tensor& w_q = P("attention.w_q.weight");
     const at::Tensor q = mm(h_root, w_q.narrow(1, 0, dm), at::linear(phi(at::zeros({1})), w_q.narrow(1, dm, dt), P("attention.w_q.bias")).squeeze(0));
-    // Scores, softmax over each root's non-empty slots, attention dropout and the weighted
-    // sum of V in one kernel (a root without neighbours gets h~ = 0).
-    at::Tensor keep = at::empty({0});
-    if (train && cfg.att_dropout > 0) {
-      const double p = cfg.att_dropout;
-      keep = at::bernoulli(at::full({static_cast<int64_t>(nv), H}, 1 - p)).div_(1 - p);
-    }
-    const at::Tensor agg = SegmentAttentionFn::apply(q, kv, to_long(offsets), keep, H);
+    const at::Tensor agg = SegmentAttentionFn::apply(q, kv, to_long(offsets), dropout_keep(static_cast<int64_t>(nv), train), H);
     const at::Tensor out = at::relu(at::dropout(lin(at::cat({agg, h_root}, 1), "attention.w_out"), cfg.dropout, train));
     return at::layer_norm(out, {de}, P("attention.layer_norm.weight"), P("attention.layer_norm.bias"));
   }
@@ -502,12 +598,12 @@ struct TemporalModel::Impl {
     at::Tensor h = s;
     if (Dn > 0) {
       const at::Tensor x = lin(kernels::gather_rows(node_feat, to_long(rw.nodes)), "node_proj");
-      h = h + (rw.one_per_node() ? x : x.index_select(0, to_long(rw.pair_node)));
+      h = h + (rw.one_per_node() ? x : gather(x, to_long(rw.pair_node)));
     }
     const at::Tensor ri = to_long(rw.root_pair);
     Forward f;
-    f.s_root = s.index_select(0, ri);
-    const at::Tensor h_root = h.index_select(0, ri);
+    f.s_root = gather(s, ri);
+    const at::Tensor h_root = gather(h, ri);
     if (with_attention) {
       f.z = attend(h_root, h, rw, nb, ts, train, times);
     } else if (time_proj) {

@@ -64,6 +64,9 @@ struct ModelConfig {
   // Test-only: fp32 GEMMs through ATen (LibTorch's bundled MKL) instead of OpenBLAS, to
   // check the OpenBLAS path and its hand-written backward against autograd's.
   bool aten_gemm = false;
+  // Test-only: the temporal attention in its K/V form (K and V per neighbour slot) instead
+  // of the factored form (GEMMs per root); the same function up to float rounding.
+  bool kv_attention = false;
 
   // Fills updater/embedding from name; ConfigError-free (checked by the config reader).
   void resolve();

@@ -5,6 +5,7 @@
 #include "tests/torch_catch.hpp"
 
 #include <ATen/core/grad_mode.h>
+#include <torch/csrc/autograd/autograd.h>
 
 #include <cstdint>
 #include <stdexcept>
@@ -114,6 +115,67 @@ TEST_CASE("segment_attention and its backward match ATen with autograd", "[kerne
   }
 }
 
+TEST_CASE("slot_attention equals the K/V attention and its backward matches autograd", "[kernels][tgnn]") {
+  at::manual_seed(7);
+  const std::vector<int64_t> lengths = {2, 0, 1, 12, 40, 0, 3};
+  std::vector<int64_t> offsets = {0};
+  for (int64_t l : lengths) offsets.push_back(offsets.back() + l);
+  const auto R = static_cast<int64_t>(lengths.size());
+  const int64_t S = offsets.back();
+  const at::Tensor off = at::tensor(offsets, at::kLong);
+  for (int64_t heads : {1, 2}) {
+    for (bool with_keep : {false, true}) {
+      DYNAMIC_SECTION("heads " << heads << (with_keep ? ", dropout" : "")) {
+        const int64_t dh = 4, de = heads * dh, dx = 37;
+        at::Tensor keep;
+        if (with_keep) keep = at::bernoulli(at::full({S, heads}, 0.7)) / 0.7;
+        // The same attention two ways: K/V per slot, and factored through qk and c.
+        const at::Tensor q = at::randn({R, de}) * 0.5, x = at::randn({S, dx});
+        const at::Tensor wk = at::randn({de, dx}) * 0.3, bk = at::randn({de}) * 0.3;
+        const at::Tensor wv = at::randn({de, dx}) * 0.3, bv = at::randn({de}) * 0.3;
+        const at::Tensor kv = at::cat({at::linear(x, wk, bk), at::linear(x, wv, bv)}, 1);
+        const at::Tensor expect = mk::segment_attention(q, kv, off, heads, 0.2, keep).first;
+        const at::Tensor qh = q.view({R, heads, dh}).transpose(0, 1);
+        const at::Tensor qk = at::bmm(qh, wk.view({heads, dh, dx})).contiguous();
+        const at::Tensor c = at::bmm(qh, bk.view({heads, dh, 1})).squeeze(-1).contiguous();
+        auto [ax, asum, att] = mk::slot_attention(qk, c, x, off, 0.2, keep);
+        const at::Tensor got = at::baddbmm(asum.unsqueeze(-1) * bv.view({heads, 1, dh}), ax,
+                                           wv.view({heads, dh, dx}).transpose(1, 2)).transpose(0, 1).reshape({R, de});
+        CHECK(max_abs_diff(got, expect) < 1e-5);
+        CHECK(got[1].abs().max().item<double>() == 0.0);  // no slots: zero
+
+        // Backward against autograd on the factored definition, root by root.
+        const at::Tensor qk_v = qk.clone().set_requires_grad(true), c_v = c.clone().set_requires_grad(true);
+        const at::Tensor x_v = x.clone().set_requires_grad(true);
+        std::vector<at::Tensor> ax_rows, asum_rows;
+        for (int64_t r = 0; r < R; ++r) {
+          const int64_t j0 = offsets[static_cast<size_t>(r)], n = lengths[static_cast<size_t>(r)];
+          if (n == 0) {
+            ax_rows.push_back(at::zeros({heads, dx}));
+            asum_rows.push_back(at::zeros({heads}));
+            continue;
+          }
+          const at::Tensor xs = x_v.narrow(0, j0, n);                                         // n x dx
+          const at::Tensor sc = at::leaky_relu(at::matmul(xs, qk_v.select(1, r).t()) + c_v.select(1, r), 0.2);  // n x H
+          at::Tensor a = at::softmax(sc, 0);
+          if (keep.defined()) a = a * keep.narrow(0, j0, n);
+          ax_rows.push_back(at::matmul(a.t(), xs));  // H x dx
+          asum_rows.push_back(a.sum(0));
+        }
+        const at::Tensor ax_ref = at::stack(ax_rows, 1), asum_ref = at::stack(asum_rows, 1);  // H x R x dx, H x R
+        CHECK(max_abs_diff(ax, ax_ref) < 1e-5);
+        CHECK(max_abs_diff(asum, asum_ref) < 1e-6);
+        const at::Tensor dax = at::randn({heads, R, dx}), dasum = at::randn({heads, R});
+        torch::autograd::backward({ax_ref, asum_ref}, {dax, dasum});
+        auto [dqk, dc, dxo] = mk::slot_attention_backward(qk, c, x, off, 0.2, keep, att, dax, dasum);
+        CHECK(max_abs_diff(dqk, qk_v.grad()) < 1e-5);
+        CHECK(max_abs_diff(dc, c_v.grad()) < 1e-5);
+        CHECK(max_abs_diff(dxo, x_v.grad()) < 1e-5);
+      }
+    }
+  }
+}
+
 TEST_CASE("temporal kernels reject bad arguments with one line", "[kernels][tgnn]") {
   using mlsys::test::expect_error;
   const at::Tensor q = at::zeros({2, 4}), kv = at::zeros({3, 8});
@@ -127,6 +189,12 @@ TEST_CASE("temporal kernels reject bad arguments with one line", "[kernels][tgnn
                                       {"kv", "expected 8"});
   expect_error<std::invalid_argument>([&] { (void)mk::segment_attention(q, kv, at::tensor({0L, 1L, 3L}), 3, 0.2, {}); },
                                       {"heads must divide"});
+  expect_error<std::invalid_argument>(
+      [&] { (void)mk::slot_attention(at::zeros({2, 3, 5}), at::zeros({2, 4}), at::zeros({6, 5}), at::tensor({0L, 1L, 2L, 6L}), 0.2, {}); },
+      {"slot_attention", "c", "expected 3"});
+  expect_error<std::invalid_argument>(
+      [&] { (void)mk::slot_attention(at::zeros({2, 3, 5}), at::zeros({2, 3}), at::zeros({6, 4}), at::tensor({0L, 1L, 2L, 6L}), 0.2, {}); },
+      {"slot_attention", "x", "expected 5"});
   expect_error<std::invalid_argument>(
       [&] { (void)mk::time_encode(at::zeros({4}, at::kDouble), at::zeros({3}), at::zeros({3}), false); },
       {"time_encode", "delta", "float32"});

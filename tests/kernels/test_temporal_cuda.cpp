@@ -1,6 +1,6 @@
-// time_encode / time_encode_backward / segment_attention / segment_attention_backward: the
-// CUDA kernels (kernels/cuda/temporal.cu) against the CPU reference on the same random
-// inputs, when a GPU is present.
+// time_encode / time_encode_backward / segment_attention / segment_attention_backward /
+// slot_attention / slot_attention_backward: the CUDA kernels (kernels/cuda/temporal.cu)
+// against the CPU reference on the same random inputs, when a GPU is present.
 #include "tests/torch_catch.hpp"
 
 #include <algorithm>
@@ -41,8 +41,8 @@ at::Tensor offsets_of(const std::vector<int64_t>& lengths) {
 }
 
 // Fills free blocks of the CUDA caching allocator of these sizes (in floats) with NaN, so
-// that an output element a kernel fails to write (out, dq and dkv are allocated
-// uninitialised) most likely shows up as NaN instead of a stale but plausible value.
+// that an output element a kernel fails to write (the outputs are allocated uninitialised)
+// most likely shows up as NaN instead of a stale but plausible value.
 void poison_cuda_blocks(const std::vector<int64_t>& sizes) {
   std::vector<at::Tensor> junk;
   for (const int64_t n : sizes) {
@@ -72,6 +72,10 @@ TEST_CASE("CUDA temporal kernels match the CPU reference", "[kernels][cuda]") {
       REQUIRE_THROWS_WITH(mk::segment_attention(at::randn({1, 4}, cuda), at::randn({2, 8}, cuda),
                                                 at::tensor(std::vector<int64_t>{0, 2}).to(at::kCUDA), 2, 0.2,
                                                 at::Tensor()),
+                          Catch::Contains("built without CUDA"));
+      REQUIRE_THROWS_WITH(mk::slot_attention(at::randn({2, 1, 4}, cuda), at::randn({2, 1}, cuda),
+                                             at::randn({3, 4}, cuda),
+                                             at::tensor(std::vector<int64_t>{0, 3}).to(at::kCUDA), 0.2, at::Tensor()),
                           Catch::Contains("built without CUDA"));
     }
     return;
@@ -170,6 +174,69 @@ TEST_CASE("CUDA temporal kernels match the CPU reference", "[kernels][cuda]") {
             if (lens[static_cast<size_t>(r)] != 0) continue;
             REQUIRE(at::equal(out_d[r].cpu(), at::zeros({de})));
             REQUIRE(at::equal(dq_d[r].cpu(), at::zeros({de})));
+          }
+        }
+      }
+    }
+  }
+
+  SECTION("slot_attention and slot_attention_backward") {
+    // Roots with no slot, one slot, a few, more than a warp (40), and more than one shared
+    // tile of the backward (300: its dot products recomputed), among many small ones.
+    std::vector<int64_t> lengths = {0, 1, 3, 40, 0, 300, 2, 1, 0, 33};
+    const at::Tensor small = at::randint(0, 12, {150}, at::kLong);
+    for (int64_t i = 0; i < small.numel(); ++i) lengths.push_back(small[i].item<int64_t>());
+    lengths.push_back(0);  // the last root empty too
+
+    for (const int64_t heads : {1, 2}) {
+      for (const int64_t dx : {5, 372}) {
+        for (const bool with_keep : {false, true}) {
+          for (const bool no_slots : {false, true}) {
+            // no_slots: every root empty, so x has no rows.
+            const std::vector<int64_t> lens = no_slots ? std::vector<int64_t>{0, 0, 0} : lengths;
+            INFO("heads=" << heads << " dx=" << dx << " keep=" << with_keep << " no_slots=" << no_slots);
+            const at::Tensor offsets = offsets_of(lens);
+            const int64_t R = static_cast<int64_t>(lens.size());
+            const int64_t S = offsets[R].item<int64_t>();
+            const double slope = 0.2;
+            // Scores of order 1 whatever dx (both LeakyReLU branches taken).
+            const at::Tensor qk = at::randn({heads, R, dx}) / std::sqrt(static_cast<double>(dx));
+            const at::Tensor c = at::randn({heads, R}) * 0.5;
+            const at::Tensor x = at::randn({S, dx});
+            // Dropout with p = 0.1: each weight kept (scaled by 1 / 0.9) or dropped.
+            const at::Tensor keep = with_keep ? (at::rand({S, heads}) > 0.1).to(at::kFloat) / 0.9 : at::Tensor();
+            const at::Tensor keep_d = with_keep ? keep.to(at::kCUDA) : at::Tensor();
+
+            const at::Tensor qk_d = qk.to(at::kCUDA), c_d = c.to(at::kCUDA), x_d = x.to(at::kCUDA),
+                             offsets_d = offsets.to(at::kCUDA);
+
+            const auto [ax, asum, att] = mk::slot_attention(qk, c, x, offsets, slope, keep);
+            poison_cuda_blocks({heads * R * dx, heads * R, S * heads});
+            const auto [ax_d, asum_d, att_d] = mk::slot_attention(qk_d, c_d, x_d, offsets_d, slope, keep_d);
+            require_close(att_d, att, 1e-5, 1e-5);
+            require_close(ax_d, ax, 1e-5, 1e-5);
+            require_close(asum_d, asum, 1e-5, 1e-5);
+
+            // The backward from the same (CPU) att on both devices.
+            const at::Tensor dax = at::randn({heads, R, dx});
+            const at::Tensor dasum = at::randn({heads, R});
+            const auto [dqk, dc, dxo] = mk::slot_attention_backward(qk, c, x, offsets, slope, keep, att, dax, dasum);
+            poison_cuda_blocks({heads * R * dx, heads * R, S * dx});
+            const auto [dqk_d, dc_d, dxo_d] =
+                mk::slot_attention_backward(qk_d, c_d, x_d, offsets_d, slope, keep_d, att.to(at::kCUDA),
+                                            dax.to(at::kCUDA), dasum.to(at::kCUDA));
+            require_close(dqk_d, dqk, 1e-5, 1e-5);
+            require_close(dc_d, dc, 1e-5, 1e-5);
+            require_close(dxo_d, dxo, 1e-5, 1e-5);
+
+            // Roots without slots: ax, asum, dqk and dc exactly 0.
+            for (int64_t r = 0; r < R; ++r) {
+              if (lens[static_cast<size_t>(r)] != 0) continue;
+              REQUIRE(at::equal(ax_d.select(1, r).cpu(), at::zeros({heads, dx})));
+              REQUIRE(at::equal(asum_d.select(1, r).cpu(), at::zeros({heads})));
+              REQUIRE(at::equal(dqk_d.select(1, r).cpu(), at::zeros({heads, dx})));
+              REQUIRE(at::equal(dc_d.select(1, r).cpu(), at::zeros({heads})));
+            }
           }
         }
       }

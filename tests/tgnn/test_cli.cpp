@@ -108,8 +108,9 @@ TEST_CASE("cli: generate -> fit -> eval -> embed on small data", "[cli]") {
 
   // AP/AUC use one negative per event from its own fixed stream: the number of MRR
   // negatives must not change them (nor EdgeBank's), only MRR. (Up to float rounding: the
-  // MRR negatives change the GEMMs' row counts, and OpenBLAS's kernels for a row block
-  // depend on them; a different negative stream would move AP by 1e-3 or more.)
+  // MRR negatives change the GEMMs' row counts, and the BLAS kernels chosen for a row
+  // block depend on them, which can swap near-tied scores: 7e-5 in AP seen; a different
+  // negative stream moves AP by 1e-3 or more.)
   Run e1 = run("eval --json" + kFastDims + " --set eval.mrr_negatives=1" + data_opt, tmp);
   Run e9 = run("eval --json" + kFastDims + " --set eval.mrr_negatives=9" + data_opt, tmp);
   INFO(e1.err << e9.err);
@@ -120,11 +121,11 @@ TEST_CASE("cli: generate -> fit -> eval -> embed on small data", "[cli]") {
   REQUIRE(j9["test"]["mrr_negatives"] == 9);
   for (const char* k : {"ap", "auc", "ap_batch", "auc_batch"}) {
     INFO(k);
-    CHECK(j1["test"][k].get<double>() == Approx(j9["test"][k].get<double>()).epsilon(1e-5));
-    CHECK(j1["test_inductive"][k].get<double>() == Approx(j9["test_inductive"][k].get<double>()).epsilon(1e-5));
+    CHECK(j1["test"][k].get<double>() == Approx(j9["test"][k].get<double>()).margin(5e-4));
+    CHECK(j1["test_inductive"][k].get<double>() == Approx(j9["test_inductive"][k].get<double>()).margin(5e-4));
     CHECK(j1["edgebank"]["test"][k].get<double>() == j9["edgebank"]["test"][k].get<double>());
-    CHECK(j1["val"][k].get<double>() == Approx(j9["val"][k].get<double>()).epsilon(1e-5));
-    CHECK(ev["test"][k].get<double>() == Approx(j9["test"][k].get<double>()).epsilon(1e-5));
+    CHECK(j1["val"][k].get<double>() == Approx(j9["val"][k].get<double>()).margin(5e-4));
+    CHECK(ev["test"][k].get<double>() == Approx(j9["test"][k].get<double>()).margin(5e-4));
   }
 
   Run b = run("embed" + kFast + data_opt, tmp);
