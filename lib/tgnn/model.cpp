@@ -33,7 +33,6 @@ void ModelConfig::resolve() {
 void set_torch_threads(int n) {
   if (n <= 0) return;
   at::set_num_threads(n);
-  openblas_set_num_threads(n);  // the fp32 GEMMs (blas_linear)
 }
 
 namespace {
@@ -91,14 +90,30 @@ int blas_int(int64_t v) {
   return static_cast<int>(v);
 }
 
+// C (m x n, ldc) = alpha op(A) op(B) + beta C with single-threaded OpenBLAS calls on row
+// blocks of C spread over LibTorch's intra-op threads (at::parallel_for): OpenBLAS's own
+// thread pool and LibTorch's OpenMP pool would spin against each other on shared cores
+// (--threads 2 on 2 cores ran 2.4x slower than 1 thread). Row blocks of C are independent,
+// so the result does not depend on the thread count.
+void sgemm_rows(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+                int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  const int64_t grain = std::max<int64_t>(32, (int64_t{1} << 20) / std::max<int64_t>(1, n * k));  // rows per task
+  at::parallel_for(0, m, grain, [&](int64_t r0, int64_t r1) {
+    // Row r of op(A) starts at a + r*lda (not transposed) or a + r (transposed).
+    const float* a0 = trans_a ? a + r0 : a + r0 * lda;
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, blas_int(r1 - r0),
+                blas_int(n), blas_int(k), 1.0F, a0, blas_int(lda), b, blas_int(ldb), beta, c + r0 * ldc, blas_int(ldc));
+  });
+}
+
 at::Tensor blas_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
   TORCH_CHECK(w.stride(1) == 1 && w.size(1) == K && x.is_contiguous(), "tgnn: blas_linear layout");
   at::Tensor y = b.defined() ? b.unsqueeze(0).expand({M, N}).contiguous() : at::zeros({M, N});
-  if (M == 0 || K == 0 || N == 0) return y;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blas_int(M), blas_int(N), blas_int(K), 1.0F,
-              x.const_data_ptr<float>(), blas_int(K), w.const_data_ptr<float>(), blas_int(w.stride(0)), 1.0F,
-              y.mutable_data_ptr<float>(), blas_int(N));
+  if (K == 0) return y;
+  sgemm_rows(false, true, M, N, K, x.const_data_ptr<float>(), K, w.const_data_ptr<float>(), w.stride(0), 1.0F,
+             y.mutable_data_ptr<float>(), N);
   return y;
 }
 
@@ -120,21 +135,17 @@ struct BlasLinearFn : torch::autograd::Function<BlasLinearFn> {
     const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
     at::Tensor dx, dw, db;
     if (ctx->needs_input_grad(0)) {
-      dx = at::empty({M, K});
-      if (N == 0 || M == 0) {
-        dx.zero_();
-      } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blas_int(M), blas_int(K), blas_int(N), 1.0F,
-                    dy.const_data_ptr<float>(), blas_int(N), w.const_data_ptr<float>(), blas_int(w.stride(0)), 0.0F,
-                    dx.mutable_data_ptr<float>(), blas_int(K));
+      dx = at::zeros({M, K});
+      if (N > 0) {
+        sgemm_rows(false, false, M, K, N, dy.const_data_ptr<float>(), N, w.const_data_ptr<float>(), w.stride(0), 0.0F,
+                   dx.mutable_data_ptr<float>(), K);
       }
     }
     if (ctx->needs_input_grad(1)) {
       dw = at::zeros({N, K});
       if (M > 0) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, blas_int(N), blas_int(K), blas_int(M), 1.0F,
-                    dy.const_data_ptr<float>(), blas_int(N), x.const_data_ptr<float>(), blas_int(K), 0.0F,
-                    dw.mutable_data_ptr<float>(), blas_int(K));
+        sgemm_rows(true, false, N, K, M, dy.const_data_ptr<float>(), N, x.const_data_ptr<float>(), K, 0.0F,
+                   dw.mutable_data_ptr<float>(), K);
       }
     }
     if (ctx->saved_data["bias"].toBool() && ctx->needs_input_grad(2)) db = dy.sum(0);
@@ -243,6 +254,7 @@ struct TemporalModel::Impl {
   Impl(const ModelConfig& c, const graph::EventStream& d, uint64_t seed) : cfg(c), data(d), rng(seed) {
     cfg.resolve();
     at::manual_seed(seed);
+    openblas_set_num_threads(1);  // sgemm_rows spreads the GEMMs over LibTorch's threads
     N = d.num_nodes, De = d.edge_dim, Dn = d.node_dim;
     dm = cfg.memory_dim, dt = cfg.time_dim;
     attention = cfg.embedding == "attention";
