@@ -127,35 +127,44 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void slot_backward_
     const SlotArgs& a, int64_t r, const float* att, const float* dax, const float* dasum, float* dqk, float* dc,
     float* dx_out, std::vector<float>& da) {
   const int64_t j0 = a.offsets[r], j1 = a.offsets[r + 1], H = a.heads, D = a.dx;
-  for (int64_t j = j0; j < j1; ++j) std::fill(dx_out + j * D, dx_out + (j + 1) * D, 0.0F);
   da.resize(static_cast<size_t>(j1 - j0));
   for (int64_t h = 0; h < H; ++h) {
-    float* dq = dqk + (h * a.R + r) * D;
+    float* __restrict__ dq = dqk + (h * a.R + r) * D;
     std::fill(dq, dq + D, 0.0F);
     dc[h * a.R + r] = 0.0F;
     if (j0 == j1) continue;
-    const float* q = a.qk + (h * a.R + r) * D;
-    const float* g = dax + (h * a.R + r) * D;
+    const float* __restrict__ q = a.qk + (h * a.R + r) * D;
+    const float* __restrict__ g = dax + (h * a.R + r) * D;
     const float gs = dasum[h * a.R + r], cr = a.c[h * a.R + r];
-    // Through the weighted sums: d(aw_j) = g . x_j + gs; dx_j += aw_j g.
+    // Through the weighted sums: d(aw_j) = g . x_j + gs, times keep.
     float dot_att = 0.0F;
     for (int64_t j = j0; j < j1; ++j) {
-      const float w = att[j * H + h];
       const float k = a.keep != nullptr ? a.keep[j * H + h] : 1.0F;
-      const float* xj = a.x + j * D;
-      const float d = (dot16(g, xj, D) + gs) * k;
+      const float d = (dot16(g, a.x + j * D, D) + gs) * k;
       da[static_cast<size_t>(j - j0)] = d;
-      dot_att += w * d;
-      axpy(w * k, g, dx_out + j * D, D);
+      dot_att += att[j * H + h] * d;
     }
-    // Softmax, LeakyReLU (slope from the recomputed raw score), then qk . x_j + c.
+    // Softmax, LeakyReLU (slope from the recomputed raw score), then qk . x_j + c; one
+    // pass per slot over x_j: dx_j (+)= aw_j g + ds_j qk, dqk += ds_j x_j.
     float dcr = 0.0F;
     for (int64_t j = j0; j < j1; ++j) {
-      const float* xj = a.x + j * D;
+      const float* __restrict__ xj = a.x + j * D;
+      float* __restrict__ dxj = dx_out + j * D;
+      const float w = att[j * H + h];
+      const float aw = a.keep != nullptr ? w * a.keep[j * H + h] : w;
       const float raw = dot16(q, xj, D) + cr;
-      const float ds = att[j * H + h] * (da[static_cast<size_t>(j - j0)] - dot_att) * (raw > 0.0F ? 1.0F : a.slope);
-      axpy(ds, xj, dq, D);
-      axpy(ds, q, dx_out + j * D, D);
+      const float ds = w * (da[static_cast<size_t>(j - j0)] - dot_att) * (raw > 0.0F ? 1.0F : a.slope);
+      if (h == 0) {
+        for (int64_t c = 0; c < D; ++c) {
+          dxj[c] = aw * g[c] + ds * q[c];
+          dq[c] += ds * xj[c];
+        }
+      } else {
+        for (int64_t c = 0; c < D; ++c) {
+          dxj[c] += aw * g[c] + ds * q[c];
+          dq[c] += ds * xj[c];
+        }
+      }
       dcr += ds;
     }
     dc[h * a.R + r] = dcr;
