@@ -110,10 +110,10 @@ void sgemm_rows(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, con
 at::Tensor blas_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
   TORCH_CHECK(w.stride(1) == 1 && w.size(1) == K && x.is_contiguous(), "tgnn: blas_linear layout");
-  at::Tensor y = b.defined() ? b.unsqueeze(0).expand({M, N}).contiguous() : at::zeros({M, N});
-  if (K == 0) return y;
-  sgemm_rows(false, true, M, N, K, x.const_data_ptr<float>(), K, w.const_data_ptr<float>(), w.stride(0), 1.0F,
-             y.mutable_data_ptr<float>(), N);
+  if (K == 0) return b.defined() ? b.unsqueeze(0).expand({M, N}).contiguous() : at::zeros({M, N});
+  at::Tensor y = b.defined() ? b.unsqueeze(0).expand({M, N}).contiguous() : at::empty({M, N});
+  sgemm_rows(false, true, M, N, K, x.const_data_ptr<float>(), K, w.const_data_ptr<float>(), w.stride(0),
+             b.defined() ? 1.0F : 0.0F, y.mutable_data_ptr<float>(), N);
   return y;
 }
 
@@ -135,14 +135,14 @@ struct BlasLinearFn : torch::autograd::Function<BlasLinearFn> {
     const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
     at::Tensor dx, dw, db;
     if (ctx->needs_input_grad(0)) {
-      dx = at::zeros({M, K});
+      dx = N > 0 ? at::empty({M, K}) : at::zeros({M, K});
       if (N > 0) {
         sgemm_rows(false, false, M, K, N, dy.const_data_ptr<float>(), N, w.const_data_ptr<float>(), w.stride(0), 0.0F,
                    dx.mutable_data_ptr<float>(), K);
       }
     }
     if (ctx->needs_input_grad(1)) {
-      dw = at::zeros({N, K});
+      dw = M > 0 ? at::empty({N, K}) : at::zeros({N, K});
       if (M > 0) {
         sgemm_rows(true, false, N, K, M, dy.const_data_ptr<float>(), N, x.const_data_ptr<float>(), K, 0.0F,
                    dw.mutable_data_ptr<float>(), K);
@@ -370,8 +370,16 @@ struct TemporalModel::Impl {
     return TimeEncodeFn::apply(delta, w, b);
   }
 
-  at::Tensor predict(const at::Tensor& zu, const at::Tensor& zv) const {
-    return lin(at::relu(lin(zu, "edge_predictor.src") + lin(zv, "edge_predictor.dst")), "edge_predictor.out").squeeze(1);
+  // TGL's edge predictor on [src (B) || dst (B) || neg (B q)] embeddings: scores of
+  // (src, dst) and of (src, each negative). W_s z_src runs once and is shared by the
+  // positive and the negative pairs; W_d runs on dst and negatives in one GEMM.
+  std::pair<at::Tensor, at::Tensor> predict(const at::Tensor& z, int64_t B, int64_t q) const {
+    const at::Tensor ps = lin(z.narrow(0, 0, B), "edge_predictor.src");
+    const at::Tensor pd = lin(z.narrow(0, B, B * (1 + q)), "edge_predictor.dst");
+    auto head = [&](const at::Tensor& x) { return lin(at::relu(x), "edge_predictor.out").squeeze(1); };
+    const at::Tensor pos = head(ps + pd.narrow(0, 0, B));
+    if (q == 0) return {pos, at::Tensor()};
+    return {pos, head((q == 1 ? ps : ps.repeat_interleave(q, 0)) + pd.narrow(0, B, B * q))};
   }
 
   // Roots and (when nb) the non-empty slots of their neighbour block as distinct pairs;
@@ -774,10 +782,7 @@ struct TemporalModel::Impl {
       Forward f = embed(roots, ts, g, train, inner, attention);
       times.sample += inner.sample;
       times.fetch += inner.fetch;
-      const at::Tensor zs = f.z.narrow(0, 0, Bi);
-      const at::Tensor pos = predict(zs, f.z.narrow(0, Bi, Bi));
-      at::Tensor neg;
-      if (q > 0) neg = predict(q == 1 ? zs : zs.repeat_interleave(q, 0), f.z.narrow(0, 2 * Bi, Bi * q));
+      const auto [pos, neg] = predict(f.z, Bi, q);
       if (train) {
         at::Tensor loss = at::binary_cross_entropy_with_logits(pos, at::ones_like(pos));
         if (q > 0) {
