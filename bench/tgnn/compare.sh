@@ -13,7 +13,13 @@
 # Usage: bench/tgnn/compare.sh [BUILD_DIR] [THREADS="1"] [PRESET=wiki]   (THREADS may list several: "1 2")
 #   PYTHON (default python3) must import torch and torch_geometric
 #   (pip install torch torch_geometric; no torch_scatter/torch_sparse needed).
-#   FORMS (default "query message"): the model.memory_time forms to run.
+#   FORMS (default "query message"): the tgnn-train variants to run, each
+#   MEMORY_TIME[:PRECISION] (model.memory_time, model.precision; fp32 by default),
+#   e.g. FORMS="query message message:bf16".
+#   PYG (default "fp32:1"): the PyG runs, each PRECISION:EPOCHS (bf16 runs the forward
+#   under torch.autocast("cpu", torch.bfloat16)); the ratios are against the first one.
+#   e.g. PYG="fp32:1 bf16:1 fp32:3" (the last shows how many epochs PyG needs to reach the
+#   AP tgnn-train reaches in one).
 #   OTHER (optional) "label=BUILD_DIR ...": further tgnn-train builds to run in the same
 #   comparison, e.g. OTHER="before=/tmp/old-build" for a before/after table.
 set -euo pipefail
@@ -23,6 +29,7 @@ build="${1:-$root/build}"
 threads_list="${2:-1}"
 preset="${3:-wiki}"
 forms="${FORMS:-query message}"
+pygs="${PYG:-fp32:1}"
 py="${PYTHON:-python3}"
 exe="$build/tools/tgnn-train/tgnn-train"
 [[ -x "$exe" ]] || { echo "compare.sh: $exe not found (build first)" >&2; exit 2; }
@@ -43,32 +50,43 @@ for th in $threads_list; do
       # only this build is known to have eval.negatives_out (OTHER builds may predate it)
       [[ "${b%%=*}" == this ]] && negs=(--set eval.negatives_out="$tmp/negatives.csv")
       l0=$(load)
+      prec=()
+      [[ "$mt" == *:* ]] && prec=(--set model.precision="${mt#*:}")
       OMP_NUM_THREADS=$th "${b#*=}/tools/tgnn-train/tgnn-train" fit --json --config "$root/configs/tgnn-train/tgn-wiki.json" \
         --threads "$th" --progress never --log-level warn --set data.path="$tmp/data" --set train.epochs=1 \
-        --set baselines.memory_zeroed=false --set baselines.edgebank=false --set model.memory_time=$mt "${negs[@]}" \
+        --set baselines.memory_zeroed=false --set baselines.edgebank=false --set model.memory_time="${mt%%:*}" "${prec[@]}" "${negs[@]}" \
         --out "$tmp/ours-${b%%=*}-$mt-$th" > "$tmp/ours-${b%%=*}-$mt-$th.json"
       echo "$l0 $(load)" > "$tmp/ours-${b%%=*}-$mt-$th.load"
     done
   done
-  l0=$(load)
-  OMP_NUM_THREADS=$th "$py" "$here/pyg_tgn.py" --data "$tmp/data" --negatives "$tmp/negatives.csv" --threads "$th" --epochs 1 > "$tmp/pyg-$th.json"
-  echo "$l0 $(load)" > "$tmp/pyg-$th.load"
+  for pv in $pygs; do
+    pprec=()
+    [[ "${pv%%:*}" == bf16 ]] && pprec=(--bf16)
+    l0=$(load)
+    OMP_NUM_THREADS=$th "$py" "$here/pyg_tgn.py" --data "$tmp/data" --negatives "$tmp/negatives.csv" --threads "$th" \
+      --epochs "${pv#*:}" "${pprec[@]}" > "$tmp/pyg-$pv-$th.json"
+    echo "$l0 $(load)" > "$tmp/pyg-$pv-$th.load"
+  done
 done
 labels="${builds[*]}"
-"$py" - "$tmp" "$here/compare.json" "$preset" "$threads_list" "$forms" "$labels" <<'PY'
+"$py" - "$tmp" "$here/compare.json" "$preset" "$threads_list" "$forms" "$labels" "$pygs" <<'PY'
 import json, sys, os
 tmp, out, preset = sys.argv[1], sys.argv[2], sys.argv[3]
 threads, forms, labels = sys.argv[4].split(), sys.argv[5].split(), [b.split("=")[0] for b in sys.argv[6].split()]
+pygs = sys.argv[7].split()
 load = lambda f: [float(x) for x in open(os.path.join(tmp, f)).read().split()]
 rows = []
 for th in threads:
-    pyg = json.load(open(os.path.join(tmp, "pyg-%s.json" % th)))
+    pyg_runs = [(pv, json.load(open(os.path.join(tmp, "pyg-%s-%s.json" % (pv, th))))) for pv in pygs]
+    pyg = pyg_runs[0][1]  # the reference of the ratios
     group = []
     for lb in labels:
         for mt in forms:
             name = "ours-%s-%s-%s" % (lb, mt, th)
             m = json.load(open(os.path.join(tmp, name + ".json")))["model"]
-            group.append({"impl": "tgnn-train TGN (%smemory_time=%s)" % ("" if lb == "this" else lb + ", ", mt),
+            mtime, _, prec = mt.partition(":")
+            group.append({"impl": "tgnn-train TGN (%smemory_time=%s)" % ("" if lb == "this" else lb + ", ", mtime),
+                          "precision": prec or "fp32", "epochs": 1,
                           "threads": int(th), "epoch_s": m["epoch_seconds"], "events_per_s": m["events_per_s"],
                           "epoch_cpu_s": m.get("epoch_cpu_seconds"), "events_per_cpu_s": m.get("events_per_cpu_s"),
                           "train_events": round(m["events_per_s"] * m["epoch_seconds"]),
@@ -76,12 +94,14 @@ for th in threads:
                           "test_events": m["test"]["events"],
                           "test_ap_batch": m["test"]["ap_batch"], "test_auc_batch": m["test"]["auc_batch"],
                           "stage_times": m["stage_times"], "load_1min": load(name + ".load")})
-    group.append({"impl": "PyG TGN (torch %s)" % pyg["torch"], "threads": int(th), "epoch_s": pyg["epoch_seconds"],
-                  "events_per_s": pyg["events_per_s"], "epoch_cpu_s": pyg.get("epoch_cpu_seconds"),
-                  "events_per_cpu_s": pyg.get("events_per_cpu_s"), "train_events": pyg["train_events"],
-                  "val_ap_batch": pyg["val"]["ap_batch"], "val_events": pyg["val"]["events"],
-                  "test_events": pyg["test"]["events"], "test_ap_batch": pyg["test"]["ap_batch"],
-                  "test_auc_batch": pyg["test"]["auc_batch"], "load_1min": load("pyg-%s.load" % th)})
+    for pv, p in pyg_runs:
+        group.append({"impl": "PyG TGN (torch %s)" % p["torch"], "precision": pv.split(":")[0],
+                      "epochs": p["epochs"], "threads": int(th), "epoch_s": p["epoch_seconds"],
+                      "events_per_s": p["events_per_s"], "epoch_cpu_s": p.get("epoch_cpu_seconds"),
+                      "events_per_cpu_s": p.get("events_per_cpu_s"), "train_events": p["train_events"],
+                      "val_ap_batch": p["val"]["ap_batch"], "val_events": p["val"]["events"],
+                      "test_events": p["test"]["events"], "test_ap_batch": p["test"]["ap_batch"],
+                      "test_auc_batch": p["test"]["auc_batch"], "load_1min": load("pyg-%s-%s.load" % (pv, th))})
     for r in group:
         r["ratio_vs_pyg"] = r["events_per_s"] / pyg["events_per_s"]
         r["cpu_ratio_vs_pyg"] = (r["events_per_cpu_s"] / pyg["events_per_cpu_s"]
@@ -90,11 +110,11 @@ for th in threads:
 json.dump({"preset": preset, "eval_negatives": "shared (tgnn-train's eval.negatives_out, read by pyg_tgn.py)",
            "rows": rows}, open(out, "w"), indent=2)
 f = lambda x, fmt: "-" if x is None else fmt % x
-print("| implementation | threads | train events | s/epoch (wall) | events/s (wall) | ratio vs PyG (wall) | CPU s/epoch | events/CPU-s | ratio vs PyG (CPU) | val AP (batch) | test AP (batch) | test AUC (batch) | load 1-min before/after |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("| implementation | precision | epochs | threads | train events | s/epoch (wall) | events/s (wall) | ratio vs PyG (wall) | CPU s/epoch | events/CPU-s | ratio vs PyG (CPU) | val AP (batch) | test AP (batch) | test AUC (batch) | load 1-min before/after |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
-    print("| %s | %d | %d | %.1f | %.0f | %.2f | %s | %s | %s | %.4f | %.4f | %.4f | %.1f / %.1f |" % (
-        r["impl"], r["threads"], r["train_events"], r["epoch_s"], r["events_per_s"], r["ratio_vs_pyg"], f(r["epoch_cpu_s"], "%.1f"),
+    print("| %s | %s | %d | %d | %d | %.1f | %.0f | %.2f | %s | %s | %s | %.4f | %.4f | %.4f | %.1f / %.1f |" % (
+        r["impl"], r["precision"], r["epochs"], r["threads"], r["train_events"], r["epoch_s"], r["events_per_s"], r["ratio_vs_pyg"], f(r["epoch_cpu_s"], "%.1f"),
         f(r["events_per_cpu_s"], "%.0f"), f(r["cpu_ratio_vs_pyg"], "%.2f"), r["val_ap_batch"], r["test_ap_batch"],
         r["test_auc_batch"], r["load_1min"][0], r["load_1min"][1]))
 ev = {(r["val_events"], r["test_events"]) for r in rows}

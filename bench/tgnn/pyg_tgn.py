@@ -78,6 +78,8 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--negatives", help="tgnn-train's eval.negatives_out CSV: split, train events, val/test negatives")
+    ap.add_argument("--bf16", action="store_true",
+                    help="run the forward passes under torch.autocast('cpu', dtype=torch.bfloat16)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -117,6 +119,18 @@ def main():
     assoc = torch.empty(N, dtype=torch.long)
 
     def step(idx, neg, train):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+            pos, ng = forward(idx, neg)
+            if train:
+                loss = bce(pos.float(), torch.ones_like(pos, dtype=torch.float)) + \
+                    bce(ng.float(), torch.zeros_like(ng, dtype=torch.float))
+        if train:
+            loss.backward()
+            opt.step()
+            memory.detach()
+        return pos.float(), ng.float()
+
+    def forward(idx, neg):
         s, d, ts, m = src[idx], dst[idx], t[idx], msg[idx]
         n_id = torch.cat([s, d, neg]).unique()
         n_id, edge_index, e_id = loader(n_id)
@@ -127,11 +141,6 @@ def main():
         ng = pred(z[assoc[s]], z[assoc[neg]])
         memory.update_state(s, d, ts, m)
         loader.insert(s, d)
-        if train:
-            loss = bce(pos, torch.ones_like(pos)) + bce(ng, torch.zeros_like(ng))
-            loss.backward()
-            opt.step()
-            memory.detach()
         return pos, ng
 
     gen = torch.Generator().manual_seed(a.seed)
@@ -150,6 +159,7 @@ def main():
 
     memory.eval(); gnn.eval(); pred.eval()
     out = {"model": "PyG TGN", "torch": torch.__version__, "threads": a.threads, "epochs": a.epochs,
+           "precision": "bf16 (autocast)" if a.bf16 else "fp32",
            "eval_negatives": a.negatives or "own (seed 2, uniform over the destination id range)",
            "train_events": int(len(splits["train"])), "epoch_seconds": float(np.mean(epoch_s)),
            "events_per_s": len(splits["train"]) / float(np.mean(epoch_s)),
