@@ -58,6 +58,27 @@ float dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
+// att[j * H + h] = softmax over j in [j0, j1) of LeakyReLU_slope(score(j)): the weights of
+// both attention kernels (a non-empty range).
+template <class Score>
+inline void leaky_softmax(Score score, int64_t j0, int64_t j1, int64_t H, int64_t h, float slope, float* att) {
+  float m = -std::numeric_limits<float>::infinity();
+  for (int64_t j = j0; j < j1; ++j) {
+    float s = score(j);
+    s = s > 0.0F ? s : slope * s;
+    att[j * H + h] = s;
+    m = std::max(m, s);
+  }
+  float sum = 0.0F;
+  for (int64_t j = j0; j < j1; ++j) {
+    const float e = std::exp(att[j * H + h] - m);
+    att[j * H + h] = e;
+    sum += e;
+  }
+  const float inv = 1.0F / sum;
+  for (int64_t j = j0; j < j1; ++j) att[j * H + h] *= inv;
+}
+
 // a . b with 16 partial sums (in a fixed order, so deterministic) that GCC keeps in
 // vector registers; the plain loop above cannot vectorise without reassociation.
 inline float dot16(const float* __restrict__ a, const float* __restrict__ b, int64_t n) {
@@ -97,24 +118,10 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void slot_forward_r
     if (j0 == j1) continue;
     const float* q = a.qk + (h * a.R + r) * D;
     const float cr = a.c[h * a.R + r];
-    float m = -std::numeric_limits<float>::infinity();
-    for (int64_t j = j0; j < j1; ++j) {
-      float s = dot16(q, a.x + j * D, D) + cr;
-      s = s > 0.0F ? s : a.slope * s;
-      att[j * H + h] = s;
-      m = std::max(m, s);
-    }
-    float sum = 0.0F;
-    for (int64_t j = j0; j < j1; ++j) {
-      const float e = std::exp(att[j * H + h] - m);
-      att[j * H + h] = e;
-      sum += e;
-    }
-    const float inv = 1.0F / sum;
+    leaky_softmax([&](int64_t j) { return dot16(q, a.x + j * D, D) + cr; }, j0, j1, H, h, a.slope, att);
     float total = 0.0F;
     for (int64_t j = j0; j < j1; ++j) {
-      const float w = att[j * H + h] * inv;
-      att[j * H + h] = w;
+      const float w = att[j * H + h];
       const float aw = a.keep != nullptr ? w * a.keep[j * H + h] : w;
       total += aw;
       axpy(aw, a.x + j * D, axr, D);
@@ -210,24 +217,10 @@ void segment_attention_forward(const float* q, const float* kv, const int64_t* o
       if (j0 == j1) continue;
       for (int64_t h = 0; h < heads; ++h) {
         const float* qh = q + r * de + h * dh;
-        float m = -std::numeric_limits<float>::infinity();
-        for (int64_t j = j0; j < j1; ++j) {
-          float s = dot(qh, kv + j * 2 * de + h * dh, dh);
-          s = s > 0.0F ? s : slope * s;
-          att[j * heads + h] = s;
-          m = std::max(m, s);
-        }
-        float sum = 0.0F;
-        for (int64_t j = j0; j < j1; ++j) {
-          const float e = std::exp(att[j * heads + h] - m);
-          att[j * heads + h] = e;
-          sum += e;
-        }
-        const float inv = 1.0F / sum;
+        leaky_softmax([&](int64_t j) { return dot(qh, kv + j * 2 * de + h * dh, dh); }, j0, j1, heads, h, slope, att);
         float* oh = o + h * dh;
         for (int64_t j = j0; j < j1; ++j) {
-          const float a = att[j * heads + h] * inv;
-          att[j * heads + h] = a;
+          const float a = att[j * heads + h];
           const float aw = keep != nullptr ? a * keep[j * heads + h] : a;
           const float* v = kv + j * 2 * de + de + h * dh;
           for (int64_t c = 0; c < dh; ++c) oh[c] += aw * v[c];

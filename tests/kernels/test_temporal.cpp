@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include "kernels/dispatch.hpp"
@@ -21,6 +22,19 @@ namespace {
 double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
   return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
 }
+
+// Roots owning consecutive slot ranges of the given lengths.
+struct Segments {
+  std::vector<int64_t> lengths, offsets{0};
+  int64_t R = 0, S = 0;
+  at::Tensor off;  // int64 offsets, R + 1 entries
+  explicit Segments(std::vector<int64_t> l) : lengths(std::move(l)) {
+    for (int64_t n : lengths) offsets.push_back(offsets.back() + n);
+    R = static_cast<int64_t>(lengths.size());
+    S = offsets.back();
+    off = at::tensor(offsets, at::kLong);
+  }
+};
 
 // out_r = sum_j softmax_j(LeakyReLU(q_r . K_j)) keep_j V_j per head, root by root.
 at::Tensor reference_attention(const at::Tensor& q, const at::Tensor& kv, const std::vector<int64_t>& offsets,
@@ -77,12 +91,10 @@ TEST_CASE("time_encode matches cos/sin of the same phases, and its gradient the 
 TEST_CASE("segment_attention and its backward match ATen with autograd", "[kernels][tgnn]") {
   at::manual_seed(5);
   // Roots with no slots, one slot, several, and one longer than 32.
-  const std::vector<int64_t> lengths = {0, 1, 3, 10, 0, 40, 2};
-  std::vector<int64_t> offsets = {0};
-  for (int64_t l : lengths) offsets.push_back(offsets.back() + l);
-  const auto R = static_cast<int64_t>(lengths.size());
-  const int64_t S = offsets.back();
-  const at::Tensor off = at::tensor(offsets, at::kLong);
+  const Segments seg({0, 1, 3, 10, 0, 40, 2});
+  const auto &lengths = seg.lengths, &offsets = seg.offsets;
+  const int64_t R = seg.R, S = seg.S;
+  const at::Tensor& off = seg.off;
   for (int64_t heads : {1, 2}) {
     for (bool with_keep : {false, true}) {
       DYNAMIC_SECTION("heads " << heads << (with_keep ? ", dropout" : "")) {
@@ -117,12 +129,10 @@ TEST_CASE("segment_attention and its backward match ATen with autograd", "[kerne
 
 TEST_CASE("slot_attention equals the K/V attention and its backward matches autograd", "[kernels][tgnn]") {
   at::manual_seed(7);
-  const std::vector<int64_t> lengths = {2, 0, 1, 12, 40, 0, 3};
-  std::vector<int64_t> offsets = {0};
-  for (int64_t l : lengths) offsets.push_back(offsets.back() + l);
-  const auto R = static_cast<int64_t>(lengths.size());
-  const int64_t S = offsets.back();
-  const at::Tensor off = at::tensor(offsets, at::kLong);
+  const Segments seg({2, 0, 1, 12, 40, 0, 3});
+  const auto &lengths = seg.lengths, &offsets = seg.offsets;
+  const int64_t R = seg.R, S = seg.S;
+  const at::Tensor& off = seg.off;
   for (int64_t heads : {1, 2}) {
     for (bool with_keep : {false, true}) {
       DYNAMIC_SECTION("heads " << heads << (with_keep ? ", dropout" : "")) {

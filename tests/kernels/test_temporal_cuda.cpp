@@ -13,9 +13,7 @@
 
 #include "kernels/dispatch.hpp"
 
-#ifdef MLSYS_WITH_CUDA
-#include <c10/cuda/CUDAFunctions.h>
-#endif
+#include "tests/kernels/cuda_available.hpp"
 
 namespace mk = mlsys::kernels;
 
@@ -53,18 +51,7 @@ void poison_cuda_blocks(const std::vector<int64_t>& sizes) {
 }  // namespace
 
 TEST_CASE("CUDA temporal kernels match the CPU reference", "[kernels][cuda]") {
-#ifdef MLSYS_WITH_CUDA
-  // at::hasCUDA() is also false when libtorch_cuda.so was never loaded (a link that
-  // dropped it as unneeded); on a machine with a GPU that must fail, not skip.
-  if (c10::cuda::device_count() > 0) {
-    INFO("the CUDA runtime sees a GPU but LibTorch has no CUDA backend: is libtorch_cuda.so "
-         "linked (readelf -d)?");
-    REQUIRE(at::hasCUDA());
-  }
-#endif
-  if (!mk::built_with_cuda() || !at::hasCUDA()) {
-    WARN("SKIP: CUDA temporal kernels not compared with the CPU reference ("
-         << (mk::built_with_cuda() ? "no CUDA device" : "built without CUDA") << ")");
+  if (!mlsys::test::cuda_kernels_testable("CUDA temporal kernels")) {
     if (!mk::built_with_cuda() && at::hasCUDA()) {
       const auto cuda = at::device(at::kCUDA);
       REQUIRE_THROWS_WITH(mk::time_encode(at::rand({3}, cuda), at::randn({2}, cuda), at::randn({2}, cuda), true),

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <utility>
 
 #include "graph/events.hpp"
 #include "graph/sampler.hpp"
@@ -68,6 +69,53 @@ double held_out_ap(const graph::EventStream& s, const ModelConfig& cfg, int epoc
   const PassOutput out = m.run(test, negs(test.size()), 1, g, false, 100, t);
   return average_precision(out.pos, out.neg);
 }
+
+// Two formulations of one model compared on a random stream: each model is built (which
+// reseeds the global generator, so dropout draws match) right before it runs; it scores
+// the last 300 events untrained, then a fresh one trains on the first 600 (6 batches) and
+// scores the last 300 with the trained parameters and memory.
+struct TwinRuns {
+  struct Result {
+    PassOutput untrained, trained_loss, trained;
+  };
+  graph::EventStream s;
+  graph::TemporalGraph g;
+  std::vector<size_t> train, rest;
+  std::vector<int64_t> negs, rest_negs;
+  uint64_t seed;
+  TwinRuns(graph::EventStream stream, size_t neg_stride, uint64_t model_seed)
+      : s(std::move(stream)), g(s), train(600), rest(300), negs(s.size()), seed(model_seed) {
+    for (size_t e = 0; e < 600; ++e) train[e] = e;
+    for (size_t e = 0; e < 300; ++e) rest[e] = 600 + e;
+    for (size_t e = 0; e < negs.size(); ++e) negs[e] = 100 + static_cast<int64_t>((e * neg_stride) % 100);
+    rest_negs.assign(negs.begin() + 600, negs.end());
+  }
+  [[nodiscard]] Result run(const ModelConfig& cfg) const {
+    Result r;
+    StageTimes t;
+    {
+      TemporalModel m(cfg, s, seed);
+      r.untrained = m.run(rest, rest_negs, 1, g, false, 100, t);
+    }
+    TemporalModel m(cfg, s, seed);
+    r.trained_loss = m.run(train, negs, 1, g, true, 100, t);
+    r.trained = m.run(rest, rest_negs, 1, g, false, 100, t);
+    return r;
+  }
+  // a and b agree: within 1e-5 untrained, equal losses through training (1e-4 relative),
+  // trained scores within trained_tol.
+  static void check_same(const Result& a, const Result& b, double trained_tol) {
+    CHECK(worst(a.untrained, b.untrained) < 1e-5);
+    CHECK(std::abs(a.trained_loss.loss_sum - b.trained_loss.loss_sum) < 1e-4 * std::abs(b.trained_loss.loss_sum));
+    CHECK(worst(a.trained, b.trained) < trained_tol);
+  }
+  // The largest difference between two passes' probabilities.
+  static double worst(const PassOutput& a, const PassOutput& b) {
+    double w = 0;
+    for (size_t i = 0; i < a.pos.size(); ++i) w = std::max({w, std::abs(a.pos[i] - b.pos[i]), std::abs(a.neg[i] - b.neg[i])});
+    return w;
+  }
+};
 
 }  // namespace
 
@@ -174,69 +222,21 @@ TEST_CASE("bf16 GEMMs score like fp32 within bfloat16 rounding", "[model][precis
 }
 
 TEST_CASE("the OpenBLAS GEMMs and their backward train like ATen's", "[model][precision]") {
-  const graph::EventStream s = random_bipartite(900, 23);
-  const graph::TemporalGraph g(s);
-  std::vector<size_t> train(600), rest(300);
-  for (size_t e = 0; e < 600; ++e) train[e] = e;
-  for (size_t e = 0; e < 300; ++e) rest[e] = 600 + e;
-  std::vector<int64_t> negs(s.size());
-  for (size_t e = 0; e < negs.size(); ++e) negs[e] = 100 + static_cast<int64_t>((e * 53) % 100);
+  const TwinRuns twin(random_bipartite(900, 23), 53, 7);
   for (const char* name : {"tgn", "apan", "jodie"}) {
     DYNAMIC_SECTION(name) {
-      ModelConfig cfg = small_model(name);
-      TemporalModel blas(cfg, s, 7);
-      cfg.aten_gemm = true;
-      TemporalModel aten(cfg, s, 7);
-      StageTimes t;
+      const ModelConfig cfg = small_model(name);
+      ModelConfig aten = cfg;
+      aten.aten_gemm = true;
       // Six training steps (forward, backward, Adam) each, then scoring with the trained
       // parameters and memory: a wrong gradient anywhere would separate the two.
-      const PassOutput ta = blas.run(train, negs, 1, g, true, 100, t);
-      const PassOutput tb = aten.run(train, negs, 1, g, true, 100, t);
-      CHECK(std::abs(ta.loss_sum - tb.loss_sum) < 1e-4 * std::abs(tb.loss_sum));
-      const std::vector<int64_t> rest_negs(negs.begin() + 600, negs.end());
-      const PassOutput a = blas.run(rest, rest_negs, 1, g, false, 100, t);
-      const PassOutput b = aten.run(rest, rest_negs, 1, g, false, 100, t);
-      double worst = 0;
-      for (size_t i = 0; i < a.pos.size(); ++i) {
-        worst = std::max({worst, std::abs(a.pos[i] - b.pos[i]), std::abs(a.neg[i] - b.neg[i])});
-      }
-      CHECK(worst < 1e-4);
+      TwinRuns::check_same(twin.run(cfg), twin.run(aten), 1e-4);
     }
   }
 }
 
 TEST_CASE("the factored temporal attention trains like the K/V form", "[model][attention]") {
-  const graph::EventStream s = random_bipartite(900, 29);
-  const graph::TemporalGraph g(s);
-  std::vector<size_t> train(600), rest(300);
-  for (size_t e = 0; e < 600; ++e) train[e] = e;
-  for (size_t e = 0; e < 300; ++e) rest[e] = 600 + e;
-  std::vector<int64_t> negs(s.size());
-  for (size_t e = 0; e < negs.size(); ++e) negs[e] = 100 + static_cast<int64_t>((e * 31) % 100);
-  const std::vector<int64_t> rest_negs(negs.begin() + 600, negs.end());
-  // Each model is built (which reseeds the global generator) right before it runs, so
-  // with dropout on both forms draw the same dropout numbers.
-  struct Result {
-    PassOutput untrained, trained_loss, trained;
-  };
-  auto run = [&](ModelConfig cfg, bool kv) {
-    cfg.kv_attention = kv;
-    Result r;
-    StageTimes t;
-    {
-      TemporalModel m(cfg, s, 11);
-      r.untrained = m.run(rest, rest_negs, 1, g, false, 100, t);
-    }
-    TemporalModel m(cfg, s, 11);
-    r.trained_loss = m.run(train, negs, 1, g, true, 100, t);
-    r.trained = m.run(rest, rest_negs, 1, g, false, 100, t);
-    return r;
-  };
-  auto worst = [](const PassOutput& a, const PassOutput& b) {
-    double w = 0;
-    for (size_t i = 0; i < a.pos.size(); ++i) w = std::max({w, std::abs(a.pos[i] - b.pos[i]), std::abs(a.neg[i] - b.neg[i])});
-    return w;
-  };
+  const TwinRuns twin(random_bipartite(900, 29), 31, 11);
   // TGN (attention embedding) and DyRep (attention in the mail).
   for (const char* name : {"tgn", "dyrep"}) {
     for (double dropout : {0.0, 0.1}) {
@@ -244,14 +244,13 @@ TEST_CASE("the factored temporal attention trains like the K/V form", "[model][a
         ModelConfig cfg = small_model(name);
         cfg.dropout = cfg.att_dropout = dropout;
         cfg.heads = 2;
-        const Result a = run(cfg, false), b = run(cfg, true);
-        // The same function: equal up to float rounding before training...
-        CHECK(worst(a.untrained, b.untrained) < 1e-5);
-        // ...and through six Adam steps (same losses; Adam's per-parameter normalisation
-        // turns rounding differences in near-zero gradients into steps of up to lr, so the
-        // trained scores agree to ~1e-3, not to rounding).
-        CHECK(std::abs(a.trained_loss.loss_sum - b.trained_loss.loss_sum) < 1e-4 * std::abs(b.trained_loss.loss_sum));
-        CHECK(worst(a.trained, b.trained) < 5e-3);
+        ModelConfig kv = cfg;
+        kv.kv_attention = true;
+        // The same function: equal up to float rounding before training and through six
+        // Adam steps (same losses; Adam's per-parameter normalisation turns rounding
+        // differences in near-zero gradients into steps of up to lr, so the trained scores
+        // agree to ~1e-3, not to rounding).
+        TwinRuns::check_same(twin.run(cfg), twin.run(kv), 5e-3);
       }
     }
   }
