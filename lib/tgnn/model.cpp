@@ -2,8 +2,11 @@
 // module): parameters are plain leaf tensors registered by name, the layers are ATen ops
 // (linear, layer_norm, the GRU/RNN cell written out as torch.nn.GRUCell computes it), Adam
 // is written out (Kingma & Ba, Alg. 1). Speed (bench/tgnn/README.md): every linear map is
-// applied once per distinct input it sees in a batch (node, (node, time) pair, edge) and
-// the results gathered, rather than once per row of the concatenated input.
+// applied once per distinct input it sees in a batch (node, (node, time) pair) and the
+// results gathered, rather than once per row of the concatenated input; the temporal
+// attention runs in a factored form (GEMMs per root, kernels::slot_attention per slot);
+// the time encoding is one kernel (kernels::time_encode); fp32 GEMMs go through OpenBLAS
+// (blas_linear) with hand-written backward passes, as custom autograd functions.
 #include "tgnn/model.hpp"
 
 #include <ATen/ATen.h>
