@@ -335,17 +335,18 @@ cudaStream_t stream_of(const at::Tensor& t) { return c10::cuda::getCurrentCUDASt
 #endif
 
 // Offsets must be int64, R + 1 entries, 0 first, non-decreasing, S last (checked on the CPU).
-at::Tensor offsets_arg(const char* fn, const at::Tensor& offsets_in, int64_t R, int64_t S, const at::Tensor& like) {
+at::Tensor offsets_arg(const char* fn, const at::Tensor& offsets_in, int64_t R, int64_t S, const at::Tensor& like,
+                       const char* like_name, const char* rows_name) {
   check_defined(fn, "offsets", offsets_in);
   if (offsets_in.dim() != 1 || offsets_in.scalar_type() != at::kLong || offsets_in.numel() != R + 1) {
     fail(std::string(fn) + ": offsets must be 1-D int64 with " + std::to_string(R + 1) + " entries, got " +
          c10::toString(offsets_in.scalar_type()) + " of shape " + shape_of(offsets_in));
   }
-  check_same_device(fn, "q", like, "offsets", offsets_in);
+  check_same_device(fn, like_name, like, "offsets", offsets_in);
   const at::Tensor host = offsets_in.cpu().contiguous();
   const int64_t* o = host.const_data_ptr<int64_t>();
   if (o[0] != 0 || o[R] != S) {
-    fail(std::string(fn) + ": offsets must run from 0 to " + std::to_string(S) + " (kv rows), got " +
+    fail(std::string(fn) + ": offsets must run from 0 to " + std::to_string(S) + " (" + rows_name + " rows), got " +
          std::to_string(o[0]) + " to " + std::to_string(o[R]));
   }
   for (int64_t r = 0; r < R; ++r) {
@@ -375,7 +376,7 @@ AttentionArgs attention_args(const char* fn, const at::Tensor& q_in, const at::T
   }
   a.dh = de / heads;
   check_size(fn, "kv", a.kv, 1, 2 * de);
-  a.offsets = offsets_arg(fn, offsets, a.R, a.S, a.q);
+  a.offsets = offsets_arg(fn, offsets, a.R, a.S, a.q, "q", "kv");
   if (keep_in.defined()) {
     a.keep = float_arg(fn, "keep", keep_in, 2);
     check_same_device(fn, "q", a.q, "keep", a.keep);
@@ -518,7 +519,7 @@ SlotTensors slot_args(const char* fn, const at::Tensor& qk_in, const at::Tensor&
   check_size(fn, "c", a.c, 0, a.heads);
   check_size(fn, "c", a.c, 1, a.R);
   check_size(fn, "x", a.x, 1, a.dx);
-  a.offsets = offsets_arg(fn, offsets, a.R, a.S, a.qk);
+  a.offsets = offsets_arg(fn, offsets, a.R, a.S, a.qk, "qk", "x");
   if (keep_in.defined()) {
     a.keep = float_arg(fn, "keep", keep_in, 2);
     check_same_device(fn, "qk", a.qk, "keep", a.keep);

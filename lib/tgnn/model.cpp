@@ -96,8 +96,9 @@ int blas_int(int64_t v) {
 // C (m x n, ldc) = alpha op(A) op(B) + beta C with single-threaded OpenBLAS calls on row
 // blocks of C spread over LibTorch's intra-op threads (at::parallel_for): OpenBLAS's own
 // thread pool and LibTorch's OpenMP pool would spin against each other on shared cores
-// (--threads 2 on 2 cores ran 2.4x slower than 1 thread). Row blocks of C are independent,
-// so the result does not depend on the thread count.
+// (--threads 2 on 2 cores ran 2.4x slower than 1 thread). Row blocks of C are independent
+// (no sums across tasks), but OpenBLAS may round a row differently with the block's row
+// count, so results can differ in the last bits between thread counts.
 void sgemm_rows(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
                 int64_t ldb, float beta, float* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
@@ -113,8 +114,11 @@ void sgemm_rows(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, con
 at::Tensor blas_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
   TORCH_CHECK(w.stride(1) == 1 && w.size(1) == K && x.is_contiguous(), "tgnn: blas_linear layout");
-  if (K == 0) return b.defined() ? b.unsqueeze(0).expand({M, N}).contiguous() : at::zeros({M, N});
-  at::Tensor y = b.defined() ? b.unsqueeze(0).expand({M, N}).contiguous() : at::empty({M, N});
+  // clone, not contiguous(): with M == 1 the expanded bias is already contiguous, and
+  // contiguous() would hand back the bias itself for the GEMM to overwrite.
+  auto bias_rows = [&] { return b.unsqueeze(0).expand({M, N}).clone(at::MemoryFormat::Contiguous); };
+  if (K == 0) return b.defined() ? bias_rows() : at::zeros({M, N});
+  at::Tensor y = b.defined() ? bias_rows() : at::empty({M, N});
   sgemm_rows(false, true, M, N, K, x.const_data_ptr<float>(), K, w.const_data_ptr<float>(), w.stride(0),
              b.defined() ? 1.0F : 0.0F, y.mutable_data_ptr<float>(), N);
   return y;

@@ -42,10 +42,10 @@ struct ModelConfig {
   // once per distinct (node, query time). The attention updater always uses query time -
   // mail time per mail (TGL).
   std::string memory_time = "query";
-  // The matrix products' inputs: "fp32", or "bf16" (weights and activations rounded to
-  // bfloat16 for the GEMMs only, with float accumulation, as torch.autocast does on the
-  // CPU; parameters, optimizer state, memory and every other op stay float32). bf16 runs
-  // the GEMMs on oneDNN (AVX512-BF16 where the CPU has it).
+  // The linear layers' inputs: "fp32", or "bf16" (weights and activations rounded to
+  // bfloat16 for those GEMMs only, with float accumulation, as torch.autocast does on the
+  // CPU; the per-head attention products, parameters, optimizer state, memory and every
+  // other op stay float32). bf16 runs them on oneDNN (AVX512-BF16 where the CPU has it).
   std::string precision = "fp32";
   // Defaults sized for the `small` stream on a laptop CPU; TGL's are 100/100/100 and lr
   // 1e-4 (configs/tgnn-train/tgn-wiki.json).
@@ -130,7 +130,9 @@ class TemporalModel {
   std::unique_ptr<Impl> impl_;
 };
 
-// LibTorch's intra-op and OpenBLAS's thread counts (--threads); 0 leaves the defaults.
+// LibTorch's intra-op thread count (--threads), over which the fp32 GEMMs' row blocks are
+// also spread (OpenBLAS itself runs single-threaded once a model exists); 0 leaves the
+// default.
 void set_torch_threads(int n);
 
 }  // namespace mlsys::tgnn

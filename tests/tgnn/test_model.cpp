@@ -255,3 +255,27 @@ TEST_CASE("the factored temporal attention trains like the K/V form", "[model][a
     }
   }
 }
+
+TEST_CASE("a one-event batch leaves the parameters alone", "[model][precision]") {
+  // A batch of one row once made the fp32 GEMM write into a bias (the expanded bias row was
+  // the bias itself): scoring one event changed every later score.
+  const graph::EventStream s = random_bipartite(400, 41);
+  const graph::TemporalGraph g(s);
+  std::vector<size_t> one{0}, rest(300);
+  for (size_t e = 0; e < 300; ++e) rest[e] = 100 + e;
+  const std::vector<int64_t> negs(400, 150);
+  for (const char* name : {"tgn", "apan", "jodie"}) {
+    DYNAMIC_SECTION(name) {
+      const ModelConfig cfg = small_model(name);
+      StageTimes t;
+      TemporalModel fresh(cfg, s, 3);
+      const PassOutput want = fresh.run(rest, negs, 1, g, false, 100, t);
+      TemporalModel m(cfg, s, 3);
+      (void)m.run(one, negs, 1, g, false, 100, t);  // a batch of one event, no training
+      m.reset_memory();
+      const PassOutput got = m.run(rest, negs, 1, g, false, 100, t);
+      CHECK(got.pos == want.pos);
+      CHECK(got.neg == want.neg);
+    }
+  }
+}
