@@ -7,6 +7,17 @@ import random
 
 SRC = "/usr/share/games/fortunes"
 
+# The fixed sentences of the classifier golden fixtures (scripts/lora-fixtures.py,
+# scripts/roberta-fixtures.py): the inputs whose logits the committed fixtures hold.
+GOLDEN_TEXTS = [
+    "The computer is down again; please reboot it before lunch.",
+    "Love means never having to say you're sorry.",
+    "A lawyer with a briefcase can steal more than a thousand men with guns.",
+    "Eat, drink and be merry, for tomorrow we diet.",
+    "Short.",
+    "Baseball is ninety percent mental; the other half is physical.",
+]
+
 
 def fortunes(clean, seed, src=SRC):
     texts = set()

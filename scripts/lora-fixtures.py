@@ -24,7 +24,7 @@ import os
 import sys
 import unicodedata
 
-from fortunes import fortunes  # scripts/fortunes.py
+from fortunes import GOLDEN_TEXTS, fortunes  # scripts/fortunes.py
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = os.path.join(ROOT, ".deps", "models", "all-MiniLM-L6-v2")
@@ -95,16 +95,6 @@ def cmd_tokenizer(a):
     with open(a.out, "w", encoding="utf-8") as f:
         json.dump({"tokenizer": type(tok).__name__, "max_length": 128, "rows": rows}, f, ensure_ascii=False)
     print(f"{len(rows)} sentences -> {a.out}")
-
-
-GOLDEN_TEXTS = [
-    "The computer is down again; please reboot it before lunch.",
-    "Love means never having to say you're sorry.",
-    "A lawyer with a briefcase can steal more than a thousand men with guns.",
-    "Eat, drink and be merry, for tomorrow we diet.",
-    "Short.",
-    "Baseball is ninety percent mental; the other half is physical.",
-]
 
 
 def cmd_golden(a):

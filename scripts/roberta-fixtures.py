@@ -35,7 +35,7 @@ import sys
 import unicodedata
 import zipfile
 
-from fortunes import fortunes  # scripts/fortunes.py
+from fortunes import GOLDEN_TEXTS, fortunes  # scripts/fortunes.py
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIX = os.path.join(ROOT, "tests", "nn", "fixtures")
@@ -168,16 +168,6 @@ def cmd_ids(_a):
     print(len(rows), "sentences ->", os.path.join(BPE, "ids.jsonl"), type(rob).__name__, type(gpt).__name__)
 
 
-GOLDEN_TEXTS = [
-    "The computer is down again; please reboot it before lunch.",
-    "Love means never having to say you're sorry.",
-    "A lawyer with a briefcase can steal more than a thousand men with guns.",
-    "Eat, drink and be merry, for tomorrow we diet.",
-    "Short.",
-    "Baseball is ninety percent mental; the other half is physical.",
-]
-
-
 def cmd_golden(_a):
     import torch
     from peft import LoraConfig, get_peft_model
@@ -241,7 +231,6 @@ def cmd_check_export(a):
     spec = importlib.util.spec_from_file_location("lora_fixtures", os.path.join(os.path.dirname(__file__), "lora-fixtures.py"))
     lf = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(lf)
-    lf.GOLDEN_TEXTS = GOLDEN_TEXTS
     lf.cmd_check_export(a)
 
 

@@ -309,23 +309,14 @@ void write_tiny_task(const fs::path& dir) {
 
 #include "nn/llama.hpp"
 #include "nn/llama2c.hpp"
+#include "tests/tiny_llama.hpp"
 
 namespace {
 const fs::path kStoriesBin = kRoot / "tests/nn/fixtures/stories260K/stories260K.bin";
 const fs::path kLlamaGolden = kRoot / "tests/nn/fixtures/llama_golden";
 
 nn::LlamaForCausalLM tiny_llama(bool tied, uint64_t seed = 5) {
-  nn::LlamaConfig c;
-  c.vocab_size = 30;
-  c.hidden_size = 16;
-  c.intermediate_size = 24;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 4;
-  c.max_position_embeddings = 32;
-  c.tie_word_embeddings = tied;
-  return nn::LlamaForCausalLM::random(c, seed);
+  return nn::LlamaForCausalLM::random(mlsys::test::tiny_llama_config(30, tied), seed);
 }
 }  // namespace
 

@@ -19,6 +19,7 @@
 #include "nn/llama2c.hpp"
 #include "tensor/safetensors.hpp"
 #include "tests/expect_error.hpp"
+#include "tests/tiny_llama.hpp"
 
 namespace fs = std::filesystem;
 using namespace mlsys;
@@ -173,17 +174,8 @@ nn::LlamaForCausalLM stories() {
 }
 
 nn::LlamaConfig tiny_config(bool tied) {
-  nn::LlamaConfig c;
-  c.vocab_size = 40;
-  c.hidden_size = 16;
-  c.intermediate_size = 24;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 4;
-  c.max_position_embeddings = 32;
+  nn::LlamaConfig c = mlsys::test::tiny_llama_config(40, tied);
   c.rms_norm_eps = 1e-5;
-  c.tie_word_embeddings = tied;
   return c;
 }
 }  // namespace
