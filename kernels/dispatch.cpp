@@ -3,6 +3,7 @@
 #include "kernels/dispatch.hpp"
 
 #include "kernels/cpu/gather_scatter.hpp"
+#include "kernels/cpu/optim.hpp"
 #include "kernels/cpu/temporal.hpp"
 
 #include <ATen/MemoryOverlap.h>
@@ -25,6 +26,7 @@
 #include "kernels/cuda/temporal.cuh"
 #endif
 
+#include <cmath>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -562,7 +564,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> slot_attention_backward(const at:
                                                                        const at::Tensor& x, const at::Tensor& offsets,
                                                                        double slope, const at::Tensor& keep,
                                                                        const at::Tensor& att_in, const at::Tensor& dax_in,
-                                                                       const at::Tensor& dasum_in) {
+                                                                       const at::Tensor& dasum_in, int64_t dx_cols) {
   constexpr const char* fn = "slot_attention_backward";
   const SlotTensors a = slot_args(fn, qk, c, x, offsets, keep);
   const at::Tensor att = float_arg(fn, "att", att_in, 2), dax = float_arg(fn, "dax", dax_in, 3),
@@ -575,14 +577,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> slot_attention_backward(const at:
   if (dax.sizes() != a.qk.sizes()) fail(std::string(fn) + ": dax has shape " + shape_of(dax) + ", qk " + shape_of(a.qk));
   if (dasum.sizes() != a.c.sizes()) fail(std::string(fn) + ": dasum has shape " + shape_of(dasum) + ", c " + shape_of(a.c));
   // Every slot row belongs to one root, which writes it; so do the per-root outputs.
-  at::Tensor dqk = at::empty_like(a.qk), dc = at::empty_like(a.c), dxo = at::empty_like(a.x);
+  if (dx_cols < 0) dx_cols = a.dx;
+  if (dx_cols > a.dx) fail(std::string(fn) + ": dx_cols is " + std::to_string(dx_cols) + ", x has " + std::to_string(a.dx) + " columns");
+  at::Tensor dqk = at::empty_like(a.qk), dc = at::empty_like(a.c), dxo = at::empty({a.S, dx_cols}, a.x.options());
   if (a.R == 0 || a.heads == 0) return {dqk.zero_(), dc.zero_(), dxo.zero_()};
   if (a.qk.is_cpu()) {
     cpu::slot_attention_backward(a.qk.const_data_ptr<float>(), a.c.const_data_ptr<float>(), a.x.const_data_ptr<float>(),
                                  a.offsets.const_data_ptr<int64_t>(), a.R, a.heads, a.dx, static_cast<float>(slope),
                                  ptr_or_null(a.keep), att.const_data_ptr<float>(), dax.const_data_ptr<float>(),
                                  dasum.const_data_ptr<float>(), dqk.mutable_data_ptr<float>(),
-                                 dc.mutable_data_ptr<float>(), dxo.mutable_data_ptr<float>());
+                                 dc.mutable_data_ptr<float>(), dxo.mutable_data_ptr<float>(), dx_cols);
   } else {
 #ifdef MLSYS_WITH_CUDA
     const c10::cuda::CUDAGuard guard(a.qk.device());
@@ -591,10 +595,43 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> slot_attention_backward(const at:
                                        a.dx, static_cast<float>(slope), ptr_or_null(a.keep),
                                        att.const_data_ptr<float>(), dax.const_data_ptr<float>(),
                                        dasum.const_data_ptr<float>(), dqk.mutable_data_ptr<float>(),
-                                       dc.mutable_data_ptr<float>(), dxo.mutable_data_ptr<float>(), stream_of(a.qk));
+                                       dc.mutable_data_ptr<float>(), dxo.mutable_data_ptr<float>(), dx_cols,
+                                       stream_of(a.qk));
 #endif
   }
   return {dqk, dc, dxo};
+}
+
+void adam_step(at::Tensor& p, const at::Tensor& g, at::Tensor& m, at::Tensor& v, const AdamHyper& h, int64_t t) {
+  constexpr const char* fn = "adam_step";
+  check_defined(fn, "p", p);
+  check_defined(fn, "g", g);
+  check_defined(fn, "m", m);
+  check_defined(fn, "v", v);
+  for (const auto& [name, x] : {std::pair<const char*, const at::Tensor*>{"g", &g}, {"m", &m}, {"v", &v}}) {
+    if (x->sizes() != p.sizes()) fail(std::string(fn) + ": " + name + " has shape " + shape_of(*x) + ", p " + shape_of(p));
+    check_same_device(fn, "p", p, name, *x);
+  }
+  if (t < 1) fail(std::string(fn) + ": step t must be >= 1, got " + std::to_string(t));
+  const double bc1 = 1.0 - std::pow(h.beta1, static_cast<double>(t));
+  const double bc2 = 1.0 - std::pow(h.beta2, static_cast<double>(t));
+  const bool fused = p.is_cpu() && p.scalar_type() == at::kFloat && g.scalar_type() == at::kFloat &&
+                     m.scalar_type() == at::kFloat && v.scalar_type() == at::kFloat && p.is_contiguous() &&
+                     m.is_contiguous() && v.is_contiguous();
+  if (!fused) {
+    if (h.weight_decay != 0) p.mul_(1.0 - h.lr * h.weight_decay);
+    m.mul_(h.beta1).add_(g, 1.0 - h.beta1);
+    v.mul_(h.beta2).addcmul_(g, g, 1.0 - h.beta2);
+    p.addcdiv_(m, v.div(bc2).sqrt_().add_(h.eps), -h.lr / bc1);
+    return;
+  }
+  if (p.numel() == 0) return;
+  const at::Tensor gc = g.contiguous();
+  const auto f = [](double x) { return static_cast<float>(x); };
+  const cpu::AdamScalars s{f(1.0 - h.lr * h.weight_decay), f(h.beta1), f(1.0 - h.beta1), f(h.beta2), f(1.0 - h.beta2),
+                           f(bc2), f(h.eps), f(-h.lr / bc1)};
+  cpu::adam_step(p.mutable_data_ptr<float>(), gc.const_data_ptr<float>(), m.mutable_data_ptr<float>(),
+                 v.mutable_data_ptr<float>(), p.numel(), s);
 }
 
 }  // namespace mlsys::kernels

@@ -57,12 +57,27 @@ std::pair<at::Tensor, at::Tensor> segment_attention_backward(const at::Tensor& q
 std::tuple<at::Tensor, at::Tensor, at::Tensor> slot_attention(const at::Tensor& qk, const at::Tensor& c,
                                                               const at::Tensor& x, const at::Tensor& offsets,
                                                               double slope, const at::Tensor& keep);
-// {dqk, dc, dx} given dax (heads x R x dx), dasum (heads x R) and the att it returned.
+// {dqk, dc, dx} given dax (heads x R x dx), dasum (heads x R) and the att it returned; dx
+// is S x dx_cols, the gradient of x's first dx_cols columns (-1: all of them).
 std::tuple<at::Tensor, at::Tensor, at::Tensor> slot_attention_backward(const at::Tensor& qk, const at::Tensor& c,
                                                                        const at::Tensor& x, const at::Tensor& offsets,
                                                                        double slope, const at::Tensor& keep,
                                                                        const at::Tensor& att, const at::Tensor& dax,
-                                                                       const at::Tensor& dasum);
+                                                                       const at::Tensor& dasum, int64_t dx_cols = -1);
+
+// ---- Optimisers (kernels/cpu/optim.hpp).
+
+// One Adam/AdamW update in place, torch.optim.AdamW's arithmetic: with t the 1-based
+// step, bc1 = 1 - beta1^t and bc2 = 1 - beta2^t,
+//   p *= 1 - lr weight_decay;  m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
+//   p -= lr / bc1 * m / (sqrt(v / bc2) + eps).
+// p, m and v are updated in place and must have g's shape and device. Float32 CPU tensors
+// (contiguous p, m, v) take the fused kernel, one pass over the elements; anything else
+// (CUDA, other dtypes) the same formulas as ATen ops.
+struct AdamHyper {
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+};
+void adam_step(at::Tensor& p, const at::Tensor& g, at::Tensor& m, at::Tensor& v, const AdamHyper& h, int64_t t);
 
 // Whether this build compiled kernels/cuda (MLSYS_WITH_CUDA).
 [[nodiscard]] bool built_with_cuda() noexcept;

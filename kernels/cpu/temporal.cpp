@@ -79,17 +79,23 @@ inline void leaky_softmax(Score score, int64_t j0, int64_t j1, int64_t H, int64_
   for (int64_t j = j0; j < j1; ++j) att[j * H + h] *= inv;
 }
 
-// a . b with 16 partial sums (in a fixed order, so deterministic) that GCC keeps in
-// vector registers; the plain loop above cannot vectorise without reassociation.
-inline float dot16(const float* __restrict__ a, const float* __restrict__ b, int64_t n) {
-  float acc[16] = {};
+// a . b with 64 partial sums in four independent 16-lane chains (a fixed lane per
+// element, so every ISA clone rounds alike and the result is deterministic); one chain
+// would wait on its add latency every 16 elements.
+inline float dot64(const float* __restrict__ a, const float* __restrict__ b, int64_t n) {
+  float acc[64] = {};
   int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    for (int l = 0; l < 64; ++l) acc[l] += a[i + l] * b[i + l];
+  }
   for (; i + 16 <= n; i += 16) {
     for (int l = 0; l < 16; ++l) acc[l] += a[i + l] * b[i + l];
   }
-  for (; i < n; ++i) acc[i & 15] += a[i] * b[i];
+  for (; i < n; ++i) acc[16 + (i & 15)] += a[i] * b[i];
+  for (int l = 0; l < 32; ++l) acc[l] += acc[l + 32];
+  for (int l = 0; l < 16; ++l) acc[l] += acc[l + 16];
   float s = 0.0F;
-  for (float v : acc) s += v;
+  for (int l = 0; l < 16; ++l) s += acc[l];
   return s;
 }
 
@@ -106,75 +112,80 @@ struct SlotArgs {
   const float* keep;
 };
 
-// One root of slot_attention_forward (all heads); cloned per ISA.
+// One root of slot_attention_forward, all heads; cloned per ISA. The raw scores of a slot
+// for every head first (x_j read from L1 after the first), then the softmax per head, then
+// the weighted sums slot by slot.
 __attribute__((target_clones("avx512f", "avx2", "default"))) void slot_forward_root(const SlotArgs& a, int64_t r,
                                                                                     float* att, float* ax,
                                                                                     float* asum) {
   const int64_t j0 = a.offsets[r], j1 = a.offsets[r + 1], H = a.heads, D = a.dx;
   for (int64_t h = 0; h < H; ++h) {
-    float* axr = ax + (h * a.R + r) * D;
-    std::fill(axr, axr + D, 0.0F);
+    std::fill(ax + (h * a.R + r) * D, ax + (h * a.R + r + 1) * D, 0.0F);
     asum[h * a.R + r] = 0.0F;
-    if (j0 == j1) continue;
-    const float* q = a.qk + (h * a.R + r) * D;
-    const float cr = a.c[h * a.R + r];
-    leaky_softmax([&](int64_t j) { return dot16(q, a.x + j * D, D) + cr; }, j0, j1, H, h, a.slope, att);
-    float total = 0.0F;
-    for (int64_t j = j0; j < j1; ++j) {
+  }
+  if (j0 == j1) return;
+  for (int64_t j = j0; j < j1; ++j) {
+    for (int64_t h = 0; h < H; ++h) att[j * H + h] = dot64(a.qk + (h * a.R + r) * D, a.x + j * D, D) + a.c[h * a.R + r];
+  }
+  for (int64_t h = 0; h < H; ++h) leaky_softmax([&](int64_t j) { return att[j * H + h]; }, j0, j1, H, h, a.slope, att);
+  for (int64_t j = j0; j < j1; ++j) {
+    for (int64_t h = 0; h < H; ++h) {
       const float w = att[j * H + h];
       const float aw = a.keep != nullptr ? w * a.keep[j * H + h] : w;
-      total += aw;
-      axpy(aw, a.x + j * D, axr, D);
+      asum[h * a.R + r] += aw;
+      axpy(aw, a.x + j * D, ax + (h * a.R + r) * D, D);
     }
-    asum[h * a.R + r] = total;
   }
 }
 
+// One root of slot_attention_backward, all heads; dx_out rows hold x's first `dx_cols`
+// columns. Pass 1 over the slots: d_jh = (g_h . x_j + gs_h) keep_jh and the LeakyReLU slope
+// from the raw score qk_h . x_j + c_h (both dot products per head while x_j is in L1).
+// Pass 2: ds_jh, then dqk_h += ds_jh x_j and dx_j = sum_h (aw_jh g_h + ds_jh qk_h), each
+// row of dx written once.
 __attribute__((target_clones("avx512f", "avx2", "default"))) void slot_backward_root(
     const SlotArgs& a, int64_t r, const float* att, const float* dax, const float* dasum, float* dqk, float* dc,
-    float* dx_out, std::vector<float>& da) {
+    float* dx_out, int64_t dx_cols, std::vector<float>& scratch) {
   const int64_t j0 = a.offsets[r], j1 = a.offsets[r + 1], H = a.heads, D = a.dx;
-  da.resize(static_cast<size_t>(j1 - j0));
   for (int64_t h = 0; h < H; ++h) {
-    float* __restrict__ dq = dqk + (h * a.R + r) * D;
-    std::fill(dq, dq + D, 0.0F);
+    std::fill(dqk + (h * a.R + r) * D, dqk + (h * a.R + r + 1) * D, 0.0F);
     dc[h * a.R + r] = 0.0F;
-    if (j0 == j1) continue;
-    const float* __restrict__ q = a.qk + (h * a.R + r) * D;
-    const float* __restrict__ g = dax + (h * a.R + r) * D;
-    const float gs = dasum[h * a.R + r], cr = a.c[h * a.R + r];
-    // Through the weighted sums: d(aw_j) = g . x_j + gs, times keep.
-    float dot_att = 0.0F;
-    for (int64_t j = j0; j < j1; ++j) {
+  }
+  if (j0 == j1) return;
+  const int64_t n = j1 - j0;
+  scratch.resize(static_cast<size_t>(2 * n * H + H));
+  float* d = scratch.data();          // n x H: d_jh
+  float* f = d + n * H;               // n x H: LeakyReLU'(raw score)
+  float* dot_att = f + n * H;         // H: sum_j att_jh d_jh
+  for (int64_t h = 0; h < H; ++h) dot_att[h] = 0.0F;
+  for (int64_t j = j0; j < j1; ++j) {
+    const float* xj = a.x + j * D;
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t p = h * a.R + r, o = (j - j0) * H + h;
       const float k = a.keep != nullptr ? a.keep[j * H + h] : 1.0F;
-      const float d = (dot16(g, a.x + j * D, D) + gs) * k;
-      da[static_cast<size_t>(j - j0)] = d;
-      dot_att += att[j * H + h] * d;
+      d[o] = (dot64(dax + p * D, xj, D) + dasum[p]) * k;
+      f[o] = dot64(a.qk + p * D, xj, D) + a.c[p] > 0.0F ? 1.0F : a.slope;
+      dot_att[h] += att[j * H + h] * d[o];
     }
-    // Softmax, LeakyReLU (slope from the recomputed raw score), then qk . x_j + c; one
-    // pass per slot over x_j: dx_j (+)= aw_j g + ds_j qk, dqk += ds_j x_j.
-    float dcr = 0.0F;
-    for (int64_t j = j0; j < j1; ++j) {
-      const float* __restrict__ xj = a.x + j * D;
-      float* __restrict__ dxj = dx_out + j * D;
+  }
+  for (int64_t j = j0; j < j1; ++j) {
+    const float* __restrict__ xj = a.x + j * D;
+    float* __restrict__ dxj = dx_out + j * dx_cols;
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t p = h * a.R + r, o = (j - j0) * H + h;
       const float w = att[j * H + h];
       const float aw = a.keep != nullptr ? w * a.keep[j * H + h] : w;
-      const float raw = dot16(q, xj, D) + cr;
-      const float ds = w * (da[static_cast<size_t>(j - j0)] - dot_att) * (raw > 0.0F ? 1.0F : a.slope);
+      const float ds = w * (d[o] - dot_att[h]) * f[o];
+      const float* __restrict__ q = a.qk + p * D;
+      const float* __restrict__ g = dax + p * D;
+      axpy(ds, xj, dqk + p * D, D);
       if (h == 0) {
-        for (int64_t c = 0; c < D; ++c) {
-          dxj[c] = aw * g[c] + ds * q[c];
-          dq[c] += ds * xj[c];
-        }
+        for (int64_t c = 0; c < dx_cols; ++c) dxj[c] = aw * g[c] + ds * q[c];
       } else {
-        for (int64_t c = 0; c < D; ++c) {
-          dxj[c] += aw * g[c] + ds * q[c];
-          dq[c] += ds * xj[c];
-        }
+        for (int64_t c = 0; c < dx_cols; ++c) dxj[c] += aw * g[c] + ds * q[c];
       }
-      dcr += ds;
+      dc[p] += ds;
     }
-    dc[h * a.R + r] = dcr;
   }
 }
 
@@ -286,11 +297,12 @@ void slot_attention_forward(const float* qk, const float* c, const float* x, con
 
 void slot_attention_backward(const float* qk, const float* c, const float* x, const int64_t* offsets, int64_t R,
                              int64_t heads, int64_t dx, float slope, const float* keep, const float* att,
-                             const float* dax, const float* dasum, float* dqk, float* dc, float* dx_out) {
+                             const float* dax, const float* dasum, float* dqk, float* dc, float* dx_out,
+                             int64_t dx_cols) {
   const SlotArgs a{qk, c, x, offsets, R, heads, dx, slope, keep};
   at::parallel_for(0, R, kRootGrain, [&](int64_t r0, int64_t r1) {
-    std::vector<float> da;
-    for (int64_t r = r0; r < r1; ++r) slot_backward_root(a, r, att, dax, dasum, dqk, dc, dx_out, da);
+    std::vector<float> scratch;
+    for (int64_t r = r0; r < r1; ++r) slot_backward_root(a, r, att, dax, dasum, dqk, dc, dx_out, dx_cols, scratch);
   });
 }
 

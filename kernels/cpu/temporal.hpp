@@ -56,9 +56,12 @@ void slot_attention_forward(const float* qk, const float* c, const float* x, con
                             float* asum);
 
 // Backward of slot_attention_forward given dax (heads x R x dx) and dasum (heads x R):
-// writes dqk (heads x R x dx), dc (heads x R) and dx_out (S x dx), all overwritten.
+// writes dqk (heads x R x dx), dc (heads x R) and dx_out (S x dx_cols: the gradient of x's
+// first dx_cols <= dx columns, for callers whose trailing inputs need none), all
+// overwritten.
 void slot_attention_backward(const float* qk, const float* c, const float* x, const int64_t* offsets, int64_t R,
                              int64_t heads, int64_t dx, float slope, const float* keep, const float* att,
-                             const float* dax, const float* dasum, float* dqk, float* dc, float* dx_out);
+                             const float* dax, const float* dasum, float* dqk, float* dc, float* dx_out,
+                             int64_t dx_cols);
 
 }  // namespace mlsys::kernels::cpu

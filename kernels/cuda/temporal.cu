@@ -416,7 +416,7 @@ __global__ void __launch_bounds__(kSlotThreads)
                                    const float* __restrict__ keep, const float* __restrict__ att,
                                    const float* __restrict__ dax, const float* __restrict__ dasum,
                                    float* __restrict__ dqk, float* __restrict__ dc,
-                                   float* __restrict__ dx_out) {
+                                   float* __restrict__ dx_out, int64_t dx_cols) {
   __shared__ float s_d[kSlotTile];   // d_j
   __shared__ float s_f[kSlotTile];   // LeakyReLU'(raw score)
   __shared__ float s_ds[kSlotTile];  // ds_j
@@ -486,11 +486,13 @@ __global__ void __launch_bounds__(kSlotThreads)
           const float qc = q[c], gc = g[c];
           float acc = 0.0F;
           for (int k = 0; k < count; ++k) {
-            const int64_t idx = (tb + k) * dx + c;
             const float ds = s_ds[k];
-            acc += ds * x[idx];
-            const float v = s_aw[k] * gc + ds * qc;
-            dx_out[idx] = h == 0 ? v : dx_out[idx] + v;
+            acc += ds * x[(tb + k) * dx + c];
+            if (c < dx_cols) {
+              const int64_t o = (tb + k) * dx_cols + c;
+              const float v = s_aw[k] * gc + ds * qc;
+              dx_out[o] = h == 0 ? v : dx_out[o] + v;
+            }
           }
           dq[c] = tb == j0 ? acc : dq[c] + acc;
         }
@@ -592,10 +594,10 @@ void slot_attention_forward_cuda(const float* qk, const float* c, const float* x
 void slot_attention_backward_cuda(const float* qk, const float* c, const float* x, const int64_t* offsets, int64_t R,
                                   int64_t heads, int64_t dx, float slope, const float* keep, const float* att,
                                   const float* dax, const float* dasum, float* dqk, float* dc, float* dx_out,
-                                  cudaStream_t stream) {
+                                  int64_t dx_cols, cudaStream_t stream) {
   if (R == 0 || heads == 0) return;
   slot_attention_backward_kernel<<<blocks_for(R, 1), kSlotThreads, 0, stream>>>(
-      qk, c, x, offsets, R, heads, dx, slope, keep, att, dax, dasum, dqk, dc, dx_out);
+      qk, c, x, offsets, R, heads, dx, slope, keep, att, dax, dasum, dqk, dc, dx_out, dx_cols);
   check_launch("slot_attention_backward_cuda");
 }
 

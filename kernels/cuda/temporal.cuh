@@ -25,13 +25,14 @@ void segment_attention_backward_cuda(const float* q, const float* kv, const int6
                                      const float* dout, float* dq, float* dkv, cudaStream_t stream);
 
 // Factored segment attention (cpu::slot_attention_forward/backward); offsets is a device
-// buffer; qk, ax, dqk, dax are heads x R x dx; c, asum, dc, dasum heads x R; x, dx_out S x dx.
+// buffer; qk, ax, dqk, dax are heads x R x dx; c, asum, dc, dasum heads x R; x S x dx;
+// dx_out S x dx_cols (the gradient of x's first dx_cols columns).
 void slot_attention_forward_cuda(const float* qk, const float* c, const float* x, const int64_t* offsets, int64_t R,
                                  int64_t heads, int64_t dx, float slope, const float* keep, float* att, float* ax,
                                  float* asum, cudaStream_t stream);
 void slot_attention_backward_cuda(const float* qk, const float* c, const float* x, const int64_t* offsets, int64_t R,
                                   int64_t heads, int64_t dx, float slope, const float* keep, const float* att,
                                   const float* dax, const float* dasum, float* dqk, float* dc, float* dx_out,
-                                  cudaStream_t stream);
+                                  int64_t dx_cols, cudaStream_t stream);
 
 }  // namespace mlsys::kernels::cuda

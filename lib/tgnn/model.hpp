@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -67,6 +68,10 @@ struct ModelConfig {
   // Test-only: the temporal attention in its K/V form (K and V per neighbour slot) instead
   // of the factored form (GEMMs per root); the same function up to float rounding.
   bool kv_attention = false;
+  // Test-only: the GRU/RNN updater's mail GEMM on the whole mail even where the mail's
+  // first block equals the memory (message time, mails to the endpoints only), instead of
+  // folding that block into the hidden-state GEMM; the same function up to float rounding.
+  bool unfolded_self_mail = false;
 
   // Fills updater/embedding from name; ConfigError-free (checked by the config reader).
   void resolve();
@@ -134,5 +139,9 @@ class TemporalModel {
 // also spread (OpenBLAS itself runs single-threaded once a model exists); 0 leaves the
 // default.
 void set_torch_threads(int n);
+
+// Inverted-dropout scales for n units: out[i] = 0 with probability p, else 1 / (1 - p)
+// (0 <= p < 1), each from 32 bits of rng (two units per draw). The model's dropout masks.
+void dropout_scales(std::mt19937_64& rng, double p, float* out, int64_t n);
 
 }  // namespace mlsys::tgnn

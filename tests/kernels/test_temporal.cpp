@@ -181,6 +181,13 @@ TEST_CASE("slot_attention equals the K/V attention and its backward matches auto
         CHECK(max_abs_diff(dqk, qk_v.grad()) < 1e-5);
         CHECK(max_abs_diff(dc, c_v.grad()) < 1e-5);
         CHECK(max_abs_diff(dxo, x_v.grad()) < 1e-5);
+        // The gradient of x's leading columns only: those columns, bit for bit; dqk and dc
+        // unchanged.
+        auto [dqk13, dc13, dxo13] = mk::slot_attention_backward(qk, c, x, off, 0.2, keep, att, dax, dasum, 13);
+        REQUIRE(dxo13.sizes() == at::IntArrayRef{S, 13});
+        CHECK(at::equal(dxo13, dxo.narrow(1, 0, 13)));
+        CHECK(at::equal(dqk13, dqk));
+        CHECK(at::equal(dc13, dc));
       }
     }
   }
@@ -205,6 +212,12 @@ TEST_CASE("temporal kernels reject bad arguments with one line", "[kernels][tgnn
   expect_error<std::invalid_argument>(
       [&] { (void)mk::slot_attention(at::zeros({2, 3, 5}), at::zeros({2, 3}), at::zeros({6, 4}), at::tensor({0L, 1L, 2L, 6L}), 0.2, {}); },
       {"slot_attention", "x", "expected 5"});
+  expect_error<std::invalid_argument>(
+      [&] {
+        (void)mk::slot_attention_backward(at::zeros({2, 3, 5}), at::zeros({2, 3}), at::zeros({6, 5}), at::tensor({0L, 1L, 2L, 6L}), 0.2, {},
+                                          at::zeros({6, 2}), at::zeros({2, 3, 5}), at::zeros({2, 3}), 6);
+      },
+      {"slot_attention_backward", "dx_cols is 6", "5 columns"});
   expect_error<std::invalid_argument>(
       [&] { (void)mk::time_encode(at::zeros({4}, at::kDouble), at::zeros({3}), at::zeros({3}), false); },
       {"time_encode", "delta", "float32"});

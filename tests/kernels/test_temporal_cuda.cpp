@@ -215,6 +215,11 @@ TEST_CASE("CUDA temporal kernels match the CPU reference", "[kernels][cuda]") {
             require_close(dqk_d, dqk, 1e-5, 1e-5);
             require_close(dc_d, dc, 1e-5, 1e-5);
             require_close(dxo_d, dxo, 1e-5, 1e-5);
+            // The gradient of x's first columns only (dx_out S x dx_cols).
+            const int64_t cols = dx / 2;
+            const at::Tensor dxo_part = std::get<2>(mk::slot_attention_backward(
+                qk_d, c_d, x_d, offsets_d, slope, keep_d, att.to(at::kCUDA), dax.to(at::kCUDA), dasum.to(at::kCUDA), cols));
+            require_close(dxo_part, dxo.narrow(1, 0, cols).contiguous(), 1e-5, 1e-5);
 
             // Roots without slots: ax, asum, dqk and dc exactly 0.
             for (int64_t r = 0; r < R; ++r) {

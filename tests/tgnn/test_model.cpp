@@ -135,6 +135,28 @@ TEST_CASE("no leakage: an event's own edge is invisible while it is predicted", 
   CHECK(held_out_ap(s, small_model("apan"), 3) < 0.6);
 }
 
+TEST_CASE("dropout scales drop a p share of units and scale the rest by 1/(1-p)", "[model][dropout]") {
+  for (double p : {0.1, 0.5}) {
+    std::mt19937_64 rng(5);
+    std::vector<float> k(1000001);  // odd: the last unit takes half a draw
+    dropout_scales(rng, p, k.data(), static_cast<int64_t>(k.size()));
+    const auto kept = static_cast<double>(std::count(k.begin(), k.end(), static_cast<float>(1.0 / (1.0 - p))));
+    const auto dropped = static_cast<double>(std::count(k.begin(), k.end(), 0.0F));
+    CHECK(kept + dropped == static_cast<double>(k.size()));
+    // binomial: sd sqrt(p (1 - p) / n) <= 5e-4; allow 6 sd
+    CHECK(std::abs(dropped / static_cast<double>(k.size()) - p) < 3e-3);
+    // the two halves of a draw are independent: P(both dropped) = p^2
+    double both = 0;
+    for (size_t i = 0; i + 1 < k.size(); i += 2) both += (k[i] == 0.0F && k[i + 1] == 0.0F) ? 1 : 0;
+    CHECK(std::abs(both / 500000.0 - p * p) < 4e-3);
+  }
+  // p = 0 keeps everything at scale 1
+  std::mt19937_64 rng(5);
+  std::vector<float> k(9);
+  dropout_scales(rng, 0.0, k.data(), 9);
+  CHECK(std::all_of(k.begin(), k.end(), [](float v) { return v == 1.0F; }));
+}
+
 TEST_CASE("APAN's attention updater on a hand-made mailbox", "[model][apan]") {
   const graph::EventStream s = random_bipartite(100, 5);
   ModelConfig cfg = small_model("apan");  // memory 16, time 16, 2 heads, mailbox 10
@@ -231,6 +253,21 @@ TEST_CASE("the OpenBLAS GEMMs and their backward train like ATen's", "[model][pr
       // Six training steps (forward, backward, Adam) each, then scoring with the trained
       // parameters and memory: a wrong gradient anywhere would separate the two.
       TwinRuns::check_same(twin.run(cfg), twin.run(aten), 1e-4);
+    }
+  }
+}
+
+TEST_CASE("folding the mail's memory block into the hidden-state GEMM trains like the unfolded updater", "[model][updater]") {
+  const TwinRuns twin(random_bipartite(900, 37), 43, 13);
+  // GRU (TGN), RNN (JODIE) and RNN with attention mails (DyRep), in the message-time form
+  // where the mail starts with the node's memory.
+  for (const char* name : {"tgn", "jodie", "dyrep"}) {
+    DYNAMIC_SECTION(name) {
+      ModelConfig cfg = small_model(name);
+      cfg.memory_time = "message";
+      ModelConfig unfolded = cfg;
+      unfolded.unfolded_self_mail = true;
+      TwinRuns::check_same(twin.run(cfg), twin.run(unfolded), 5e-3);
     }
   }
 }
