@@ -79,24 +79,61 @@ inline void leaky_softmax(Score score, int64_t j0, int64_t j1, int64_t H, int64_
   for (int64_t j = j0; j < j1; ++j) att[j * H + h] *= inv;
 }
 
-// a . b with 64 partial sums in four independent 16-lane chains (a fixed lane per
-// element, so every ISA clone rounds alike and the result is deterministic); one chain
-// would wait on its add latency every 16 elements.
-inline float dot64(const float* __restrict__ a, const float* __restrict__ b, int64_t n) {
-  float acc[64] = {};
+// 16 floats as one GCC vector: a zmm register in the AVX-512 clone, two ymm in the AVX2
+// one, four xmm in the baseline one; lane arithmetic is the same in all three. Loads and
+// stores through memcpy (unaligned). The helpers are always inlined into the cloned
+// kernels, so no v16 ever crosses a call (GCC's -Wpsabi note about passing 64-byte vectors
+// without AVX-512 does not apply).
+#pragma GCC diagnostic ignored "-Wpsabi"
+using v16 = float __attribute__((vector_size(64)));
+__attribute__((always_inline)) inline v16 ld16(const float* p) {
+  v16 v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+__attribute__((always_inline)) inline void st16(float* p, v16 v) { __builtin_memcpy(p, &v, sizeof v); }
+// The first m < 16 floats of p, zero-padded.
+__attribute__((always_inline)) inline v16 ld_tail(const float* p, int64_t m) {
+  float t[16] = {};
+  for (int64_t l = 0; l < m; ++l) t[l] = p[l];
+  return ld16(t);
+}
+
+// out[k] = v[k] . x for K vectors against one x: per dot 16 partial sums (element i into
+// lane i mod 16, then the lanes summed in order), so that a dot's value depends neither on K
+// nor on the ISA clone (the forward pass's scores and the backward pass's recomputed ones
+// agree bit for bit); the K chains overlap their add latencies and share the loads of x.
+template <int K>
+__attribute__((always_inline)) inline void dots(const float* const* v, const float* x, int64_t n, float* out) {
+  v16 acc[K] = {};
   int64_t i = 0;
-  for (; i + 64 <= n; i += 64) {
-    for (int l = 0; l < 64; ++l) acc[l] += a[i + l] * b[i + l];
-  }
   for (; i + 16 <= n; i += 16) {
-    for (int l = 0; l < 16; ++l) acc[l] += a[i + l] * b[i + l];
+    const v16 xv = ld16(x + i);
+    for (int k = 0; k < K; ++k) acc[k] += ld16(v[k] + i) * xv;
   }
-  for (; i < n; ++i) acc[16 + (i & 15)] += a[i] * b[i];
-  for (int l = 0; l < 32; ++l) acc[l] += acc[l + 32];
-  for (int l = 0; l < 16; ++l) acc[l] += acc[l + 16];
-  float s = 0.0F;
-  for (int l = 0; l < 16; ++l) s += acc[l];
-  return s;
+  if (i < n) {
+    const v16 xv = ld_tail(x + i, n - i);
+    for (int k = 0; k < K; ++k) acc[k] += ld_tail(v[k] + i, n - i) * xv;
+  }
+  for (int k = 0; k < K; ++k) {
+    float s = 0.0F;
+    for (int l = 0; l < 16; ++l) s += acc[k][l];
+    out[k] = s;
+  }
+}
+
+// y0 += a0 x, y1 += a1 x (n floats).
+__attribute__((always_inline)) inline void axpy2(float a0, float a1, const float* x, float* y0, float* y1, int64_t n) {
+  int64_t c = 0;
+  for (; c + 16 <= n; c += 16) {
+    const v16 xv = ld16(x + c);
+    st16(y0 + c, ld16(y0 + c) + a0 * xv);
+    st16(y1 + c, ld16(y1 + c) + a1 * xv);
+  }
+  for (; c < n; ++c) {
+    y0[c] += a0 * x[c];
+    y1[c] += a1 * x[c];
+  }
 }
 
 // y += alpha x
@@ -113,8 +150,8 @@ struct SlotArgs {
 };
 
 // One root of slot_attention_forward, all heads; cloned per ISA. The raw scores of a slot
-// for every head first (x_j read from L1 after the first), then the softmax per head, then
-// the weighted sums slot by slot.
+// for every head first (two heads: one pass over x_j), then the softmax per head, then the
+// weighted sums slot by slot.
 __attribute__((target_clones("avx512f", "avx2", "default"))) void slot_forward_root(const SlotArgs& a, int64_t r,
                                                                                     float* att, float* ax,
                                                                                     float* asum) {
@@ -125,24 +162,45 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void slot_forward_r
   }
   if (j0 == j1) return;
   for (int64_t j = j0; j < j1; ++j) {
-    for (int64_t h = 0; h < H; ++h) att[j * H + h] = dot64(a.qk + (h * a.R + r) * D, a.x + j * D, D) + a.c[h * a.R + r];
+    if (H == 2) {
+      const float* q[2] = {a.qk + r * D, a.qk + (a.R + r) * D};
+      dots<2>(q, a.x + j * D, D, att + j * 2);
+      att[j * 2] += a.c[r];
+      att[j * 2 + 1] += a.c[a.R + r];
+      continue;
+    }
+    for (int64_t h = 0; h < H; ++h) {
+      const float* q[1] = {a.qk + (h * a.R + r) * D};
+      dots<1>(q, a.x + j * D, D, att + j * H + h);
+      att[j * H + h] += a.c[h * a.R + r];
+    }
   }
   for (int64_t h = 0; h < H; ++h) leaky_softmax([&](int64_t j) { return att[j * H + h]; }, j0, j1, H, h, a.slope, att);
   for (int64_t j = j0; j < j1; ++j) {
+    const float* xj = a.x + j * D;
+    if (H == 2) {
+      const float w0 = a.keep != nullptr ? att[j * 2] * a.keep[j * 2] : att[j * 2];
+      const float w1 = a.keep != nullptr ? att[j * 2 + 1] * a.keep[j * 2 + 1] : att[j * 2 + 1];
+      asum[r] += w0;
+      asum[a.R + r] += w1;
+      axpy2(w0, w1, xj, ax + r * D, ax + (a.R + r) * D, D);
+      continue;
+    }
     for (int64_t h = 0; h < H; ++h) {
       const float w = att[j * H + h];
       const float aw = a.keep != nullptr ? w * a.keep[j * H + h] : w;
       asum[h * a.R + r] += aw;
-      axpy(aw, a.x + j * D, ax + (h * a.R + r) * D, D);
+      axpy(aw, xj, ax + (h * a.R + r) * D, D);
     }
   }
 }
 
 // One root of slot_attention_backward, all heads; dx_out rows hold x's first `dx_cols`
 // columns. Pass 1 over the slots: d_jh = (g_h . x_j + gs_h) keep_jh and the LeakyReLU slope
-// from the raw score qk_h . x_j + c_h (both dot products per head while x_j is in L1).
-// Pass 2: ds_jh, then dqk_h += ds_jh x_j and dx_j = sum_h (aw_jh g_h + ds_jh qk_h), each
-// row of dx written once.
+// from the raw score qk_h . x_j + c_h (recomputed exactly as the forward pass computed it),
+// all 2H dot products in one pass over x_j. Pass 2: ds_jh, then dqk_h += ds_jh x_j and
+// dx_j = sum_h (aw_jh g_h + ds_jh qk_h), each row of dx written once (two heads: one pass
+// over x_j for both).
 __attribute__((target_clones("avx512f", "avx2", "default"))) void slot_backward_root(
     const SlotArgs& a, int64_t r, const float* att, const float* dax, const float* dasum, float* dqk, float* dc,
     float* dx_out, int64_t dx_cols, std::vector<float>& scratch) {
@@ -153,38 +211,68 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void slot_backward_
   }
   if (j0 == j1) return;
   const int64_t n = j1 - j0;
-  scratch.resize(static_cast<size_t>(2 * n * H + H));
-  float* d = scratch.data();          // n x H: d_jh
-  float* f = d + n * H;               // n x H: LeakyReLU'(raw score)
-  float* dot_att = f + n * H;         // H: sum_j att_jh d_jh
+  scratch.resize(static_cast<size_t>(4 * n * H + H));
+  float* d = scratch.data();    // n x H: d_jh
+  float* f = d + n * H;         // n x H: LeakyReLU'(raw score)
+  float* ds = f + n * H;        // n x H
+  float* aw = ds + n * H;       // n x H: att_jh keep_jh
+  float* dot_att = aw + n * H;  // H: sum_j att_jh d_jh
   for (int64_t h = 0; h < H; ++h) dot_att[h] = 0.0F;
   for (int64_t j = j0; j < j1; ++j) {
     const float* xj = a.x + j * D;
-    for (int64_t h = 0; h < H; ++h) {
-      const int64_t p = h * a.R + r, o = (j - j0) * H + h;
-      const float k = a.keep != nullptr ? a.keep[j * H + h] : 1.0F;
-      d[o] = (dot64(dax + p * D, xj, D) + dasum[p]) * k;
-      f[o] = dot64(a.qk + p * D, xj, D) + a.c[p] > 0.0F ? 1.0F : a.slope;
-      dot_att[h] += att[j * H + h] * d[o];
+    for (int64_t h0 = 0; h0 < H; h0 += H == 2 ? 2 : 1) {
+      float gq[4];  // g_h . x_j, then qk_h . x_j (per head of this step)
+      if (H == 2) {
+        const float* v[4] = {dax + r * D, dax + (a.R + r) * D, a.qk + r * D, a.qk + (a.R + r) * D};
+        dots<4>(v, xj, D, gq);
+      } else {
+        const float* v[2] = {dax + (h0 * a.R + r) * D, a.qk + (h0 * a.R + r) * D};
+        dots<2>(v, xj, D, gq);
+        gq[2] = gq[1];
+      }
+      for (int64_t h = h0; h < h0 + (H == 2 ? 2 : 1); ++h) {
+        const int64_t p = h * a.R + r, o = (j - j0) * H + h, i = h - h0;
+        const float k = a.keep != nullptr ? a.keep[j * H + h] : 1.0F;
+        d[o] = (gq[i] + dasum[p]) * k;
+        f[o] = gq[2 + i] + a.c[p] > 0.0F ? 1.0F : a.slope;
+        dot_att[h] += att[j * H + h] * d[o];
+      }
     }
   }
   for (int64_t j = j0; j < j1; ++j) {
-    const float* __restrict__ xj = a.x + j * D;
-    float* __restrict__ dxj = dx_out + j * dx_cols;
+    const int64_t o = (j - j0) * H;
     for (int64_t h = 0; h < H; ++h) {
-      const int64_t p = h * a.R + r, o = (j - j0) * H + h;
       const float w = att[j * H + h];
-      const float aw = a.keep != nullptr ? w * a.keep[j * H + h] : w;
-      const float ds = w * (d[o] - dot_att[h]) * f[o];
-      const float* __restrict__ q = a.qk + p * D;
-      const float* __restrict__ g = dax + p * D;
-      axpy(ds, xj, dqk + p * D, D);
-      if (h == 0) {
-        for (int64_t c = 0; c < dx_cols; ++c) dxj[c] = aw * g[c] + ds * q[c];
-      } else {
-        for (int64_t c = 0; c < dx_cols; ++c) dxj[c] += aw * g[c] + ds * q[c];
+      aw[o + h] = a.keep != nullptr ? w * a.keep[j * H + h] : w;
+      ds[o + h] = w * (d[o + h] - dot_att[h]) * f[o + h];
+      dc[h * a.R + r] += ds[o + h];
+    }
+    const float* xj = a.x + j * D;
+    float* dxj = dx_out + j * dx_cols;
+    if (H == 2) {
+      const float* g0 = dax + r * D;
+      const float* g1 = dax + (a.R + r) * D;
+      const float* k0 = a.qk + r * D;
+      const float* k1 = a.qk + (a.R + r) * D;
+      const float s0 = ds[o], s1 = ds[o + 1], w0 = aw[o], w1 = aw[o + 1];
+      axpy2(s0, s1, xj, dqk + r * D, dqk + (a.R + r) * D, D);
+      int64_t c = 0;
+      for (; c + 16 <= dx_cols; c += 16) {
+        st16(dxj + c, (w0 * ld16(g0 + c) + s0 * ld16(k0 + c)) + (w1 * ld16(g1 + c) + s1 * ld16(k1 + c)));
       }
-      dc[p] += ds;
+      for (; c < dx_cols; ++c) dxj[c] = (w0 * g0[c] + s0 * k0[c]) + (w1 * g1[c] + s1 * k1[c]);
+      continue;
+    }
+    for (int64_t h = 0; h < H; ++h) {
+      const float* __restrict__ q = a.qk + (h * a.R + r) * D;
+      const float* __restrict__ g = dax + (h * a.R + r) * D;
+      const float sh = ds[o + h], wh = aw[o + h];
+      axpy(sh, xj, dqk + (h * a.R + r) * D, D);
+      if (h == 0) {
+        for (int64_t c = 0; c < dx_cols; ++c) dxj[c] = wh * g[c] + sh * q[c];
+      } else {
+        for (int64_t c = 0; c < dx_cols; ++c) dxj[c] += wh * g[c] + sh * q[c];
+      }
     }
   }
 }
