@@ -13,6 +13,8 @@ namespace {
 
 // Enough work per task that at::parallel_for's hand-off costs little next to it.
 constexpr int64_t kElementsPerTask = 32768;
+// Gather: how many rows ahead to prefetch.
+constexpr int64_t kPrefetchRows = 8;
 // Scatter-add splits the columns into blocks this wide; a thread owns a block for all rows.
 constexpr int64_t kScatterColumnBlock = 64;
 
@@ -24,8 +26,15 @@ void gather_rows(const T* src, int64_t rows, int64_t cols, const Index* index, i
   (void)rows;  // the dispatcher has checked every index against it
   if (n == 0 || cols == 0) return;
   const int64_t grain = std::max<int64_t>(1, kElementsPerTask / cols);
+  const auto row_bytes = static_cast<int64_t>(sizeof(T)) * cols;
   at::parallel_for(0, n, grain, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
+      // Rows of a large table come from DRAM in random order: request row i + kPrefetchRows
+      // now, so that its cache misses overlap the copies in between.
+      if (i + kPrefetchRows < end) {
+        const char* ahead = reinterpret_cast<const char*>(src + static_cast<int64_t>(index[i + kPrefetchRows]) * cols);
+        for (int64_t b = 0; b < row_bytes; b += 64) __builtin_prefetch(ahead + b);
+      }
       const T* from = src + static_cast<int64_t>(index[i]) * cols;
       T* to = out + i * cols;
       for (int64_t c = 0; c < cols; ++c) to[c] = from[c];
