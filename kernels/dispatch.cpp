@@ -228,34 +228,73 @@ bool built_with_cuda() noexcept {
 #endif
 }
 
+namespace {
+
+// Rows with unit column stride, `cols` wide, at least `cols` apart: the layout the CPU
+// kernels take with a leading dimension (a column block of a wider matrix qualifies).
+bool row_strided(const at::Tensor& t) { return t.dim() == 2 && (t.size(1) <= 1 || t.stride(1) == 1) && t.stride(0) >= t.size(1); }
+
+// gather_rows into a preallocated out (validated by the caller, n x cols of src's dtype and
+// device; row-strided on the CPU, contiguous on CUDA).
+void gather_rows_to(const char* fn, const at::Tensor& src_in, const at::Tensor& index_in, const at::Tensor& out) {
+  const at::Tensor src = src_in.contiguous();
+  const at::Tensor index = index_in.contiguous();
+  const int64_t rows = src.size(0), cols = src.size(1), n = index.numel();
+  check_index_range(fn, index, rows, "src");
+  if (n == 0 || cols == 0) return;
+  if (src.is_cpu()) {
+    with_cpu_type(src.scalar_type(), [&](auto* tag) {
+      using T = std::remove_pointer_t<decltype(tag)>;
+      with_index_type(index, [&](const auto* idx) {
+        cpu::gather_rows(src.const_data_ptr<T>(), rows, cols, idx, n, static_cast<T*>(out.data_ptr()), out.stride(0));
+      });
+    });
+  } else {
+#ifdef MLSYS_WITH_CUDA
+    at::Tensor o = out;
+    gather_rows_on_cuda(src, index, o);
+#endif
+  }
+}
+
+}  // namespace
+
 at::Tensor gather_rows(const at::Tensor& src_in, const at::Tensor& index_in) {
   constexpr const char* fn = "gather_rows";
   check_matrix(fn, "src", src_in);
   check_index(fn, index_in);
   check_same_device(fn, "src", src_in, "index", index_in);
   check_backend(fn, src_in);
-
-  const at::Tensor src = src_in.contiguous();
-  const at::Tensor index = index_in.contiguous();
-  const int64_t rows = src.size(0), cols = src.size(1), n = index.numel();
-  check_index_range(fn, index, rows, "src");
-
-  at::Tensor out = at::empty({n, cols}, src.options());
-  if (n == 0 || cols == 0) return out;
-  if (src.is_cpu()) {
-    with_cpu_type(src.scalar_type(), [&](auto* tag) {
-      using T = std::remove_pointer_t<decltype(tag)>;
-      with_index_type(index, [&](const auto* idx) {
-        cpu::gather_rows(src.const_data_ptr<T>(), rows, cols, idx, n,
-                         out.mutable_data_ptr<T>());
-      });
-    });
-  } else {
-#ifdef MLSYS_WITH_CUDA
-    gather_rows_on_cuda(src, index, out);
-#endif
-  }
+  at::Tensor out = at::empty({index_in.numel(), src_in.size(1)}, src_in.options());
+  gather_rows_to(fn, src_in, index_in, out);
   return out;
+}
+
+void gather_rows_into(const at::Tensor& out, const at::Tensor& src_in, const at::Tensor& index_in) {
+  constexpr const char* fn = "gather_rows_into";
+  check_matrix(fn, "src", src_in);
+  check_matrix(fn, "out", out);
+  check_index(fn, index_in);
+  check_same_device(fn, "src", src_in, "index", index_in);
+  check_same_device(fn, "src", src_in, "out", out);
+  check_backend(fn, src_in);
+  if (out.scalar_type() != src_in.scalar_type()) {
+    fail(std::string(fn) + ": out is " + c10::toString(out.scalar_type()) + " but src is " +
+         c10::toString(src_in.scalar_type()) + "; they must have the same dtype");
+  }
+  if (out.size(0) != index_in.numel() || out.size(1) != src_in.size(1)) {
+    fail(std::string(fn) + ": out has shape " + shape_of(out) + "; expected [" + std::to_string(index_in.numel()) + ", " +
+         std::to_string(src_in.size(1)) + "] (index entries x src columns)");
+  }
+  if (!row_strided(out)) fail(std::string(fn) + ": out must have unit column stride, got strides " + c10::str(out.strides()));
+  if (out.is_cpu() || out.is_contiguous()) {
+    gather_rows_to(fn, src_in, index_in, out);
+  } else {
+    at::Tensor tmp = at::empty({index_in.numel(), src_in.size(1)}, src_in.options());
+    gather_rows_to(fn, src_in, index_in, tmp);
+    at::Tensor o = out;
+    o.copy_(tmp);
+  }
 }
 
 void scatter_add_rows(at::Tensor& dst, const at::Tensor& index_in, const at::Tensor& src_in) {
@@ -280,7 +319,9 @@ void scatter_add_rows(at::Tensor& dst, const at::Tensor& index_in, const at::Ten
   }
   check_backend(fn, dst);
 
-  at::Tensor src = src_in.contiguous();
+  // The CPU kernel reads src's rows with a leading dimension (a column block of a wider
+  // matrix needs no copy); CUDA takes it contiguous.
+  at::Tensor src = dst.is_cpu() && row_strided(src_in) ? src_in : src_in.contiguous();
   const at::Tensor index = index_in.contiguous();
   const int64_t rows = dst.size(0), cols = dst.size(1), n = index.numel();
   check_index_range(fn, index, rows, "dst");
@@ -297,7 +338,7 @@ void scatter_add_rows(at::Tensor& dst, const at::Tensor& index_in, const at::Ten
       using T = std::remove_pointer_t<decltype(tag)>;
       with_index_type(index, [&](const auto* idx) {
         cpu::scatter_add_rows(target.mutable_data_ptr<T>(), rows, cols, idx, n,
-                              src.const_data_ptr<T>());
+                              src.const_data_ptr<T>(), src.stride(0));
       });
     });
   } else {
@@ -392,37 +433,72 @@ const float* ptr_or_null(const at::Tensor& t) { return t.defined() ? t.const_dat
 
 }  // namespace
 
-std::pair<at::Tensor, at::Tensor> time_encode(const at::Tensor& delta_in, const at::Tensor& w_in, const at::Tensor& b_in,
-                                              bool with_sin) {
-  constexpr const char* fn = "time_encode";
+namespace {
+
+// time_encode into cos_out (n x d, validated by the caller: row-strided on the CPU,
+// contiguous on CUDA); returns the sine (n x d) when with_sin.
+at::Tensor time_encode_to(const char* fn, const at::Tensor& delta_in, const at::Tensor& w_in, const at::Tensor& b_in,
+                          bool with_sin, const at::Tensor& co) {
   const at::Tensor delta = float_arg(fn, "delta", delta_in, 1);
   const at::Tensor w = float_arg(fn, "w", w_in, 1), b = float_arg(fn, "b", b_in, 1);
   check_same_device(fn, "delta", delta, "w", w);
   check_same_device(fn, "delta", delta, "b", b);
   const int64_t n = delta.numel(), d = w.numel();
   check_size(fn, "b", b, 0, d);
-  at::Tensor co = at::empty({n, d}, delta.options());
+  if (co.size(0) != n || co.size(1) != d) {
+    fail(std::string(fn) + ": cos_out has shape " + shape_of(co) + "; expected [" + std::to_string(n) + ", " + std::to_string(d) + "]");
+  }
   at::Tensor si = with_sin ? at::empty({n, d}, delta.options()) : at::Tensor();
-  if (n == 0 || d == 0) return {co, si};
+  if (n == 0 || d == 0) return si;
   float* sp = with_sin ? si.mutable_data_ptr<float>() : nullptr;
   if (delta.is_cpu()) {
     cpu::time_encode_forward(delta.const_data_ptr<float>(), n, w.const_data_ptr<float>(), b.const_data_ptr<float>(), d,
-                             co.mutable_data_ptr<float>(), sp);
+                             static_cast<float*>(co.data_ptr()), co.stride(0), sp);
   } else {
 #ifdef MLSYS_WITH_CUDA
     const c10::cuda::CUDAGuard guard(delta.device());
     cuda::time_encode_forward_cuda(delta.const_data_ptr<float>(), n, w.const_data_ptr<float>(),
-                                   b.const_data_ptr<float>(), d, co.mutable_data_ptr<float>(), sp, stream_of(delta));
+                                   b.const_data_ptr<float>(), d, static_cast<float*>(co.data_ptr()), sp, stream_of(delta));
 #endif
   }
+  return si;
+}
+
+}  // namespace
+
+std::pair<at::Tensor, at::Tensor> time_encode(const at::Tensor& delta_in, const at::Tensor& w_in, const at::Tensor& b_in,
+                                              bool with_sin) {
+  constexpr const char* fn = "time_encode";
+  at::Tensor co = at::empty({delta_in.numel(), w_in.numel()}, delta_in.options());
+  at::Tensor si = time_encode_to(fn, delta_in, w_in, b_in, with_sin, co);
   return {co, si};
+}
+
+at::Tensor time_encode_into(const at::Tensor& cos_out, const at::Tensor& delta, const at::Tensor& w, const at::Tensor& b,
+                            bool with_sin) {
+  constexpr const char* fn = "time_encode_into";
+  check_defined(fn, "cos_out", cos_out);
+  if (cos_out.dim() != 2 || cos_out.scalar_type() != at::kFloat || !row_strided(cos_out)) {
+    fail(std::string(fn) + ": cos_out must be a 2-D float32 tensor with unit column stride, got " +
+         c10::toString(cos_out.scalar_type()) + " of shape " + shape_of(cos_out) + " and strides " + c10::str(cos_out.strides()));
+  }
+  check_same_device(fn, "cos_out", cos_out, "delta", delta);
+  if (cos_out.is_cpu() || cos_out.is_contiguous()) return time_encode_to(fn, delta, w, b, with_sin, cos_out);
+  at::Tensor tmp = at::empty(cos_out.sizes(), cos_out.options());
+  at::Tensor si = time_encode_to(fn, delta, w, b, with_sin, tmp);
+  at::Tensor o = cos_out;
+  o.copy_(tmp);
+  return si;
 }
 
 std::pair<at::Tensor, at::Tensor> time_encode_backward(const at::Tensor& delta_in, const at::Tensor& sin_in,
                                                        const at::Tensor& grad_in) {
   constexpr const char* fn = "time_encode_backward";
   const at::Tensor delta = float_arg(fn, "delta", delta_in, 1);
-  const at::Tensor sin = float_arg(fn, "sin", sin_in, 2), grad = float_arg(fn, "grad", grad_in, 2);
+  const at::Tensor sin = float_arg(fn, "sin", sin_in, 2);
+  // On the CPU grad may be row-strided (a column block of a wider gradient), uncopied.
+  const bool strided_ok = grad_in.defined() && grad_in.is_cpu() && grad_in.scalar_type() == at::kFloat && row_strided(grad_in);
+  const at::Tensor grad = strided_ok ? grad_in : float_arg(fn, "grad", grad_in, 2);
   check_same_device(fn, "delta", delta, "sin", sin);
   check_same_device(fn, "delta", delta, "grad", grad);
   const int64_t n = delta.numel(), d = sin.size(1);
@@ -433,7 +509,8 @@ std::pair<at::Tensor, at::Tensor> time_encode_backward(const at::Tensor& delta_i
   if (n == 0 || d == 0) return {dw, db};
   if (delta.is_cpu()) {
     cpu::time_encode_backward(delta.const_data_ptr<float>(), n, d, sin.const_data_ptr<float>(),
-                              grad.const_data_ptr<float>(), dw.mutable_data_ptr<float>(), db.mutable_data_ptr<float>());
+                              grad.const_data_ptr<float>(), grad.stride(0), dw.mutable_data_ptr<float>(),
+                              db.mutable_data_ptr<float>());
   } else {
 #ifdef MLSYS_WITH_CUDA
     const c10::cuda::CUDAGuard guard(delta.device());

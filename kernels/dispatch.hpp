@@ -20,12 +20,16 @@ namespace mlsys::kernels {
 // of length n with 0 <= index[i] < rows; returns a new contiguous (n x cols) tensor of
 // src's dtype on src's device. Dtypes: float32, float64, float16, bfloat16.
 at::Tensor gather_rows(const at::Tensor& src, const at::Tensor& index);
+// gather_rows writing into out (n x cols, src's dtype and device, unit column stride: e.g.
+// a column block of a wider matrix, written in place).
+void gather_rows_into(const at::Tensor& out, const at::Tensor& src, const at::Tensor& index);
 
 // dst[index[i], :] += src[i, :] for i in [0, n); repeated indices accumulate. dst is
 // (rows x cols), src is (n x cols) of dst's dtype, index is 1-D int64 or int32 of length n
 // with 0 <= index[i] < rows. On the CPU the result is deterministic (each element sums its
 // contributions in index order, like at::index_add_); on CUDA the order of the atomic
-// additions, and so the rounding, may vary between runs.
+// additions, and so the rounding, may vary between runs. On the CPU a src with unit column
+// stride (a column block of a wider matrix) is read in place.
 void scatter_add_rows(at::Tensor& dst, const at::Tensor& index, const at::Tensor& src);
 
 // ---- Temporal-GNN kernels (kernels/cpu/temporal.hpp): float32, contiguous copies taken.
@@ -34,7 +38,12 @@ void scatter_add_rows(at::Tensor& dst, const at::Tensor& index, const at::Tensor
 // {cos (n x d), sin (n x d), the latter undefined unless with_sin}.
 std::pair<at::Tensor, at::Tensor> time_encode(const at::Tensor& delta, const at::Tensor& w, const at::Tensor& b,
                                               bool with_sin);
-// {dw, db} (d each) of sum(grad * phi) given the sin that time_encode returned.
+// time_encode writing the cosines into cos_out (n x d float32, unit column stride: e.g. a
+// column block of a wider matrix); returns the sine (n x d) when with_sin.
+at::Tensor time_encode_into(const at::Tensor& cos_out, const at::Tensor& delta, const at::Tensor& w, const at::Tensor& b,
+                            bool with_sin);
+// {dw, db} (d each) of sum(grad * phi) given the sin that time_encode returned (on the CPU
+// a grad with unit column stride is read in place).
 std::pair<at::Tensor, at::Tensor> time_encode_backward(const at::Tensor& delta, const at::Tensor& sin,
                                                        const at::Tensor& grad);
 

@@ -22,7 +22,7 @@ constexpr int64_t kScatterColumnBlock = 64;
 
 template <typename T, typename Index>
 void gather_rows(const T* src, int64_t rows, int64_t cols, const Index* index, int64_t n,
-                 T* out) {
+                 T* out, int64_t out_ld) {
   (void)rows;  // the dispatcher has checked every index against it
   if (n == 0 || cols == 0) return;
   const int64_t grain = std::max<int64_t>(1, kElementsPerTask / cols);
@@ -36,7 +36,7 @@ void gather_rows(const T* src, int64_t rows, int64_t cols, const Index* index, i
         for (int64_t b = 0; b < row_bytes; b += 64) __builtin_prefetch(ahead + b);
       }
       const T* from = src + static_cast<int64_t>(index[i]) * cols;
-      T* to = out + i * cols;
+      T* to = out + i * out_ld;
       for (int64_t c = 0; c < cols; ++c) to[c] = from[c];
     }
   });
@@ -44,7 +44,7 @@ void gather_rows(const T* src, int64_t rows, int64_t cols, const Index* index, i
 
 template <typename T, typename Index>
 void scatter_add_rows(T* dst, int64_t rows, int64_t cols, const Index* index, int64_t n,
-                      const T* src) {
+                      const T* src, int64_t src_ld) {
   (void)rows;
   if (n == 0 || cols == 0) return;
   const int64_t blocks = (cols + kScatterColumnBlock - 1) / kScatterColumnBlock;
@@ -57,7 +57,7 @@ void scatter_add_rows(T* dst, int64_t rows, int64_t cols, const Index* index, in
     const int64_t c1 = std::min(cols, block_end * kScatterColumnBlock);
     for (int64_t i = 0; i < n; ++i) {
       T* to = dst + static_cast<int64_t>(index[i]) * cols;
-      const T* from = src + i * cols;
+      const T* from = src + i * src_ld;
       for (int64_t c = c0; c < c1; ++c) to[c] += from[c];
     }
   });
@@ -74,9 +74,9 @@ int64_t first_out_of_range(const Index* index, int64_t n, int64_t rows) {
 
 #define MLSYS_INSTANTIATE(T, Index)                                                        \
   template void gather_rows<T, Index>(const T*, int64_t, int64_t, const Index*, int64_t,  \
-                                      T*);                                                \
+                                      T*, int64_t);                                       \
   template void scatter_add_rows<T, Index>(T*, int64_t, int64_t, const Index*, int64_t,   \
-                                           const T*);
+                                           const T*, int64_t);
 #define MLSYS_INSTANTIATE_BOTH_INDEX(T) \
   MLSYS_INSTANTIATE(T, int32_t)         \
   MLSYS_INSTANTIATE(T, int64_t)

@@ -283,22 +283,22 @@ constexpr int64_t kRootGrain = 64;
 }  // namespace
 
 void time_encode_forward(const float* delta, int64_t n, const float* w, const float* b, int64_t d, float* cos_out,
-                         float* sin_out) {
+                         int64_t cos_ld, float* sin_out) {
   at::parallel_for(0, n, std::max<int64_t>(1, 16384 / std::max<int64_t>(d, 1)), [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       if (sin_out != nullptr) {
-        encode_row<true>(delta[i], w, b, d, cos_out + i * d, sin_out + i * d);
+        encode_row<true>(delta[i], w, b, d, cos_out + i * cos_ld, sin_out + i * d);
       } else {
-        encode_row<false>(delta[i], w, b, d, cos_out + i * d, nullptr);
+        encode_row<false>(delta[i], w, b, d, cos_out + i * cos_ld, nullptr);
       }
     }
   });
 }
 
-void time_encode_backward(const float* delta, int64_t n, int64_t d, const float* sin, const float* grad, float* dw,
-                          float* db) {
+void time_encode_backward(const float* delta, int64_t n, int64_t d, const float* sin, const float* grad,
+                          int64_t grad_ld, float* dw, float* db) {
   std::vector<double> aw(static_cast<size_t>(d), 0.0), ab(static_cast<size_t>(d), 0.0);
-  for (int64_t i = 0; i < n; ++i) accumulate_row(delta[i], grad + i * d, sin + i * d, d, aw.data(), ab.data());
+  for (int64_t i = 0; i < n; ++i) accumulate_row(delta[i], grad + i * grad_ld, sin + i * d, d, aw.data(), ab.data());
   for (int64_t c = 0; c < d; ++c) {
     dw[c] = static_cast<float>(aw[static_cast<size_t>(c)]);
     db[c] = static_cast<float>(ab[static_cast<size_t>(c)]);

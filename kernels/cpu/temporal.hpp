@@ -11,18 +11,20 @@ namespace mlsys::kernels::cpu {
 
 // phase = w[c] * delta[i] + b[c] rounded as float (a product, then a sum: the rounding of
 // ATen's addcmul, so the phases equal those of the ATen formulation);
-// cos_out[i * d + c] = cos(phase), and sin_out[i * d + c] = sin(phase) when sin_out is
-// not null (the backward pass needs it). The cosine and sine come from one range reduction
+// cos_out[i * cos_ld + c] = cos(phase) (cos_ld >= d: cos_out may be a column block of a
+// wider matrix), and sin_out[i * d + c] = sin(phase) when sin_out is not null (the backward
+// pass needs it). The cosine and sine come from one range reduction
 // in double precision and single-precision minimax polynomials on [-pi/4, pi/4]: absolute
 // error under 2e-7 for |phase| < 2^22, vectorised (AVX-512/AVX2 clones).
 void time_encode_forward(const float* delta, int64_t n, const float* w, const float* b, int64_t d,
-                         float* cos_out, float* sin_out);
+                         float* cos_out, int64_t cos_ld, float* sin_out);
 
 // Gradients of sum(grad * cos(w delta + b)) with respect to w and b:
 // dw[c] = -sum_i grad[i, c] sin[i, c] delta[i], db[c] = -sum_i grad[i, c] sin[i, c],
-// accumulated in double in row order (deterministic), written as float.
+// accumulated in double in row order (deterministic), written as float. grad's rows are
+// grad_ld apart (>= d).
 void time_encode_backward(const float* delta, int64_t n, int64_t d, const float* sin,
-                          const float* grad, float* dw, float* db);
+                          const float* grad, int64_t grad_ld, float* dw, float* db);
 
 // Segment attention: root r owns slots [offsets[r], offsets[r + 1]) (offsets has R + 1
 // non-decreasing entries, offsets[0] = 0, offsets[R] = S). With de = heads * dh, q is

@@ -200,18 +200,30 @@ at::Tensor gather(const at::Tensor& src, const at::Tensor& index) {
   return GatherRowsFn::apply(src, index);
 }
 
-// The factored per-root attention (kernels::slot_attention) on the slot inputs
-// x = [hs || ph || e]: outputs {ax, asum}; gradients for qk, c, hs and ph (the kernel's
-// dx covers x's leading hs and ph columns only: e, the edge features, is data).
+// The factored per-root attention (kernels::slot_attention) with its slot inputs built in
+// place: x = [h[pair] || phi(delta) || edges[eid]] (S x (dm + dt + De); the columns with a
+// gradient first) written block by block into one buffer by kernels::gather_rows_into and
+// kernels::time_encode_into, with no per-block tensors and no concatenation. Outputs {ax,
+// asum}; gradients for qk, c, h (the slots' rows scatter-added by pair) and the time
+// encoder's w and b (the edge features are data). `grad` (0/1): whether a backward pass
+// may follow (the forward of a custom function runs with grad mode off).
 struct SlotAttentionFn : torch::autograd::Function<SlotAttentionFn> {
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& qk,
-                                                const at::Tensor& c, const at::Tensor& hs, const at::Tensor& ph,
-                                                const at::Tensor& e, const at::Tensor& offsets, const at::Tensor& keep) {
-    const at::Tensor x = e.size(1) > 0 ? at::cat({hs, ph, e}, 1) : at::cat({hs, ph}, 1);
+                                                const at::Tensor& c, const at::Tensor& h, const at::Tensor& w,
+                                                const at::Tensor& b, const at::Tensor& pair, const at::Tensor& delta,
+                                                const at::Tensor& edges, const at::Tensor& eid, const at::Tensor& offsets,
+                                                const at::Tensor& keep, int64_t grad) {
+    const int64_t S = pair.size(0), dm = h.size(1), dt = w.size(0), De = edges.numel() > 0 ? edges.size(1) : 0;
+    at::Tensor x = at::empty({S, dm + dt + De});
+    kernels::gather_rows_into(x.narrow(1, 0, dm), h, pair);
+    const at::Tensor si = kernels::time_encode_into(x.narrow(1, dm, dt), delta, w, b, grad != 0);
+    if (De > 0) kernels::gather_rows_into(x.narrow(1, dm + dt, De), edges, eid);
     auto [ax, asum, att] = kernels::slot_attention(qk, c, x, offsets, 0.2, keep.numel() > 0 ? keep : at::Tensor());
-    ctx->save_for_backward({qk, c, x, offsets, keep, att});
-    ctx->saved_data["hs"] = hs.size(1);
-    ctx->saved_data["ph"] = ph.size(1);
+    if (grad != 0) {
+      ctx->save_for_backward({qk, c, x, offsets, keep, att, pair, delta, si});
+      ctx->saved_data["rows"] = h.size(0);
+      ctx->saved_data["dm"] = dm;
+    }
     return {ax, asum};
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -219,10 +231,13 @@ struct SlotAttentionFn : torch::autograd::Function<SlotAttentionFn> {
     const auto s = ctx->get_saved_variables();
     const at::Tensor dax = grad[0].defined() ? grad[0] : at::zeros_like(s[0]);
     const at::Tensor dasum = grad[1].defined() ? grad[1] : at::zeros_like(s[1]);
-    const int64_t nh = ctx->saved_data["hs"].toInt(), np = ctx->saved_data["ph"].toInt();
+    const int64_t dm = ctx->saved_data["dm"].toInt(), dt = s[8].size(1);
     auto [dqk, dc, dx] = kernels::slot_attention_backward(s[0], s[1], s[2], s[3], 0.2,
-                                                          s[4].numel() > 0 ? s[4] : at::Tensor(), s[5], dax, dasum, nh + np);
-    return {dqk, dc, dx.narrow(1, 0, nh), dx.narrow(1, nh, np), at::Tensor(), at::Tensor(), at::Tensor()};
+                                                          s[4].numel() > 0 ? s[4] : at::Tensor(), s[5], dax, dasum, dm + dt);
+    at::Tensor dh = at::zeros({ctx->saved_data["rows"].toInt(), dm});
+    kernels::scatter_add_rows(dh, s[6], dx.narrow(1, 0, dm));
+    auto [dw, db] = kernels::time_encode_backward(s[7], s[8], dx.narrow(1, dm, dt));
+    return {dqk, dc, dh, dw, db, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -570,8 +585,6 @@ struct TemporalModel::Impl {
       ++offsets[i / static_cast<size_t>(k) + 1];
     }
     for (size_t r = 0; r < static_cast<size_t>(R); ++r) offsets[r + 1] += offsets[r];
-    const at::Tensor hs = gather(h, to_long(rw.slot_pair));
-    const at::Tensor e = De > 0 ? kernels::gather_rows(edge_feat, to_long(slot_eid)) : at::empty({static_cast<int64_t>(nv), 0});
     times.fetch += tf.seconds();
     // The kernel sees x_j = [h_j || phi(dt_j) || e_j] (the columns with a gradient first),
     // so W_k and W_v (TGL's column order [h || e || phi]) are permuted to match.
@@ -586,8 +599,10 @@ struct TemporalModel::Impl {
     const at::Tensor qh = q.view({R, H, dh}).transpose(0, 1);                                  // H x R x dh
     const at::Tensor qk = at::bmm(qh, permuted(P("attention.w_k.weight")).view({H, dh, Dx}));  // H x R x Dx
     const at::Tensor c = at::bmm(qh, P("attention.w_k.bias").view({H, dh, 1})).squeeze(-1);   // H x R
-    const auto ax = SlotAttentionFn::apply(qk, c, hs, phi(to_float(dnb)), e, to_long(offsets),
-                                           dropout_keep(static_cast<int64_t>(nv), train));
+    const auto ax = SlotAttentionFn::apply(qk, c, h, P("time_encoder.w"), P("time_encoder.b"), to_long(rw.slot_pair), to_float(dnb),
+                                           De > 0 ? edge_feat : at::empty({0}), De > 0 ? to_long(slot_eid) : at::empty({0}, at::kLong),
+                                           to_long(offsets), dropout_keep(static_cast<int64_t>(nv), train),
+                                           at::GradMode::is_enabled() ? 1 : 0);
     // W_v,h (sum_j a_j x_j) + b_v,h sum_j a_j, per head; then heads side by side.
     const at::Tensor vh = at::baddbmm(ax[1].unsqueeze(-1) * P("attention.w_v.bias").view({H, 1, dh}), ax[0],
                                       permuted(P("attention.w_v.weight")).view({H, dh, Dx}).transpose(1, 2));  // H x R x dh

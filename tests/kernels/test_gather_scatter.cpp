@@ -180,6 +180,33 @@ TEST_CASE("scatter_add_rows reads src as it was when src aliases dst", "[kernels
   CHECK(at::equal(d, expected));
 }
 
+TEST_CASE("gather_rows_into writes a column block in place; scatter_add_rows reads one", "[kernels][gather]") {
+  for (const auto dtype : kDtypes) {
+    DYNAMIC_SECTION(c10::toString(dtype)) {
+      const at::Tensor src = at::randn({40, 7}).to(dtype);
+      const at::Tensor index = random_index(25, 40, at::kLong);
+      at::Tensor wide = at::full({25, 12}, 3.0).to(dtype);
+      mk::gather_rows_into(wide.narrow(1, 2, 7), src, index);
+      CHECK(at::equal(wide.narrow(1, 2, 7), at::index_select(src, 0, index)));
+      CHECK(at::equal(wide.narrow(1, 0, 2), at::full({25, 2}, 3.0).to(dtype)));  // the rest untouched
+      CHECK(at::equal(wide.narrow(1, 9, 3), at::full({25, 3}, 3.0).to(dtype)));
+      // and back: a block of the wide matrix as scatter_add_rows' src, read in place
+      at::Tensor dst = at::zeros({40, 7}, dtype), expect = at::zeros({40, 7}, dtype);
+      mk::scatter_add_rows(dst, index, wide.narrow(1, 2, 7));
+      expect.index_add_(0, index, wide.narrow(1, 2, 7).contiguous());
+      CHECK(at::equal(dst, expect));
+    }
+  }
+  const at::Tensor src = at::randn({4, 3});
+  const at::Tensor index = at::tensor(std::vector<int64_t>{0, 3});
+  REQUIRE_THROWS_WITH(mk::gather_rows_into(at::zeros({3, 3}), src, index),
+                      Catch::Contains("gather_rows_into: out has shape [3, 3]; expected [2, 3]"));
+  REQUIRE_THROWS_WITH(mk::gather_rows_into(at::zeros({3, 2}).t(), src, index),
+                      Catch::Contains("out must have unit column stride"));
+  REQUIRE_THROWS_WITH(mk::gather_rows_into(at::zeros({2, 3}, at::kDouble), src, index),
+                      Catch::Contains("out is Double but src is Float"));
+}
+
 TEST_CASE("gather_rows and scatter_add_rows reject bad arguments", "[kernels][errors]") {
   const at::Tensor src = at::randn({5, 3});
   const at::Tensor index = at::tensor(std::vector<int64_t>{0, 4, 7, 1});

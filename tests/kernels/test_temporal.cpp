@@ -88,6 +88,28 @@ TEST_CASE("time_encode matches cos/sin of the same phases, and its gradient the 
   CHECK(max_abs_diff(db, db_ref) < 1e-5);
 }
 
+TEST_CASE("time_encode_into writes a column block; time_encode_backward reads one", "[kernels][tgnn]") {
+  at::manual_seed(5);
+  const at::Tensor delta = at::rand({33}) * 1e5, w = at::pow(10.0, at::linspace(0, -9, 20)), b = at::randn({20});
+  const auto [co, si] = mk::time_encode(delta, w, b, true);
+  at::Tensor wide = at::full({33, 27}, 7.0);
+  const at::Tensor si2 = mk::time_encode_into(wide.narrow(1, 4, 20), delta, w, b, true);
+  CHECK(at::equal(wide.narrow(1, 4, 20), co));
+  CHECK(at::equal(si2, si));
+  CHECK(at::equal(wide.narrow(1, 0, 4), at::full({33, 4}, 7.0)));
+  CHECK(at::equal(wide.narrow(1, 24, 3), at::full({33, 3}, 7.0)));
+  CHECK(!mk::time_encode_into(wide.narrow(1, 4, 20), delta, w, b, false).defined());
+  const at::Tensor grad = at::randn({33, 27});
+  const auto [dw, db] = mk::time_encode_backward(delta, si, grad.narrow(1, 4, 20));
+  const auto [dw_c, db_c] = mk::time_encode_backward(delta, si, grad.narrow(1, 4, 20).contiguous());
+  CHECK(at::equal(dw, dw_c));
+  CHECK(at::equal(db, db_c));
+  REQUIRE_THROWS_WITH(mk::time_encode_into(at::zeros({33, 19}), delta, w, b, false),
+                      Catch::Contains("time_encode_into: cos_out has shape [33, 19]; expected [33, 20]"));
+  REQUIRE_THROWS_WITH(mk::time_encode_into(at::zeros({20, 33}).t(), delta, w, b, false),
+                      Catch::Contains("unit column stride"));
+}
+
 TEST_CASE("segment_attention and its backward match ATen with autograd", "[kernels][tgnn]") {
   at::manual_seed(5);
   // Roots with no slots, one slot, several, and one longer than 32.
