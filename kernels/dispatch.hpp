@@ -74,6 +74,22 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> slot_attention_backward(const at:
                                                                        const at::Tensor& att, const at::Tensor& dax,
                                                                        const at::Tensor& dasum, int64_t dx_cols = -1);
 
+// ---- Recurrent cells (kernels/cpu/rnn.hpp).
+
+// One GRU cell step in torch.nn.GRUCell's arithmetic from its pre-activations: gi (U x 3d,
+// input parts of r, z, n with their bias), gh (U x 3d: hidden parts of r, z, n; or U x 4d:
+// r, z, a hidden-side n-input part, n), m (U x d, the previous state):
+//   r = sigmoid(gi_r + gh_r), z = sigmoid(gi_z + gh_z),
+//   n = tanh(gi_n (+ gh_nin) + r gh_n), out = n + z (m - n).
+// Returns {out, rz (U x 2d: r then z), n}, the last two for gru_cell_backward. Float32 CPU
+// tensors take the fused passes (sigmoid and tanh stay ATen's); others the same formulas
+// as ATen ops.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> gru_cell(const at::Tensor& gi, const at::Tensor& gh, const at::Tensor& m);
+// {dgi, dgh, dm} of gru_cell from dout (U x d) and its rz and n.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> gru_cell_backward(const at::Tensor& dout, const at::Tensor& rz,
+                                                                 const at::Tensor& n, const at::Tensor& gh,
+                                                                 const at::Tensor& m);
+
 // ---- Optimisers (kernels/cpu/optim.hpp).
 
 // One Adam/AdamW update in place, torch.optim.AdamW's arithmetic: with t the 1-based

@@ -241,6 +241,24 @@ struct SlotAttentionFn : torch::autograd::Function<SlotAttentionFn> {
   }
 };
 
+// torch.nn.GRUCell's arithmetic from its pre-activations (kernels::gru_cell: gi U x 3d, gh
+// U x 3d or 4d, m U x d), with the backward pass written out (kernels::gru_cell_backward)
+// instead of autograd's dozen elementwise nodes.
+struct GruCellFn : torch::autograd::Function<GruCellFn> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& gi, const at::Tensor& gh,
+                            const at::Tensor& m) {
+    auto [out, rz, n] = kernels::gru_cell(gi, gh, m);
+    ctx->save_for_backward({rz, n, gh, m});
+    return out;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const auto s = ctx->get_saved_variables();
+    auto [dgi, dgh, dm] = kernels::gru_cell_backward(grad[0], s[0], s[1], s[2], s[3]);
+    return {dgi, dgh, dm};
+  }
+};
+
 // The rows a batch needs updated memory for (its roots, then the non-empty neighbour
 // slots), collapsed to distinct (node, query time) pairs: the updater's output depends on
 // nothing else, so equal pairs share one computation, and the parts that depend on the
@@ -542,20 +560,14 @@ struct TemporalModel::Impl {
       const auto ws = wi[0].split_with_sizes({2 * dm, dm}), wh = w_hh.split_with_sizes({2 * dm, dm});
       const auto bh = b_hh.split_with_sizes({2 * dm, dm});
       const at::Tensor g = mm(m, at::cat({ws[0] + wh[0], ws[1], wh[1]}), at::cat({bh[0], at::zeros({dm}), bh[1]}));  // U x 4dm
-      const auto gis = gi.split(dm, 1), gs = g.split(dm, 1);
-      const at::Tensor r = at::sigmoid(gis[0] + gs[0]), z = at::sigmoid(gis[1] + gs[1]);
-      const at::Tensor n = at::tanh(gis[2] + gs[2] + r * gs[3]);
-      return n + z * (m - n);
+      return GruCellFn::apply(gi, g, m);
     }
     const auto wi = w_ih.split_with_sizes({mail_dim, dt}, 1);
     const at::Tensor gi = per_pair(mm(mails, wi[0], P("memory_updater.bias_ih"))) + mm(phi(to_float(delta)), wi[1]);
     const at::Tensor gh = per_pair(mm(m, w_hh, b_hh));
     if (cfg.updater != "gru") return at::tanh(gi + gh);
     // torch.nn.GRUCell: r, z, n gates in that order.
-    const auto gic = gi.chunk(3, 1), ghc = gh.chunk(3, 1);
-    const at::Tensor r = at::sigmoid(gic[0] + ghc[0]), z = at::sigmoid(gic[1] + ghc[1]);
-    const at::Tensor n = at::tanh(gic[2] + r * ghc[2]);
-    return n + z * (per_pair(m) - n);
+    return GruCellFn::apply(gi, gh, per_pair(m));
   }
 
   // TGN eq. 5-9 in TGL's form: one layer, H heads, LeakyReLU(0.2) scores, over the
