@@ -15,6 +15,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 #include <cblas.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -109,15 +110,21 @@ int blas_int(int64_t v) {
 // (--threads 2 on 2 cores ran 2.4x slower than 1 thread). Row blocks of C are independent
 // (no sums across tasks), but OpenBLAS may round a row differently with the block's row
 // count, so results can differ in the last bits between thread counts.
+// With `bias` (n floats), each task first writes it into its rows of C and accumulates onto
+// it (beta is then ignored): C = op(A) op(B) + bias, the rows still in cache for the GEMM.
 void sgemm_rows(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-                int64_t ldb, float beta, float* c, int64_t ldc) {
+                int64_t ldb, float beta, float* c, int64_t ldc, const float* bias = nullptr) {
   if (m == 0 || n == 0) return;
   const int64_t grain = std::max<int64_t>(32, (int64_t{1} << 20) / std::max<int64_t>(1, n * k));  // rows per task
+  const float beta_c = bias != nullptr ? 1.0F : beta;
   at::parallel_for(0, m, grain, [&](int64_t r0, int64_t r1) {
+    if (bias != nullptr) {
+      for (int64_t r = r0; r < r1; ++r) std::copy(bias, bias + n, c + r * ldc);
+    }
     // Row r of op(A) starts at a + r*lda (not transposed) or a + r (transposed).
     const float* a0 = trans_a ? a + r0 : a + r0 * lda;
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, blas_int(r1 - r0),
-                blas_int(n), blas_int(k), 1.0F, a0, blas_int(lda), b, blas_int(ldb), beta, c + r0 * ldc, blas_int(ldc));
+                blas_int(n), blas_int(k), 1.0F, a0, blas_int(lda), b, blas_int(ldb), beta_c, c + r0 * ldc, blas_int(ldc));
   });
 }
 
@@ -126,11 +133,13 @@ at::Tensor blas_linear(const at::Tensor& x, const at::Tensor& w, const at::Tenso
   TORCH_CHECK(w.stride(1) == 1 && w.size(1) == K && x.stride(1) == 1, "tgnn: blas_linear layout");
   // clone, not contiguous(): with M == 1 the expanded bias is already contiguous, and
   // contiguous() would hand back the bias itself for the GEMM to overwrite.
-  auto bias_rows = [&] { return b.unsqueeze(0).expand({M, N}).clone(at::MemoryFormat::Contiguous); };
-  if (K == 0) return b.defined() ? bias_rows() : at::zeros({M, N});
-  at::Tensor y = b.defined() ? bias_rows() : at::empty({M, N});
-  sgemm_rows(false, true, M, N, K, x.const_data_ptr<float>(), x.stride(0), w.const_data_ptr<float>(), w.stride(0),
-             b.defined() ? 1.0F : 0.0F, y.mutable_data_ptr<float>(), N);
+  if (K == 0) return b.defined() ? b.unsqueeze(0).expand({M, N}).clone(at::MemoryFormat::Contiguous) : at::zeros({M, N});
+  at::Tensor y = at::empty({M, N});
+  const at::Tensor bc = b.defined() ? b.contiguous() : at::Tensor();
+  // The bias is copied into y's rows by the GEMM tasks; y never aliases b (a one-row
+  // expanded bias once did, and the GEMM wrote into the parameter).
+  sgemm_rows(false, true, M, N, K, x.const_data_ptr<float>(), x.stride(0), w.const_data_ptr<float>(), w.stride(0), 0.0F,
+             y.mutable_data_ptr<float>(), N, b.defined() ? bc.const_data_ptr<float>() : nullptr);
   return y;
 }
 
