@@ -619,7 +619,7 @@ struct TemporalModel::Impl {
     const at::Tensor q = mm(h_root, wq[0], at::linear(phi(at::zeros({1})), wq[1], P("attention.w_q.bias")).squeeze(0));
     const at::Tensor qh = q.view({R, H, dh}).transpose(0, 1);                                  // H x R x dh
     const at::Tensor qk = at::bmm(qh, permuted(P("attention.w_k.weight")).view({H, dh, Dx}));  // H x R x Dx
-    const at::Tensor c = at::bmm(qh, P("attention.w_k.bias").view({H, dh, 1})).squeeze(-1);   // H x R
+    const at::Tensor c = (qh * P("attention.w_k.bias").view({H, 1, dh})).sum(-1);             // H x R
     const auto ax = SlotAttentionFn::apply(qk, c, h, P("time_encoder.w"), P("time_encoder.b"), to_long(rw.slot_pair), to_float(dnb),
                                            De > 0 ? edge_feat : at::empty({0}), De > 0 ? to_long(slot_eid) : at::empty({0}, at::kLong),
                                            to_long(offsets), dropout_keep(static_cast<int64_t>(nv), train),
