@@ -293,6 +293,9 @@ void gather_rows_into(const at::Tensor& out, const at::Tensor& src_in, const at:
          std::to_string(src_in.size(1)) + "] (index entries x src columns)");
   }
   if (!row_strided(out)) fail(std::string(fn) + ": out must have unit column stride, got strides " + c10::str(out.strides()));
+  if (out.storage().is_alias_of(src_in.storage()) || out.storage().is_alias_of(index_in.storage())) {
+    fail(std::string(fn) + ": out shares memory with src or index; expected a separate buffer");
+  }
   if (out.is_cpu() || out.is_contiguous()) {
     gather_rows_to(fn, src_in, index_in, out);
   } else {
@@ -338,7 +341,11 @@ void scatter_add_rows(at::Tensor& dst, const at::Tensor& index_in, const at::Ten
   at::Tensor target = in_place ? dst : dst.contiguous();
   // The kernels take src and dst as __restrict__: read from a copy when they share memory
   // (scatter_add_rows(d, i, d) then adds d's values as they were before the call).
-  if (at::get_overlap_status(target, src) != at::MemOverlapStatus::No) src = src.clone();
+  // (get_overlap_status answers TooHard for any non-dense view, such as a column block, so
+  // ask it only when the two share storage at all.)
+  if (target.storage().is_alias_of(src.storage()) && at::get_overlap_status(target, src) != at::MemOverlapStatus::No) {
+    src = src.clone();
+  }
   if (target.is_cpu()) {
     with_cpu_type(target.scalar_type(), [&](auto* tag) {
       using T = std::remove_pointer_t<decltype(tag)>;
@@ -475,6 +482,8 @@ at::Tensor time_encode_to(const char* fn, const at::Tensor& delta_in, const at::
 std::pair<at::Tensor, at::Tensor> time_encode(const at::Tensor& delta_in, const at::Tensor& w_in, const at::Tensor& b_in,
                                               bool with_sin) {
   constexpr const char* fn = "time_encode";
+  check_defined(fn, "delta", delta_in);
+  check_defined(fn, "w", w_in);
   at::Tensor co = at::empty({delta_in.numel(), w_in.numel()}, delta_in.options());
   at::Tensor si = time_encode_to(fn, delta_in, w_in, b_in, with_sin, co);
   return {co, si};
@@ -484,11 +493,17 @@ at::Tensor time_encode_into(const at::Tensor& cos_out, const at::Tensor& delta, 
                             bool with_sin) {
   constexpr const char* fn = "time_encode_into";
   check_defined(fn, "cos_out", cos_out);
+  check_defined(fn, "delta", delta);
   if (cos_out.dim() != 2 || cos_out.scalar_type() != at::kFloat || !row_strided(cos_out)) {
     fail(std::string(fn) + ": cos_out must be a 2-D float32 tensor with unit column stride, got " +
          c10::toString(cos_out.scalar_type()) + " of shape " + shape_of(cos_out) + " and strides " + c10::str(cos_out.strides()));
   }
   check_same_device(fn, "cos_out", cos_out, "delta", delta);
+  for (const auto& [name, t] : {std::pair<const char*, const at::Tensor*>{"delta", &delta}, {"w", &w}, {"b", &b}}) {
+    if (t->defined() && cos_out.storage().is_alias_of(t->storage())) {
+      fail(std::string(fn) + ": cos_out shares memory with " + name + "; expected a separate buffer");
+    }
+  }
   if (cos_out.is_cpu() || cos_out.is_contiguous()) return time_encode_to(fn, delta, w, b, with_sin, cos_out);
   at::Tensor tmp = at::empty(cos_out.sizes(), cos_out.options());
   at::Tensor si = time_encode_to(fn, delta, w, b, with_sin, tmp);
@@ -660,8 +675,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> slot_attention_backward(const at:
   if (dax.sizes() != a.qk.sizes()) fail(std::string(fn) + ": dax has shape " + shape_of(dax) + ", qk " + shape_of(a.qk));
   if (dasum.sizes() != a.c.sizes()) fail(std::string(fn) + ": dasum has shape " + shape_of(dasum) + ", c " + shape_of(a.c));
   // Every slot row belongs to one root, which writes it; so do the per-root outputs.
-  if (dx_cols < 0) dx_cols = a.dx;
-  if (dx_cols > a.dx) fail(std::string(fn) + ": dx_cols is " + std::to_string(dx_cols) + ", x has " + std::to_string(a.dx) + " columns");
+  if (dx_cols == -1) dx_cols = a.dx;
+  if (dx_cols < 0 || dx_cols > a.dx) {
+    fail(std::string(fn) + ": dx_cols must be -1 (all) or in [0, " + std::to_string(a.dx) + "] (x's columns), got " +
+         std::to_string(dx_cols));
+  }
   at::Tensor dqk = at::empty_like(a.qk), dc = at::empty_like(a.c), dxo = at::empty({a.S, dx_cols}, a.x.options());
   if (a.R == 0 || a.heads == 0) return {dqk.zero_(), dc.zero_(), dxo.zero_()};
   if (a.qk.is_cpu()) {
@@ -691,21 +709,34 @@ struct GruShapes {
   int64_t U = 0, d = 0, hw = 0;
 };
 
-GruShapes gru_shapes(const char* fn, const at::Tensor& gi, const at::Tensor& gh, const at::Tensor& m) {
-  for (const auto& [name, t] : {std::pair<const char*, const at::Tensor*>{"gi", &gi}, {"gh", &gh}, {"m", &m}}) {
+// gh (U x 3d or U x 4d) and m (U x d): defined, 2-D, matching; same device.
+GruShapes gru_hidden(const char* fn, const at::Tensor& gh, const at::Tensor& m) {
+  for (const auto& [name, t] : {std::pair<const char*, const at::Tensor*>{"gh", &gh}, {"m", &m}}) {
     check_defined(fn, name, *t);
     if (t->dim() != 2) fail(std::string(fn) + ": " + name + " must be 2-D, got shape " + shape_of(*t));
   }
   GruShapes s{m.size(0), m.size(1), gh.size(1)};
-  if (gi.size(0) != s.U || gi.size(1) != 3 * s.d) {
-    fail(std::string(fn) + ": gi has shape " + shape_of(gi) + "; expected [" + std::to_string(s.U) + ", " + std::to_string(3 * s.d) + "]");
-  }
   if (gh.size(0) != s.U || (s.hw != 3 * s.d && s.hw != 4 * s.d)) {
     fail(std::string(fn) + ": gh has shape " + shape_of(gh) + "; expected [" + std::to_string(s.U) + ", " + std::to_string(3 * s.d) +
          " or " + std::to_string(4 * s.d) + "]");
   }
-  check_same_device(fn, "m", m, "gi", gi);
   check_same_device(fn, "m", m, "gh", gh);
+  return s;
+}
+
+// a (U x cols): defined, that shape, m's device.
+void gru_operand(const char* fn, const char* name, const at::Tensor& a, int64_t U, int64_t cols, const at::Tensor& m) {
+  check_defined(fn, name, a);
+  if (a.dim() != 2 || a.size(0) != U || a.size(1) != cols) {
+    fail(std::string(fn) + ": " + name + " has shape " + shape_of(a) + "; expected [" + std::to_string(U) + ", " +
+         std::to_string(cols) + "]");
+  }
+  check_same_device(fn, "m", m, name, a);
+}
+
+GruShapes gru_shapes(const char* fn, const at::Tensor& gi, const at::Tensor& gh, const at::Tensor& m) {
+  const GruShapes s = gru_hidden(fn, gh, m);
+  gru_operand(fn, "gi", gi, s.U, 3 * s.d, m);
   return s;
 }
 
@@ -746,16 +777,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> gru_cell_backward(const at::Tenso
                                                                  const at::Tensor& n_in, const at::Tensor& gh_in,
                                                                  const at::Tensor& m_in) {
   constexpr const char* fn = "gru_cell_backward";
-  const int64_t U = m_in.size(0), d = m_in.size(1), hw = gh_in.size(1);
-  for (const auto& [name, t, cols] : {std::tuple<const char*, const at::Tensor*, int64_t>{"dout", &dout_in, d}, {"rz", &rz_in, 2 * d},
-                                      {"n", &n_in, d}}) {
-    check_defined(fn, name, *t);
-    if (t->dim() != 2 || t->size(0) != U || t->size(1) != cols) {
-      fail(std::string(fn) + ": " + name + " has shape " + shape_of(*t) + "; expected [" + std::to_string(U) + ", " +
-           std::to_string(cols) + "]");
-    }
-  }
-  if (gh_in.size(0) != U || (hw != 3 * d && hw != 4 * d)) fail(std::string(fn) + ": gh has shape " + shape_of(gh_in));
+  const GruShapes s = gru_hidden(fn, gh_in, m_in);
+  const int64_t U = s.U, d = s.d, hw = s.hw;
+  gru_operand(fn, "dout", dout_in, U, d, m_in);
+  gru_operand(fn, "rz", rz_in, U, 2 * d, m_in);
+  gru_operand(fn, "n", n_in, U, d, m_in);
   if (!gru_fused({&dout_in, &rz_in, &n_in, &gh_in, &m_in})) {
     const at::Tensor r = rz_in.narrow(1, 0, d), z = rz_in.narrow(1, d, d);
     const at::Tensor dpre = dout_in * (1 - z) * (1 - n_in * n_in);
@@ -806,6 +832,9 @@ void adam_step(at::Tensor& p, const at::Tensor& g, at::Tensor& m, at::Tensor& v,
                            f(bc2), f(h.eps), f(-h.lr / bc1)};
   cpu::adam_step(p.mutable_data_ptr<float>(), gc.const_data_ptr<float>(), m.mutable_data_ptr<float>(),
                  v.mutable_data_ptr<float>(), p.numel(), s);
+  // Written through raw pointers: bump the version counters as ATen's in-place ops do, so
+  // that autograd still notices a parameter modified under a graph that saved it.
+  for (at::Tensor* t : {&p, &m, &v}) t->unsafeGetTensorImpl()->bump_version();
 }
 
 }  // namespace mlsys::kernels

@@ -5,7 +5,8 @@
 // Argument errors are the caller's programming errors, not bad user input: they throw
 // std::invalid_argument with a message that names the function, the argument, what was
 // expected and what was found. Running a CUDA tensor through a build without CUDA throws
-// std::runtime_error. These functions bypass autograd: use them on tensors that do not
+// std::runtime_error (gru_cell and adam_step excepted: off the CPU they are ATen ops and
+// run wherever ATen does). These functions bypass autograd: use them on tensors that do not
 // require grad (or under at::NoGradGuard).
 #pragma once
 
@@ -32,7 +33,8 @@ void gather_rows_into(const at::Tensor& out, const at::Tensor& src, const at::Te
 // stride (a column block of a wider matrix) is read in place.
 void scatter_add_rows(at::Tensor& dst, const at::Tensor& index, const at::Tensor& src);
 
-// ---- Temporal-GNN kernels (kernels/cpu/temporal.hpp): float32, contiguous copies taken.
+// ---- Temporal-GNN kernels (kernels/cpu/temporal.hpp): float32; inputs are copied to
+// contiguous unless a function says it reads a column block in place.
 
 // phi = cos(w[c] * delta[i] + b[c]) for a 1-D delta (n) and 1-D w, b (d): returns
 // {cos (n x d), sin (n x d), the latter undefined unless with_sin}.
@@ -92,7 +94,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> gru_cell_backward(const at::Tenso
 
 // ---- Optimisers (kernels/cpu/optim.hpp).
 
-// One Adam/AdamW update in place, torch.optim.AdamW's arithmetic: with t the 1-based
+// One Adam/AdamW update in place (the update of torch.optim.AdamW, in the order of the
+// ATen ops nn::AdamW used before: mul_, add_, addcmul_, sqrt_, addcdiv_): with t the 1-based
 // step, bc1 = 1 - beta1^t and bc2 = 1 - beta2^t,
 //   p *= 1 - lr weight_decay;  m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
 //   p -= lr / bc1 * m / (sqrt(v / bc2) + eps).

@@ -15,7 +15,8 @@ struct AdamScalars {
   float decay, b1, a1, b2, a2, bc2, eps, step;
 };
 
-// For i < n, in float32 and in torch.optim.AdamW's order of operations:
+// For i < n, in float32 and in the order of the ATen ops this replaces (mul_, add_,
+// addcmul_, sqrt_, addcdiv_; torch.optim.AdamW itself uses lerp_ and sqrt(v)/sqrt(bc2)):
 //   p = p * decay;  m = b1 m + a1 g;  v = b2 v + a2 g g;  p = p + step * m / (sqrt(v / bc2) + eps)
 // Parallel over blocks of elements; every element is independent, so the result does not
 // depend on the thread count.

@@ -1,5 +1,5 @@
-// CPU reference kernels of the temporal-GNN layers (lib/tgnn), over raw contiguous
-// row-major float32 buffers: the time encoding phi(dt) = cos(w dt + b) with its parameter
+// CPU reference kernels of the temporal-GNN layers (lib/tgnn), over raw row-major float32
+// buffers (contiguous unless a leading dimension is given: cos_ld, grad_ld, dx_cols): the time encoding phi(dt) = cos(w dt + b) with its parameter
 // gradient, and the per-root ("segment") attention of TGN/TGL over each root's neighbour
 // slots with its backward pass. Each replaces a dozen ATen ops and their intermediates.
 // The caller (kernels/dispatch.cpp) has validated shapes and offsets.

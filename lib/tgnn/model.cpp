@@ -40,6 +40,7 @@ void set_torch_threads(int n) {
 }
 
 void dropout_scales(std::mt19937_64& rng, double p, float* out, int64_t n) {
+  if (!(p >= 0.0 && p < 1.0)) throw std::invalid_argument("tgnn::dropout_scales: p must be in [0, 1), got " + std::to_string(p));
   const auto scale = static_cast<float>(1.0 / (1.0 - p));
   const auto threshold = static_cast<uint64_t>(std::ldexp(1.0 - p, 32));  // keep when u < threshold
   for (int64_t i = 0; i < n; i += 2) {
@@ -116,6 +117,7 @@ void sgemm_rows(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, con
                 int64_t ldb, float beta, float* c, int64_t ldc, const float* bias = nullptr) {
   if (m == 0 || n == 0) return;
   const int64_t grain = std::max<int64_t>(32, (int64_t{1} << 20) / std::max<int64_t>(1, n * k));  // rows per task
+  TORCH_CHECK(bias == nullptr || beta == 0.0F, "tgnn: sgemm_rows takes a bias or a beta, not both");
   const float beta_c = bias != nullptr ? 1.0F : beta;
   at::parallel_for(0, m, grain, [&](int64_t r0, int64_t r1) {
     if (bias != nullptr) {
@@ -128,15 +130,21 @@ void sgemm_rows(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, con
   });
 }
 
+// x as blas_linear takes it: rows with unit column stride (a column block of a wider
+// matrix is used in place), else a contiguous copy.
+at::Tensor gemm_rows(const at::Tensor& x) {
+  return x.dim() == 2 && (x.size(1) <= 1 || x.stride(1) == 1) && x.stride(0) >= x.size(1) ? x : x.contiguous();
+}
+
 at::Tensor blas_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
-  TORCH_CHECK(w.stride(1) == 1 && w.size(1) == K && x.stride(1) == 1, "tgnn: blas_linear layout");
-  // clone, not contiguous(): with M == 1 the expanded bias is already contiguous, and
-  // contiguous() would hand back the bias itself for the GEMM to overwrite.
+  TORCH_CHECK(w.stride(1) == 1 && w.size(1) == K && (K <= 1 || x.stride(1) == 1) && x.stride(0) >= K, "tgnn: blas_linear layout");
+  // (clone, not contiguous(): with M == 1 the expanded bias is already contiguous, and
+  // contiguous() would hand back the bias itself.)
   if (K == 0) return b.defined() ? b.unsqueeze(0).expand({M, N}).clone(at::MemoryFormat::Contiguous) : at::zeros({M, N});
   at::Tensor y = at::empty({M, N});
   const at::Tensor bc = b.defined() ? b.contiguous() : at::Tensor();
-  // The bias is copied into y's rows by the GEMM tasks; y never aliases b (a one-row
+  // The bias is copied into y's rows by the GEMM tasks, so y never aliases b (a one-row
   // expanded bias once did, and the GEMM wrote into the parameter).
   sgemm_rows(false, true, M, N, K, x.const_data_ptr<float>(), x.stride(0), w.const_data_ptr<float>(), w.stride(0), 0.0F,
              y.mutable_data_ptr<float>(), N, b.defined() ? bc.const_data_ptr<float>() : nullptr);
@@ -149,7 +157,7 @@ struct BlasLinearFn : torch::autograd::Function<BlasLinearFn> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x_in, const at::Tensor& w,
                             const at::Tensor& b) {
     // rows of x may be strided (a column block of a wider tensor), its columns not
-    const at::Tensor x = x_in.stride(1) == 1 && x_in.stride(0) >= x_in.size(1) ? x_in : x_in.contiguous();
+    const at::Tensor x = gemm_rows(x_in);
     ctx->save_for_backward({x, w});
     ctx->saved_data["bias"] = b.numel() > 0;
     return blas_linear(x, w, b.numel() > 0 ? b : at::Tensor());
@@ -222,7 +230,7 @@ struct SlotAttentionFn : torch::autograd::Function<SlotAttentionFn> {
                                                 const at::Tensor& b, const at::Tensor& pair, const at::Tensor& delta,
                                                 const at::Tensor& edges, const at::Tensor& eid, const at::Tensor& offsets,
                                                 const at::Tensor& keep, int64_t grad) {
-    const int64_t S = pair.size(0), dm = h.size(1), dt = w.size(0), De = edges.numel() > 0 ? edges.size(1) : 0;
+    const int64_t S = pair.size(0), dm = h.size(1), dt = w.size(0), De = edges.dim() == 2 ? edges.size(1) : 0;
     at::Tensor x = at::empty({S, dm + dt + De});
     kernels::gather_rows_into(x.narrow(1, 0, dm), h, pair);
     const at::Tensor si = kernels::time_encode_into(x.narrow(1, dm, dt), delta, w, b, grad != 0);
@@ -411,7 +419,7 @@ struct TemporalModel::Impl {
   at::Tensor mm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b = {}) const {
     if (!bf16) {
       if (cfg.aten_gemm) return at::linear(x, w, b);
-      if (!at::GradMode::is_enabled()) return blas_linear(x.stride(1) == 1 && x.stride(0) >= x.size(1) ? x : x.contiguous(), w, b);
+      if (!at::GradMode::is_enabled()) return blas_linear(gemm_rows(x), w, b);
       return BlasLinearFn::apply(x, w, b.defined() ? b : at::empty({0}));
     }
     const int64_t M = x.size(0), Mp = (M + 255) / 256 * 256;
@@ -557,7 +565,7 @@ struct TemporalModel::Impl {
     times.fetch += tf.seconds();
     const at::Tensor& w_ih = P("memory_updater.weight_ih");
     const at::Tensor &w_hh = P("memory_updater.weight_hh"), &b_hh = P("memory_updater.bias_hh");
-    if (self_mail && !cfg.unfolded_self_mail) {
+    if (self_mail && !cfg.unfolded_self_mail && same) {  // (self_mail implies one pair per node)
       // The mail is [mem || rest] (see self_mail), so W_ih,self mail_self + W_hh mem =
       // (W_ih,self + W_hh) mem wherever the two sums are added: all of the RNN's, the GRU's
       // r and z gates (its n gate multiplies W_hh mem + b_hh by r). One GEMM of mem against

@@ -205,6 +205,9 @@ TEST_CASE("gather_rows_into writes a column block in place; scatter_add_rows rea
                       Catch::Contains("out must have unit column stride"));
   REQUIRE_THROWS_WITH(mk::gather_rows_into(at::zeros({2, 3}, at::kDouble), src, index),
                       Catch::Contains("out is Double but src is Float"));
+  at::Tensor both = at::randn({2, 6});  // out a block of src itself
+  REQUIRE_THROWS_WITH(mk::gather_rows_into(both.narrow(1, 3, 3), both.narrow(1, 0, 3), index.clamp_max(1)),
+                      Catch::Contains("out shares memory with src or index"));
 }
 
 TEST_CASE("gather_rows and scatter_add_rows reject bad arguments", "[kernels][errors]") {

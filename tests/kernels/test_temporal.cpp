@@ -108,6 +108,10 @@ TEST_CASE("time_encode_into writes a column block; time_encode_backward reads on
                       Catch::Contains("time_encode_into: cos_out has shape [33, 19]; expected [33, 20]"));
   REQUIRE_THROWS_WITH(mk::time_encode_into(at::zeros({20, 33}).t(), delta, w, b, false),
                       Catch::Contains("unit column stride"));
+  at::Tensor buf = at::zeros({33, 21});  // delta stored in the buffer's last column
+  buf.select(1, 20).copy_(delta);
+  REQUIRE_THROWS_WITH(mk::time_encode_into(buf.narrow(1, 0, 20), buf.select(1, 20), w, b, false),
+                      Catch::Contains("cos_out shares memory with delta"));
 }
 
 TEST_CASE("segment_attention and its backward match ATen with autograd", "[kernels][tgnn]") {
@@ -155,7 +159,8 @@ TEST_CASE("slot_attention equals the K/V attention and its backward matches auto
   const auto &lengths = seg.lengths, &offsets = seg.offsets;
   const int64_t R = seg.R, S = seg.S;
   const at::Tensor& off = seg.off;
-  for (int64_t heads : {1, 2}) {
+  // two heads take their own fused path in the kernels; 1 and 3 the general one
+  for (int64_t heads : {1, 2, 3}) {
     for (bool with_keep : {false, true}) {
       DYNAMIC_SECTION("heads " << heads << (with_keep ? ", dropout" : "")) {
         const int64_t dh = 4, de = heads * dh, dx = 37;
@@ -239,7 +244,7 @@ TEST_CASE("temporal kernels reject bad arguments with one line", "[kernels][tgnn
         (void)mk::slot_attention_backward(at::zeros({2, 3, 5}), at::zeros({2, 3}), at::zeros({6, 5}), at::tensor({0L, 1L, 2L, 6L}), 0.2, {},
                                           at::zeros({6, 2}), at::zeros({2, 3, 5}), at::zeros({2, 3}), 6);
       },
-      {"slot_attention_backward", "dx_cols is 6", "5 columns"});
+      {"slot_attention_backward", "dx_cols must be -1 (all) or in [0, 5]", "got 6"});
   expect_error<std::invalid_argument>(
       [&] { (void)mk::time_encode(at::zeros({4}, at::kDouble), at::zeros({3}), at::zeros({3}), false); },
       {"time_encode", "delta", "float32"});
