@@ -83,8 +83,8 @@ inline void leaky_softmax(Score score, int64_t j0, int64_t j1, int64_t H, int64_
 // one, four xmm in the baseline one; lane arithmetic is the same in all three. Loads and
 // stores through memcpy (unaligned). The helpers are always inlined into the cloned
 // kernels, so no v16 ever crosses a call (GCC's -Wpsabi note about passing 64-byte vectors
-// without AVX-512 does not apply; silenced from here to the end of the slot kernels).
-#pragma GCC diagnostic push
+// without AVX-512 does not apply). GCC reports it at the end of the file, so it is silenced
+// for the whole file: keep v16 out of function signatures that are not always inlined.
 #pragma GCC diagnostic ignored "-Wpsabi"
 using v16 = float __attribute__((vector_size(64)));
 __attribute__((always_inline)) inline v16 ld16(const float* p) {
@@ -277,8 +277,6 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void slot_backward_
     }
   }
 }
-
-#pragma GCC diagnostic pop
 
 // Roots per parallel task: each root is a few hundred to a few thousand flops.
 constexpr int64_t kRootGrain = 64;
