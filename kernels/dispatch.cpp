@@ -775,7 +775,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> gru_cell(const at::Tensor& gi_in,
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> gru_cell_backward(const at::Tensor& dout_in, const at::Tensor& rz_in,
                                                                  const at::Tensor& n_in, const at::Tensor& gh_in,
-                                                                 const at::Tensor& m_in) {
+                                                                 const at::Tensor& m_in, bool with_dm) {
   constexpr const char* fn = "gru_cell_backward";
   const GruShapes s = gru_hidden(fn, gh_in, m_in);
   const int64_t U = s.U, d = s.d, hw = s.hw;
@@ -790,15 +790,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> gru_cell_backward(const at::Tenso
     std::vector<at::Tensor> h{dar, daz};
     if (hw == 4 * d) h.push_back(dpre);
     h.push_back(dpre * r);
-    return {at::cat({dar, daz, dpre}, 1), at::cat(h, 1), dout_in * z};
+    return {at::cat({dar, daz, dpre}, 1), at::cat(h, 1), with_dm ? dout_in * z : at::Tensor()};
   }
   const at::Tensor dout = dout_in.contiguous(), rz = rz_in.contiguous(), n = n_in.contiguous(), gh = gh_in.contiguous(),
                    m = m_in.contiguous();
-  at::Tensor dgi = at::empty({U, 3 * d}, m.options()), dgh = at::empty({U, hw}, m.options()), dm = at::empty({U, d}, m.options());
+  at::Tensor dgi = at::empty({U, 3 * d}, m.options()), dgh = at::empty({U, hw}, m.options());
+  at::Tensor dm = with_dm ? at::empty({U, d}, m.options()) : at::Tensor();
   if (U == 0 || d == 0) return {dgi, dgh, dm};
   cpu::gru_backward(dout.const_data_ptr<float>(), rz.const_data_ptr<float>(), n.const_data_ptr<float>(), gh.const_data_ptr<float>(),
                     m.const_data_ptr<float>(), U, d, hw, dgi.mutable_data_ptr<float>(), dgh.mutable_data_ptr<float>(),
-                    dm.mutable_data_ptr<float>());
+                    with_dm ? dm.mutable_data_ptr<float>() : nullptr);
   return {dgi, dgh, dm};
 }
 

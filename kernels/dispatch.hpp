@@ -87,10 +87,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> slot_attention_backward(const at:
 // tensors take the fused passes (sigmoid and tanh stay ATen's); others the same formulas
 // as ATen ops.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> gru_cell(const at::Tensor& gi, const at::Tensor& gh, const at::Tensor& m);
-// {dgi, dgh, dm} of gru_cell from dout (U x d) and its rz and n.
+// {dgi, dgh, dm} of gru_cell from dout (U x d) and its rz and n; dm undefined unless
+// with_dm.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> gru_cell_backward(const at::Tensor& dout, const at::Tensor& rz,
                                                                  const at::Tensor& n, const at::Tensor& gh,
-                                                                 const at::Tensor& m);
+                                                                 const at::Tensor& m, bool with_dm = true);
 
 // ---- Optimisers (kernels/cpu/optim.hpp).
 

@@ -271,7 +271,7 @@ struct GruCellFn : torch::autograd::Function<GruCellFn> {
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad) {
     const auto s = ctx->get_saved_variables();
-    auto [dgi, dgh, dm] = kernels::gru_cell_backward(grad[0], s[0], s[1], s[2], s[3]);
+    auto [dgi, dgh, dm] = kernels::gru_cell_backward(grad[0], s[0], s[1], s[2], s[3], ctx->needs_input_grad(2));
     return {dgi, dgh, dm};
   }
 };

@@ -308,6 +308,18 @@ TEST_CASE("CUDA kernels match the CPU reference", "[kernels][cuda]") {
       }
     }
   }
+  SECTION("gather_rows_into a column block; scatter_add_rows from one") {
+    const at::Tensor src = at::randn({40, 7}, cuda);
+    const at::Tensor index = at::randint(0, 40, {25}, cuda.dtype(at::kLong));
+    at::Tensor wide = at::full({25, 12}, 3.0, cuda);
+    mk::gather_rows_into(wide.narrow(1, 2, 7), src, index);  // strided: gathered, then copied in
+    REQUIRE(at::equal(wide.narrow(1, 2, 7).cpu(), at::index_select(src.cpu(), 0, index.cpu())));
+    REQUIRE(at::equal(wide.narrow(1, 0, 2).cpu(), at::full({25, 2}, 3.0)));
+    at::Tensor dst = at::zeros({40, 7}, cuda);
+    mk::scatter_add_rows(dst, index, wide.narrow(1, 2, 7));
+    const at::Tensor expected = at::zeros({40, 7}).index_add_(0, index.cpu(), wide.narrow(1, 2, 7).cpu());
+    REQUIRE(at::allclose(dst.cpu(), expected, 1e-5, 1e-5));
+  }
   SECTION("unaligned buffers take the scalar paths") {
     // Offsetting by one element breaks the 16-byte alignment the vector paths need.
     const at::Tensor flat = at::randn({64 * 16 + 1});

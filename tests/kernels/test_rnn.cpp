@@ -47,6 +47,10 @@ TEST_CASE("gru_cell and its backward match GRUCell's formulas under autograd", "
         CHECK(max_abs_diff(dgi, gi_v.grad()) < 1e-5);
         CHECK(max_abs_diff(dgh, gh_v.grad()) < 1e-5);
         CHECK(max_abs_diff(dm, m_v.grad()) < 1e-5);
+        const auto [dgi2, dgh2, dm2] = mk::gru_cell_backward(dout, rz, nn, gh, m, false);  // no dm wanted
+        CHECK(!dm2.defined());
+        CHECK(at::equal(dgi2, dgi));
+        CHECK(at::equal(dgh2, dgh));
       }
     }
   }

@@ -1,4 +1,4 @@
-// time_encode / time_encode_backward / segment_attention / segment_attention_backward /
+// time_encode (and time_encode_into) / time_encode_backward / segment_attention / segment_attention_backward /
 // slot_attention / slot_attention_backward: the CUDA kernels (kernels/cuda/temporal.cu)
 // against the CPU reference on the same random inputs, when a GPU is present.
 #include "tests/torch_catch.hpp"
@@ -87,8 +87,18 @@ TEST_CASE("CUDA temporal kernels match the CPU reference", "[kernels][cuda]") {
         const auto [co_d, si_d] = mk::time_encode(delta.to(at::kCUDA), w.to(at::kCUDA), b.to(at::kCUDA), with_sin);
         require_close(co_d, co, 1e-5, 1e-5);
         REQUIRE(si_d.defined() == with_sin);
+        // time_encode_into a column block of a wider CUDA buffer (the temp-and-copy path):
+        // the block equals time_encode's output, the other columns keep their values.
+        at::Tensor wide = at::full({cs.n, cs.d + 3}, 5.0, at::device(at::kCUDA));
+        const at::Tensor si_into = mk::time_encode_into(wide.narrow(1, 1, cs.d), delta.to(at::kCUDA), w.to(at::kCUDA),
+                                                        b.to(at::kCUDA), with_sin);
+        REQUIRE(at::equal(wide.narrow(1, 1, cs.d), co_d));
+        REQUIRE(at::equal(wide.narrow(1, 0, 1).cpu(), at::full({cs.n, 1}, 5.0)));
+        REQUIRE(at::equal(wide.narrow(1, cs.d + 1, 2).cpu(), at::full({cs.n, 2}, 5.0)));
+        REQUIRE(si_into.defined() == with_sin);
         if (!with_sin) continue;
         require_close(si_d, si, 1e-5, 1e-5);
+        REQUIRE(at::equal(si_into, si_d));
 
         // The backward from the same (CPU) sin on both devices: sums in double, so the two
         // differ only by the order of the double additions.
