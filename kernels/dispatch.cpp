@@ -3,7 +3,6 @@
 #include "kernels/dispatch.hpp"
 
 #include "kernels/cpu/gather_scatter.hpp"
-#include "kernels/cpu/optim.hpp"
 #include "kernels/cpu/rnn.hpp"
 #include "kernels/cpu/temporal.hpp"
 
@@ -803,39 +802,5 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> gru_cell_backward(const at::Tenso
   return {dgi, dgh, dm};
 }
 
-void adam_step(at::Tensor& p, const at::Tensor& g, at::Tensor& m, at::Tensor& v, const AdamHyper& h, int64_t t) {
-  constexpr const char* fn = "adam_step";
-  check_defined(fn, "p", p);
-  check_defined(fn, "g", g);
-  check_defined(fn, "m", m);
-  check_defined(fn, "v", v);
-  for (const auto& [name, x] : {std::pair<const char*, const at::Tensor*>{"g", &g}, {"m", &m}, {"v", &v}}) {
-    if (x->sizes() != p.sizes()) fail(std::string(fn) + ": " + name + " has shape " + shape_of(*x) + ", p " + shape_of(p));
-    check_same_device(fn, "p", p, name, *x);
-  }
-  if (t < 1) fail(std::string(fn) + ": step t must be >= 1, got " + std::to_string(t));
-  const double bc1 = 1.0 - std::pow(h.beta1, static_cast<double>(t));
-  const double bc2 = 1.0 - std::pow(h.beta2, static_cast<double>(t));
-  const bool fused = p.is_cpu() && p.scalar_type() == at::kFloat && g.scalar_type() == at::kFloat &&
-                     m.scalar_type() == at::kFloat && v.scalar_type() == at::kFloat && p.is_contiguous() &&
-                     m.is_contiguous() && v.is_contiguous();
-  if (!fused) {
-    if (h.weight_decay != 0) p.mul_(1.0 - h.lr * h.weight_decay);
-    m.mul_(h.beta1).add_(g, 1.0 - h.beta1);
-    v.mul_(h.beta2).addcmul_(g, g, 1.0 - h.beta2);
-    p.addcdiv_(m, v.div(bc2).sqrt_().add_(h.eps), -h.lr / bc1);
-    return;
-  }
-  if (p.numel() == 0) return;
-  const at::Tensor gc = g.contiguous();
-  const auto f = [](double x) { return static_cast<float>(x); };
-  const cpu::AdamScalars s{f(1.0 - h.lr * h.weight_decay), f(h.beta1), f(1.0 - h.beta1), f(h.beta2), f(1.0 - h.beta2),
-                           f(bc2), f(h.eps), f(-h.lr / bc1)};
-  cpu::adam_step(p.mutable_data_ptr<float>(), gc.const_data_ptr<float>(), m.mutable_data_ptr<float>(),
-                 v.mutable_data_ptr<float>(), p.numel(), s);
-  // Written through raw pointers: bump the version counters as ATen's in-place ops do, so
-  // that autograd still notices a parameter modified under a graph that saved it.
-  for (at::Tensor* t : {&p, &m, &v}) t->unsafeGetTensorImpl()->bump_version();
-}
 
 }  // namespace mlsys::kernels

@@ -5,8 +5,8 @@
 // Argument errors are the caller's programming errors, not bad user input: they throw
 // std::invalid_argument with a message that names the function, the argument, what was
 // expected and what was found. Running a CUDA tensor through a build without CUDA throws
-// std::runtime_error (gru_cell and adam_step excepted: off the CPU they are ATen ops and
-// run wherever ATen does). These functions bypass autograd: use them on tensors that do not
+// std::runtime_error (gru_cell excepted: off the CPU it is ATen ops and runs wherever
+// ATen does). These functions bypass autograd: use them on tensors that do not
 // require grad (or under at::NoGradGuard).
 #pragma once
 
@@ -92,21 +92,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> gru_cell(const at::Tensor& gi, co
 std::tuple<at::Tensor, at::Tensor, at::Tensor> gru_cell_backward(const at::Tensor& dout, const at::Tensor& rz,
                                                                  const at::Tensor& n, const at::Tensor& gh,
                                                                  const at::Tensor& m, bool with_dm = true);
-
-// ---- Optimisers (kernels/cpu/optim.hpp).
-
-// One Adam/AdamW update in place (the update of torch.optim.AdamW, in the order of the
-// ATen ops nn::AdamW used before: mul_, add_, addcmul_, sqrt_, addcdiv_): with t the 1-based
-// step, bc1 = 1 - beta1^t and bc2 = 1 - beta2^t,
-//   p *= 1 - lr weight_decay;  m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
-//   p -= lr / bc1 * m / (sqrt(v / bc2) + eps).
-// p, m and v are updated in place and must have g's shape and device. Float32 CPU tensors
-// (contiguous p, m, v) take the fused kernel, one pass over the elements; anything else
-// (CUDA, other dtypes) the same formulas as ATen ops.
-struct AdamHyper {
-  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
-};
-void adam_step(at::Tensor& p, const at::Tensor& g, at::Tensor& m, at::Tensor& v, const AdamHyper& h, int64_t t);
 
 // Whether this build compiled kernels/cuda (MLSYS_WITH_CUDA).
 [[nodiscard]] bool built_with_cuda() noexcept;

@@ -7,7 +7,6 @@
 #include <cmath>
 
 #include "core/error.hpp"
-#include "kernels/dispatch.hpp"
 
 namespace mlsys::nn {
 
@@ -45,12 +44,18 @@ void AdamW::zero_grad() {
 void AdamW::step(double lr) {
   c10::NoGradGuard no_grad;
   ++t_;
-  const kernels::AdamHyper h{lr, cfg_.beta1, cfg_.beta2, cfg_.eps, cfg_.weight_decay};
+  const double bc1 = 1.0 - std::pow(cfg_.beta1, static_cast<double>(t_));
+  const double bc2 = 1.0 - std::pow(cfg_.beta2, static_cast<double>(t_));
   for (size_t i = 0; i < params_.size(); ++i) {
     at::Tensor& p = params_[i];
     const at::Tensor& g = p.grad();
-    // torch.optim.AdamW: decoupled decay, then the bias-corrected Adam step (one fused pass)
-    if (g.defined()) kernels::adam_step(p, g, m_[i], v_[i], h, t_);
+    if (!g.defined()) continue;
+    // torch.optim.AdamW: decoupled decay, then the bias-corrected Adam step
+    if (cfg_.weight_decay != 0) p.mul_(1.0 - lr * cfg_.weight_decay);
+    m_[i].mul_(cfg_.beta1).add_(g, 1.0 - cfg_.beta1);
+    v_[i].mul_(cfg_.beta2).addcmul_(g, g, 1.0 - cfg_.beta2);
+    at::Tensor denom = (v_[i] / bc2).sqrt_().add_(cfg_.eps);
+    p.addcdiv_(m_[i], denom, -lr / bc1);
   }
 }
 
