@@ -239,6 +239,19 @@ namespace {
 // kernels take with a leading dimension (a column block of a wider matrix qualifies).
 bool row_strided(const at::Tensor& t) { return t.dim() == 2 && (t.size(1) <= 1 || t.stride(1) == 1) && t.stride(0) >= t.size(1); }
 
+// Runs write(target) so that its result lands in out: out itself on the CPU (whose kernels
+// take a leading dimension) or when contiguous, else a contiguous temporary copied into
+// out afterwards (the CUDA kernels write dense buffers). Returns what write returns.
+template <class Write>
+auto write_into(const at::Tensor& out, Write write) {
+  if (out.is_cpu() || out.is_contiguous()) return write(out);
+  const at::Tensor tmp = at::empty(out.sizes(), out.options());
+  auto result = write(tmp);
+  at::Tensor o = out;
+  o.copy_(tmp);
+  return result;
+}
+
 // gather_rows into a preallocated out (validated by the caller, n x cols of src's dtype and
 // device; row-strided on the CPU, contiguous on CUDA).
 void gather_rows_to(const char* fn, const at::Tensor& src_in, const at::Tensor& index_in, const at::Tensor& out) {
@@ -295,14 +308,10 @@ void gather_rows_into(const at::Tensor& out, const at::Tensor& src_in, const at:
   if (out.storage().is_alias_of(src_in.storage()) || out.storage().is_alias_of(index_in.storage())) {
     fail(std::string(fn) + ": out shares memory with src or index; expected a separate buffer");
   }
-  if (out.is_cpu() || out.is_contiguous()) {
-    gather_rows_to(fn, src_in, index_in, out);
-  } else {
-    at::Tensor tmp = at::empty({index_in.numel(), src_in.size(1)}, src_in.options());
-    gather_rows_to(fn, src_in, index_in, tmp);
-    at::Tensor o = out;
-    o.copy_(tmp);
-  }
+  write_into(out, [&](const at::Tensor& target) {
+    gather_rows_to(fn, src_in, index_in, target);
+    return 0;
+  });
 }
 
 void scatter_add_rows(at::Tensor& dst, const at::Tensor& index_in, const at::Tensor& src_in) {
@@ -503,12 +512,7 @@ at::Tensor time_encode_into(const at::Tensor& cos_out, const at::Tensor& delta, 
       fail(std::string(fn) + ": cos_out shares memory with " + name + "; expected a separate buffer");
     }
   }
-  if (cos_out.is_cpu() || cos_out.is_contiguous()) return time_encode_to(fn, delta, w, b, with_sin, cos_out);
-  at::Tensor tmp = at::empty(cos_out.sizes(), cos_out.options());
-  at::Tensor si = time_encode_to(fn, delta, w, b, with_sin, tmp);
-  at::Tensor o = cos_out;
-  o.copy_(tmp);
-  return si;
+  return write_into(cos_out, [&](const at::Tensor& target) { return time_encode_to(fn, delta, w, b, with_sin, target); });
 }
 
 std::pair<at::Tensor, at::Tensor> time_encode_backward(const at::Tensor& delta_in, const at::Tensor& sin_in,

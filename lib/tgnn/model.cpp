@@ -1,6 +1,6 @@
 // TGN / JODIE / APAN / DyRep on ATen with autograd (the only LibTorch translation unit of the
 // module): parameters are plain leaf tensors registered by name, the layers are ATen ops
-// (linear, layer_norm, the GRU/RNN cell written out as torch.nn.GRUCell computes it), Adam
+// (linear, layer_norm, the RNN cell; the GRU cell's arithmetic is kernels::gru_cell), Adam
 // is written out (Kingma & Ba, Alg. 1). Speed (bench/tgnn/README.md): every linear map is
 // applied once per distinct input it sees in a batch (node, (node, time) pair) and the
 // results gathered, rather than once per row of the concatenated input; the temporal
@@ -19,6 +19,8 @@
 #include <cmath>
 #include <limits>
 #include <random>
+#include <stdexcept>
+#include <string>
 
 #include "core/error.hpp"
 #include "core/timer.hpp"
@@ -622,9 +624,7 @@ struct TemporalModel::Impl {
       const auto b = w.split_with_sizes({dm, De, dt}, 1);
       return at::cat({b[0], b[2], b[1]}, 1);
     };
-    const at::Tensor& w_q = P("attention.w_q.weight");
-    const auto wq = w_q.split_with_sizes({dm, dt}, 1);
-    const at::Tensor q = mm(h_root, wq[0], at::linear(phi(at::zeros({1})), wq[1], P("attention.w_q.bias")).squeeze(0));
+    const at::Tensor q = attention_query(h_root);
     const at::Tensor qh = q.view({R, H, dh}).transpose(0, 1);                                  // H x R x dh
     const at::Tensor qk = at::bmm(qh, permuted(P("attention.w_k.weight")).view({H, dh, Dx}));  // H x R x Dx
     const at::Tensor c = (qh * P("attention.w_k.bias").view({H, 1, dh})).sum(-1);             // H x R
@@ -636,8 +636,7 @@ struct TemporalModel::Impl {
     const at::Tensor vh = at::baddbmm(ax[1].unsqueeze(-1) * P("attention.w_v.bias").view({H, 1, dh}), ax[0],
                                       permuted(P("attention.w_v.weight")).view({H, dh, Dx}).transpose(1, 2));  // H x R x dh
     const at::Tensor agg = vh.transpose(0, 1).reshape({R, de});
-    const at::Tensor out = at::relu(dropout(lin(at::cat({agg, h_root}, 1), "attention.w_out"), cfg.dropout, train));
-    return at::layer_norm(out, {de}, P("attention.layer_norm.weight"), P("attention.layer_norm.bias"));
+    return attention_output(agg, h_root, train);
   }
 
   // dropout_scales as a tensor, from drop_rng. (ATen's bernoulli_ draws one 64-bit number
@@ -655,6 +654,19 @@ struct TemporalModel::Impl {
     return x * keep_scales(x.numel(), p).view(x.sizes());
   }
 
+  // The attention's query of each root: W_q [h_root || phi(0)] + b_q (the time part is the
+  // same for every root: one row, broadcast as a bias). Both attention forms.
+  at::Tensor attention_query(const at::Tensor& h_root) const {
+    const auto wq = P("attention.w_q.weight").split_with_sizes({dm, dt}, 1);
+    return mm(h_root, wq[0], at::linear(phi(at::zeros({1})), wq[1], P("attention.w_q.bias")).squeeze(0));
+  }
+
+  // TGN's attention output: LayerNorm(ReLU(Dropout(W_out [agg || h_root] + b_out))).
+  at::Tensor attention_output(const at::Tensor& agg, const at::Tensor& h_root, bool train) const {
+    const at::Tensor out = at::relu(dropout(lin(at::cat({agg, h_root}, 1), "attention.w_out"), cfg.dropout, train));
+    return at::layer_norm(out, {cfg.embed_dim}, P("attention.layer_norm.weight"), P("attention.layer_norm.bias"));
+  }
+
   // The attention dropout's keep scales (slots x heads), or an empty tensor when off.
   at::Tensor dropout_keep(int64_t slots, bool train) const {
     if (!train || cfg.att_dropout <= 0) return at::empty({0});
@@ -668,7 +680,7 @@ struct TemporalModel::Impl {
   at::Tensor attend_kv(const at::Tensor& h_root, const at::Tensor& h, const Rows& rw, const graph::NeighborBlock& nb,
                        const std::vector<double>& ts, bool train, StageTimes& times) {
     core::Timer tf;
-    const int64_t R = h_root.size(0), k = nb.k, H = cfg.heads, de = cfg.embed_dim;
+    const int64_t R = h_root.size(0), k = nb.k, H = cfg.heads;
     const size_t nv = rw.slot.size();
     std::vector<int64_t> local(static_cast<size_t>(rw.pairs()), -1), nb_pairs, slot_nb, eids, slot_e;
     std::vector<float> dnb(nv);
@@ -701,12 +713,9 @@ struct TemporalModel::Impl {
     at::Tensor kv = mm(h.index_select(0, to_long(nb_pairs)), w_kv.narrow(1, 0, dm)).index_select(0, to_long(slot_nb));
     if (De > 0) kv = kv + mm(e_feat, w_kv.narrow(1, dm, De)).index_select(0, to_long(slot_e));
     kv = mm(phi(to_float(dnb)), w_kv.narrow(1, dm + De, dt), b_kv) + kv;  // nv x 2de
-    const at::Tensor& w_q = P("attention.w_q.weight");
-    const auto wq = w_q.split_with_sizes({dm, dt}, 1);
-    const at::Tensor q = mm(h_root, wq[0], at::linear(phi(at::zeros({1})), wq[1], P("attention.w_q.bias")).squeeze(0));
+    const at::Tensor q = attention_query(h_root);
     const at::Tensor agg = SegmentAttentionFn::apply(q, kv, to_long(offsets), dropout_keep(static_cast<int64_t>(nv), train), H);
-    const at::Tensor out = at::relu(dropout(lin(at::cat({agg, h_root}, 1), "attention.w_out"), cfg.dropout, train));
-    return at::layer_norm(out, {de}, P("attention.layer_norm.weight"), P("attention.layer_norm.bias"));
+    return attention_output(agg, h_root, train);
   }
 
   struct Forward {
