@@ -1,10 +1,10 @@
 #include "core/cli.hpp"
 
-#include <cstdlib>
 #include <exception>
 #include <iostream>
 
 #include "core/build_info.hpp"
+#include "core/device_spec.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
 #include "core/signals.hpp"
@@ -28,17 +28,18 @@ void add_common_options(CLI::App& app, CommonOptions& opts) {
 
 ConfigDoc load_config(const CommonOptions& opts, const std::string& default_config) {
   const std::string& file = opts.config.empty() ? default_config : opts.config;
-  return load_config(file, opts.sets);
+  std::vector<std::string> overrides = opts.sets;
+  if (opts.seed) overrides.push_back("seed=" + std::to_string(*opts.seed));
+  ConfigDoc doc = load_config(file, overrides);
+  if (opts.seed) doc.override_of["seed"] = "--seed " + std::to_string(*opts.seed);
+  return doc;
 }
 
-void apply_common_options(const std::string& program, const CommonOptions& opts) {
+void apply_common_options(const std::string& program, const CommonOptions& opts, ThreadControl threads) {
   setup_logging(program, opts.log_level, opts.quiet);
   (void)parse_progress_mode(opts.progress);
-  if (opts.threads > 0) {
-    std::string n = std::to_string(opts.threads);
-    ::setenv("OMP_NUM_THREADS", n.c_str(), 1);
-    ::setenv("OPENBLAS_NUM_THREADS", n.c_str(), 1);
-  }
+  (void)parse_device_spec(opts.device);
+  if (opts.threads > 0 && threads.set_threads != nullptr) threads.set_threads(opts.threads);
 }
 
 int run_main(const std::string& program, CLI::App& app, int argc, char** argv, const std::function<int()>& body) {
@@ -72,10 +73,12 @@ int run_main(const std::string& program, CLI::App& app, int argc, char** argv, c
 }
 
 int run_program(const std::string& program, const std::string& description, const std::vector<Subcommand>& subs,
-                int argc, char** argv) {
+                int argc, char** argv, ThreadControl threads) {
   CLI::App app{description, program};
   app.require_subcommand(1);
   CommonOptions opts;
+  opts.program = program;
+  for (int i = 0; i < argc; ++i) opts.command_line += (i ? " " : "") + std::string(argv[i]);
   int (*chosen)(const CommonOptions&) = nullptr;
   for (const auto& s : subs) {
     CLI::App* sub = app.add_subcommand(s.name, s.help);
@@ -84,10 +87,13 @@ int run_program(const std::string& program, const std::string& description, cons
       sub->add_flag_callback(std::string("--") + f.name, [&opts, name = std::string(f.name)] { opts.flags.insert(name); },
                              f.help);
     }
-    sub->callback([&chosen, run = s.run] { chosen = run; });
+    sub->callback([&chosen, &opts, run = s.run, name = std::string(s.name)] {
+      chosen = run;
+      opts.command = name;
+    });
   }
   return run_main(program, app, argc, argv, [&] {
-    apply_common_options(program, opts);
+    apply_common_options(program, opts, threads);
     return chosen(opts);
   });
 }

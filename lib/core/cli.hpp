@@ -14,33 +14,16 @@
 #include <CLI/CLI.hpp>
 
 #include "core/config.hpp"
-#include "core/progress.hpp"
+#include "core/options.hpp"
 
 namespace mlsys::core {
-
-struct CommonOptions {
-  std::string config;              // --config FILE.json ("" = the built-in defaults)
-  std::vector<std::string> sets;   // --set key.path=value, repeatable
-  std::string out = "out";         // --out DIR
-  std::optional<uint64_t> seed;    // --seed N (overrides the config's seed)
-  std::string device = "cpu";      // --device cpu|cuda[:i]
-  int threads = 0;                 // --threads N (0 = leave the library default)
-  std::string log_level = "info";  // --log-level
-  bool quiet = false;              // --quiet
-  std::string progress = "auto";   // --progress auto|always|never
-  bool json = false;               // --json: results as JSON on stdout
-  std::set<std::string> flags;     // the subcommand's own boolean flags given ("resume" for --resume)
-
-  [[nodiscard]] bool flag(const std::string& name) const { return flags.count(name) > 0; }
-
-  [[nodiscard]] ProgressMode progress_mode() const { return parse_progress_mode(progress); }
-};
 
 // Adds the common options to a (sub)command.
 void add_common_options(CLI::App& app, CommonOptions& opts);
 
 // Loads opts.config (or `default_config` when --config is absent and it is not empty) with
-// the --set overrides applied.
+// the --set overrides applied, then --seed N as the override seed=N: the resolved config of
+// every artifact records the seed that ran.
 ConfigDoc load_config(const CommonOptions& opts, const std::string& default_config = {});
 
 // Parses argv (help and --version print and return 0; a usage error prints one line and
@@ -66,11 +49,13 @@ struct Subcommand {
 
 // The whole main() of a program: PROGRAM SUBCOMMAND [options], the common options on every
 // subcommand, then run_main around the chosen subcommand's function.
+// `threads` sets the program's thread pools from --threads (tensor::thread_control() for a
+// LibTorch program) before the subcommand runs.
 int run_program(const std::string& program, const std::string& description, const std::vector<Subcommand>& subs,
-                int argc, char** argv);
+                int argc, char** argv, ThreadControl threads = {});
 
-// Applies logging level/quiet and the thread count (OMP/OpenBLAS and, via `set_threads`
-// when given, LibTorch's intra-op pool) of the options of the subcommand that ran.
-void apply_common_options(const std::string& program, const CommonOptions& opts);
+// Applies the options of the subcommand that ran, before it runs: logging level/quiet, the
+// --progress and --device spellings (UsageError), and --threads through `threads`.
+void apply_common_options(const std::string& program, const CommonOptions& opts, ThreadControl threads = {});
 
 }  // namespace mlsys::core

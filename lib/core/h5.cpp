@@ -56,7 +56,9 @@ class Hid {
   herr_t (*closer_)(hid_t) = nullptr;
 };
 
-std::string iso8601_now() {
+}  // namespace
+
+std::string utc_timestamp() {
   auto now = std::chrono::system_clock::now();
   std::time_t t = std::chrono::system_clock::to_time_t(now);
   std::tm tm{};
@@ -65,6 +67,8 @@ std::string iso8601_now() {
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
 }
+
+namespace {
 
 Hid string_type() {
   Hid t(H5Tcopy(H5T_C_S1), H5Tclose);
@@ -140,7 +144,9 @@ H5Writer::H5Writer(const fs::path& path, const ArtifactInfo& info) : impl_(std::
   set_attr("/", "program", info.program);
   set_attr("/", "version", std::string(version()));
   set_attr("/", "git_commit", std::string(git_commit()));
-  set_attr("/", "created", iso8601_now());
+  set_attr("/", "created", utc_timestamp());
+  if (!info.command.empty()) set_attr("/", "command", info.command);
+  if (!info.command_line.empty()) set_attr("/", "command_line", info.command_line);
   set_attr("/", "config", info.config_json.empty() ? std::string("{}") : info.config_json);
 }
 

@@ -1,5 +1,5 @@
 // HDF5 artifacts: every file carries the root attributes program, version, git_commit,
-// created (ISO-8601 UTC) and config (the resolved JSON), and holds datasets of float32,
+// created (ISO-8601 UTC), command, command_line and config (the resolved JSON), and holds datasets of float32,
 // float64, int64 or strings in groups by content ("/metrics/loss", "/params/w").
 // Writes are atomic (AtomicFile): nothing replaces the old file until commit().
 // Readable with h5dump and h5py; no knowledge of this code is needed.
@@ -14,10 +14,18 @@
 
 namespace mlsys::core {
 
+// What every artifact's header records (core/artifact.hpp builds it from a run's options):
+// HDF5 files carry it as root attributes program, version, git_commit, created, command,
+// command_line and config; JSON artifacts as the same top-level keys.
 struct ArtifactInfo {
-  std::string program;      // "tgnn-train"
-  std::string config_json;  // the resolved config, serialized
+  std::string program;       // "tgnn-train"
+  std::string config_json;   // the resolved config, serialized
+  std::string command;       // the subcommand ("fit"); "" = not recorded
+  std::string command_line;  // the whole command line; "" = not recorded
 };
+
+// "2026-12-07T21:52:16Z": the `created` of every artifact header.
+std::string utc_timestamp();
 
 enum class H5Type { f32, f64, i64, string, other };
 

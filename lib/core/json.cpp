@@ -74,3 +74,23 @@ void for_each_jsonl_object(const std::string& source, std::string_view text,
 }
 
 }  // namespace mlsys::core
+
+namespace mlsys::core {
+
+std::string first_difference(const Json& a, const Json& b, const std::string& prefix) {
+  if (a.is_object() && b.is_object()) {
+    for (const auto& [k, v] : a.items()) {
+      const std::string p = prefix.empty() ? k : prefix + "." + k;
+      if (!b.contains(k)) return p;
+      std::string d = first_difference(v, b[k], p);
+      if (!d.empty()) return d;
+    }
+    for (const auto& [k, v] : b.items()) {
+      if (!a.contains(k)) return prefix.empty() ? k : prefix + "." + k;
+    }
+    return "";
+  }
+  return a == b ? "" : (prefix.empty() ? "(root)" : prefix);
+}
+
+}  // namespace mlsys::core

@@ -39,3 +39,11 @@ void for_each_jsonl_object(const std::string& source, std::string_view text,
                            const std::function<void(const Json& object, size_t line)>& row);
 
 }  // namespace mlsys::core
+
+namespace mlsys::core {
+
+// The first key path where two JSON values differ ("train.lr"; "(root)" when the values
+// themselves differ), "" when they are equal.
+std::string first_difference(const Json& a, const Json& b, const std::string& prefix = "");
+
+}  // namespace mlsys::core

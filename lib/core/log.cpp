@@ -21,3 +21,14 @@ void setup_logging(const std::string& program, const std::string& level, bool qu
 }
 
 }  // namespace mlsys::core
+
+namespace mlsys::core {
+
+void log_text(LogLevel level, std::string_view message) {
+  static constexpr spdlog::level::level_enum kLevels[] = {spdlog::level::trace, spdlog::level::debug,
+                                                          spdlog::level::info, spdlog::level::warn,
+                                                          spdlog::level::err};
+  spdlog::log(kLevels[static_cast<int>(level)], "{}", message);
+}
+
+}  // namespace mlsys::core

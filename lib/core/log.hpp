@@ -1,9 +1,13 @@
 // Logging on spdlog: one logger, to stderr, "[program] level: message". Results go to stdout.
+// Formatting functions (log::info("{} events", n)) for torch-free code; LibTorch code uses
+// core/log_text.hpp, which writes to the same logger.
 #pragma once
 
 #include <string>
 
 #include <spdlog/spdlog.h>
+
+#include "core/log_text.hpp"
 
 namespace mlsys::core {
 

@@ -14,7 +14,7 @@ namespace mlsys::core {
 std::string format_table(const std::vector<std::vector<std::string>>& rows);
 
 // "0.1235" for fixed(0.123456, 4).
-std::string fixed(double value, int precision);
+std::string fixed(double value, int precision = 4);
 
 // Prints `summary` as JSON when opts.json, else `text`, on stdout.
 void emit_result(const CommonOptions& opts, const Json& summary, const std::string& text);

@@ -1,56 +1,52 @@
 // lora-finetune subcommands: load the config, data and model, run, write artifacts
-// atomically, print a table (or JSON with --json).
+// atomically, print a table (or JSON with --json). Training runs on nn::Trainer over
+// core::run_training_loop; the data paths and tokenizers come from lib/nn.
 #include "lora/finetune_commands.hpp"
 
 #include <ATen/ATen.h>
-#include <ATen/CPUGeneratorImpl.h>
-#include <ATen/Parallel.h>
 #include <c10/core/GradMode.h>
 
 #include <algorithm>
-#include <cstdio>
+#include <cmath>
 #include <filesystem>
-#include <functional>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <numeric>
-#include <limits>
 #include <optional>
-#include <random>
-#include <sstream>
 
-#include <sys/resource.h>
-#include <unistd.h>
-
+#include "core/artifact.hpp"
 #include "core/atomic_file.hpp"
-#include "core/build_info.hpp"
 #include "core/error.hpp"
+#include "core/fingerprint.hpp"
 #include "core/h5.hpp"
 #include "core/json.hpp"
+#include "core/log_text.hpp"
+#include "core/process_stats.hpp"
 #include "core/progress.hpp"
 #include "core/report.hpp"
 #include "core/signals.hpp"
 #include "core/timer.hpp"
+#include "core/training_loop.hpp"
 #include "lora/finetune_config.hpp"
-#include "lora/log_line.hpp"
-#include "lora/lm_data.hpp"
 #include "nn/bert.hpp"
-#include "nn/bpe.hpp"
+#include "nn/classification_data.hpp"
+#include "nn/hf_folder.hpp"
 #include "nn/llama.hpp"
 #include "nn/llama2c.hpp"
+#include "nn/lm_data.hpp"
 #include "nn/optim.hpp"
 #include "nn/sentencepiece.hpp"
 #include "nn/text_data.hpp"
-#include "nn/wordpiece.hpp"
+#include "nn/trainer.hpp"
 #include "tensor/device.hpp"
-#include "tensor/h5_tensor.hpp"
 
 namespace mlsys::lora {
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-constexpr const char* kProgram = "lora-finetune";
+using core::fixed;
 
 struct Setup {
   FinetuneConfig cfg;
@@ -58,49 +54,27 @@ struct Setup {
   fs::path out;
 };
 
+// --seed and --threads are applied by the runtime (core::load_config, core::run_program).
 Setup setup(const core::CommonOptions& opts) {
-  Setup s{read_finetune_config(core::load_config(opts), opts.seed), tensor::parse_device(opts.device), fs::path(opts.out)};
-  if (opts.threads > 0) at::set_num_threads(opts.threads);
+  Setup s{read_finetune_config(core::load_config(opts)), tensor::parse_device(opts.device), fs::path(opts.out)};
   at::manual_seed(s.cfg.seed);
   return s;
 }
 
-std::string f(double v, int prec = 4) { return core::fixed(v, prec); }
+std::string model_type(const FinetuneConfig& c) { return nn::model_type(c.model.path); }
 
-// model_type of the model folder's config.json: "bert" or "roberta" (classification) or "llama" (causal LM).
-std::string model_type(const FinetuneConfig& c);
+nn::TextTokenizer load_tokenizer(const FinetuneConfig& c) { return nn::load_text_tokenizer(c.model.path, c.model.lower_case); }
 
-// The classifier's tokenizer: BERT's WordPiece (vocab.txt) or RoBERTa's byte-level BPE
-// (vocab.json + merges.txt), by the folder's model_type.
-struct TextTokenizer {
-  std::function<nn::Encoding(std::string_view, int64_t)> encode;  // <s>/[CLS] ... </s>/[SEP]
-  std::function<std::vector<int64_t>(std::string_view)> pieces;  // ids without special tokens
-  int64_t pad = 0, cls = 0, sep = 0;
-};
-
-TextTokenizer load_tokenizer(const FinetuneConfig& c) {
-  TextTokenizer t;
-  if (model_type(c) == "roberta") {
-    auto bpe = std::make_shared<nn::BpeTokenizer>(nn::BpeTokenizer::from_folder(c.model.path));
-    if (bpe->bos_id() < 0 || bpe->eos_id() < 0 || bpe->pad_id() < 0) {
-      throw core::InputError((fs::path(c.model.path) / "vocab.json").string() +
-                             ": a RoBERTa vocabulary needs <s>, </s> and <pad>");
-    }
-    t.encode = [bpe](std::string_view text, int64_t n) { return bpe->encode(text, n); };
-    t.pieces = [bpe](std::string_view text) { return bpe->tokenize_ids(text); };
-    t.pad = bpe->pad_id();
-    t.cls = bpe->bos_id();
-    t.sep = bpe->eos_id();
-    return t;
+// The adapters' A and B moved to `dev` as trainable leaves, named "<module>/A|B".
+nn::NamedTensors trainable_adapters(LoraSet& set, const c10::Device& dev) {
+  nn::NamedTensors out;
+  for (auto& [name, ad] : set.adapters) {
+    ad->A = ad->A.detach().to(dev).set_requires_grad(true);
+    ad->B = ad->B.detach().to(dev).set_requires_grad(true);
+    out.emplace_back(name + "/A", ad->A);
+    out.emplace_back(name + "/B", ad->B);
   }
-  auto wp = std::make_shared<nn::WordPieceTokenizer>(
-      nn::WordPieceTokenizer::from_vocab_file(fs::path(c.model.path) / "vocab.txt", {c.model.lower_case, 100}));
-  t.encode = [wp](std::string_view text, int64_t n) { return wp->encode(text, n); };
-  t.pieces = [wp](std::string_view text) { return wp->tokenize_ids(text); };
-  t.pad = wp->pad_id();
-  t.cls = wp->cls_id();
-  t.sep = wp->sep_id();
-  return t;
+  return out;
 }
 
 // The classifier's trainable head: its parameters by name, with requires_grad.
@@ -113,100 +87,6 @@ std::vector<std::pair<std::string, at::Tensor>> head_params(nn::BertClassifier& 
   return head;
 }
 
-// Tokenized examples; labels mapped to ids (InputError for a label outside the set).
-struct Encoded {
-  std::vector<nn::Encoding> enc;
-  std::vector<int64_t> label;  // -1 when unlabeled
-  std::vector<std::string> text;
-};
-
-Encoded encode(const std::vector<nn::LabeledText>& rows, const TextTokenizer& tok,
-               const std::vector<std::string>& labels, int64_t max_len, const std::string& source, bool need_label) {
-  Encoded e;
-  for (size_t i = 0; i < rows.size(); ++i) {
-    e.enc.push_back(tok.encode(rows[i].text, max_len));
-    e.text.push_back(rows[i].text);
-    int64_t id = -1;
-    if (!rows[i].label.empty()) {
-      auto it = std::find(labels.begin(), labels.end(), rows[i].label);
-      if (it == labels.end()) {
-        if (need_label) {
-          throw core::InputError(source + ":" + std::to_string(rows[i].line) + ": label \"" + rows[i].label +
-                                 "\", which is not among the model's " + std::to_string(labels.size()) + " labels");
-        }
-      } else {
-        id = it - labels.begin();
-      }
-    }
-    e.label.push_back(id);
-  }
-  return e;
-}
-
-struct Batch {
-  at::Tensor ids, mask, labels;
-  int64_t tokens = 0;
-};
-
-Batch make_batch(const Encoded& e, const std::vector<size_t>& idx, int64_t pad_id, const c10::Device& dev) {
-  size_t L = 0;
-  for (size_t i : idx) L = std::max(L, e.enc[i].ids.size());
-  const auto B = static_cast<int64_t>(idx.size());
-  at::Tensor ids = at::full({B, static_cast<int64_t>(L)}, pad_id, at::kLong);
-  at::Tensor mask = at::zeros({B, static_cast<int64_t>(L)}, at::kLong);
-  at::Tensor lab = at::empty({B}, at::kLong);
-  auto pi = ids.accessor<int64_t, 2>();
-  auto pm = mask.accessor<int64_t, 2>();
-  Batch b;
-  for (int64_t r = 0; r < B; ++r) {
-    const auto& en = e.enc[idx[static_cast<size_t>(r)]];
-    for (size_t t = 0; t < en.ids.size(); ++t) {
-      pi[r][static_cast<int64_t>(t)] = en.ids[t];
-      pm[r][static_cast<int64_t>(t)] = 1;
-    }
-    b.tokens += static_cast<int64_t>(en.ids.size());
-    lab[r] = std::max<int64_t>(0, e.label[idx[static_cast<size_t>(r)]]);
-  }
-  b.ids = ids.to(dev);
-  b.mask = mask.to(dev);
-  b.labels = lab.to(dev);
-  return b;
-}
-
-struct EvalResult {
-  double loss = 0, accuracy = 0;
-  int64_t n = 0;
-  at::Tensor probs;  // [N, C] on CPU
-};
-
-EvalResult evaluate(const nn::TransformerModel& model, const Encoded& data, int64_t batch, int64_t pad_id,
-                    const c10::Device& dev, bool labeled = true) {
-  c10::NoGradGuard ng;
-  EvalResult r;
-  std::vector<at::Tensor> probs;
-  double loss_sum = 0;
-  int64_t correct = 0;
-  const size_t N = data.enc.size();
-  for (size_t s = 0; s < N; s += static_cast<size_t>(batch)) {
-    std::vector<size_t> idx(std::min(N - s, static_cast<size_t>(batch)));
-    std::iota(idx.begin(), idx.end(), s);
-    Batch b = make_batch(data, idx, pad_id, dev);
-    at::Tensor logits = model.forward(b.ids, b.mask, {}, false);
-    probs.push_back(at::softmax(logits, -1).to(at::kCPU));
-    if (labeled) {
-      loss_sum += at::cross_entropy_loss(logits, b.labels).item<double>() * static_cast<double>(idx.size());
-      correct += logits.argmax(-1).eq(b.labels).sum().item<int64_t>();
-    }
-  }
-  r.n = static_cast<int64_t>(N);
-  r.probs = at::cat(probs);
-  if (labeled && N > 0) {
-    r.loss = loss_sum / static_cast<double>(N);
-    r.accuracy = static_cast<double>(correct) / static_cast<double>(N);
-  }
-  return r;
-}
-
 // model.max_length (or bench.length) must fit the model's position table: a config error
 // at start, before any training, instead of a failure on the first long batch.
 void check_length(int64_t max_pos, const FinetuneConfig& c, const char* key, int64_t length) {
@@ -215,36 +95,6 @@ void check_length(int64_t max_pos, const FinetuneConfig& c, const char* key, int
                             " (from max_position_embeddings in " + (fs::path(c.model.path) / "config.json").string() +
                             "), found " + std::to_string(length));
   }
-}
-
-std::string model_type(const FinetuneConfig& c) {
-  const fs::path p = fs::path(c.model.path) / "config.json";
-  if (!fs::is_regular_file(p)) throw core::InputError(p.string() + ": no such file (model.path must be a Hugging Face folder)");
-  json j;
-  try {
-    j = core::parse_json_bounded(core::read_file(p));
-  } catch (const std::exception& e) {
-    throw core::InputError(p.string() + ": not valid JSON (" + e.what() + ")");
-  }
-  const std::string t = j.is_object() && j.contains("model_type") && j["model_type"].is_string() ? j["model_type"].get<std::string>() : "";
-  if (t != "bert" && t != "roberta" && t != "llama") {
-    throw core::InputError(p.string() + ": field 'model_type': expected \"bert\", \"roberta\" or \"llama\", found " +
-                           (t.empty() ? std::string("none") : "\"" + t + "\""));
-  }
-  return t;
-}
-
-// The LLaMA folder's SentencePiece tokenizer when it has a tokenizer.model (else id data only).
-// Its pieces must fit the model's embedding table (InputError naming the file otherwise).
-std::optional<nn::SentencePieceTokenizer> load_spm(const FinetuneConfig& c, int64_t vocab) {
-  const fs::path file = fs::path(c.model.path) / "tokenizer.model";
-  if (!fs::exists(file)) return std::nullopt;
-  auto tok = nn::SentencePieceTokenizer::from_folder(c.model.path);
-  if (tok.vocab_size() > vocab) {
-    throw core::InputError(file.string() + ": " + std::to_string(tok.vocab_size()) + " pieces, but the model has " +
-                           std::to_string(vocab) + " token embeddings");
-  }
-  return tok;
 }
 
 // The adapter named by the config (adapter.h5 or a PEFT folder), default OUT/adapter.h5.
@@ -294,24 +144,6 @@ Loaded load_model_with_adapter(const Setup& s) {
 
 namespace {
 
-// The trainable tensors with checkpoint names: "lora/<module>/A|B" and "head/<name>".
-using Named = std::vector<std::pair<std::string, at::Tensor>>;
-
-// Everything a run needs to continue bit-for-bit (with the same thread count and device):
-// position in the schedule, data order and both random generators, metrics so far, the
-// best parameters. The parameters and optimiser moments are saved beside it.
-struct LoopState {
-  int64_t step = 0, best_step = -1, bad_evals = 0, tokens = 0, window_n = 0;
-  double best_acc = -1, window_loss = 0;
-  std::vector<double> m_step, m_loss, m_ce, m_cons, m_lr, m_gnorm;
-  std::vector<double> e_step, e_loss, e_acc, e_train_loss, e_tps;
-  std::vector<at::Tensor> best;  // clones of the trainable tensors at the best evaluation
-  std::vector<int64_t> order;
-  int64_t cursor = 0;
-  std::mt19937_64 rng;
-  bool early_stopped = false;  // the run stopped early: a resume goes straight to the end
-};
-
 // The config that a checkpoint must agree with: the keys training reads, but not those
 // that only steer how a run is sliced into invocations (train.run_steps,
 // train.checkpoint_every) or what other subcommands do (data.test, generate, convert, ...).
@@ -333,480 +165,169 @@ json resume_key(const FinetuneConfig& c) {
   return k;
 }
 
-// The first key path where two configs differ ("train.lr"), "" when equal.
-std::string first_difference(const json& a, const json& b, const std::string& prefix = "") {
-  if (a.is_object() && b.is_object()) {
-    for (const auto& [k, v] : a.items()) {
-      const std::string p = prefix.empty() ? k : prefix + "." + k;
-      if (!b.contains(k)) return p;
-      std::string d = first_difference(v, b[k], p);
-      if (!d.empty()) return d;
-    }
-    for (const auto& [k, v] : b.items()) {
-      if (!a.contains(k)) return prefix.empty() ? k : prefix + "." + k;
-    }
-    return "";
-  }
-  return a == b ? "" : (prefix.empty() ? "(root)" : prefix);
-}
-
-// The random generator dropout draws from on `dev` (CUDA has its own).
-at::Generator device_generator(const c10::Device& dev) {
-  return dev.is_cuda() ? at::globalContext().defaultGenerator(dev) : at::detail::getDefaultCPUGenerator();
-}
-
-void save_checkpoint(const fs::path& path, const LoopState& st, const Named& params, const nn::AdamW& opt_lora,
-                     const nn::AdamW& opt_head, const FinetuneConfig& c, const c10::Device& dev, uint64_t data_hash) {
-  core::H5Writer w(path, {kProgram, c.resolved.dump()});
-  w.set_attr("/", "resume_key", resume_key(c).dump());
-  w.set_attr("/", "data_hash", std::to_string(data_hash));
-  w.set_attr("/", "device", dev.str());
-  w.set_attr("/", "threads", static_cast<int64_t>(at::get_num_threads()));
-  w.set_attr("/", "early_stopped", static_cast<int64_t>(st.early_stopped));
-  w.set_attr("/", "step", st.step);
-  w.set_attr("/", "best_step", st.best_step);
-  w.set_attr("/", "bad_evals", st.bad_evals);
-  w.set_attr("/", "tokens", st.tokens);
-  w.set_attr("/", "window_n", st.window_n);
-  w.set_attr("/", "best_accuracy", st.best_acc);
-  w.set_attr("/", "window_loss", st.window_loss);
-  w.set_attr("/", "cursor", st.cursor);
-  w.set_attr("/", "adam_steps_lora", opt_lora.steps());
-  w.set_attr("/", "adam_steps_head", opt_head.steps());
-  std::ostringstream rng;
-  rng << st.rng;
-  w.set_attr("/", "data_rng", rng.str());
-  w.write("/order", std::span<const int64_t>(st.order));
-  tensor::write_tensor(w, "/torch_rng", at::detail::getDefaultCPUGenerator().get_state().to(at::kLong));
-  if (dev.is_cuda()) tensor::write_tensor(w, "/device_rng", device_generator(dev).get_state().to(at::kLong));
-  const std::pair<const char*, const std::vector<double>*> series[] = {
-      {"/metrics/step", &st.m_step}, {"/metrics/loss", &st.m_loss}, {"/metrics/ce", &st.m_ce},
-      {"/metrics/consistency", &st.m_cons}, {"/metrics/lr", &st.m_lr}, {"/metrics/grad_norm", &st.m_gnorm},
-      {"/eval/step", &st.e_step}, {"/eval/loss", &st.e_loss}, {"/eval/accuracy", &st.e_acc},
-      {"/eval/train_loss", &st.e_train_loss}, {"/eval/tokens_per_second", &st.e_tps}};
-  for (const auto& [name, v] : series) w.write(name, std::span<const double>(*v));
-  for (size_t i = 0; i < params.size(); ++i) {
-    tensor::write_tensor(w, "/params/" + params[i].first, params[i].second);
-    if (!st.best.empty()) tensor::write_tensor(w, "/best/" + params[i].first, st.best[i]);
-  }
-  auto moments = [&](const nn::AdamW& o, const std::string& g) {
-    for (size_t i = 0; i < o.first_moments().size(); ++i) {
-      tensor::write_tensor(w, g + "/m/" + std::to_string(i), o.first_moments()[i]);
-      tensor::write_tensor(w, g + "/v/" + std::to_string(i), o.second_moments()[i]);
-    }
-  };
-  moments(opt_lora, "/adam/lora");
-  moments(opt_head, "/adam/head");
-  w.commit();
-}
-
-void load_checkpoint(const fs::path& path, LoopState& st, Named& params, nn::AdamW& opt_lora, nn::AdamW& opt_head,
-                     const FinetuneConfig& c, const c10::Device& dev, uint64_t data_hash) {
-  if (!fs::exists(path)) {
-    throw core::InputError(path.string() + ": no such file (nothing to resume: run train without --resume first)");
-  }
-  core::H5Reader r(path);
-  const std::string src = path.string();
-  json saved;
-  try {
-    saved = json::parse(r.attr_string("/", "resume_key"));
-  } catch (const json::exception&) {
-    throw core::InputError(src + ": attribute 'resume_key': expected the JSON config of the run, found unreadable text");
-  }
-  const std::string diff = first_difference(resume_key(c), saved);
-  if (!diff.empty()) {
-    throw core::ConfigError(src + ": written by a run with a different config (first difference at key '" + diff +
-                            "'); resume with the same config, or start afresh in another --out");
-  }
-  if (r.attr_string("/", "data_hash") != std::to_string(data_hash)) {
-    throw core::InputError(src + ": written for other training data than " + c.data.train +
-                           " (the examples or their labels changed since); start afresh in another --out");
-  }
-  if (r.attr_string("/", "device") != dev.str()) {
-    throw core::ConfigError(src + ": written on device " + r.attr_string("/", "device") + ", resumed with --device " +
-                            dev.str() + "; resume on the same device");
-  }
-  if (r.attr_int("/", "threads") != at::get_num_threads()) {
-    log_info("warning: " + src + " was written with " + std::to_string(r.attr_int("/", "threads")) +
-             " threads, this run has " + std::to_string(at::get_num_threads()) +
-             ": the result will not be bit-for-bit that of an uninterrupted run");
-  }
-  st.early_stopped = r.attr_int("/", "early_stopped") != 0;
-  st.step = r.attr_int("/", "step");
-  st.best_step = r.attr_int("/", "best_step");
-  st.bad_evals = r.attr_int("/", "bad_evals");
-  st.tokens = r.attr_int("/", "tokens");
-  st.window_n = r.attr_int("/", "window_n");
-  st.best_acc = r.attr_double("/", "best_accuracy");
-  st.window_loss = r.attr_double("/", "window_loss");
-  st.cursor = r.attr_int("/", "cursor");
-  std::istringstream rng(r.attr_string("/", "data_rng"));
-  rng >> st.rng;
-  if (!rng) throw core::InputError(src + ": attribute 'data_rng': expected a mt19937_64 state, found unreadable text");
-  st.order = r.read_i64("/order");
-  if (st.cursor < 0 || st.cursor > static_cast<int64_t>(st.order.size())) {
-    throw core::InputError(src + ": attribute 'cursor' " + std::to_string(st.cursor) + " outside the data order");
-  }
-  {
-    std::vector<int64_t> sorted = st.order;
-    std::sort(sorted.begin(), sorted.end());
-    for (size_t i = 0; i < sorted.size(); ++i) {
-      if (sorted[i] != static_cast<int64_t>(i)) {
-        throw core::InputError(src + ": /order: expected a permutation of 0.." + std::to_string(sorted.size()) +
-                               " - 1, found a repeated or out-of-range index");
-      }
-    }
-  }
-  at::Generator gen = at::detail::getDefaultCPUGenerator();  // a handle on the shared generator
-  gen.set_state(tensor::read_tensor(r, "/torch_rng").to(at::kByte));
-  if (dev.is_cuda()) {
-    at::Generator dgen = device_generator(dev);
-    dgen.set_state(tensor::read_tensor(r, "/device_rng").to(at::kByte));
-  }
-  st.m_step = r.read_f64("/metrics/step");
-  st.m_loss = r.read_f64("/metrics/loss");
-  st.m_ce = r.read_f64("/metrics/ce");
-  st.m_cons = r.read_f64("/metrics/consistency");
-  st.m_lr = r.read_f64("/metrics/lr");
-  st.m_gnorm = r.read_f64("/metrics/grad_norm");
-  st.e_step = r.read_f64("/eval/step");
-  st.e_loss = r.read_f64("/eval/loss");
-  st.e_acc = r.read_f64("/eval/accuracy");
-  st.e_train_loss = r.read_f64("/eval/train_loss");
-  st.e_tps = r.read_f64("/eval/tokens_per_second");
-  c10::NoGradGuard ng;
-  st.best.clear();
-  const bool has_best = r.has("/best/" + params.front().first);
-  for (auto& [name, p] : params) {
-    at::Tensor t = tensor::read_tensor(r, "/params/" + name);
-    if (!t.sizes().equals(p.sizes())) {
-      throw core::InputError(src + ": /params/" + name + " has shape " + c10::str(t.sizes()) + ", expected " +
-                             c10::str(p.sizes()));
-    }
-    p.copy_(t);
-    if (has_best) {
-      at::Tensor b = tensor::read_tensor(r, "/best/" + name);
-      if (!b.sizes().equals(p.sizes())) {
-        throw core::InputError(src + ": /best/" + name + " has shape " + c10::str(b.sizes()) + ", expected " +
-                               c10::str(p.sizes()));
-      }
-      st.best.push_back(b.to(dev));
-    }
-  }
-  auto moments = [&](nn::AdamW& o, const std::string& g, const char* steps_attr) {
-    std::vector<at::Tensor> m, v;
-    for (size_t i = 0; i < o.first_moments().size(); ++i) {
-      m.push_back(tensor::read_tensor(r, g + "/m/" + std::to_string(i)));
-      v.push_back(tensor::read_tensor(r, g + "/v/" + std::to_string(i)));
-    }
-    o.load_state(m, v, r.attr_int("/", steps_attr), src);
-  };
-  moments(opt_lora, "/adam/lora", "adam_steps_lora");
-  moments(opt_head, "/adam/head", "adam_steps_head");
-}
-
-// Validation numbers of one evaluation; `score` is what model selection maximises
-// (classification: accuracy; causal LM: minus the loss).
-struct EvalNumbers {
-  double loss = 0, accuracy = 0, score = 0;
+// The training-set numbers at the end (eval mode), for the train-validation gap.
+struct TrainSetNumbers {
+  double loss = 0, accuracy = 0;
 };
 
-// What the training loop needs from a task: its size, the training loss of a batch (with
-// dropout) and evaluation in eval mode on the validation and training sets.
-struct TaskOps {
-  bool lm = false;
-  int64_t n = 0;
-  std::function<LossParts(const std::vector<size_t>& idx, int64_t& tokens)> batch_loss;
-  std::function<EvalNumbers()> eval_valid;  // empty: no validation set
-  std::function<EvalNumbers()> eval_train;
-  std::vector<std::string> labels;          // classification only
-  uint64_t data_hash = 0;                   // of the encoded training set: a resume must see the same
-};
-
-// FNV-1a over 64-bit words: the fingerprint of an encoded training set.
-struct DataHash {
-  uint64_t h = 1469598103934665603ULL;
-  void add(int64_t v) {
-    for (int i = 0; i < 8; ++i) {
-      h ^= static_cast<uint64_t>(v >> (8 * i)) & 0xffU;
-      h *= 1099511628211ULL;
-    }
-  }
-  template <class Seq>
-  void add_all(const Seq& seq) {
-    add(static_cast<int64_t>(seq.size()));
-    for (auto v : seq) add(static_cast<int64_t>(v));
-  }
-};
-
-// The shared training loop: AdamW on the adapters (and the head, when `head` is not
-// empty) with warm-up and decay, clipping, accumulation, evaluation with best-model
-// selection and early stopping, checkpoints and --resume, the artifacts at the end.
+// The shared LoRA training run: the adapters (and the classifier head, when `head` is not
+// empty) as parameter groups of nn::Trainer, driven by core::run_training_loop with
+// best-by-validation selection, early stopping, checkpoints and --resume; then the
+// artifacts (the best adapter, metrics.h5) and the summary table.
 int run_training(const core::CommonOptions& opts, const Setup& s, nn::TransformerModel& model, LoraSet& set,
-                 const std::vector<std::pair<std::string, at::Tensor>>& head, const TaskOps& task) {
+                 const nn::NamedTensors& head, nn::SupervisedTask task, bool lm, const std::vector<std::string>& labels,
+                 uint64_t data_hash, const std::function<TrainSetNumbers()>& eval_train) {
   const auto& c = s.cfg;
-  const bool resume = opts.flag("resume");
-  Named trainable;
-  for (auto& [name, ad] : set.adapters) {
-    ad->A = ad->A.detach().to(s.device).set_requires_grad(true);
-    ad->B = ad->B.detach().to(s.device).set_requires_grad(true);
-    trainable.emplace_back("lora/" + name + "/A", ad->A);
-    trainable.emplace_back("lora/" + name + "/B", ad->B);
-  }
-  std::vector<at::Tensor> lora_params, head_params;
-  for (const auto& [name, p] : trainable) lora_params.push_back(p);
-  for (const auto& [name, p] : head) {
-    head_params.push_back(p);
-    trainable.emplace_back("head/" + name, p);
-  }
-  std::vector<at::Tensor> all_params;
-  int64_t n_trainable = 0;
-  for (const auto& [name, p] : trainable) {
-    all_params.push_back(p);
-    n_trainable += p.numel();
-  }
-  nn::AdamW opt_lora(lora_params, {0.9, 0.999, 1e-8, c.train.weight_decay});
-  nn::AdamW opt_head(head_params, {0.9, 0.999, 1e-8, c.train.weight_decay});
-
-  const int64_t N = task.n;
+  nn::ParamGroup lora_group{"lora", trainable_adapters(set, s.device), c.train.lr, c.train.weight_decay};
+  nn::ParamGroup head_group{"head", head, c.train.head_lr > 0 ? c.train.head_lr : c.train.lr, c.train.weight_decay};
+  const int64_t N = task.examples;
   const int64_t per_step = c.train.batch_size * c.train.grad_accum;
   const int64_t steps_per_epoch = std::max<int64_t>(1, (N + per_step - 1) / per_step);
   const int64_t total = c.train.max_steps > 0 ? c.train.max_steps : c.train.epochs * steps_per_epoch;
-  const auto warmup = static_cast<int64_t>(c.train.warmup_ratio * static_cast<double>(total));
-  const double head_lr = c.train.head_lr > 0 ? c.train.head_lr : c.train.lr;
+  nn::Trainer trainer({std::move(lora_group), std::move(head_group)},
+                      {c.train.batch_size, c.train.grad_accum, total, c.train.warmup_ratio, c.train.schedule,
+                       c.train.clip_norm},
+                      std::move(task), c.seed, s.device);
+
+  core::LoopPolicy policy;
+  policy.total_steps = total;
+  policy.eval_every = c.train.eval_every;
+  policy.patience = c.train.patience;
+  policy.checkpoint_every = c.train.checkpoint_every;
+  policy.run_steps = c.train.run_steps;
+  policy.checkpoint = s.out / "checkpoint.h5";
+  policy.resume = opts.flag("resume");
+  policy.resume_command = "train --resume";
+  policy.resume_key = resume_key(c);
+  policy.data_key = std::to_string(data_hash);
+  policy.device = s.device.str();
+  policy.threads = tensor::threads();
+  policy.info = core::artifact_info(opts, c.resolved);
+  policy.progress = opts.progress_mode();
+  policy.quiet = opts.quiet;
+
   const fs::path adapter_path = s.out / "adapter.h5";
-  const fs::path ckpt_path = s.out / "checkpoint.h5";
   json resolved = c.resolved;  // the artifacts record the targets used (a model type's default when not given)
   resolved["lora"]["targets"] = set.cfg.targets;
-  const std::string cfg_json = resolved.dump();
+  const core::ArtifactInfo info = core::artifact_info(opts, resolved);
 
-  LoopState st;
-  st.best_acc = -std::numeric_limits<double>::infinity();
-  st.rng.seed(c.seed);
-  st.order.resize(static_cast<size_t>(N));
-  std::iota(st.order.begin(), st.order.end(), 0);
-  std::shuffle(st.order.begin(), st.order.end(), st.rng);
-  if (resume) {
-    load_checkpoint(ckpt_path, st, trainable, opt_lora, opt_head, c, s.device, task.data_hash);
-    if (static_cast<int64_t>(st.order.size()) != N) {
-      throw core::InputError(ckpt_path.string() + ": data order of " + std::to_string(st.order.size()) +
-                             " examples, but " + c.data.train + " has " + std::to_string(N));
-    }
-    log_info("resuming at step " + std::to_string(st.step) + " of " + std::to_string(total) + " from " + ckpt_path.string());
-  }
-  log_info(std::to_string(N) + " examples" + (task.lm ? std::string(" (causal LM)") : ", " + std::to_string(task.labels.size()) + " labels") +
-           ", " + std::to_string(set.adapters.size()) + " LoRA modules (r=" + std::to_string(c.lora.r) + ", s=" +
-           f(c.lora.scale(), 3) + "), " + std::to_string(n_trainable) + " trainable parameters, dropout preset " +
-           c.dropout.preset + " (" + std::to_string(c.dropout.sites.sites.size()) + " sites, consistency " +
-           to_string(c.dropout.consistency) + "), " + std::to_string(total) + " steps of " + std::to_string(per_step) +
-           " examples");
+  core::log_info(std::to_string(N) + " examples" +
+                 (lm ? std::string(" (causal LM)") : ", " + std::to_string(labels.size()) + " labels") + ", " +
+                 std::to_string(set.adapters.size()) + " LoRA modules (r=" + std::to_string(c.lora.r) +
+                 ", s=" + fixed(c.lora.scale(), 3) + "), " + std::to_string(trainer.trainable_parameters()) +
+                 " trainable parameters, dropout preset " + c.dropout.preset + " (" +
+                 std::to_string(c.dropout.sites.sites.size()) + " sites, consistency " +
+                 to_string(c.dropout.consistency) + "), " + std::to_string(total) + " steps of " +
+                 std::to_string(per_step) + " examples");
 
-  const int64_t first_step = st.step;
-  bool stopped_early = st.early_stopped;
   core::Timer timer;
-  int64_t tokens_here = 0;  // this invocation's tokens (tok/s)
-  core::Progress progress("train", static_cast<uint64_t>(total), opts.progress_mode(), opts.quiet);
-  auto tps = [&] { return static_cast<double>(tokens_here) / std::max(1e-9, timer.seconds()); };
-  auto checkpoint = [&] {
-    fs::create_directories(s.out);
-    save_checkpoint(ckpt_path, st, trainable, opt_lora, opt_head, c, s.device, task.data_hash);
-  };
-
-  auto run_eval = [&](int64_t at_step) {
-    if (!task.eval_valid) return;
-    EvalNumbers r = task.eval_valid();
-    st.e_step.push_back(static_cast<double>(at_step));
-    st.e_loss.push_back(r.loss);
-    st.e_acc.push_back(r.accuracy);
-    st.e_train_loss.push_back(st.window_n ? st.window_loss / static_cast<double>(st.window_n) : std::nan(""));
-    st.e_tps.push_back(tps());
-    st.window_loss = 0;
-    st.window_n = 0;
-    if (r.score > st.best_acc) {
-      st.best_acc = r.score;
-      st.best_step = at_step;
-      st.bad_evals = 0;
-      st.best.clear();  // kept in memory (and in checkpoints); the adapter is written once at the end
-      for (const auto& [name, p] : trainable) st.best.push_back(p.detach().clone());
-    } else {
-      ++st.bad_evals;
-    }
-  };
-
-  while (st.step < total && !stopped_early) {
-    if (core::stop_requested()) {
-      if (st.step > first_step) checkpoint();
-      throw core::RuntimeFailure("interrupted at step " + std::to_string(st.step) + " of " + std::to_string(total) +
-                                 (st.step > first_step ? "; wrote " + ckpt_path.string() + ", continue with train --resume"
-                                                       : "; no artifact written"));
-    }
-    if (c.train.run_steps > 0 && st.step - first_step >= c.train.run_steps) break;
-    const double lr_f = nn::lr_factor(st.step, total, warmup, c.train.schedule);
-    double loss_acc = 0, ce_acc = 0, cons_acc = 0;
-    for (int64_t micro = 0; micro < c.train.grad_accum; ++micro) {
-      std::vector<size_t> idx;
-      while (static_cast<int64_t>(idx.size()) < std::min(c.train.batch_size, N)) {
-        if (st.cursor == static_cast<int64_t>(st.order.size())) {
-          std::shuffle(st.order.begin(), st.order.end(), st.rng);
-          st.cursor = 0;
-        }
-        idx.push_back(static_cast<size_t>(st.order[static_cast<size_t>(st.cursor++)]));
-      }
-      int64_t tokens = 0;
-      LossParts lp = task.batch_loss(idx, tokens);
-      (lp.loss / static_cast<double>(c.train.grad_accum)).backward();
-      loss_acc += lp.loss.item<double>() / static_cast<double>(c.train.grad_accum);
-      ce_acc += lp.ce / static_cast<double>(c.train.grad_accum);
-      cons_acc += lp.consistency / static_cast<double>(c.train.grad_accum);
-      st.tokens += tokens;  // input tokens, once even when a preset runs two passes
-      tokens_here += tokens;
-    }
-    if (!std::isfinite(loss_acc)) throw core::RuntimeFailure("training loss is not finite at step " + std::to_string(st.step + 1));
-    const double gnorm = nn::clip_grad_norm(all_params, c.train.clip_norm);
-    opt_lora.step(c.train.lr * lr_f);
-    if (!head_params.empty()) opt_head.step(head_lr * lr_f);
-    opt_lora.zero_grad();
-    opt_head.zero_grad();
-    ++st.step;
-    st.m_step.push_back(static_cast<double>(st.step));
-    st.m_loss.push_back(loss_acc);
-    st.m_ce.push_back(ce_acc);
-    st.m_cons.push_back(cons_acc);
-    st.m_lr.push_back(c.train.lr * lr_f);
-    st.m_gnorm.push_back(gnorm);
-    st.window_loss += loss_acc;
-    ++st.window_n;
-    progress.update(static_cast<uint64_t>(st.step), "loss " + f(loss_acc, 3) + " | " + f(tps(), 0) + " tok/s");
-    bool evaluated = false;
-    if (c.train.eval_every > 0 && st.step % c.train.eval_every == 0 && st.step < total) {
-      run_eval(st.step);
-      evaluated = true;
-      if (c.train.patience > 0 && st.bad_evals >= c.train.patience) {
-        log_info("early stop at step " + std::to_string(st.step) + ": no improvement in " +
-                 std::to_string(st.bad_evals) + " evaluations");
-        stopped_early = st.early_stopped = true;
-        break;
-      }
-    }
-    if (st.step < total && (evaluated || (c.train.checkpoint_every > 0 && st.step % c.train.checkpoint_every == 0))) {
-      checkpoint();
-    }
-  }
-  if (st.step < total && !stopped_early) {
+  const core::LoopResult res = core::run_training_loop(trainer, policy);
+  if (res.paused) {
     // train.run_steps reached: the run continues in a later invocation
-    progress.finish();
-    checkpoint();
-    json summary = {{"status", "paused"}, {"steps", st.step}, {"total_steps", total}, {"checkpoint", ckpt_path.string()}};
+    json summary = {{"status", "paused"}, {"steps", res.steps}, {"total_steps", total},
+                    {"checkpoint", policy.checkpoint.string()}};
     core::emit_result(opts, summary,
-                      "ran " + std::to_string(st.step - first_step) + " steps (now at " + std::to_string(st.step) + " of " +
-                          std::to_string(total) + "); wrote " + ckpt_path.string() + ", continue with train --resume\n");
+                      "ran " + std::to_string(res.steps - res.first_step) + " steps (now at " +
+                          std::to_string(res.steps) + " of " + std::to_string(total) + "); wrote " +
+                          policy.checkpoint.string() + ", continue with train --resume\n");
     return 0;
   }
-  // the last phase (final evaluations, artifacts) starts from a checkpoint, so a stop in it
-  // loses no training
-  if (st.step > first_step) checkpoint();
   auto stop_at_end = [&] {
     if (core::stop_requested()) {
-      throw core::RuntimeFailure("interrupted in the final evaluation after step " + std::to_string(st.step) + "; " +
-                                 ckpt_path.string() + " holds the run, continue with train --resume");
+      throw core::RuntimeFailure("interrupted in the final evaluation after step " + std::to_string(res.steps) + "; " +
+                                 policy.checkpoint.string() + " holds the run, continue with train --resume");
     }
   };
-  if (!stopped_early) run_eval(st.step);
-  progress.finish();
-  stop_at_end();
-  // final training-set numbers (eval mode) for the train-validation gap
-  const EvalNumbers tr = task.eval_train();
+  const TrainSetNumbers tr = eval_train();
   stop_at_end();
   const double secs = timer.seconds();
-  if (!st.best.empty()) {
-    c10::NoGradGuard ng;  // the adapter to keep: the parameters at the best evaluation
-    for (size_t i = 0; i < trainable.size(); ++i) trainable[i].second.copy_(st.best[i]);
-  }
-  AdapterState best = state_of(model, set, task.labels, c.model.path);
+  const double tps = trainer.tokens_per_second();
+  trainer.restore_best();  // the adapter to keep: the parameters at the best evaluation
+  AdapterState best = state_of(model, set, labels, c.model.path);
 
   // the artifacts only now that training is over, each atomically: a run that fails or is
   // stopped earlier leaves no adapter.h5 or metrics.h5 (and an old good one intact)
   stop_at_end();
   fs::create_directories(s.out);
-  save_adapter_h5(adapter_path, best, kProgram, cfg_json);
-  const bool has_eval = !st.e_acc.empty();
-  const double final_acc = has_eval ? st.e_acc.back() : -1.0;
-  const double final_val_loss = has_eval ? st.e_loss.back() : -1.0;
+  save_adapter_h5(adapter_path, best, info);
+  const core::Series& ev = res.evals;
+  const bool has_eval = ev.rows() > 0;
+  const std::vector<double> none;
+  const auto& e_step = has_eval ? ev.column("step") : none;
+  const auto& e_loss = has_eval ? ev.column("loss") : none;
+  const auto& e_acc = has_eval ? ev.column("accuracy") : none;  // causal LM: next-token accuracy
+  const auto& e_train_loss = has_eval ? ev.column("train_loss") : none;
+  const auto& e_tps = has_eval ? ev.column("tokens_per_second") : none;
+  const double final_acc = has_eval ? e_acc.back() : -1.0;
+  const double final_val_loss = has_eval ? e_loss.back() : -1.0;
   // the evaluation at the best step (its loss and accuracy), when there was one
-  const auto best_at = std::find(st.e_step.begin(), st.e_step.end(), static_cast<double>(st.best_step));
-  const bool has_best = has_eval && st.best_step >= 0 && best_at != st.e_step.end();
-  const size_t best_i = static_cast<size_t>(best_at - st.e_step.begin());
-  const double best_loss = has_best ? st.e_loss[best_i] : -1.0;
-  const double best_acc = has_best ? st.e_acc[best_i] : -1.0;
+  const auto best_at = std::find(e_step.begin(), e_step.end(), static_cast<double>(res.best_step));
+  const bool has_best = has_eval && res.best_step >= 0 && best_at != e_step.end();
+  const auto best_i = static_cast<size_t>(best_at - e_step.begin());
+  const double best_loss = has_best ? e_loss[best_i] : -1.0;
+  const double best_acc = has_best ? e_acc[best_i] : -1.0;
+  const std::vector<double>& losses = res.metrics.column("loss");
   {
-    core::H5Writer w(s.out / "metrics.h5", {kProgram, cfg_json});
-    w.write("/metrics/step", std::span<const double>(st.m_step));
-    w.write("/metrics/loss", std::span<const double>(st.m_loss));
-    w.write("/metrics/ce", std::span<const double>(st.m_ce));
-    w.write("/metrics/consistency", std::span<const double>(st.m_cons));
-    w.write("/metrics/lr", std::span<const double>(st.m_lr));
-    w.write("/metrics/grad_norm", std::span<const double>(st.m_gnorm));
-    w.write("/eval/step", std::span<const double>(st.e_step));
-    w.write("/eval/loss", std::span<const double>(st.e_loss));
-    w.write("/eval/accuracy", std::span<const double>(st.e_acc));  // causal LM: next-token accuracy
-    if (!task.labels.empty()) w.write_strings("/labels", task.labels);
-    w.set_attr("/", "task", std::string(task.lm ? "causal-lm" : "classification"));
+    core::H5Writer w(s.out / "metrics.h5", info);
+    res.metrics.write(w, "/metrics");
+    ev.write(w, "/eval");
+    if (!labels.empty()) w.write_strings("/labels", labels);
+    w.set_attr("/", "task", std::string(lm ? "causal-lm" : "classification"));
     w.set_attr("/", "best_accuracy", best_acc);
     w.set_attr("/", "best_loss", best_loss);
-    w.set_attr("/", "best_step", st.best_step);
+    w.set_attr("/", "best_step", res.best_step);
     w.set_attr("/", "final_accuracy", final_acc);
     w.set_attr("/", "final_loss", final_val_loss);
     w.set_attr("/", "final_train_accuracy", tr.accuracy);
     w.set_attr("/", "final_train_loss", tr.loss);
-    w.set_attr("/", "steps", st.step);
+    w.set_attr("/", "steps", res.steps);
     w.set_attr("/", "seconds", secs);
-    w.set_attr("/", "tokens_per_second", tps());
-    w.set_attr("/", "resumed_at_step", resume ? first_step : int64_t{-1});
+    w.set_attr("/", "tokens_per_second", tps);
+    w.set_attr("/", "resumed_at_step", policy.resume ? res.first_step : int64_t{-1});
     w.commit();
   }
-  std::error_code ec;
-  fs::remove(ckpt_path, ec);  // the run is complete: nothing left to resume
+  core::remove_checkpoint(policy);  // the run is complete: nothing left to resume
   json summary = {{"status", "done"},
-                  {"task", task.lm ? "causal-lm" : "classification"},
-                  {"steps", st.step},
+                  {"task", lm ? "causal-lm" : "classification"},
+                  {"steps", res.steps},
                   {"preset", c.dropout.preset},
                   {"best_accuracy", best_acc},
                   {"best_loss", best_loss},
-                  {"best_step", st.best_step},
+                  {"best_step", res.best_step},
                   {"final_accuracy", final_acc},
                   {"final_val_loss", final_val_loss},
                   {"final_train_accuracy", tr.accuracy},
                   {"final_train_loss", tr.loss},
-                  {"final_loss", st.m_loss.empty() ? 0.0 : st.m_loss.back()},
-                  {"trainable_parameters", n_trainable},
+                  {"final_loss", losses.empty() ? 0.0 : losses.back()},
+                  {"trainable_parameters", trainer.trainable_parameters()},
                   {"seconds", secs},
-                  {"tokens_per_second", tps()},
+                  {"tokens_per_second", tps},
                   {"adapter", adapter_path.string()},
                   {"metrics", (s.out / "metrics.h5").string()}};
-  if (task.lm) {
+  if (lm) {
     summary["best_perplexity"] = best_loss >= 0 ? std::exp(best_loss) : -1.0;
     summary["final_perplexity"] = final_val_loss >= 0 ? std::exp(final_val_loss) : -1.0;
   }
   std::vector<std::vector<std::string>> rows = {
-      {"step", "train loss", "val loss", task.lm ? "val ppl" : "val acc", task.lm ? "tok acc" : "", "tok/s"}};
-  if (!task.lm) rows[0].erase(rows[0].begin() + 4);
-  for (size_t i = 0; i < st.e_step.size(); ++i) {
-    std::vector<std::string> row = {std::to_string(static_cast<int64_t>(st.e_step[i])),
-                                    std::isnan(st.e_train_loss[i]) ? "-" : f(st.e_train_loss[i]), f(st.e_loss[i])};
-    if (task.lm) {
-      row.push_back(f(std::exp(st.e_loss[i]), 3));
-    }
-    row.push_back(f(st.e_acc[i]));
-    row.push_back(f(st.e_tps[i], 0));
+      {"step", "train loss", "val loss", lm ? "val ppl" : "val acc", lm ? "tok acc" : "", "tok/s"}};
+  if (!lm) rows[0].erase(rows[0].begin() + 4);
+  for (size_t i = 0; i < e_step.size(); ++i) {
+    std::vector<std::string> row = {std::to_string(static_cast<int64_t>(e_step[i])),
+                                    std::isnan(e_train_loss[i]) ? "-" : fixed(e_train_loss[i], 4),
+                                    fixed(e_loss[i], 4)};
+    if (lm) row.push_back(fixed(std::exp(e_loss[i]), 3));
+    row.push_back(fixed(e_acc[i], 4));
+    row.push_back(fixed(e_tps[i], 0));
     rows.push_back(std::move(row));
   }
   std::string text = core::format_table(rows);
-  if (task.lm) {
-    text += "validation loss: best " + f(best_loss) + " (perplexity " + f(best_loss >= 0 ? std::exp(best_loss) : -1.0, 3) +
-            ", step " + std::to_string(st.best_step) + "), final " + f(final_val_loss) + "; train loss " + f(tr.loss) + "\n";
+  if (lm) {
+    text += "validation loss: best " + fixed(best_loss, 4) + " (perplexity " +
+            fixed(best_loss >= 0 ? std::exp(best_loss) : -1.0, 3) + ", step " + std::to_string(res.best_step) +
+            "), final " + fixed(final_val_loss, 4) + "; train loss " + fixed(tr.loss, 4) + "\n";
   } else {
-    text += "validation accuracy: best " + f(best_acc) + " (step " + std::to_string(st.best_step) + "), final " +
-            f(final_acc) + "; train accuracy " + f(tr.accuracy) + "\n";
+    text += "validation accuracy: best " + fixed(best_acc, 4) + " (step " + std::to_string(res.best_step) + "), final " +
+            fixed(final_acc, 4) + "; train accuracy " + fixed(tr.accuracy, 4) + "\n";
   }
   text += "wrote " + adapter_path.string() + " and " + (s.out / "metrics.h5").string() + "\n";
   core::emit_result(opts, summary, text);
@@ -822,35 +343,39 @@ int train_classifier(const core::CommonOptions& opts, const Setup& s) {
   const auto labels = nn::label_set(train_rows, c.data.labels);
   if (labels.size() < 2) throw core::InputError(c.data.train + ": expected at least 2 distinct labels, found " + std::to_string(labels.size()));
   auto tok = load_tokenizer(c);
-  Encoded train = encode(train_rows, tok, labels, c.model.max_length, c.data.train, true);
-  Encoded valid = encode(valid_rows, tok, labels, c.model.max_length, c.data.valid, true);
+  nn::EncodedTexts train = nn::encode_texts(train_rows, tok, labels, c.model.max_length, c.data.train, true);
+  nn::EncodedTexts valid = nn::encode_texts(valid_rows, tok, labels, c.model.max_length, c.data.valid, true);
 
   auto model = nn::BertClassifier::load(c.model.path, static_cast<int64_t>(labels.size()), c.seed);
   check_length(model.config().max_length(), c, "model.max_length", c.model.max_length);
   LoraSet set = attach_lora(model, c.lora, c.seed + 17);
   model.to(s.device);
   const auto head = head_params(model);
-  TaskOps task;
-  task.n = static_cast<int64_t>(train.enc.size());
-  task.labels = labels;
-  DataHash dh;
+  core::Fingerprint fp;
   for (size_t i = 0; i < train.enc.size(); ++i) {
-    dh.add_all(train.enc[i].ids);
-    dh.add(train.label[i]);
+    fp.add_all(train.enc[i].ids);
+    fp.add(train.label[i]);
   }
-  task.data_hash = dh.h;
-  task.batch_loss = [&](const std::vector<size_t>& idx, int64_t& tokens) {
-    Batch b = make_batch(train, idx, tok.pad, s.device);
-    tokens = b.tokens;
-    return classification_loss(model, b.ids, b.mask, b.labels, c.dropout, true);
+  nn::SupervisedTask task;
+  task.examples = static_cast<int64_t>(train.enc.size());
+  task.batch_loss = [&](const std::vector<size_t>& idx) {
+    nn::ClassBatch b = nn::make_class_batch(train, idx, tok.pad, s.device);
+    LossParts lp = classification_loss(model, b.ids, b.mask, b.labels, c.dropout, true);
+    return nn::BatchLoss{lp.loss, {{"ce", lp.ce}, {"consistency", lp.consistency}}, b.tokens};
   };
-  auto numbers = [&](const Encoded& d) {
-    EvalResult r = evaluate(model, d, c.train.eval_batch_size, tok.pad, s.device);
-    return EvalNumbers{r.loss, r.accuracy, r.accuracy};
+  auto numbers = [&](const nn::EncodedTexts& d) {
+    return nn::evaluate_classifier(model, d, c.train.eval_batch_size, tok.pad, s.device);
   };
-  if (!valid.enc.empty()) task.eval_valid = [&] { return numbers(valid); };
-  task.eval_train = [&] { return numbers(train); };
-  return run_training(opts, s, model, set, head, task);
+  if (!valid.enc.empty()) {
+    task.evaluate = [&] {
+      const nn::ClassEval r = numbers(valid);
+      return core::EvalReport{r.accuracy, {{"loss", r.loss}, {"accuracy", r.accuracy}}};
+    };
+  }
+  return run_training(opts, s, model, set, head, std::move(task), false, labels, fp.h, [&] {
+    const nn::ClassEval r = numbers(train);
+    return TrainSetNumbers{r.loss, r.accuracy};
+  });
 }
 
 int train_causal_lm(const core::CommonOptions& opts, const Setup& s) {
@@ -861,39 +386,41 @@ int train_causal_lm(const core::CommonOptions& opts, const Setup& s) {
   auto model = nn::LlamaForCausalLM::load(c.model.path);
   check_length(model.config().max_position_embeddings, c, "model.max_length", c.model.max_length);
   const int64_t V = model.config().vocab_size;
-  const auto tok = load_spm(c, V);
+  const auto tok = nn::load_spm(c.model.path, V);
   const int64_t pad = tok && tok->pad_id() >= 0 ? tok->pad_id() : 0;  // padded keys are masked: any id will do
-  LmSequences train = encode_lm(train_rows, tok ? &*tok : nullptr, V, c.model.max_length, c.data.train);
-  LmSequences valid = encode_lm(valid_rows, tok ? &*tok : nullptr, V, c.model.max_length, c.data.valid);
+  nn::LmSequences train = nn::encode_lm(train_rows, tok ? &*tok : nullptr, V, c.model.max_length, c.data.train);
+  nn::LmSequences valid = nn::encode_lm(valid_rows, tok ? &*tok : nullptr, V, c.model.max_length, c.data.valid);
   if (train.truncated + valid.truncated > 0) {
-    log_info(std::to_string(train.truncated + valid.truncated) + " examples cut to model.max_length = " +
-             std::to_string(c.model.max_length) + " tokens");
+    core::log_info(std::to_string(train.truncated + valid.truncated) + " examples cut to model.max_length = " +
+                   std::to_string(c.model.max_length) + " tokens");
   }
   LoraConfig lc = c.lora;
   if (!c.lora_targets_given) lc.targets = {"q_proj", "v_proj"};  // PEFT's default for LLaMA
   LoraSet set = attach_lora(model, lc, c.seed + 17);
   model.to(s.device);
-  TaskOps task;
-  task.lm = true;
-  task.n = static_cast<int64_t>(train.ids.size());
-  DataHash dh;
+  core::Fingerprint fp;
   for (size_t i = 0; i < train.ids.size(); ++i) {
-    dh.add_all(train.ids[i]);
-    dh.add_all(train.target[i]);
+    fp.add_all(train.ids[i]);
+    fp.add_all(train.target[i]);
   }
-  task.data_hash = dh.h;
-  task.batch_loss = [&](const std::vector<size_t>& idx, int64_t& tokens) {
-    LmBatch b = make_lm_batch(train, idx, pad, s.device);
-    tokens = b.tokens;
-    return causal_lm_loss(model, b.ids, b.mask, b.loss_mask, c.dropout, true);
+  nn::SupervisedTask task;
+  task.examples = static_cast<int64_t>(train.ids.size());
+  task.batch_loss = [&](const std::vector<size_t>& idx) {
+    nn::LmBatch b = nn::make_lm_batch(train, idx, pad, s.device);
+    LossParts lp = causal_lm_loss(model, b.ids, b.mask, b.loss_mask, c.dropout, true);
+    return nn::BatchLoss{lp.loss, {{"ce", lp.ce}, {"consistency", lp.consistency}}, b.tokens};
   };
-  auto numbers = [&](const LmSequences& d) {
-    LmEval e = evaluate_lm(model, d, c.train.eval_batch_size, pad, s.device);
-    return EvalNumbers{e.loss, e.token_accuracy, -e.loss};
-  };
-  if (!valid.ids.empty()) task.eval_valid = [&] { return numbers(valid); };
-  task.eval_train = [&] { return numbers(train); };
-  return run_training(opts, s, model, set, {}, task);
+  auto numbers = [&](const nn::LmSequences& d) { return nn::evaluate_lm(model, d, c.train.eval_batch_size, pad, s.device); };
+  if (!valid.ids.empty()) {
+    task.evaluate = [&] {
+      const nn::LmEval e = numbers(valid);
+      return core::EvalReport{-e.loss, {{"loss", e.loss}, {"accuracy", e.token_accuracy}}};
+    };
+  }
+  return run_training(opts, s, model, set, {}, std::move(task), true, {}, fp.h, [&] {
+    const nn::LmEval e = numbers(train);
+    return TrainSetNumbers{e.loss, e.token_accuracy};
+  });
 }
 
 }  // namespace
@@ -914,31 +441,26 @@ int finetune_eval(const core::CommonOptions& opts) {
     auto rows = nn::read_lm_jsonl(path);
     Loaded L = load_model_with_adapter(s);
     check_length(L.max_positions, c, "model.max_length", c.model.max_length);
-    const auto tok = load_spm(c, L.vocab);
+    const auto tok = nn::load_spm(c.model.path, L.vocab);
     const int64_t pad = tok && tok->pad_id() >= 0 ? tok->pad_id() : 0;
-    LmSequences data = encode_lm(rows, tok ? &*tok : nullptr, L.vocab, c.model.max_length, path);
-    LmEval e = evaluate_lm(*L.model, data, c.train.eval_batch_size, pad, s.device);
+    nn::LmSequences data = nn::encode_lm(rows, tok ? &*tok : nullptr, L.vocab, c.model.max_length, path);
+    nn::LmEval e = nn::evaluate_lm(*L.model, data, c.train.eval_batch_size, pad, s.device);
     summary = {{"data", path}, {"examples", data.ids.size()}, {"target_tokens", e.targets}, {"loss", e.loss},
                {"perplexity", e.perplexity}, {"token_accuracy", e.token_accuracy}};
     table = {{"data", "examples", "tokens", "loss", "perplexity", "token acc"},
-             {path, std::to_string(data.ids.size()), std::to_string(e.targets), f(e.loss), f(e.perplexity, 3),
-              f(e.token_accuracy)}};
+             {path, std::to_string(data.ids.size()), std::to_string(e.targets), fixed(e.loss, 4), fixed(e.perplexity, 3),
+              fixed(e.token_accuracy, 4)}};
   } else {
     auto rows = nn::read_labeled_jsonl(path);
     Loaded L = load_model_with_adapter(s);
     auto tok = load_tokenizer(c);
     check_length(L.max_positions, c, "model.max_length", c.model.max_length);
-    Encoded data = encode(rows, tok, L.state.labels, c.model.max_length, path, true);
-    EvalResult r = evaluate(*L.model, data, c.train.eval_batch_size, tok.pad, s.device);
+    nn::EncodedTexts data = nn::encode_texts(rows, tok, L.state.labels, c.model.max_length, path, true);
+    nn::ClassEval r = nn::evaluate_classifier(*L.model, data, c.train.eval_batch_size, tok.pad, s.device);
     summary = {{"data", path}, {"examples", r.n}, {"accuracy", r.accuracy}, {"loss", r.loss}};
-    table = {{"data", "examples", "accuracy", "loss"}, {path, std::to_string(r.n), f(r.accuracy), f(r.loss)}};
+    table = {{"data", "examples", "accuracy", "loss"}, {path, std::to_string(r.n), fixed(r.accuracy, 4), fixed(r.loss, 4)}};
   }
-  fs::create_directories(s.out);
-  json artifact = summary;
-  artifact["program"] = kProgram;
-  artifact["version"] = std::string(core::version());
-  artifact["config"] = c.resolved;
-  core::write_file_atomic(s.out / "eval.json", artifact.dump(2) + "\n");
+  core::write_json_artifact(s.out / "eval.json", core::artifact_info(opts, c.resolved), summary);
   core::emit_result(opts, summary, core::format_table(table) + "wrote " + (s.out / "eval.json").string() + "\n");
   return 0;
 }
@@ -951,15 +473,15 @@ int predict_causal_lm(const core::CommonOptions& opts, const Setup& s, const std
   auto rows = nn::read_lm_jsonl(path, true);
   Loaded L = load_model_with_adapter(s);
   check_length(L.max_positions, c, "model.max_length", c.model.max_length);
-  const auto tok = load_spm(c, L.vocab);
-  LmSequences data = encode_lm(rows, tok ? &*tok : nullptr, L.vocab, c.model.max_length, path, true);
+  const auto tok = nn::load_spm(c.model.path, L.vocab);
+  nn::LmSequences data = nn::encode_lm(rows, tok ? &*tok : nullptr, L.vocab, c.model.max_length, path, true);
   const int64_t eos = tok ? tok->eos_id() : -1;
   std::string lines;
   int64_t generated = 0;
   core::Progress progress("predict", data.ids.size(), opts.progress_mode(), opts.quiet);
   for (size_t i = 0; i < data.ids.size(); ++i) {
     core::throw_if_stop_requested();
-    auto out = generate_greedy(*L.model, data.ids[i], c.generate.max_new_tokens, eos, c.model.max_length, s.device);
+    auto out = nn::generate_greedy(*L.model, data.ids[i], c.generate.max_new_tokens, eos, c.model.max_length, s.device);
     generated += static_cast<int64_t>(out.size());
     json row = {{"prompt_ids", data.ids[i]}, {"completion_ids", out}};
     if (tok) {
@@ -991,8 +513,8 @@ int finetune_predict(const core::CommonOptions& opts) {
   Loaded L = load_model_with_adapter(s);
   auto tok = load_tokenizer(c);
   check_length(L.max_positions, c, "model.max_length", c.model.max_length);
-  Encoded data = encode(rows, tok, L.state.labels, c.model.max_length, path, false);
-  EvalResult r = evaluate(*L.model, data, c.train.eval_batch_size, tok.pad, s.device, false);
+  nn::EncodedTexts data = nn::encode_texts(rows, tok, L.state.labels, c.model.max_length, path, false);
+  nn::ClassEval r = nn::evaluate_classifier(*L.model, data, c.train.eval_batch_size, tok.pad, s.device, false);
   std::string lines;
   std::map<std::string, int64_t> counts;
   at::Tensor arg = r.probs.argmax(-1);
@@ -1039,7 +561,7 @@ int finetune_merge(const core::CommonOptions& opts) {
     core::throw_if_stop_requested();
   });
   core::emit_result(opts, json{{"merged", dir.string()}, {"modules", L.set.adapters.size()}, {"max_logit_difference", diff}},
-       "merged " + std::to_string(L.set.adapters.size()) + " LoRA modules; max |logit difference| " + f(diff, 7) +
+       "merged " + std::to_string(L.set.adapters.size()) + " LoRA modules; max |logit difference| " + fixed(diff, 7) +
            "\nwrote " + dir.string() + "\n");
   return 0;
 }
@@ -1110,15 +632,6 @@ int finetune_convert(const core::CommonOptions& opts) {
   return 0;
 }
 
-namespace {
-// Peak resident set size of this process so far, in MiB (getrusage: ru_maxrss is in KiB on Linux).
-double max_rss_mib() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_maxrss) / 1024.0;
-}
-}  // namespace
-
 int finetune_bench(const core::CommonOptions& opts) {
   Setup s = setup(opts);
   const auto& c = s.cfg;
@@ -1159,16 +672,11 @@ int finetune_bench(const core::CommonOptions& opts) {
   model.to(s.device);
   std::vector<at::Tensor> params;
   for (const auto& [name, p] : head_params(model)) params.push_back(p);
-  for (auto& [name, ad] : set.adapters) {
-    ad->A = ad->A.detach().to(s.device).set_requires_grad(true);
-    ad->B = ad->B.detach().to(s.device).set_requires_grad(true);
-    params.push_back(ad->A);
-    params.push_back(ad->B);
-  }
+  for (const auto& [name, p] : trainable_adapters(set, s.device)) params.push_back(p);
   int64_t n_trainable = 0;
   for (const auto& p : params) n_trainable += p.numel();
   nn::AdamW opt(params, {0.9, 0.999, 1e-8, c.train.weight_decay});
-  const double rss_loaded = max_rss_mib();
+  const double rss_loaded = core::peak_rss_mib();
 
   std::vector<double> secs;
   double last_loss = 0;
@@ -1191,7 +699,7 @@ int finetune_bench(const core::CommonOptions& opts) {
   const double tokens = static_cast<double>(B * L);
   json summary = {{"impl", "lora-finetune"},
                   {"preset", c.dropout.preset},
-                  {"threads", at::get_num_threads()},
+                  {"threads", tensor::threads()},
                   {"batch", B},
                   {"length", L},
                   {"r", c.lora.r},
@@ -1207,7 +715,7 @@ int finetune_bench(const core::CommonOptions& opts) {
                   {"steps_per_s", 1.0 / median},
                   {"final_loss", last_loss},
                   {"max_rss_mib_after_load", rss_loaded},
-                  {"max_rss_mib", max_rss_mib()}};
+                  {"max_rss_mib", core::peak_rss_mib()}};
   // JSON always: the bench scripts parse it
   std::cout << summary.dump() << "\n";
   std::cout.flush();

@@ -3,11 +3,10 @@
 
 namespace mlsys::lora {
 
-FinetuneConfig read_finetune_config(const core::ConfigDoc& doc, std::optional<uint64_t> seed) {
+FinetuneConfig read_finetune_config(const core::ConfigDoc& doc) {
   FinetuneConfig c;
   core::ConfigNode root(doc);
   root.get("seed", c.seed);
-  if (seed) c.seed = *seed;
 
   auto m = root.child("model");
   m.get("path", c.model.path).get("max_length", c.model.max_length, core::in_range<int64_t>(3, 1 << 20));

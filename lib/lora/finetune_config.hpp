@@ -68,7 +68,8 @@ struct FinetuneConfig {
   nlohmann::json resolved;
 };
 
-// Reads every field (defaults for absent keys), rejects unknown keys; `seed` overrides.
-[[nodiscard]] FinetuneConfig read_finetune_config(const core::ConfigDoc& doc, std::optional<uint64_t> seed);
+// Reads every field (defaults for absent keys), rejects unknown keys (--seed arrives as
+// the override seed=N, see core::load_config).
+[[nodiscard]] FinetuneConfig read_finetune_config(const core::ConfigDoc& doc);
 
 }  // namespace mlsys::lora

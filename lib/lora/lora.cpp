@@ -196,9 +196,8 @@ LoraSet attach_state(nn::TransformerModel& model, const AdapterState& state, con
 
 // ------------------------------------------------------------------ HDF5
 
-void save_adapter_h5(const fs::path& path, const AdapterState& s, const std::string& program,
-                     const std::string& config_json) {
-  core::H5Writer w(path, {program, config_json});
+void save_adapter_h5(const fs::path& path, const AdapterState& s, const core::ArtifactInfo& info) {
+  core::H5Writer w(path, info);
   for (const auto& [name, ab] : s.ab) {
     tensor::write_tensor(w, "/lora/" + name + "/A", ab.first);
     tensor::write_tensor(w, "/lora/" + name + "/B", ab.second);

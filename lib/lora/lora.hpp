@@ -14,6 +14,7 @@
 #include <ATen/core/Tensor.h>
 
 #include "nn/bert.hpp"  // nn::BertClassifier for the classification commands
+#include "core/h5.hpp"
 #include "nn/model.hpp"
 
 namespace mlsys::lora {
@@ -89,8 +90,7 @@ LoraSet attach_state(nn::TransformerModel& model, const AdapterState& state, con
 // head_module other than "classifier" the string /head/module and /head/extra/<name>),
 // /labels, /targets, /task_type (absent in older files: SEQ_CLS), root attrs r, alpha,
 // rslora, lora_dropout, base_model (plus the artifact attributes and config).
-void save_adapter_h5(const std::filesystem::path& path, const AdapterState& state, const std::string& program,
-                     const std::string& config_json);
+void save_adapter_h5(const std::filesystem::path& path, const AdapterState& state, const core::ArtifactInfo& info);
 [[nodiscard]] AdapterState load_adapter_h5(const std::filesystem::path& path);
 
 // PEFT: DIR/adapter_config.json + DIR/adapter_model.safetensors with keys

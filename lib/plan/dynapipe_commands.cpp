@@ -10,7 +10,7 @@
 #include <numeric>
 
 #include "core/atomic_file.hpp"
-#include "core/build_info.hpp"
+#include "core/artifact.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
 #include "core/report.hpp"
@@ -27,18 +27,8 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-constexpr const char* kProgram = "dynapipe-plan";
-
 DynapipeConfig load(const core::CommonOptions& opts) {
-  return read_dynapipe_config(core::load_config(opts), opts.seed);
-}
-
-json artifact_header(const DynapipeConfig& c, const std::string& command) {
-  return {{"program", kProgram},
-          {"command", command},
-          {"version", std::string(core::version())},
-          {"git_commit", std::string(core::git_commit())},
-          {"config", c.resolved}};
+  return read_dynapipe_config(core::load_config(opts));
 }
 
 struct Workload {
@@ -184,7 +174,7 @@ int dynapipe_plan(const core::CommonOptions& opts) {
   const DynapipeConfig c = load(opts);
   const CostModel cost(c.model, c.cluster);
   const Workload w = load_workload(c);
-  json doc = artifact_header(c, "plan");
+  json doc = core::artifact_header(core::artifact_info(opts, c.resolved));
   json batches = json::array();
   std::vector<std::vector<std::string>> rows{
       {"batch", "samples", "tokens", "micro-batches", "pad eff", "recompute", "schedule", "iter ms", "peak MB", "plan ms"}};
@@ -220,7 +210,7 @@ int dynapipe_plan(const core::CommonOptions& opts) {
 
 int dynapipe_simulate(const core::CommonOptions& opts) {
   const DynapipeConfig c = load(opts);
-  json doc = artifact_header(c, "simulate");
+  json doc = core::artifact_header(core::artifact_info(opts, c.resolved));
   json runs = json::array();
   std::vector<std::vector<std::string>> rows;
   if (c.simulate.workload == "uniform") {
@@ -389,7 +379,7 @@ int dynapipe_compare(const core::CommonOptions& opts) {
                        {"dynapipe_speedup", dyn_tput / tput}});
   }
   progress.finish();
-  json doc = artifact_header(c, "compare");
+  json doc = core::artifact_header(core::artifact_info(opts, c.resolved));
   doc["data"] = {{"source", w.source}, {"samples", w.samples.size()}, {"batches", w.batches.size()}};
   doc["methods"] = methods;
   doc["summary"] = {{"dynapipe_throughput_tokens_per_s", dyn_tput},

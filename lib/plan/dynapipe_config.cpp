@@ -9,11 +9,10 @@ using core::in_range;
 using core::one_of;
 using core::positive;
 
-DynapipeConfig read_dynapipe_config(const core::ConfigDoc& doc, std::optional<uint64_t> seed_override) {
+DynapipeConfig read_dynapipe_config(const core::ConfigDoc& doc) {
   DynapipeConfig c;
   ConfigNode root(doc);
   root.get("seed", c.seed);
-  if (seed_override) c.seed = *seed_override;
 
   const ConfigNode data = root.child("data");
   data.get("path", c.data.path)

@@ -44,7 +44,7 @@ struct DynapipeConfig {
 };
 
 // Reads every field (ConfigError naming the file and key on a bad one) and rejects unknown
-// keys. `seed_override` is --seed.
-DynapipeConfig read_dynapipe_config(const core::ConfigDoc& doc, std::optional<uint64_t> seed_override);
+// keys (--seed arrives as the override seed=N, see core::load_config).
+DynapipeConfig read_dynapipe_config(const core::ConfigDoc& doc);
 
 }  // namespace mlsys::plan

@@ -10,8 +10,9 @@
 #include <random>
 #include <set>
 
+#include "core/artifact.hpp"
 #include "core/atomic_file.hpp"
-#include "core/build_info.hpp"
+#include "core/device_spec.hpp"
 #include "core/error.hpp"
 #include "core/h5.hpp"
 #include "core/log.hpp"
@@ -32,18 +33,16 @@ namespace {
 
 using nlohmann::json;
 namespace fs = std::filesystem;
-constexpr const char* kProgram = "tgnn-train";
 // TGN's fixed evaluation seeds: validation negatives 0, test negatives 2 (one AP/AUC
 // negative per event, whatever eval.mrr_negatives is). The q-1 extra MRR negatives of the
 // test split come from their own stream, so changing q never changes AP/AUC.
 constexpr uint64_t kValNegSeed = 0, kTestNegSeed = 2, kTestMrrNegSeed = 1002;
 
 TgnnConfig load(const core::CommonOptions& opts) {
-  if (opts.device != "cpu") {
-    throw core::UsageError("--device " + opts.device + ": tgnn-train trains on the CPU only (use --device cpu)");
+  if (core::parse_device_spec(opts.device).cuda) {
+    throw core::UsageError("--device " + opts.device + ": tgnn-train trains on the CPU only for now (use --device cpu)");
   }
-  set_torch_threads(opts.threads);
-  return read_tgnn_config(core::load_config(opts), opts.seed);
+  return read_tgnn_config(core::load_config(opts));
 }
 
 struct Dataset {
@@ -371,10 +370,10 @@ int tgnn_generate(const core::CommonOptions& opts) {
   const double oracle = oracle_ap(d, sp, static_cast<size_t>(c.eval.batch_size), &oracle_batch);
   const bool tgl = std::find(c.generate.formats.begin(), c.generate.formats.end(), "tgl") != c.generate.formats.end();
   const bool jodie = std::find(c.generate.formats.begin(), c.generate.formats.end(), "jodie") != c.generate.formats.end();
-  json meta = {{"program", kProgram}, {"version", std::string(core::version())}, {"seed", c.seed},
-               {"preset", c.generate.preset}, {"config", c.resolved}, {"events", s.size()},
+  json meta = core::artifact_header(core::artifact_info(opts, c.resolved));
+  meta.update({{"seed", c.seed}, {"preset", c.generate.preset}, {"events", s.size()},
                {"users", s.num_sources}, {"items", s.num_nodes - s.num_sources}, {"edge_dim", s.edge_dim},
-               {"surprise_index", surprise}, {"oracle_test_ap", oracle}, {"oracle_test_ap_batch", oracle_batch}};
+               {"surprise_index", surprise}, {"oracle_test_ap", oracle}, {"oracle_test_ap_batch", oracle_batch}});
   core::throw_if_stop_requested();
   graph::write_synthetic(opts.out, g, tgl, jodie, meta.dump(2));
   meta["seconds"] = t.seconds();
@@ -395,8 +394,8 @@ int tgnn_fit(const core::CommonOptions& opts) {
   log::info("{} ({} updater, {} embedding): {} parameters", c.model.name, c.model.updater, c.model.embedding,
             model.num_parameters());
   FitResult main = fit_model(model, st, opts, c.model.name);
-  json summary = {{"program", kProgram}, {"command", "fit"}, {"version", std::string(core::version())},
-                  {"git_commit", std::string(core::git_commit())}, {"config", c.resolved}, {"data", st.d.desc}};
+  json summary = core::artifact_header(core::artifact_info(opts, c.resolved));
+  summary["data"] = st.d.desc;
   summary["model"] = {{"name", c.model.name},
                       {"parameters", main.parameters},
                       {"best_epoch", main.best_epoch},
@@ -440,7 +439,7 @@ int tgnn_fit(const core::CommonOptions& opts) {
   // Artifacts last and atomically: a failure above leaves nothing half-written.
   const fs::path ckpt = checkpoint_path(c, opts);
   {
-    core::H5Writer w(ckpt, {kProgram, c.resolved.dump()});
+    core::H5Writer w(ckpt, core::artifact_info(opts, c.resolved));
     model.save(w);
     w.set_attr("/", "model", c.model.name);
     w.set_attr("/", "best_epoch", main.best_epoch);
@@ -468,9 +467,9 @@ int tgnn_eval(const core::CommonOptions& opts) {
   StageTimes times;
   core::Timer t;
   const Eval e = replay_eval(model, st, times);
-  json summary = {{"program", kProgram}, {"command", "eval"}, {"checkpoint", ckpt}, {"config", c.resolved},
-                  {"val", to_json(e.val.all, false)}, {"test", to_json(e.test.all)}, {"test_inductive", to_json(e.test.inductive)},
-                  {"seconds", t.seconds()}, {"stage_times", times_json(times)}};
+  json summary = core::artifact_header(core::artifact_info(opts, c.resolved));
+  summary.update({{"checkpoint", ckpt}, {"val", to_json(e.val.all, false)}, {"test", to_json(e.test.all)}, {"test_inductive", to_json(e.test.inductive)},
+                  {"seconds", t.seconds()}, {"stage_times", times_json(times)}});
   std::vector<std::vector<std::string>> rows{{"split", "events", "AP(batch)", "AUC(batch)", "AP", "AUC", "MRR"}};
   rows.push_back(row("val", e.val.all, false));
   rows.push_back(row("test", e.test.all));
@@ -500,7 +499,7 @@ int tgnn_embed(const core::CommonOptions& opts) {
   const NodeStates ns = model.node_states(*st.g_full, t_end);
   core::throw_if_stop_requested();
   const fs::path out = fs::path(opts.out) / "embeddings.h5";
-  core::H5Writer w(out, {kProgram, c.resolved.dump()});
+  core::H5Writer w(out, core::artifact_info(opts, c.resolved));
   w.write("/memory", ns.memory, {static_cast<uint64_t>(ns.nodes), static_cast<uint64_t>(ns.memory_dim)});
   w.write("/memory_ts", ns.memory_ts);
   w.write("/embeddings", ns.embeddings, {static_cast<uint64_t>(ns.nodes), static_cast<uint64_t>(ns.embed_dim)});

@@ -3,7 +3,7 @@
 
 namespace mlsys::tgnn {
 
-TgnnConfig read_tgnn_config(const core::ConfigDoc& doc, std::optional<uint64_t> seed_override) {
+TgnnConfig read_tgnn_config(const core::ConfigDoc& doc) {
   using core::at_least;
   using core::in_range;
   using core::one_of;
@@ -11,7 +11,6 @@ TgnnConfig read_tgnn_config(const core::ConfigDoc& doc, std::optional<uint64_t> 
   TgnnConfig c;
   core::ConfigNode root(doc);
   root.get("seed", c.seed);
-  if (seed_override) c.seed = *seed_override;
 
   const auto data = root.child("data");
   data.get("path", c.data.path).get("format", c.data.format, one_of({"auto", "tgl", "jodie"}));

@@ -52,6 +52,6 @@ struct TgnnConfig {
   nlohmann::json resolved;
 };
 
-TgnnConfig read_tgnn_config(const core::ConfigDoc& doc, std::optional<uint64_t> seed_override);
+TgnnConfig read_tgnn_config(const core::ConfigDoc& doc);
 
 }  // namespace mlsys::tgnn

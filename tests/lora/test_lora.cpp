@@ -166,7 +166,7 @@ TEST_CASE("adapters round-trip through HDF5 and the PEFT layout") {
   }
   auto st = lora::state_of(m, set, {"neg", "pos"}, "models/tiny");
   fs::path d = temp_dir("rt");
-  lora::save_adapter_h5(d / "adapter.h5", st, "test", "{}");
+  lora::save_adapter_h5(d / "adapter.h5", st, {"test", "{}"});
   auto h5 = lora::load_adapter_h5(d / "adapter.h5");
   lora::export_peft(d / "peft", st);
   auto peft = lora::import_peft(d / "peft");
@@ -414,7 +414,7 @@ TEST_CASE("LLaMA adapters: PEFT layout with CAUSAL_LM keys and no classifier; HD
   const auto j = nlohmann::json::parse(std::ifstream(d / "peft/adapter_config.json"));
   CHECK(j["task_type"] == "CAUSAL_LM");
   CHECK(j["modules_to_save"].is_null());
-  lora::save_adapter_h5(d / "adapter.h5", st, "test", "{}");
+  lora::save_adapter_h5(d / "adapter.h5", st, {"test", "{}"});
   c10::NoGradGuard ng;
   at::Tensor ids = at::randint(0, 30, {2, 7}, at::kLong);
   at::Tensor mask = at::ones({2, 7}, at::kLong);
@@ -486,7 +486,7 @@ TEST_CASE("RoBERTa adapters: the whole head round-trips through HDF5 and PEFT; a
   CHECK(st.head_module == "classifier.out_proj");
   CHECK(st.head_extra.count("classifier.dense.weight") == 1);
   const fs::path d = temp_dir("roberta-head");
-  lora::save_adapter_h5(d / "a.h5", st, "test", "{}");
+  lora::save_adapter_h5(d / "a.h5", st, {"test", "{}"});
   lora::export_peft(d / "peft", st);
   auto file = tensor::load_safetensors(d / "peft/adapter_model.safetensors");
   CHECK(file.count("base_model.model.classifier.dense.weight") == 1);

@@ -283,9 +283,9 @@ TEST_CASE("the reported baseline setting is the fastest simulated one", "[baseli
 }
 
 TEST_CASE("the built-in defaults equal configs/dynapipe-plan/default.json", "[config]") {
-  const auto builtin = read_dynapipe_config(mlsys::core::parse_config("{}", "<builtin>"), std::nullopt);
+  const auto builtin = read_dynapipe_config(mlsys::core::parse_config("{}", "<builtin>"));
   const auto file = read_dynapipe_config(
-      mlsys::core::load_config(std::string(PLAN_SOURCE_DIR) + "/configs/dynapipe-plan/default.json"), std::nullopt);
+      mlsys::core::load_config(std::string(PLAN_SOURCE_DIR) + "/configs/dynapipe-plan/default.json"));
   CHECK(builtin.resolved.dump() == file.resolved.dump());
   CHECK(builtin.cluster.device_memory_mb == 80000.0);
 }

@@ -3,6 +3,7 @@
 // of lib/lora.
 #include "core/cli.hpp"
 #include "lora/finetune_commands.hpp"
+#include "tensor/threads.hpp"
 
 int main(int argc, char** argv) {
   using namespace mlsys;
@@ -26,5 +27,5 @@ int main(int argc, char** argv) {
           {"bench", "time LoRA training steps on one fixed batch of real tokens; print JSON (tokens/s, peak RSS)",
            lora::finetune_bench},
       },
-      argc, argv);
+      argc, argv, tensor::thread_control());
 }

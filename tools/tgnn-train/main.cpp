@@ -7,6 +7,7 @@
 #endif
 
 #include "core/cli.hpp"
+#include "tensor/threads.hpp"
 #include "tgnn/commands.hpp"
 
 int main(int argc, char** argv) {
@@ -30,5 +31,5 @@ int main(int argc, char** argv) {
           {"embed", "replay every event with a checkpoint; write memory and embeddings to OUT/embeddings.h5",
            tgnn::tgnn_embed},
       },
-      argc, argv);
+      argc, argv, tensor::thread_control());
 }

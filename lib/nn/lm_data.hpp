@@ -1,4 +1,4 @@
-// Causal-LM examples for lora-finetune: prompt + completion token sequences with the
+// Causal-LM examples (lora-finetune, prolora-finetune, dot-reason): prompt + completion token sequences with the
 // completion marked as the loss targets, padded batches, evaluation (per-token loss,
 // perplexity, next-token accuracy) and greedy generation.
 #pragma once
@@ -13,7 +13,7 @@
 #include "nn/sentencepiece.hpp"
 #include "nn/text_data.hpp"
 
-namespace mlsys::lora {
+namespace mlsys::nn {
 
 struct LmSequences {
   std::vector<std::vector<int64_t>> ids;     // prompt + completion, at most max_length tokens
@@ -29,7 +29,7 @@ struct LmSequences {
 // longer than max_length keep their first max_length tokens; a row left with no target is
 // an InputError. With `prompts_only` no targets, and a prompt of max_length tokens or more
 // is an InputError (nothing could be generated).
-[[nodiscard]] LmSequences encode_lm(const std::vector<nn::LmExample>& rows, const nn::SentencePieceTokenizer* tok,
+[[nodiscard]] LmSequences encode_lm(const std::vector<LmExample>& rows, const SentencePieceTokenizer* tok,
                                     int64_t vocab, int64_t max_length, const std::string& source,
                                     bool prompts_only = false);
 
@@ -47,13 +47,13 @@ struct LmEval {
   int64_t targets = 0;
 };
 // Eval mode (no dropout, no gradient), in batches of `batch` rows.
-[[nodiscard]] LmEval evaluate_lm(const nn::TransformerModel& model, const LmSequences& d, int64_t batch,
+[[nodiscard]] LmEval evaluate_lm(const TransformerModel& model, const LmSequences& d, int64_t batch,
                                  int64_t pad_id, const c10::Device& dev);
 
 // Greedy continuation of `prompt` by up to max_new tokens (stops at `eos` when ≥ 0, and at
 // max_length tokens in all); the new tokens only. Recomputes the whole prefix per token.
-[[nodiscard]] std::vector<int64_t> generate_greedy(const nn::TransformerModel& model, const std::vector<int64_t>& prompt,
+[[nodiscard]] std::vector<int64_t> generate_greedy(const TransformerModel& model, const std::vector<int64_t>& prompt,
                                                    int64_t max_new, int64_t eos, int64_t max_length,
                                                    const c10::Device& dev);
 
-}  // namespace mlsys::lora
+}  // namespace mlsys::nn

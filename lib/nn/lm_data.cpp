@@ -1,5 +1,5 @@
 // Causal-LM data, evaluation and generation (see lm_data.hpp).
-#include "lora/lm_data.hpp"
+#include "nn/lm_data.hpp"
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -10,9 +10,9 @@
 
 #include "core/error.hpp"
 
-namespace mlsys::lora {
+namespace mlsys::nn {
 
-LmSequences encode_lm(const std::vector<nn::LmExample>& rows, const nn::SentencePieceTokenizer* tok, int64_t vocab,
+LmSequences encode_lm(const std::vector<LmExample>& rows, const SentencePieceTokenizer* tok, int64_t vocab,
                       int64_t max_length, const std::string& source, bool prompts_only) {
   LmSequences d;
   for (const auto& r : rows) {
@@ -92,7 +92,7 @@ LmBatch make_lm_batch(const LmSequences& d, const std::vector<size_t>& idx, int6
   return b;
 }
 
-LmEval evaluate_lm(const nn::TransformerModel& model, const LmSequences& d, int64_t batch, int64_t pad_id,
+LmEval evaluate_lm(const TransformerModel& model, const LmSequences& d, int64_t batch, int64_t pad_id,
                    const c10::Device& dev) {
   c10::NoGradGuard ng;
   double loss_sum = 0;
@@ -123,7 +123,7 @@ LmEval evaluate_lm(const nn::TransformerModel& model, const LmSequences& d, int6
   return e;
 }
 
-std::vector<int64_t> generate_greedy(const nn::TransformerModel& model, const std::vector<int64_t>& prompt,
+std::vector<int64_t> generate_greedy(const TransformerModel& model, const std::vector<int64_t>& prompt,
                                      int64_t max_new, int64_t eos, int64_t max_length, const c10::Device& dev) {
   c10::NoGradGuard ng;
   std::vector<int64_t> seq = prompt, out;
@@ -139,4 +139,4 @@ std::vector<int64_t> generate_greedy(const nn::TransformerModel& model, const st
   return out;
 }
 
-}  // namespace mlsys::lora
+}  // namespace mlsys::nn

@@ -1,0 +1,68 @@
+// See hf_folder.hpp.
+#include "nn/hf_folder.hpp"
+
+#include <memory>
+
+#include "core/atomic_file.hpp"
+#include "core/error.hpp"
+#include "core/json.hpp"
+#include "nn/bpe.hpp"
+
+namespace mlsys::nn {
+
+namespace fs = std::filesystem;
+
+std::string model_type(const fs::path& folder) {
+  const fs::path p = folder / "config.json";
+  if (!fs::is_regular_file(p)) throw core::InputError(p.string() + ": no such file (model.path must be a Hugging Face folder)");
+  core::Json j;
+  try {
+    j = core::parse_json_bounded(core::read_file(p));
+  } catch (const std::exception& e) {
+    throw core::InputError(p.string() + ": not valid JSON (" + e.what() + ")");
+  }
+  const std::string t = j.is_object() && j.contains("model_type") && j["model_type"].is_string()
+                            ? j["model_type"].get<std::string>()
+                            : "";
+  if (t != "bert" && t != "roberta" && t != "llama") {
+    throw core::InputError(p.string() + ": field 'model_type': expected \"bert\", \"roberta\" or \"llama\", found " +
+                           (t.empty() ? std::string("none") : "\"" + t + "\""));
+  }
+  return t;
+}
+
+TextTokenizer load_text_tokenizer(const fs::path& folder, bool lower_case) {
+  TextTokenizer t;
+  if (model_type(folder) == "roberta") {
+    auto bpe = std::make_shared<BpeTokenizer>(BpeTokenizer::from_folder(folder));
+    if (bpe->bos_id() < 0 || bpe->eos_id() < 0 || bpe->pad_id() < 0) {
+      throw core::InputError((folder / "vocab.json").string() + ": a RoBERTa vocabulary needs <s>, </s> and <pad>");
+    }
+    t.encode = [bpe](std::string_view text, int64_t n) { return bpe->encode(text, n); };
+    t.pieces = [bpe](std::string_view text) { return bpe->tokenize_ids(text); };
+    t.pad = bpe->pad_id();
+    t.cls = bpe->bos_id();
+    t.sep = bpe->eos_id();
+    return t;
+  }
+  auto wp = std::make_shared<WordPieceTokenizer>(WordPieceTokenizer::from_vocab_file(folder / "vocab.txt", {lower_case, 100}));
+  t.encode = [wp](std::string_view text, int64_t n) { return wp->encode(text, n); };
+  t.pieces = [wp](std::string_view text) { return wp->tokenize_ids(text); };
+  t.pad = wp->pad_id();
+  t.cls = wp->cls_id();
+  t.sep = wp->sep_id();
+  return t;
+}
+
+std::optional<SentencePieceTokenizer> load_spm(const fs::path& folder, int64_t vocab) {
+  const fs::path file = folder / "tokenizer.model";
+  if (!fs::exists(file)) return std::nullopt;
+  auto tok = SentencePieceTokenizer::from_folder(folder);
+  if (tok.vocab_size() > vocab) {
+    throw core::InputError(file.string() + ": " + std::to_string(tok.vocab_size()) + " pieces, but the model has " +
+                           std::to_string(vocab) + " token embeddings");
+  }
+  return tok;
+}
+
+}  // namespace mlsys::nn
