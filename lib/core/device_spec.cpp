@@ -18,8 +18,8 @@ DeviceSpec parse_device_spec(const std::string& spec) {
     const std::string_view digits = s.substr(5);
     const char* last = digits.data() + digits.size();
     auto [ptr, ec] = std::from_chars(digits.data(), last, d.index);
-    // from_chars accepts no sign or spaces, so "cuda:-1" and "cuda: 1" fail here.
-    if (ec != std::errc() || ptr != last) {
+    // from_chars takes a '-' for a signed type: digits only, so "cuda:-1" fails here too.
+    if (digits.front() < '0' || digits.front() > '9' || ec != std::errc() || ptr != last) {
       throw bad("expected a device index N >= 0 after 'cuda:', found '" + std::string(digits) + "'");
     }
   }

@@ -1,0 +1,77 @@
+// The program runtime: --seed in the resolved config, the one artifact header (HDF5 and
+// JSON), the one --device parser.
+#include <catch2/catch.hpp>
+
+#include "core/artifact.hpp"
+#include "core/atomic_file.hpp"
+#include "core/build_info.hpp"
+#include "core/cli.hpp"
+#include "core/device_spec.hpp"
+#include "core/error.hpp"
+#include "tests/cli_harness.hpp"
+
+using namespace mlsys::core;
+
+TEST_CASE("--seed is an override of the config's seed, recorded in the resolved config", "[runtime]") {
+  mlsys::test::TempDir tmp{"mlsys-runtime"};
+  write_file_atomic(tmp.path / "c.json", R"({"seed": 3, "x": 1})");
+  CommonOptions opts;
+  opts.config = (tmp.path / "c.json").string();
+  opts.seed = 7;
+  ConfigDoc doc = load_config(opts);
+  ConfigNode root(doc);
+  uint64_t seed = 0;
+  int x = 0;
+  root.get("seed", seed).get("x", x);
+  root.finish();
+  CHECK(seed == 7);
+  CHECK(root.resolved()["seed"] == 7);
+  // a bad value names --seed as its source
+  CHECK(doc.override_of.at("seed") == "--seed 7");
+  opts.seed.reset();
+  CHECK(ConfigNode(load_config(opts)).resolved().is_object());
+  uint64_t unset = 0;
+  ConfigNode(load_config(opts)).get("seed", unset);
+  CHECK(unset == 3);
+}
+
+TEST_CASE("one artifact header for HDF5 and JSON", "[runtime]") {
+  mlsys::test::TempDir tmp{"mlsys-runtime"};
+  CommonOptions opts;
+  opts.program = "prog";
+  opts.command = "fit";
+  opts.command_line = "prog fit --seed 7";
+  const Json resolved = {{"seed", 7}};
+  const ArtifactInfo info = artifact_info(opts, resolved);
+  {
+    H5Writer w(tmp.path / "a.h5", info);
+    w.commit();
+  }
+  H5Reader r(tmp.path / "a.h5");
+  write_json_artifact(tmp.path / "a.json", info, Json{{"ap", 0.5}});
+  const Json j = Json::parse(read_file(tmp.path / "a.json"));
+  for (const char* key : {"program", "version", "git_commit", "command", "command_line"}) {
+    CHECK(r.attr_string("/", key) == j[key].get<std::string>());
+  }
+  CHECK(j["program"] == "prog");
+  CHECK(j["command"] == "fit");
+  CHECK(j["command_line"] == "prog fit --seed 7");
+  CHECK(j["version"] == std::string(version()));
+  CHECK(j["config"]["seed"] == 7);
+  CHECK(Json::parse(r.attr_string("/", "config"))["seed"] == 7);
+  CHECK(j["ap"] == 0.5);
+  CHECK(r.attr_string("/", "created").size() == 20);  // 2026-12-07T21:52:16Z
+  CHECK(j["created"].get<std::string>().size() == 20);
+}
+
+TEST_CASE("one --device parser", "[runtime]") {
+  CHECK_FALSE(parse_device_spec("cpu").cuda);
+  CHECK(parse_device_spec("cuda").cuda);
+  CHECK(parse_device_spec("cuda").index == 0);
+  CHECK(parse_device_spec("cuda:3").index == 3);
+  CHECK(parse_device_spec("cuda:3").str() == "cuda:3");
+  for (const std::string bad : {"gpu", "cuda:", "cuda:-1", "cuda: 1", "cuda:x", "cudax", "CPU", ""}) {
+    CHECK_THROWS_AS(parse_device_spec(bad), UsageError);
+    CHECK_THROWS_WITH(parse_device_spec(bad), Catch::Contains("'" + bad + "'"));
+  }
+}
