@@ -1,4 +1,4 @@
-// The synthetic interaction-stream generator (notes §6) and its writers.
+// The synthetic interaction-stream generator (graph/generator.hpp says what it models) and its writers.
 #include "graph/generator.hpp"
 
 #include <algorithm>

@@ -1,5 +1,5 @@
 // A seeded synthetic generator of bipartite user-item interaction streams with a planted
-// temporal structure (research notes tgnn.md §6): Zipf item popularity, heavy-tailed user
+// temporal structure (modelled on the statistics of the JODIE/TGL interaction data sets): Zipf item popularity, heavy-tailed user
 // activity, self-exciting bursts, user preferences drifting as an Ornstein-Uhlenbeck
 // process with regime switches between cluster centres, and repeat visits of recent items.
 // What a user does next depends on its recent history, so node memory has something to

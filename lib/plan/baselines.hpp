@@ -1,4 +1,4 @@
-// The batching baselines DynaPipe is compared against (planners.md §2.5), each swept over
+// The batching baselines DynaPipe is compared against (arXiv 2311.10418), each swept over
 // its knob with the best (lowest simulated iteration time over all batches) kept:
 // padding the whole batch, packing to max length with a fixed micro-batch size, a fixed
 // micro-batch size after sorting, and a fixed token budget. Each runs under 1F1B; every

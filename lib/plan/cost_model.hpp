@@ -1,5 +1,5 @@
-// Analytical cost and memory model of one pipeline stage for one micro-batch (planners.md
-// §2.3/§2.5): FLOPs over an effective device throughput that saturates with the tokens of
+// Analytical cost and memory model of one pipeline stage for one micro-batch (DynaPipe,
+// arXiv 2311.10418): FLOPs over an effective device throughput that saturates with the tokens of
 // the micro-batch, Korthikanti et al.'s activation formulas per recomputation mode, model
 // state with mixed-precision Adam and ZeRO, and the p2p tensor between stages.
 // Memory is in MB (1e6 bytes), time in milliseconds.

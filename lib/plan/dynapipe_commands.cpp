@@ -162,7 +162,7 @@ int dynapipe_generate(const core::CommonOptions& opts) {
                   {"input", {{"mean", mean(in)}, {"p50", q(in, 0.5)}, {"p90", q(in, 0.9)}, {"max", q(in, 1.0)}}},
                   {"target", {{"mean", mean(tg)}, {"p50", q(tg, 0.5)}, {"p90", q(tg, 0.9)}, {"max", q(tg, 1.0)}}}};
   std::string text = "wrote " + out.string() + " (" + std::to_string(samples.size()) +
-                     " samples, FLANv2-like mixture: an assumption, see planners.md 4.3)\n";
+                     " samples, FLANv2-like mixture: an assumption, see bench/dynapipe/README.md)\n";
   text += core::format_table({{"", "mean", "p50", "p90", "max"},
                  {"input", f2(mean(in), 1), std::to_string(q(in, 0.5)), std::to_string(q(in, 0.9)), std::to_string(q(in, 1.0))},
                  {"target", f2(mean(tg), 1), std::to_string(q(tg, 0.5)), std::to_string(q(tg, 0.9)), std::to_string(q(tg, 1.0))}});
@@ -214,7 +214,7 @@ int dynapipe_simulate(const core::CommonOptions& opts) {
   json runs = json::array();
   std::vector<std::vector<std::string>> rows;
   if (c.simulate.workload == "uniform") {
-    // planners.md §2.6: 8 micro-batches x 8 layers, fw = bw = 1 ms/layer, 1.25 MB p2p at
+    // the reference simulator's uniform case: 8 micro-batches x 8 layers, fw = bw = 1 ms/layer, 1.25 MB p2p at
     // 100 Gb/s, stored / peak activation 1000 / 2000 MB per layer, 4 devices.
     rows.push_back({"assignment", "schedule", "makespan ms", "peak MB"});
     struct Case { std::vector<int> layer_device; std::string schedule; };

@@ -33,7 +33,7 @@ struct DynapipeConfig {
   BaselineOptions baselines;
   std::vector<std::string> methods = {"padding", "packing", "fixed_mbs", "fixed_tokens"};
   struct Simulate {
-    std::string workload = "data";  // "data" | "uniform" (planners.md §2.6 conformance case)
+    std::string workload = "data";  // "data" | "uniform" (the reference simulator's conformance case)
   } simulate;
   struct Explain {
     int64_t batch = 0;

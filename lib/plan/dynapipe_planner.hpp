@@ -2,7 +2,7 @@
 // micro-batches with the DP under the memory model (trying per-micro-batch memory limits
 // and recomputation modes in turn), spread them over data-parallel replicas by
 // Karmarkar-Karp, search micro-batch permutations and schedules in the simulator, and emit
-// the per-rank execution plans (planners.md §2.3-§2.4).
+// the per-rank execution plans (DynaPipe, arXiv 2311.10418).
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// Per-rank execution plans (planners.md §2.4 "communication planning"): instruction lists
+// Per-rank execution plans (DynaPipe, arXiv 2311.10418: "communication planning"): instruction lists
 // in DeepSpeed's pipe-engine vocabulary derived from a simulated schedule, and a deadlock
 // check that matches every send with its receive (peer, micro-batch, kind, shape) and
 // replays the ranks with blocking Finish instructions.

@@ -1,5 +1,5 @@
 // Sample lengths of a multi-task data set (input and target token counts), read from JSONL
-// or CSV with file:line errors, and a seeded FLANv2-like generator (planners.md §4.3).
+// or CSV with file:line errors, and a seeded FLANv2-like generator (an assumption, see bench/dynapipe/README.md).
 #pragma once
 
 #include <cstdint>
@@ -22,7 +22,7 @@ struct SampleLength {
 std::vector<SampleLength> load_lengths(const std::filesystem::path& path, const std::string& format = "auto",
                                        std::vector<size_t>* lines = nullptr);
 
-// The FLANv2-like mixture of planners.md §4.3 (an assumption, not calibrated on FLANv2):
+// The FLANv2-like mixture (an assumption, not calibrated on FLANv2):
 // zero-shot / few-shot templates with log-normal input lengths, short labels or
 // log-normal targets.
 struct FlanLikeConfig {
@@ -45,7 +45,7 @@ std::vector<SampleLength> generate_flan_like(const FlanLikeConfig& cfg, uint64_t
 // One JSON object per line: {"input": N, "target": M}.
 std::string to_jsonl(const std::vector<SampleLength>& samples);
 
-// Clips lengths to max_seqlen as the reference does (planners.md §2.5): encoder-decoder
+// Clips lengths to max_seqlen as the reference implementation does: encoder-decoder
 // models clip input and target to max_seqlen each; decoder-only models train on input and
 // target concatenated, so the concatenation is clipped (the target kept, the input cut).
 void clip_lengths(std::vector<SampleLength>& samples, int64_t max_seqlen, bool concatenated);

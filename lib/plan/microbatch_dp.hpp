@@ -1,4 +1,4 @@
-// DynaPipe's micro-batch construction (planners.md §2.3 step 2): split an ordered list of
+// DynaPipe's micro-batch construction (DynaPipe, arXiv 2311.10418): split an ordered list of
 // samples into consecutive micro-batches minimizing the 1F1B iteration-time estimate
 //   (stages - 1) * t_max + sum_i t_i / dp
 // subject to every micro-batch fitting in memory. For each candidate t_max (the feasible

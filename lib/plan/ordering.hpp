@@ -1,4 +1,4 @@
-// Sample ordering before the consecutive-partition DP (planners.md §2.3 step 1):
+// Sample ordering before the consecutive-partition DP (DynaPipe, arXiv 2311.10418):
 // decoder-only models sort by length, descending; encoder-decoder models cluster the
 // (input, target) pairs by complete linkage and order the clusters along an open tour
 // over their centroids (L1 distance; nearest neighbour + 2-opt in place of LKH).

@@ -1,4 +1,4 @@
-// Pipeline schedules as per-device compute orders (planners.md §2.4): 1F1B and
+// Pipeline schedules as per-device compute orders (DynaPipe, arXiv 2311.10418): 1F1B and
 // interleaved 1F1B as in Megatron-LM, and DynaPipe's memory-aware cyclic schedule, whose
 // order is then replayed wait-free by the event simulator ("wait-free-cyclic").
 #pragma once

@@ -1,4 +1,4 @@
-// Event-driven pipeline simulator (planners.md §2.4). Each micro-batch is a chain
+// Event-driven pipeline simulator (DynaPipe, arXiv 2311.10418). Each micro-batch is a chain
 // F(0) .. F(V-1) B(V-1) .. B(0) over virtual stages, with a p2p transfer between
 // consecutive stages on different devices. Every device has a compute executor that runs
 // its ops in the order the schedule gives, and a communication executor that sends in the
