@@ -7,6 +7,7 @@
 #include "core/device_spec.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
+#include "core/output_dir.hpp"
 #include "core/signals.hpp"
 
 namespace mlsys::core {
@@ -39,6 +40,7 @@ void apply_common_options(const std::string& program, const CommonOptions& opts,
   setup_logging(program, opts.log_level, opts.quiet);
   (void)parse_progress_mode(opts.progress);
   (void)parse_device_spec(opts.device);
+  check_output_path(opts.out);
   if (opts.threads > 0 && threads.set_threads != nullptr) threads.set_threads(opts.threads);
 }
 
@@ -79,7 +81,7 @@ int run_program(const std::string& program, const std::string& description, cons
   CommonOptions opts;
   opts.program = program;
   for (int i = 0; i < argc; ++i) opts.command_line += (i ? " " : "") + std::string(argv[i]);
-  int (*chosen)(const CommonOptions&) = nullptr;
+  const Subcommand* chosen = nullptr;
   for (const auto& s : subs) {
     CLI::App* sub = app.add_subcommand(s.name, s.help);
     add_common_options(*sub, opts);
@@ -87,14 +89,16 @@ int run_program(const std::string& program, const std::string& description, cons
       sub->add_flag_callback(std::string("--") + f.name, [&opts, name = std::string(f.name)] { opts.flags.insert(name); },
                              f.help);
     }
-    sub->callback([&chosen, &opts, run = s.run, name = std::string(s.name)] {
-      chosen = run;
-      opts.command = name;
+    sub->callback([&chosen, &opts, &s] {
+      chosen = &s;
+      opts.command = s.name;
     });
   }
   return run_main(program, app, argc, argv, [&] {
     apply_common_options(program, opts, threads);
-    return chosen(opts);
+    std::optional<OutputDir> out;
+    if (chosen->writes_out) out.emplace(opts.out);
+    return chosen->run(opts);
   });
 }
 

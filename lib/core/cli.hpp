@@ -45,6 +45,9 @@ struct Subcommand {
   const char* help;
   int (*run)(const CommonOptions&);
   std::vector<SubcommandFlag> flags = {};
+  // Whether it writes into --out: then run_program creates and locks the folder for the
+  // run (core::OutputDir) before the subcommand starts; else --out is only checked.
+  bool writes_out = true;
 };
 
 // The whole main() of a program: PROGRAM SUBCOMMAND [options], the common options on every
@@ -55,7 +58,8 @@ int run_program(const std::string& program, const std::string& description, cons
                 int argc, char** argv, ThreadControl threads = {});
 
 // Applies the options of the subcommand that ran, before it runs: logging level/quiet, the
-// --progress and --device spellings (UsageError), and --threads through `threads`.
+// --progress and --device spellings and an --out that cannot be a folder (UsageError), and
+// --threads through `threads`.
 void apply_common_options(const std::string& program, const CommonOptions& opts, ThreadControl threads = {});
 
 }  // namespace mlsys::core

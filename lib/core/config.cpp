@@ -176,11 +176,15 @@ const Json* ConfigNode::lookup(std::string_view key) const {
   return &*it;
 }
 
-// The --set that supplied this key (or a parent of it), else the file.
+// The --set that supplied this key, a parent of it (--set a={"b":1} for a.b) or a part of
+// it (--set seed.x=1 made seed an object), else the file.
 std::string ConfigNode::source_of(const std::string& path) const {
   std::string source = state_->doc.file.empty() ? "<built-in defaults>" : state_->doc.file;
+  const auto within = [](const std::string& inner, const std::string& outer) {
+    return inner == outer || inner.rfind(outer + ".", 0) == 0 || inner.rfind(outer + "[", 0) == 0;
+  };
   for (const auto& [k, where] : state_->doc.override_of) {
-    if (path == k || path.rfind(k + ".", 0) == 0 || path.rfind(k + "[", 0) == 0) source = where;
+    if (within(path, k) || within(k, path)) source = where;
   }
   return source;
 }

@@ -145,6 +145,10 @@ void load(const LoopPolicy& p, LoopState& st, LoopTask& task) {
 
 LoopResult run_training_loop(LoopTask& task, const LoopPolicy& p) {
   LoopState st;
+  if (!p.resume && !p.force && fs::exists(p.checkpoint)) {
+    throw ConfigError(p.checkpoint.string() + ": holds an unfinished run; continue it with " + p.resume_command +
+                      ", or start afresh with --force (the new run replaces it) or in another --out");
+  }
   if (p.resume) {
     load(p, st, task);
     log::info("resuming at step {} of {} from {}", st.step, p.total_steps, p.checkpoint.string());

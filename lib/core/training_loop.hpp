@@ -74,6 +74,9 @@ struct LoopPolicy {
   int64_t run_steps = 0;         // steps in this invocation, then checkpoint and pause (0 = to the end)
   std::filesystem::path checkpoint;  // the checkpoint file
   bool resume = false;               // continue from `checkpoint`
+  // Without resume, an existing checkpoint (an unfinished run) is refused (ConfigError
+  // naming resume_command and --force) unless `force`: then the new run replaces it.
+  bool force = false;
   std::string resume_command;        // "train --resume": named in messages
   // A checkpoint must agree with the run on these (ConfigError / InputError otherwise):
   Json resume_key;         // the config keys training reads

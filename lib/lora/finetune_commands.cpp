@@ -197,6 +197,7 @@ int run_training(const core::CommonOptions& opts, const Setup& s, nn::Transforme
   policy.run_steps = c.train.run_steps;
   policy.checkpoint = s.out / "checkpoint.h5";
   policy.resume = opts.flag("resume");
+  policy.force = opts.flag("force");
   policy.resume_command = "train --resume";
   policy.resume_key = resume_key(c);
   policy.data_key = std::to_string(data_hash);

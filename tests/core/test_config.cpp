@@ -105,6 +105,9 @@ TEST_CASE("errors from overrides name the --set", "[config]") {
   CHECK_THAT(error_of("{}", {"train.epochs=abc"}),
              Contains("--set train.epochs=abc: key 'train.epochs': expected an integer, found string"));
   CHECK_THAT(error_of("{}", {"train.epoch=3"}), Contains("--set train.epoch=3: unknown key 'train.epoch'"));
+  // an override below a scalar key (it made the key an object) is named too, not the file
+  CHECK_THAT(error_of("{}", {"train.seed.x=1"}),
+             Contains("--set train.seed.x=1: key 'train.seed': expected an integer, found an object"));
   CHECK_THROWS_AS(parse_config("{}", "cfg.json", {"novalue"}), ConfigError);
   CHECK_THROWS_WITH(parse_config(R"({"a": 1})", "cfg.json", {"a.b=2"}), Contains("'a' is not an object"));
 }

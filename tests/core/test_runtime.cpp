@@ -8,6 +8,9 @@
 #include "core/cli.hpp"
 #include "core/device_spec.hpp"
 #include "core/error.hpp"
+#include "core/output_dir.hpp"
+
+#include <unistd.h>
 #include "tests/cli_harness.hpp"
 
 using namespace mlsys::core;
@@ -74,4 +77,27 @@ TEST_CASE("one --device parser", "[runtime]") {
     CHECK_THROWS_AS(parse_device_spec(bad), UsageError);
     CHECK_THROWS_WITH(parse_device_spec(bad), Catch::Contains("'" + bad + "'"));
   }
+}
+
+TEST_CASE("--out is checked, created and locked before any work", "[runtime]") {
+  mlsys::test::TempDir tmp{"mlsys-runtime"};
+  CHECK_THROWS_AS(check_output_path(""), UsageError);
+  write_file_atomic(tmp.path / "file", "x");
+  CHECK_THROWS_WITH(check_output_path(tmp.path / "file"), Catch::Contains("expected a folder, found a file"));
+  CHECK_THROWS_AS(OutputDir(tmp.path / "file"), UsageError);
+  {
+    // a stale temporary of a process that no longer runs is removed; one of a live process is kept
+    std::filesystem::create_directories(tmp.path / "out");
+    write_file_atomic(tmp.path / "out" / ".model.h5.tmp.999999999.0", "stale");
+    const std::string live = ".model.h5.tmp." + std::to_string(::getpid()) + ".0";
+    write_file_atomic(tmp.path / "out" / live, "live");
+    OutputDir first(tmp.path / "out");
+    CHECK_FALSE(std::filesystem::exists(tmp.path / "out" / ".model.h5.tmp.999999999.0"));
+    CHECK(std::filesystem::exists(tmp.path / "out" / live));
+    // a second writer is refused while the first holds the folder
+    CHECK_THROWS_WITH(OutputDir(tmp.path / "out"), Catch::Contains("another run is writing into this folder"));
+  }
+  OutputDir again(tmp.path / "out");  // released at scope exit
+  OutputDir created(tmp.path / "new" / "deeper");
+  CHECK(std::filesystem::is_directory(tmp.path / "new" / "deeper"));
 }

@@ -165,3 +165,19 @@ TEST_CASE("training loop: pauses after run_steps; resume refuses another config,
   missing.resume = true;
   CHECK_THROWS_WITH(run_training_loop(u, missing), Catch::Contains("nothing to resume: run fit without --resume"));
 }
+
+TEST_CASE("training loop: a fresh run refuses to replace an unfinished one unless forced", "[loop]") {
+  mlsys::test::TempDir tmp{"mlsys-loop"};
+  ToyTask t;
+  LoopPolicy p = policy(tmp.path, 20, 5);
+  p.run_steps = 7;
+  REQUIRE(run_training_loop(t, p).paused);
+  ToyTask fresh;
+  LoopPolicy again = policy(tmp.path, 20, 5);
+  CHECK_THROWS_AS(run_training_loop(fresh, again), ConfigError);
+  CHECK_THROWS_WITH(run_training_loop(fresh, again), Catch::Contains("fit --resume") && Catch::Contains("--force"));
+  CHECK(fresh.steps_seen == 0);
+  again.force = true;
+  CHECK(run_training_loop(fresh, again).steps == 20);
+  CHECK(fresh.steps_seen == 20);
+}

@@ -14,7 +14,8 @@ int main(int argc, char** argv) {
       {
           {"train", "finetune LoRA adapters; keep the best by validation accuracy in OUT/adapter.h5, metrics in OUT/metrics.h5",
            lora::finetune_train,
-           {{"resume", "continue the run saved in OUT/checkpoint.h5 (same config; bit-for-bit with the same threads and device)"}}},
+           {{"resume", "continue the run saved in OUT/checkpoint.h5 (same config; bit-for-bit with the same threads and device)"},
+            {"force", "start afresh even where OUT/checkpoint.h5 holds an unfinished run (it is replaced)"}}},
           {"eval", "accuracy and loss (causal LM: loss, perplexity, token accuracy) of an adapter on data.test; write OUT/eval.json",
            lora::finetune_eval},
           {"predict", "labels and probabilities (causal LM: greedy continuations) for data.predict (or data.test); write OUT/predictions.jsonl",
@@ -25,7 +26,7 @@ int main(int argc, char** argv) {
           {"convert", "convert a llama2.c .bin checkpoint (convert.input) into a Hugging Face LLaMA folder OUT",
            lora::finetune_convert},
           {"bench", "time LoRA training steps on one fixed batch of real tokens; print JSON (tokens/s, peak RSS)",
-           lora::finetune_bench},
+           lora::finetune_bench, {}, false},
       },
       argc, argv, tensor::thread_control());
 }

@@ -1,0 +1,65 @@
+#include "core/output_dir.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <string>
+
+#include "core/error.hpp"
+
+namespace mlsys::core {
+
+namespace fs = std::filesystem;
+
+void check_output_path(const fs::path& path) {
+  if (path.empty()) throw UsageError("--out: expected a folder, found an empty path");
+  std::error_code ec;
+  if (fs::exists(path, ec) && !fs::is_directory(path, ec)) {
+    throw UsageError("--out " + path.string() + ": expected a folder, found a file");
+  }
+}
+
+void remove_stale_temporaries(const fs::path& dir) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    // ".<name>.tmp.<pid>.<n>" (files) and ".<name>.tmp.<pid>" (folders)
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.front() != '.') continue;
+    const auto at = name.rfind(".tmp.");
+    if (at == std::string::npos) continue;
+    const std::string rest = name.substr(at + 5);
+    long pid = 0;
+    const auto [ptr, err] = std::from_chars(rest.data(), rest.data() + rest.size(), pid);
+    if (err != std::errc() || pid <= 0 || (ptr != rest.data() + rest.size() && *ptr != '.')) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM) continue;  // its writer still runs
+    std::error_code rm;
+    fs::remove_all(entry.path(), rm);
+  }
+}
+
+OutputDir::OutputDir(const fs::path& path) {
+  check_output_path(path);
+  std::error_code ec;
+  fs::create_directories(path, ec);
+  if (ec) throw RuntimeFailure("--out " + path.string() + ": cannot create the folder: " + ec.message());
+  fd_ = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd_ < 0) throw RuntimeFailure("--out " + path.string() + ": cannot open the folder: " + std::strerror(errno));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd_);
+    fd_ = -1;
+    throw UsageError("--out " + path.string() +
+                     ": another run is writing into this folder; wait for it or choose another --out");
+  }
+  remove_stale_temporaries(path);
+}
+
+OutputDir::~OutputDir() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the flock
+}
+
+}  // namespace mlsys::core
