@@ -25,6 +25,7 @@
 #include "nn/text_data.hpp"
 #include "nn/wordpiece.hpp"
 #include "tensor/safetensors.hpp"
+#include "tests/support/harness.hpp"
 
 namespace fs = std::filesystem;
 using namespace mlsys;
@@ -33,12 +34,6 @@ namespace {
 const fs::path kRoot = MLSYS_SOURCE_ROOT;
 const fs::path kMiniLM = kRoot / ".deps/models/all-MiniLM-L6-v2";
 
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("mlsys-nn-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
 
 nn::BertConfig tiny_config() {
   nn::BertConfig c;
@@ -72,7 +67,8 @@ TEST_CASE("WordPiece ids equal Hugging Face's BertTokenizerFast on the fixture s
 }
 
 TEST_CASE("JSONL data: malformed lines name the file and line") {
-  fs::path d = temp_dir("jsonl");
+  const mlsys::test::TempDir scratch("jsonl");
+  const fs::path& d = scratch.path;
   std::ofstream(d / "ok.jsonl") << "{\"text\":\"a\",\"label\":2}\n\n{\"text\":\"b\",\"label\":10}\n";
   auto rows = nn::read_labeled_jsonl(d / "ok.jsonl");
   REQUIRE(rows.size() == 2);
@@ -88,11 +84,11 @@ TEST_CASE("JSONL data: malformed lines name the file and line") {
   CHECK_THROWS_AS(nn::read_labeled_jsonl(d / "nolabel.jsonl"), core::InputError);
   CHECK(nn::read_labeled_jsonl(d / "nolabel.jsonl", false).size() == 1);
   CHECK_THROWS_AS(nn::read_labeled_jsonl(d / "missing.jsonl"), core::InputError);
-  fs::remove_all(d);
 }
 
 TEST_CASE("JSONL labels: numeric order only for ^-?[0-9]+$ labels; rows keep their line") {
-  fs::path d = temp_dir("labels");
+  const mlsys::test::TempDir scratch("labels");
+  const fs::path& d = scratch.path;
   std::ofstream(d / "neg.jsonl") << "{\"text\":\"a\",\"label\":\"-\"}\n\n{\"text\":\"b\",\"label\":\"3\"}\n"
                                   << "{\"text\":\"c\",\"label\":\"-2\"}\n";
   auto rows = nn::read_labeled_jsonl(d / "neg.jsonl");
@@ -108,7 +104,6 @@ TEST_CASE("JSONL labels: numeric order only for ^-?[0-9]+$ labels; rows keep the
   CHECK(nn::label_set(odd) == std::vector<std::string>{"--", "1-2", "10", "9"});
   std::vector<nn::LabeledText> huge = {{"a", "99999999999999999999999", 1}, {"b", "2", 2}};
   CHECK(nn::label_set(huge) == std::vector<std::string>{"2", "99999999999999999999999"});  // strings
-  fs::remove_all(d);
 }
 
 TEST_CASE("DropKey equals DropAttention with normalized rescaling in the forward pass") {
@@ -169,7 +164,8 @@ TEST_CASE("BERT: dropout is a no-op at eval and never NaN with padding in traini
 }
 
 TEST_CASE("BERT checkpoints: a missing tensor or a wrong shape is an input error naming it") {
-  fs::path d = temp_dir("ckpt");
+  const mlsys::test::TempDir scratch("ckpt");
+  const fs::path& d = scratch.path;
   auto m = nn::BertClassifier::random(tiny_config(), 2, 1);
   m.save_hf(d);
   auto again = nn::BertClassifier::load(d, 2, 0);
@@ -200,7 +196,6 @@ TEST_CASE("BERT checkpoints: a missing tensor or a wrong shape is an input error
   } catch (const core::InputError& e) {
     CHECK(std::string(e.what()).find("expected shape [40,16]") != std::string::npos);
   }
-  fs::remove_all(d);
 }
 
 TEST_CASE("AdamW matches the closed form of its first step; schedules") {
@@ -284,18 +279,19 @@ TEST_CASE("BPE pre-tokenizer: GPT-2's regex on contractions, numbers, white spac
   REQUIRE(ids.size() == 3);
   CHECK(ids.back() == rob.mask_id());
   CHECK(rob.tokenize("<s></s>") == V{"<s>", "</s>"});
-  const fs::path d = temp_dir("bpe-cfg");
+  const mlsys::test::TempDir scratch("bpe-cfg");
+  const fs::path& d = scratch.path;
   fs::copy_file(kRobertaDir / "vocab.json", d / "vocab.json");
   fs::copy_file(kRobertaDir / "merges.txt", d / "merges.txt");
   std::ofstream(d / "tokenizer_config.json") << R"({"added_tokens_decoder": {"4": {"content": "<mask>", "lstrip": true}}})";
   const auto lstrip = nn::BpeTokenizer::from_folder(d);
   CHECK(lstrip.tokenize_ids("a <mask>") == std::vector<int64_t>{ids.front(), rob.mask_id()});
   CHECK(lstrip.encode("a", 2).ids == std::vector<int64_t>{0, 2});
-  fs::remove_all(d);
 }
 
 TEST_CASE("BPE errors: a missing or malformed file is an input error naming it") {
-  const fs::path d = temp_dir("bpe-bad");
+  const mlsys::test::TempDir scratch("bpe-bad");
+  const fs::path& d = scratch.path;
   auto message = [&]() -> std::string {
     try {
       (void)nn::BpeTokenizer::from_folder(d);
@@ -314,7 +310,6 @@ TEST_CASE("BPE errors: a missing or malformed file is an input error naming it")
   CHECK(t.tokenize_ids("ab") == std::vector<int64_t>{2});
   CHECK_THROWS_AS(t.encode("ab", 8), core::InputError);  // no <s> / </s>
   CHECK_THROWS_AS(t.decode({7}), core::InputError);
-  fs::remove_all(d);
 }
 
 // ------------------------------------------------------------------ RoBERTa
@@ -341,7 +336,8 @@ TEST_CASE("RoBERTa: the fixture model gives transformers' logits on a padded bat
   INFO("max |logit difference| " << diff);
   CHECK(diff < 1e-4);
   // save_hf round trip keeps the "roberta." names and the two-layer head
-  const fs::path d = temp_dir("roberta");
+  const mlsys::test::TempDir scratch("roberta");
+  const fs::path& d = scratch.path;
   m.save_hf(d);
   auto back = nn::BertClassifier::load(d, 3, 5);
   CHECK(at::allclose(back.forward(ids, inputs["attention_mask"]), logits));
@@ -350,7 +346,6 @@ TEST_CASE("RoBERTa: the fixture model gives transformers' logits on a padded bat
   CHECK(tensor::load_safetensors(d / "model.safetensors").count("roberta.encoder.layer.0.attention.self.query.weight") == 1);
   // too long for the positions: 64 = 66 - pad - 1
   CHECK_THROWS_AS(m.forward(at::full({1, 65}, 5, at::kLong), at::ones({1, 65}, at::kLong)), core::InputError);
-  fs::remove_all(d);
 }
 
 TEST_CASE("RoBERTa: positions count real tokens only, so padding changes nothing; random models") {
