@@ -394,14 +394,15 @@ struct FwdGrads {
   std::vector<at::Tensor> grads;
 };
 
-// One forward (seeded, so both paths draw the same masks) and the adapters' gradients
-// of a fixed weighted sum of the output.
-FwdGrads run_path(nn::ForwardPath path, const nn::TransformerModel& m, const std::vector<std::shared_ptr<TestLora>>& ads,
-                    const at::Tensor& ids, const at::Tensor& mask, const nn::DropoutSites& drop) {
-  nn::set_forward_path(path);
+// One forward on `path` (seeded, so both paths draw the same masks; the model is left on
+// the fast path) and the adapters' gradients of a fixed weighted sum of the output.
+template <class Model>
+FwdGrads run_path(nn::ForwardPath path, Model& m, const std::vector<std::shared_ptr<TestLora>>& ads,
+                  const at::Tensor& ids, const at::Tensor& mask, const nn::DropoutSites& drop) {
+  m.set_forward_path(path);
   at::manual_seed(11);
   at::Tensor out = m.forward(ids, mask, drop, true);
-  nn::set_forward_path(nn::ForwardPath::fast);
+  m.set_forward_path(nn::ForwardPath::fast);
   at::Tensor w = at::sin(at::arange(out.numel(), at::kFloat)).view(out.sizes());
   (out * w).sum().backward();
   FwdGrads r{out.detach(), {}};
@@ -414,8 +415,9 @@ FwdGrads run_path(nn::ForwardPath path, const nn::TransformerModel& m, const std
   return r;
 }
 
-void check_fast_equals_reference(nn::TransformerModel& m, const std::vector<std::string>& targets, int64_t d_in,
-                             const std::vector<int64_t>& d_out, const at::Tensor& ids, const at::Tensor& mask) {
+template <class Model>  // BertClassifier or LlamaForCausalLM: each has its own forward path setting
+void check_fast_equals_reference(Model& m, const std::vector<std::string>& targets, int64_t d_in,
+                                 const std::vector<int64_t>& d_out, const at::Tensor& ids, const at::Tensor& mask) {
   at::manual_seed(2);
   std::vector<std::shared_ptr<TestLora>> ads;
   for (size_t i = 0; i < targets.size(); ++i) {
@@ -450,15 +452,17 @@ void check_fast_equals_reference(nn::TransformerModel& m, const std::vector<std:
     CHECK(dgrad <= 1e-4 * gmax);  // relative as well: the tiny BERT's gradients are small
     if (drop == &dropkey) {  // a different draw does change the output: the masks really are the same above
       at::manual_seed(12);
-      CHECK((m.forward(ids, mask, *drop, true).detach() - hand.out).abs().max().item<double>() > 1e-4);
+      const at::Tensor redrawn = m.forward(ids, mask, *drop, true).detach();
+      CHECK((redrawn - hand.out).abs().max().item<double>() > 1e-4);
     }
   }
   {  // eval (no sites, no grad): the fast path prunes the last layer even with adapters on every Linear
     c10::NoGradGuard ng;
-    nn::set_forward_path(nn::ForwardPath::reference);
+    m.set_forward_path(nn::ForwardPath::reference);
     const at::Tensor ref = m.forward(ids, mask);
-    nn::set_forward_path(nn::ForwardPath::fast);
-    CHECK((m.forward(ids, mask) - ref).abs().max().item<double>() < 1e-5);
+    m.set_forward_path(nn::ForwardPath::fast);
+    const at::Tensor fast = m.forward(ids, mask);
+    CHECK((fast - ref).abs().max().item<double>() < 1e-5);
   }
   m.clear_adapters();
 }
@@ -469,6 +473,7 @@ TEST_CASE("Fast forward path (SDPA, last-layer first row) equals the reference p
   c.hidden_size = 32;
   c.num_attention_heads = 4;
   auto m = nn::BertClassifier::random(c, 3, 7);
+  REQUIRE(m.forward_path() == nn::ForwardPath::fast);  // the default
   // right padding in rows 1 and 2 (the [CLS] key is always real)
   at::Tensor ids = at::randint(1, c.vocab_size, {3, 9}, at::kLong);
   at::Tensor mask = at::ones({3, 9}, at::kLong);
@@ -488,7 +493,7 @@ TEST_CASE("Fast forward path (SDPA, last-layer first row) equals the reference p
     check_fast_equals_reference(m, targets, c.hidden_size, {c.hidden_size}, ids, mask);
     check_fast_equals_reference(m, targets, c.hidden_size, {c.hidden_size}, ids, at::ones({3, 9}, at::kLong));  // no padding
   }
-  CHECK(nn::forward_path() == nn::ForwardPath::fast);
+  CHECK(m.forward_path() == nn::ForwardPath::fast);
 }
 
 TEST_CASE("Fast forward path (SDPA) equals the reference path for LLaMA: causal, left/right padding, GQA") {
@@ -502,6 +507,7 @@ TEST_CASE("Fast forward path (SDPA) equals the reference path for LLaMA: causal,
   c.head_dim = 8;
   c.max_position_embeddings = 16;
   auto m = nn::LlamaForCausalLM::random(c, 5);
+  REQUIRE(m.forward_path() == nn::ForwardPath::fast);  // the default
   at::Tensor ids = at::tensor({1L, 20L, 30L, 4L, 5L, 0L, 0L, 0L, 0L, 0L, 1L, 2L, 3L, 4L, 5L, 6L, 1L, 2L, 3L, 4L, 5L, 6L, 7L, 8L})
                        .view({3, 8});
   at::Tensor mask = ids.ne(0).to(at::kLong);  // row 0 right-padded, row 1 left-padded, row 2 full
