@@ -3,7 +3,7 @@
 // passed; otherwise runs them with Catch2. A machine whose CUDA runtime sees a GPU while
 // LibTorch has no CUDA backend (a link that dropped libtorch_cuda.so as unneeded) fails.
 #define CATCH_CONFIG_RUNNER
-#include "tests/torch_catch.hpp"
+#include "tests/support/torch_catch.hpp"
 
 #include <iostream>
 

@@ -1,7 +1,7 @@
 // gather_rows / scatter_add_rows: the CPU reference against at::index_select and
 // at::index_add_ on random inputs, and the argument checks (the CUDA kernels against the
 // CPU reference: test_gather_scatter_cuda.cpp).
-#include "tests/torch_catch.hpp"
+#include "tests/support/torch_catch.hpp"
 
 #include <ATen/Parallel.h>
 

@@ -1,7 +1,7 @@
 // gather_rows / scatter_add_rows / gather_rows_into: the CUDA kernels (kernels/cuda) against
 // the CPU reference on the same random inputs. GPU only: part of test_kernels_cuda, which
 // meson reports as skipped where there is no CUDA device (cuda_main.cpp).
-#include "tests/torch_catch.hpp"
+#include "tests/support/torch_catch.hpp"
 
 #include <cstdint>
 #include <string>

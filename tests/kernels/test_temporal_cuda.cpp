@@ -2,7 +2,7 @@
 // slot_attention / slot_attention_backward: the CUDA kernels (kernels/cuda/temporal.cu)
 // against the CPU reference on the same random inputs. GPU only: part of test_kernels_cuda,
 // which meson reports as skipped where there is no CUDA device (cuda_main.cpp).
-#include "tests/torch_catch.hpp"
+#include "tests/support/torch_catch.hpp"
 
 #include <algorithm>
 #include <cmath>

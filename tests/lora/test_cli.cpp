@@ -17,7 +17,7 @@
 #include "core/h5.hpp"
 #include "tensor/safetensors.hpp"
 #include "tests/support/harness.hpp"
-#include "tests/lora/tiny_model.hpp"
+#include "tests/support/tiny_bert_task.hpp"
 
 namespace fs = std::filesystem;
 using mlsys::test::Run;
@@ -29,7 +29,7 @@ struct Task {
   fs::path dir = tmp.path;
   std::string base;  // the options every run shares
   Task() {
-    write_tiny_task(dir);
+    mlsys::test::write_tiny_task(dir);
     std::ofstream(dir / "config.json") << nlohmann::json{
         {"model", {{"path", (dir / "model").string()}, {"max_length", 24}}},
         {"data", {{"train", (dir / "train.jsonl").string()}, {"valid", (dir / "valid.jsonl").string()},

@@ -1,7 +1,7 @@
 // lib/lora: the PEFT golden logits (Python transformers + peft fixture) within 1e-4, B=0
 // leaves the base unchanged, merge→unmerge round trip, KL/JS properties, presets, target
 // selection, HDF5 and PEFT round trips.
-#include "tests/torch_catch.hpp"
+#include "tests/support/torch_catch.hpp"
 
 #include <c10/core/GradMode.h>
 
@@ -15,7 +15,7 @@
 #include "lora/unified_dropout.hpp"
 #include "nn/bert.hpp"
 #include "tensor/safetensors.hpp"
-#include "tests/expect_error.hpp"
+#include "tests/support/expect_error.hpp"
 #include "tests/support/harness.hpp"
 
 namespace fs = std::filesystem;
@@ -261,50 +261,11 @@ TEST_CASE("PEFT import: a lora_B without its lora_A (or the reverse) is an input
   }
 }
 
-// ------------------------------------------------------------------ tiny task for the CLI tests
-
-#include <fstream>
-#include <random>
-
-#include "tests/lora/tiny_model.hpp"
-
-void write_tiny_task(const fs::path& dir) {
-  const std::vector<std::string> words = {"the", "movie", "was", "film", "plot", "a", "very", "actor", "scene", "story",
-                                          "long", "short", "it", "and", "music", "end"};
-  std::vector<std::string> vocab = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", ".", "!"};
-  vocab.insert(vocab.end(), words.begin(), words.end());
-  nn::BertConfig c;
-  c.vocab_size = static_cast<int64_t>(vocab.size());
-  c.hidden_size = 32;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.intermediate_size = 64;
-  c.max_position_embeddings = 64;
-  auto m = nn::BertClassifier::random(c, 2, 3);
-  m.save_hf(dir / "model");
-  std::ofstream v(dir / "model/vocab.txt");
-  for (const auto& w : vocab) v << w << "\n";
-  std::mt19937 rng(5);
-  for (const auto& [name, n] : {std::pair<std::string, int>{"train", 256}, {"valid", 64}}) {
-    std::ofstream out(dir / (name + ".jsonl"));
-    for (int i = 0; i < n; ++i) {
-      const bool pos = (rng() % 2) == 0;
-      std::string text;
-      const int len = 4 + static_cast<int>(rng() % 8);
-      const int at = static_cast<int>(rng() % static_cast<unsigned>(len));
-      for (int k = 0; k < len; ++k) {
-        text += (k ? " " : "") + (k == at ? std::string(pos ? "good" : "bad") : words[rng() % words.size()]);
-      }
-      out << nlohmann::json({{"text", text + "."}, {"label", pos ? "pos" : "neg"}}).dump() << "\n";
-    }
-  }
-}
-
 // ------------------------------------------------------------------ LLaMA (causal LM)
 
 #include "nn/llama.hpp"
 #include "nn/llama2c.hpp"
-#include "tests/tiny_llama.hpp"
+#include "tests/support/tiny_llama.hpp"
 
 namespace {
 const fs::path kStoriesBin = kRoot / "tests/nn/fixtures/stories260K/stories260K.bin";

@@ -2,7 +2,7 @@
 // port of llama2.c's forward (adjacent-pair RoPE, the weights read straight from the .bin)
 // within 1e-4; convert -> save -> load round trip, sharded index; bad .bin and config.json
 // inputs; the causal mask; no NaN under HiddenKey dropout with padding (key 0 kept).
-#include "tests/torch_catch.hpp"
+#include "tests/support/torch_catch.hpp"
 
 #include <c10/core/GradMode.h>
 
@@ -18,9 +18,9 @@
 #include "nn/llama.hpp"
 #include "nn/llama2c.hpp"
 #include "tensor/safetensors.hpp"
-#include "tests/expect_error.hpp"
+#include "tests/support/expect_error.hpp"
 #include "tests/support/harness.hpp"
-#include "tests/tiny_llama.hpp"
+#include "tests/support/tiny_llama.hpp"
 
 namespace fs = std::filesystem;
 using namespace mlsys;

@@ -4,7 +4,7 @@
 // BPE ids equal to RobertaTokenizerFast's / GPT2TokenizerFast's (tests/nn/fixtures/bpe) and
 // RoBERTa logits equal to transformers' (tests/nn/fixtures/roberta, scripts/roberta-fixtures.py);
 // the fast forward path (SDPA, last-layer pruning) equal to the reference one in logits and LoRA gradients.
-#include "tests/torch_catch.hpp"
+#include "tests/support/torch_catch.hpp"
 
 #include <c10/core/GradMode.h>
 

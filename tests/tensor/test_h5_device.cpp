@@ -1,5 +1,5 @@
 // Tensor <-> HDF5 round trips, --device parsing and the launcher environment.
-#include "tensor_catch.hpp"  // first: see there
+#include "tests/support/torch_catch.hpp"  // first: see there
 
 #include <map>
 #include <optional>

@@ -1,6 +1,6 @@
 // safetensors: round trips of every dtype, byte equality with Python's safetensors, and
 // hostile files that must each give an InputError naming the file and the tensor.
-#include "tensor_catch.hpp"  // first: see there
+#include "tests/support/torch_catch.hpp"  // first: see there
 
 #include <cstdint>
 #include <cstring>
