@@ -5,7 +5,6 @@
 
 #include <ATen/ATen.h>
 
-#include <atomic>
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -202,13 +201,6 @@ at::Tensor drop_elements(const at::Tensor& x, double rate) {
   if (rate <= 0) return x;
   return at::dropout(x, rate, true);
 }
-
-namespace {
-std::atomic<int> g_forward_path{static_cast<int>(ForwardPath::fast)};
-}  // namespace
-
-void set_forward_path(ForwardPath p) { g_forward_path.store(static_cast<int>(p)); }
-ForwardPath forward_path() { return static_cast<ForwardPath>(g_forward_path.load()); }
 
 at::Tensor drop_hidden(const at::Tensor& h, const DropSite& site, const at::Tensor& token_mask) {
   if (site.pattern != DropPattern::span) {
@@ -448,7 +440,7 @@ at::Tensor BertClassifier::forward(const at::Tensor& input_ids, const at::Tensor
   // are dropped. Its mask is boolean (true = may attend), [B,1,1,L] for the padding, built
   // once; none without padding. A DropKey keep-mask is ANDed in per layer; key 0 is real and
   // never dropped, so no row is empty.
-  const bool fast = forward_path() == ForwardPath::fast;
+  const bool fast = forward_path_ == ForwardPath::fast;
   const bool fused = fast && s_weights == nullptr;
   const at::Tensor key_pad = attention_mask.eq(0).view({B, 1, 1, L});
   at::Tensor key_visible;

@@ -88,6 +88,11 @@ class BertClassifier : public TransformerModel {
   [[nodiscard]] const BertConfig& config() const { return cfg_; }
   [[nodiscard]] int64_t num_labels() const { return num_labels_; }
 
+  // Which forward pass this model runs (ForwardPath in structured_dropout.hpp): fast unless
+  // set; reference for comparisons.
+  void set_forward_path(ForwardPath p) { forward_path_ = p; }
+  [[nodiscard]] ForwardPath forward_path() const { return forward_path_; }
+
   // config.json: the checkpoint's config with architectures, num_labels, id2label, label2id.
   // config.json with num_labels, id2label and label2id; save_hf (the base's) writes it
   // beside "bert."/"roberta."-prefixed tensors and the head.
@@ -96,6 +101,7 @@ class BertClassifier : public TransformerModel {
  private:
   BertConfig cfg_;
   int64_t num_labels_ = 2;
+  ForwardPath forward_path_ = ForwardPath::fast;
 };
 
 }  // namespace mlsys::nn

@@ -226,7 +226,7 @@ at::Tensor LlamaForCausalLM::forward(const at::Tensor& input_ids, const at::Tens
   // nothing is padded and no key is dropped, else one boolean mask (true = may attend): the
   // visibility above (built once), ANDed per layer with a DropKey keep-mask. Every row keeps
   // key 0 or its first real key, as in the hand path, so no row is empty.
-  const bool fused = s_weights == nullptr && forward_path() == ForwardPath::fast;
+  const bool fused = s_weights == nullptr && forward_path_ == ForwardPath::fast;
   const bool padded = fused && !real.all().item<bool>();
   const at::Tensor visible = fused && (padded || s_logits != nullptr) ? masked_key.logical_not() : at::Tensor();
   at::Tensor x = at::embedding(P.at("model.embed_tokens.weight"), input_ids);

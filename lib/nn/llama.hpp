@@ -76,8 +76,14 @@ class LlamaForCausalLM : public TransformerModel {
 
   [[nodiscard]] const LlamaConfig& config() const { return cfg_; }
 
+  // Which forward pass this model runs (ForwardPath in structured_dropout.hpp): fast unless
+  // set; reference for comparisons.
+  void set_forward_path(ForwardPath p) { forward_path_ = p; }
+  [[nodiscard]] ForwardPath forward_path() const { return forward_path_; }
+
  private:
   LlamaConfig cfg_;
+  ForwardPath forward_path_ = ForwardPath::fast;
 };
 
 }  // namespace mlsys::nn

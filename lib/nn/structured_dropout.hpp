@@ -75,10 +75,9 @@ struct DropoutSites {
 //    and is then sliced.
 // reference: the hand-written matmul, mask, softmax, (mask), matmul on every row of every
 // layer. Both draw the same random numbers in the same order (full-size masks, sliced), so a
-// seed gives the same masks and the same result up to float rounding. Process-wide; for
-// tests and comparisons.
+// seed gives the same masks and the same result up to float rounding. A setting of each model
+// object (BertClassifier / LlamaForCausalLM::set_forward_path), fast unless set; for tests
+// and comparisons.
 enum class ForwardPath { fast, reference };
-void set_forward_path(ForwardPath p);
-[[nodiscard]] ForwardPath forward_path();
 
 }  // namespace mlsys::nn

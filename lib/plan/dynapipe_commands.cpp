@@ -227,30 +227,7 @@ int dynapipe_simulate(const core::CommonOptions& opts) {
       // Merge consecutive layers on one device into one virtual stage (the linear case; the
       // reference's zig-zag figure is for one stage per layer).
       const bool merge = cs.layer_device[3] != cs.layer_device[4];
-      PipelineSpec spec;
-      spec.devices = 4;
-      std::vector<int> layers_per_stage;
-      for (size_t l = 0; l < cs.layer_device.size(); ++l) {
-        if (l == 0 || !merge || cs.layer_device[l] != cs.layer_device[l - 1]) {
-          spec.stage_device.push_back(cs.layer_device[l]);
-          layers_per_stage.push_back(0);
-        }
-        ++layers_per_stage.back();
-      }
-      spec.state_mb.assign(4, 0.0);
-      spec.memory_limit_mb.assign(4, 1e12);
-      spec.link_latency_ms = 0;
-      spec.link_mb_per_ms = 100.0 / 8.0;
-      std::vector<MicroBatchWork> work(8);
-      for (auto& mw : work) {
-        for (int n : layers_per_stage) {
-          mw.fw_ms.push_back(n * 1.0);
-          mw.bw_ms.push_back(n * 1.0);
-          mw.stored_mb.push_back(n * 1000.0);
-          mw.peak_mb.push_back(2000.0 + 1000.0 * (n - 1));
-          mw.send_mb.push_back(1.25);
-        }
-      }
+      const auto [spec, work] = uniform_case(cs.layer_device, merge);
       const Schedule s = cs.schedule == "1f1b"               ? one_f_one_b(spec, 8)
                          : cs.schedule == "interleaved-1f1b" ? interleaved_one_f_one_b(spec, 8)
                                                              : cyclic(spec, work);

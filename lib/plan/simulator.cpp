@@ -170,4 +170,32 @@ SimResult simulate(const PipelineSpec& spec, const std::vector<MicroBatchWork>& 
   return r;
 }
 
+UniformCase uniform_case(const std::vector<int>& layer_device, bool merge_layers) {
+  UniformCase u;
+  u.spec.devices = 4;
+  std::vector<int> layers_per_stage;
+  for (size_t l = 0; l < layer_device.size(); ++l) {
+    if (l == 0 || !merge_layers || layer_device[l] != layer_device[l - 1]) {
+      u.spec.stage_device.push_back(layer_device[l]);
+      layers_per_stage.push_back(0);
+    }
+    ++layers_per_stage.back();
+  }
+  u.spec.state_mb.assign(4, 0.0);
+  u.spec.memory_limit_mb.assign(4, 1e12);
+  u.spec.link_latency_ms = 0;
+  u.spec.link_mb_per_ms = 100.0 / 8.0;
+  u.work.resize(8);
+  for (auto& w : u.work) {
+    for (const int n : layers_per_stage) {
+      w.fw_ms.push_back(n * 1.0);
+      w.bw_ms.push_back(n * 1.0);
+      w.stored_mb.push_back(n * 1000.0);
+      w.peak_mb.push_back(2000.0 + 1000.0 * (n - 1));
+      w.send_mb.push_back(1.25);
+    }
+  }
+  return u;
+}
+
 }  // namespace mlsys::plan

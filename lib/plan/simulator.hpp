@@ -71,4 +71,19 @@ SimResult simulate(const PipelineSpec& spec, const std::vector<MicroBatchWork>& 
 // Checks that the schedule holds every op exactly once on its stage's device.
 std::string validate_schedule(const PipelineSpec& spec, int n_mb, const Schedule& schedule);
 
+// The uniform pipeline case of planners.md §2.6, on which the simulator and schedules are
+// checked against the reference implementation (`dynapipe-plan simulate` with
+// simulate.workload=uniform, and tests/plan/test_simulator.cpp).
+struct UniformCase {
+  PipelineSpec spec;
+  std::vector<MicroBatchWork> work;  // one per micro-batch
+};
+
+// 8 micro-batches x 8 layers on 4 devices, layer l on device layer_device[l]: fw = bw = 1 ms
+// per layer, a 1.25 MB p2p tensor at 100 Gb/s with no latency, stored / peak activation 1000
+// / 2000 MB per layer, no model state, no memory limit. With merge_layers, consecutive
+// layers on one device form one virtual stage (times and stored activation add up, peak =
+// 2000 + 1000 (n - 1) for n layers); without it every layer is its own stage.
+[[nodiscard]] UniformCase uniform_case(const std::vector<int>& layer_device, bool merge_layers = true);
+
 }  // namespace mlsys::plan

@@ -6,13 +6,13 @@
 
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
+#include "tests/support/harness.hpp"
 
 using namespace mlsys::core;
 namespace fs = std::filesystem;
 
 TEST_CASE("write_file_atomic replaces the file in one step", "[atomic]") {
-  auto dir = fs::temp_directory_path() / ("mlsys_test_atomic_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
+  const mlsys::test::TempDir dir("atomic");
   auto p = dir / "sub" / "out.json";
   write_file_atomic(p, "first");
   CHECK(read_file(p) == "first");
@@ -21,13 +21,11 @@ TEST_CASE("write_file_atomic replaces the file in one step", "[atomic]") {
   size_t n = 0;
   for ([[maybe_unused]] const auto& e : fs::directory_iterator(p.parent_path())) ++n;
   CHECK(n == 1);
-  fs::remove_all(dir);
 }
 
 TEST_CASE("an AtomicFile dropped without commit removes its temporary", "[atomic]") {
-  auto dir = fs::temp_directory_path() / ("mlsys_test_atomic2_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const mlsys::test::TempDir scratch("atomic");
+  const fs::path& dir = scratch.path;
   auto p = dir / "keep.txt";
   write_file_atomic(p, "good");
   fs::path temp;
@@ -40,7 +38,6 @@ TEST_CASE("an AtomicFile dropped without commit removes its temporary", "[atomic
   }
   CHECK_FALSE(fs::exists(temp));
   CHECK(read_file(p) == "good");
-  fs::remove_all(dir);
 }
 
 TEST_CASE("read_file errors name the file", "[atomic]") {
@@ -50,8 +47,7 @@ TEST_CASE("read_file errors name the file", "[atomic]") {
 }
 
 TEST_CASE("replace_folder_atomic swaps a whole folder; a failing fill leaves the old one", "[atomic]") {
-  auto root = fs::temp_directory_path() / ("mlsys_test_atomic_dir_" + std::to_string(::getpid()));
-  fs::remove_all(root);
+  const mlsys::test::TempDir root("atomic");
   const auto dir = root / "model";
   replace_folder_atomic(dir, [](const fs::path& tmp) {
     write_file_atomic(tmp / "a.txt", "one");
@@ -71,7 +67,6 @@ TEST_CASE("replace_folder_atomic swaps a whole folder; a failing fill leaves the
   CHECK(read_file(dir / "a.txt") == "two");
   CHECK_FALSE(fs::exists(dir / "stale.txt"));
   size_t n = 0;
-  for ([[maybe_unused]] const auto& e : fs::directory_iterator(root)) ++n;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(root.path)) ++n;
   CHECK(n == 1);  // only "model": no .tmp or .old sibling
-  fs::remove_all(root);
 }

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "core/config.hpp"
+#include "tests/support/harness.hpp"
 
 using namespace mlsys::core;
 using Catch::Matchers::Contains;
@@ -127,12 +128,11 @@ TEST_CASE("missing config file is a ConfigError naming it", "[config]") {
 }
 
 TEST_CASE("config files load from disk", "[config]") {
-  auto p = std::filesystem::temp_directory_path() / "mlsys_test_cfg.json";
-  { std::ofstream(p) << R"({"train": {"epochs": 9}})"; }
+  const mlsys::test::TempDir dir("config");
+  const auto p = dir.write("cfg.json", R"({"train": {"epochs": 9}})");
   auto t = read_train(ConfigNode(load_config(p.string(), {"train.optim.warmup=2"})));
   CHECK(t.epochs == 9);
   CHECK(t.optim.warmup == 2);
-  std::filesystem::remove(p);
 }
 
 TEST_CASE("arrays of objects are read with items()", "[config]") {

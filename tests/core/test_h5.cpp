@@ -7,18 +7,13 @@
 
 #include "core/error.hpp"
 #include "core/h5.hpp"
+#include "tests/support/harness.hpp"
 
 using namespace mlsys::core;
 namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
 
 namespace {
-fs::path fresh_dir(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("mlsys_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
 size_t count_files(const fs::path& dir) {
   size_t n = 0;
   for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir)) ++n;
@@ -27,7 +22,8 @@ size_t count_files(const fs::path& dir) {
 }  // namespace
 
 TEST_CASE("HDF5 datasets and attributes round-trip", "[h5]") {
-  auto dir = fresh_dir("h5rt");
+  const mlsys::test::TempDir scratch("h5rt");
+  const fs::path& dir = scratch.path;
   auto path = dir / "a.h5";
   {
     H5Writer w(path, {"test-prog", R"({"x":1})"});
@@ -68,7 +64,6 @@ TEST_CASE("HDF5 datasets and attributes round-trip", "[h5]") {
   CHECK_THROWS_WITH(r.read_f32("/ids"), Contains("expected floating-point values, found integers"));
   CHECK_THROWS_WITH(r.read_i64("/params/w"), Contains("expected integer values"));
   CHECK_THROWS_AS(r.attr_string("/", "missing"), InputError);
-  fs::remove_all(dir);
 }
 
 TEST_CASE("h5dump reads the artifact and shows the root attributes", "[h5]") {
@@ -76,7 +71,8 @@ TEST_CASE("h5dump reads the artifact and shows the root attributes", "[h5]") {
     WARN("h5dump not installed; skipping the external check");
     return;
   }
-  auto dir = fresh_dir("h5dump");
+  const mlsys::test::TempDir scratch("h5dump");
+  const fs::path& dir = scratch.path;
   auto path = dir / "b.h5";
   {
     H5Writer w(path, {"prog-x", R"({"k":"v"})"});
@@ -92,11 +88,11 @@ TEST_CASE("h5dump reads the artifact and shows the root attributes", "[h5]") {
     CHECK_THAT(text, Contains(std::string("ATTRIBUTE \"") + attr + "\""));
   }
   CHECK_THAT(text, Contains("prog-x"));
-  fs::remove_all(dir);
 }
 
 TEST_CASE("a write that is never committed leaves the old artifact intact", "[h5][atomic]") {
-  auto dir = fresh_dir("h5atomic");
+  const mlsys::test::TempDir scratch("h5atomic");
+  const fs::path& dir = scratch.path;
   auto path = dir / "c.h5";
   {
     H5Writer w(path, {"p", "{}"});
@@ -114,11 +110,11 @@ TEST_CASE("a write that is never committed leaves the old artifact intact", "[h5
   H5Reader r(path);
   CHECK(r.read_i64("/v") == std::vector<int64_t>{1, 2, 3});
   CHECK(count_files(dir) == 1);  // no temporary left behind
-  fs::remove_all(dir);
 }
 
 TEST_CASE("unreadable HDF5 files give InputError naming the file", "[h5]") {
-  auto dir = fresh_dir("h5bad");
+  const mlsys::test::TempDir scratch("h5bad");
+  const fs::path& dir = scratch.path;
   CHECK_THROWS_WITH(H5Reader(dir / "missing.h5"), Contains("missing.h5: no such file"));
   auto junk = dir / "junk.h5";
   { std::ofstream(junk) << "this is not hdf5 at all"; }
@@ -144,21 +140,21 @@ TEST_CASE("unreadable HDF5 files give InputError naming the file", "[h5]") {
     CHECK_THAT(std::string(e.what()), Contains("trunc.h5"));
   }
   CHECK(threw);
-  fs::remove_all(dir);
 }
 
 TEST_CASE("shape must match the data", "[h5]") {
-  auto dir = fresh_dir("h5shape");
+  const mlsys::test::TempDir scratch("h5shape");
+  const fs::path& dir = scratch.path;
   H5Writer w(dir / "d.h5", {"p", "{}"});
   std::vector<float> f{1, 2, 3};
   CHECK_THROWS_AS(w.write("/x", std::span<const float>(f), {2, 2}), RuntimeFailure);
-  fs::remove_all(dir);
 }
 
 #include <hdf5.h>
 
 TEST_CASE("hostile HDF5 attributes and dataspaces give InputError", "[h5]") {
-  auto dir = fresh_dir("h5hostile");
+  const mlsys::test::TempDir scratch("h5hostile");
+  const fs::path& dir = scratch.path;
   auto path = dir / "odd.h5";
   {
     hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
@@ -187,5 +183,4 @@ TEST_CASE("hostile HDF5 attributes and dataspaces give InputError", "[h5]") {
   CHECK_THROWS_AS(r.attr_string("/", "score"), InputError);
   CHECK_THROWS_AS(r.attr_int("/", "score"), InputError);
   CHECK_THROWS_WITH(r.read_f64("/huge"), Contains("odd.h5: dataset '/huge': expected at most"));
-  fs::remove_all(dir);
 }

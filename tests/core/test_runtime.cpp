@@ -11,7 +11,7 @@
 #include "core/output_dir.hpp"
 
 #include <unistd.h>
-#include "tests/cli_harness.hpp"
+#include "tests/support/harness.hpp"
 
 using namespace mlsys::core;
 

@@ -10,7 +10,7 @@
 #include "core/error.hpp"
 #include "core/signals.hpp"
 #include "core/training_loop.hpp"
-#include "tests/cli_harness.hpp"
+#include "tests/support/harness.hpp"
 
 using namespace mlsys::core;
 

@@ -2,8 +2,6 @@
 // loaders' handling of bad rows (file:line), feature files, splits and the generator.
 #include <catch2/catch.hpp>
 
-#include <unistd.h>
-
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -16,6 +14,7 @@
 #include "graph/generator.hpp"
 #include "graph/sampler.hpp"
 #include "graph/split.hpp"
+#include "tests/support/harness.hpp"
 
 namespace fs = std::filesystem;
 using namespace mlsys;
@@ -55,18 +54,7 @@ std::vector<Hit> brute(const EventStream& s, const std::vector<uint8_t>& allowed
   return out;
 }
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("graph-test-" + std::to_string(::getpid()) + "-" + std::to_string(rand()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  fs::path write(const std::string& name, const std::string& text) const {
-    std::ofstream(path / name) << text;
-    return path / name;
-  }
-};
+using mlsys::test::TempDir;
 
 std::string input_error(const std::function<void()>& f) {
   try {
@@ -158,7 +146,7 @@ TEST_CASE("uniform sampler draws only strictly earlier events, in time order", "
 }
 
 TEST_CASE("TGL loader reads edges, ext_roll and .npy edge features", "[loader]") {
-  TempDir d;
+  const TempDir d("graph");
   d.write("edges.csv", ",src,dst,time,int_roll,ext_roll\n0,0,3,1.0,0,0\n1,1,4,2.5,0,1\n2,0,4,2.5,0,2\n");
   write_npy(d.path / "edge_features.npy", {1, 2, 3, 4, 5, 6}, 3, 2);
   const EventStream s = load_events(d.path);
@@ -172,7 +160,7 @@ TEST_CASE("TGL loader reads edges, ext_roll and .npy edge features", "[loader]")
 }
 
 TEST_CASE("JODIE loader shifts item ids after the users and reads features", "[loader]") {
-  TempDir d;
+  const TempDir d("graph");
   const auto f = d.write("w.csv", "user_id,item_id,timestamp,state_label,comma_separated_list_of_features\n"
                                   "0,0,0.0,0,0.5,1\n2,1,1.0,1,0.25,2\n1,0,3.0,0,-1,3\n");
   const EventStream s = load_events(f);
@@ -185,7 +173,7 @@ TEST_CASE("JODIE loader shifts item ids after the users and reads features", "[l
 }
 
 TEST_CASE("loaders reject bad rows with file:line", "[loader]") {
-  TempDir d;
+  const TempDir d("graph");
   const std::string h = ",src,dst,time,int_roll,ext_roll\n";
   auto tgl = [&](const std::string& body) { return input_error([&] { load_tgl(d.write("edges.csv", h + body)); }); };
   std::string e = tgl("0,0,1,5.0,0,0\n1,1,2,6.0,0,0\n2,1,2,4.0,0,0\n");
@@ -216,7 +204,7 @@ TEST_CASE("loaders reject bad rows with file:line", "[loader]") {
 }
 
 TEST_CASE("feature files: .npy round trip, row-count mismatch is an input error", "[loader]") {
-  TempDir d;
+  const TempDir d("graph");
   write_npy(d.path / "m.npy", {1.5F, -2, 3, 4, 5, 6}, 2, 3);
   const Matrix m = load_matrix(d.path / "m.npy");
   REQUIRE(m.rows == 2);
@@ -231,7 +219,7 @@ TEST_CASE("feature files: .npy round trip, row-count mismatch is an input error"
 }
 
 TEST_CASE("loaders reject huge node ids and decreasing ext_roll as input errors", "[loader]") {
-  TempDir d;
+  const TempDir d("graph");
   const std::string h = ",src,dst,time,int_roll,ext_roll\n";
   auto tgl = [&](const std::string& body) { return input_error([&] { load_tgl(d.write("edges.csv", h + body)); }); };
   // One id of 1e13 would size every per-node table at 1e13 rows: bad input, not OOM.
@@ -254,7 +242,7 @@ TEST_CASE("loaders reject huge node ids and decreasing ext_roll as input errors"
 }
 
 TEST_CASE("node_features.bin: raw float32, one row per node id", "[loader]") {
-  TempDir d;
+  const TempDir d("graph");
   d.write("edges.csv", ",src,dst,time\n0,0,1,1\n1,1,2,2\n");  // 3 nodes
   const std::vector<float> f{1, 2, 3, 4, 5, 6};                  // 3 x 2
   std::ofstream(d.path / "node_features.bin", std::ios::binary)

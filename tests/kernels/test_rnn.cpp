@@ -1,7 +1,7 @@
 // kernels::gru_cell / gru_cell_backward: the fused CPU passes against torch.nn.GRUCell's
 // formulas in ATen differentiated by autograd (both gh layouts: 3d and 4d columns), the
 // ATen fallback (float64 tensors) against the same, and the shape checks.
-#include "tests/torch_catch.hpp"
+#include "tests/support/torch_catch.hpp"
 
 #include <torch/csrc/autograd/autograd.h>
 
@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "kernels/dispatch.hpp"
-#include "tests/expect_error.hpp"
+#include "tests/support/expect_error.hpp"
 
 namespace mk = mlsys::kernels;
 

@@ -2,7 +2,7 @@
 // the time encoding against cos/sin in double of the same float phases, its parameter
 // gradient against the closed form in double; the segment attention and its backward
 // against a per-root ATen implementation differentiated by autograd; the argument checks.
-#include "tests/torch_catch.hpp"
+#include "tests/support/torch_catch.hpp"
 
 #include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "kernels/dispatch.hpp"
-#include "tests/expect_error.hpp"
+#include "tests/support/expect_error.hpp"
 
 namespace mk = mlsys::kernels;
 

@@ -1,6 +1,6 @@
 // lora-finetune run as a program: a tiny end-to-end train whose loss must fall, then
 // eval/predict/merge/export on its adapter; bad inputs give exit 2 or 3 with a message
-// that names the file, key or line, and leave no artifact. LORA_FINETUNE is its path.
+// that names the file, key or line, and leave no artifact.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -16,8 +16,8 @@
 #include "core/atomic_file.hpp"
 #include "core/h5.hpp"
 #include "tensor/safetensors.hpp"
-#include "tests/cli_harness.hpp"
-#include "tests/lora/tiny_model.hpp"
+#include "tests/support/harness.hpp"
+#include "tests/support/tiny_bert_task.hpp"
 
 namespace fs = std::filesystem;
 using mlsys::test::Run;
@@ -25,11 +25,11 @@ using mlsys::test::Run;
 namespace {
 
 struct Task {
-  mlsys::test::TempDir tmp{"mlsys-lora-cli"};
+  mlsys::test::TempDir tmp{"lora-cli"};
   fs::path dir = tmp.path;
   std::string base;  // the options every run shares
   Task() {
-    write_tiny_task(dir);
+    mlsys::test::write_tiny_task(dir);
     std::ofstream(dir / "config.json") << nlohmann::json{
         {"model", {{"path", (dir / "model").string()}, {"max_length", 24}}},
         {"data", {{"train", (dir / "train.jsonl").string()}, {"valid", (dir / "valid.jsonl").string()},
@@ -42,18 +42,14 @@ struct Task {
   }
 };
 
-Run run(const Task& t, const std::string& args) {
-  const char* exe = std::getenv("LORA_FINETUNE");
-  REQUIRE(exe != nullptr);
-  return mlsys::test::run_program(exe, args, t.tmp);
-}
+Run run(const std::string& args) { return mlsys::test::run_program(mlsys::test::program("lora-finetune"), args); }
 
 }  // namespace
 
 TEST_CASE("lora-finetune: train, eval, predict, merge, export on a tiny task") {
   Task t;
   const fs::path out = t.dir / "out";
-  Run r = run(t, "train " + t.base + " --out " + out.string() + " --json");
+  Run r = run("train " + t.base + " --out " + out.string() + " --json");
   INFO(r.err << r.out);
   REQUIRE(r.code == 0);
   auto j = nlohmann::json::parse(r.out);
@@ -62,43 +58,43 @@ TEST_CASE("lora-finetune: train, eval, predict, merge, export on a tiny task") {
   CHECK(fs::exists(out / "adapter.h5"));
   CHECK(fs::exists(out / "metrics.h5"));
 
-  r = run(t, "eval " + t.base + " --out " + out.string() + " --json");
+  r = run("eval " + t.base + " --out " + out.string() + " --json");
   REQUIRE(r.code == 0);
   CHECK(nlohmann::json::parse(r.out)["accuracy"].get<double>() == Approx(j["best_accuracy"].get<double>()));
 
-  r = run(t, "predict " + t.base + " --out " + out.string());
+  r = run("predict " + t.base + " --out " + out.string());
   REQUIRE(r.code == 0);
   std::ifstream pred(out / "predictions.jsonl");
   std::string first;
   std::getline(pred, first);
   CHECK(nlohmann::json::parse(first)["probs"].size() == 2);
 
-  r = run(t, "merge " + t.base + " --out " + out.string() + " --json");
+  r = run("merge " + t.base + " --out " + out.string() + " --json");
   REQUIRE(r.code == 0);
   CHECK(nlohmann::json::parse(r.out)["max_logit_difference"].get<double>() < 1e-4);
   CHECK(fs::exists(out / "merged/model.safetensors"));
   CHECK(fs::exists(out / "merged/vocab.txt"));
   // a second merge replaces the folder whole, leaving no temporary sibling behind
-  r = run(t, "merge " + t.base + " --out " + out.string() + " --json");
+  r = run("merge " + t.base + " --out " + out.string() + " --json");
   REQUIRE(r.code == 0);
   CHECK(fs::exists(out / "merged/labels.json"));
   for (const auto& e : fs::directory_iterator(out)) CHECK_FALSE(e.path().filename().string().starts_with(".merged"));
 
-  r = run(t, "export " + t.base + " --out " + out.string());
+  r = run("export " + t.base + " --out " + out.string());
   REQUIRE(r.code == 0);
   CHECK(fs::exists(out / "peft/adapter_config.json"));
   CHECK(fs::exists(out / "peft/adapter_model.safetensors"));
   // the exported PEFT folder is accepted as the adapter
-  r = run(t, "eval " + t.base + " --out " + (t.dir / "out2").string() + " --set adapter=" +
-                     (out / "peft").string() + " --json");
+  r = run("eval " + t.base + " --out " + (t.dir / "out2").string() + " --set adapter=" +
+                  (out / "peft").string() + " --json");
   REQUIRE(r.code == 0);
   CHECK(nlohmann::json::parse(r.out)["accuracy"].get<double>() == Approx(j["best_accuracy"].get<double>()));
 }
 
 TEST_CASE("lora-finetune bench: timed steps on a fixed batch, JSON on stdout") {
   Task t;
-  Run r = run(t, "bench " + t.base + " --out " + (t.dir / "bench").string() +
-                         " --set train.batch_size=4 --set bench.length=12 --set bench.warmup=1 --set bench.steps=3");
+  Run r = run("bench " + t.base + " --out " + (t.dir / "bench").string() +
+                      " --set train.batch_size=4 --set bench.length=12 --set bench.warmup=1 --set bench.steps=3");
   INFO(r.err << r.out);
   REQUIRE(r.code == 0);
   auto j = nlohmann::json::parse(r.out);
@@ -110,7 +106,7 @@ TEST_CASE("lora-finetune bench: timed steps on a fixed batch, JSON on stdout") {
   CHECK(std::isfinite(j["final_loss"].get<double>()));
   CHECK(j["preset"] == "hiddenkey");
   CHECK_FALSE(fs::exists(t.dir / "bench"));  // writes nothing
-  r = run(t, "bench " + t.base + " --set bench.length=2");
+  r = run("bench " + t.base + " --set bench.length=2");
   CHECK(r.code == 2);
   CHECK(r.err.find("bench.length") != std::string::npos);
 }
@@ -119,28 +115,28 @@ TEST_CASE("lora-finetune: bad configs exit 2, bad data exit 3, no partial artifa
   Task t;
   const fs::path out = t.dir / "bad";
   std::ofstream(t.dir / "broken.json") << "{\"lora\": {\"r\": 4,}}";
-  Run r = run(t, "train --config " + (t.dir / "broken.json").string() + " --out " + out.string());
+  Run r = run("train --config " + (t.dir / "broken.json").string() + " --out " + out.string());
   CHECK(r.code == 2);
   CHECK(r.err.find("broken.json") != std::string::npos);
 
-  r = run(t, "train " + t.base + " --out " + out.string() + " --set lora.rank=4");
+  r = run("train " + t.base + " --out " + out.string() + " --set lora.rank=4");
   CHECK(r.code == 2);
   CHECK(r.err.find("lora.rank") != std::string::npos);
 
-  r = run(t, "train " + t.base + " --out " + out.string() + " --set dropout.preset=dropconnect");
+  r = run("train " + t.base + " --out " + out.string() + " --set dropout.preset=dropconnect");
   CHECK(r.code == 2);
 
-  r = run(t, "train " + t.base + " --out " + out.string() + " --set lora.targets=[\\\"q_proj\\\"]");
+  r = run("train " + t.base + " --out " + out.string() + " --set lora.targets=[\\\"q_proj\\\"]");
   CHECK(r.code == 2);
   CHECK(r.err.find("q_proj") != std::string::npos);
 
-  r = run(t, "train " + t.base + " --out " + out.string() + " --set data.train=" + (t.dir / "nope.jsonl").string());
+  r = run("train " + t.base + " --out " + out.string() + " --set data.train=" + (t.dir / "nope.jsonl").string());
   CHECK(r.code == 3);
   CHECK(r.err.find("nope.jsonl") != std::string::npos);
 
   std::ofstream(t.dir / "bad.jsonl") << "{\"text\":\"good.\",\"label\":\"pos\"}\n{\"text\":\"bad.\",\"label\":\"neg\"}\n"
                                      << "{\"text\":\"oops\", \"label\":}\n";
-  r = run(t, "train " + t.base + " --out " + out.string() + " --set data.train=" + (t.dir / "bad.jsonl").string());
+  r = run("train " + t.base + " --out " + out.string() + " --set data.train=" + (t.dir / "bad.jsonl").string());
   CHECK(r.code == 3);
   CHECK(r.err.find("bad.jsonl:3") != std::string::npos);
 
@@ -155,7 +151,7 @@ TEST_CASE("lora-finetune: bad configs exit 2, bad data exit 3, no partial artifa
       if (n != missing) kept.emplace_back(n, tensor);
     }
     mlsys::tensor::save_safetensors(t.dir / "model2/model.safetensors", kept);
-    r = run(t, "train " + t.base + " --out " + out.string() + " --set model.path=" + (t.dir / "model2").string());
+    r = run("train " + t.base + " --out " + out.string() + " --set model.path=" + (t.dir / "model2").string());
     INFO(r.err);
     CHECK(r.code == 3);
     CHECK(r.err.find("model.safetensors") != std::string::npos);
@@ -165,12 +161,12 @@ TEST_CASE("lora-finetune: bad configs exit 2, bad data exit 3, no partial artifa
   // a truncated checkpoint: exit 3 naming the file
   fs::copy(t.dir / "model", t.dir / "model3");
   std::ofstream(t.dir / "model3/model.safetensors", std::ios::trunc) << "short";
-  r = run(t, "train " + t.base + " --out " + out.string() + " --set model.path=" + (t.dir / "model3").string());
+  r = run("train " + t.base + " --out " + out.string() + " --set model.path=" + (t.dir / "model3").string());
   CHECK(r.code == 3);
   CHECK(r.err.find("model.safetensors") != std::string::npos);
 
   // model.max_length beyond the model's position table: a config error at start
-  r = run(t, "train " + t.base + " --out " + out.string() + " --set model.max_length=100");
+  r = run("train " + t.base + " --out " + out.string() + " --set model.max_length=100");
   INFO(r.err);
   CHECK(r.code == 2);
   CHECK(r.err.find("model.max_length") != std::string::npos);
@@ -178,8 +174,8 @@ TEST_CASE("lora-finetune: bad configs exit 2, bad data exit 3, no partial artifa
   CHECK(r.err.find("64") != std::string::npos);
 
   // lora_input dropout is always rescaled: another compensation is a config error
-  r = run(t, "train " + t.base + " --out " + out.string() +
-                 " --set 'dropout.sites=[{\"position\":\"lora_input\",\"compensation\":\"none\"}]'");
+  r = run("train " + t.base + " --out " + out.string() +
+              " --set 'dropout.sites=[{\"position\":\"lora_input\",\"compensation\":\"none\"}]'");
   INFO(r.err);
   CHECK(r.code == 2);
   CHECK(r.err.find("compensation") != std::string::npos);
@@ -187,14 +183,14 @@ TEST_CASE("lora-finetune: bad configs exit 2, bad data exit 3, no partial artifa
   // labels: "-" is a label like any other (no crash); an unknown label names file and line
   std::ofstream(t.dir / "dash.jsonl") << "{\"text\":\"good.\",\"label\":\"-\"}\n{\"text\":\"bad.\",\"label\":\"neg\"}\n";
   std::ofstream(t.dir / "unknown.jsonl") << "{\"text\":\"good.\",\"label\":\"-\"}\n\n{\"text\":\"bad.\",\"label\":\"maybe\"}\n";
-  r = run(t, "train " + t.base + " --out " + out.string() + " --set data.train=" + (t.dir / "dash.jsonl").string() +
-                 " --set data.valid=" + (t.dir / "unknown.jsonl").string());
+  r = run("train " + t.base + " --out " + out.string() + " --set data.train=" + (t.dir / "dash.jsonl").string() +
+              " --set data.valid=" + (t.dir / "unknown.jsonl").string());
   INFO(r.err);
   CHECK(r.code == 3);
   CHECK(r.err.find("unknown.jsonl:3") != std::string::npos);
   CHECK(r.err.find("maybe") != std::string::npos);
 
-  r = run(t, "eval " + t.base + " --out " + out.string());
+  r = run("eval " + t.base + " --out " + out.string());
   CHECK(r.code == 3);  // no adapter yet
   CHECK(r.err.find("adapter.h5") != std::string::npos);
 
@@ -205,8 +201,8 @@ TEST_CASE("lora-finetune: a run that fails after training started leaves no adap
   Task t;
   const fs::path out = t.dir / "diverge";
   // a huge learning rate: evaluation at step 1 is the best so far, then the loss overflows
-  Run r = run(t, "train " + t.base + " --out " + out.string() +
-                     " --set train.lr=1e30 --set train.eval_every=1 --set train.max_steps=6 --set train.warmup_ratio=0");
+  Run r = run("train " + t.base + " --out " + out.string() +
+                  " --set train.lr=1e30 --set train.eval_every=1 --set train.max_steps=6 --set train.warmup_ratio=0");
   INFO(r.err << r.out);
   CHECK(r.code == 1);
   CHECK(r.err.find("not finite") != std::string::npos);
@@ -235,26 +231,26 @@ TEST_CASE("lora-finetune train --resume continues bit-for-bit") {
   // HiddenKey draws dropout masks every step: the generators must be restored too
   const std::string common = "train --config " + (t.dir / "config.json").string() + " --threads 1 --progress never --json --set train.max_steps=12 --set train.eval_every=4";
   const fs::path whole = t.dir / "whole", split = t.dir / "split";
-  Run r = run(t, common + " --out " + whole.string());
+  Run r = run(common + " --out " + whole.string());
   INFO(r.err << r.out);
   REQUIRE(r.code == 0);
   CHECK_FALSE(fs::exists(whole / "checkpoint.h5"));  // removed once the run is complete
 
   // nothing to resume yet: exit 3 naming the checkpoint
-  r = run(t, common + " --out " + split.string() + " --resume");
+  r = run(common + " --out " + split.string() + " --resume");
   CHECK(r.code == 3);
   CHECK(r.err.find("checkpoint.h5") != std::string::npos);
 
   fs::copy_file(t.dir / "train.jsonl", t.dir / "train.orig.jsonl");
   // 5 steps (a pause between evaluations), 4 more, then to the end
-  r = run(t, common + " --out " + split.string() + " --set train.run_steps=5");
+  r = run(common + " --out " + split.string() + " --set train.run_steps=5");
   REQUIRE(r.code == 0);
   auto j = nlohmann::json::parse(r.out);
   CHECK(j["status"] == "paused");
   CHECK(j["steps"] == 5);
   CHECK_FALSE(fs::exists(split / "adapter.h5"));
   // a different config is refused, naming the key
-  r = run(t, common + " --out " + split.string() + " --resume --set train.lr=0.02");
+  r = run(common + " --out " + split.string() + " --resume --set train.lr=0.02");
   CHECK(r.code == 2);
   CHECK(r.err.find("train.lr") != std::string::npos);
   // other training data with as many examples is refused too (the checkpoint holds its fingerprint)
@@ -264,18 +260,18 @@ TEST_CASE("lora-finetune train --resume continues bit-for-bit") {
     text.insert(first + 1, "x");
     std::ofstream(t.dir / "train2.jsonl") << text;
   }
-  r = run(t, common + " --out " + split.string() + " --resume --set data.train=" + (t.dir / "train2.jsonl").string());
+  r = run(common + " --out " + split.string() + " --resume --set data.train=" + (t.dir / "train2.jsonl").string());
   CHECK(r.code == 2);  // the data path is part of the config key first
-  r = run(t, common + " --out " + split.string() + " --resume --set data.test=" + (t.dir / "train.jsonl").string() +
-                 " --set train.run_steps=4");
+  r = run(common + " --out " + split.string() + " --resume --set data.test=" + (t.dir / "train.jsonl").string() +
+              " --set train.run_steps=4");
   REQUIRE(r.code == 0);  // keys that training does not read may change
   CHECK(nlohmann::json::parse(r.out)["steps"] == 9);
   fs::copy_file(t.dir / "train2.jsonl", t.dir / "train.jsonl", fs::copy_options::overwrite_existing);
-  r = run(t, common + " --out " + split.string() + " --resume");
+  r = run(common + " --out " + split.string() + " --resume");
   CHECK(r.code == 3);
   CHECK(r.err.find("other training data") != std::string::npos);
   fs::copy_file(t.dir / "train.orig.jsonl", t.dir / "train.jsonl", fs::copy_options::overwrite_existing);
-  r = run(t, common + " --out " + split.string() + " --resume");
+  r = run(common + " --out " + split.string() + " --resume");
   REQUIRE(r.code == 0);
   j = nlohmann::json::parse(r.out);
   CHECK(j["status"] == "done");
@@ -296,13 +292,10 @@ TEST_CASE("lora-finetune train --resume continues bit-for-bit") {
 }
 
 TEST_CASE("lora-finetune on a causal LM: convert stories260K, train, eval, predict, export, merge") {
-  mlsys::test::TempDir tmp{"mlsys-lora-lm"};
+  mlsys::test::TempDir tmp{"lora-lm"};
   const fs::path dir = tmp.path, model = dir / "s260", out = dir / "out";
-  const char* exe = std::getenv("LORA_FINETUNE");
-  REQUIRE(exe != nullptr);
-  auto run_lm = [&](const std::string& args) { return mlsys::test::run_program(exe, args, tmp); };
-  Run r = run_lm("convert --set convert.input=" MLSYS_SOURCE_ROOT "/tests/nn/fixtures/stories260K/stories260K.bin --out " +
-                 model.string() + " --json");
+  Run r = run("convert --set convert.input=" MLSYS_SOURCE_ROOT "/tests/nn/fixtures/stories260K/stories260K.bin --out " +
+              model.string() + " --json");
   INFO(r.err << r.out);
   REQUIRE(r.code == 0);
   auto j = nlohmann::json::parse(r.out);
@@ -332,8 +325,8 @@ TEST_CASE("lora-finetune on a causal LM: convert stories260K, train, eval, predi
                            out.string() + " --json";
   // the base model's loss on the copy task (B = 0: the adapter adds nothing yet) is far
   // above uniform guessing; training must bring it well down
-  r = run_lm("train " + base + " --set 'lora.targets=[\"q_proj\",\"v_proj\",\"o_proj\"]' --set train.lr=0.01" +
-             " --set train.max_steps=30 --set train.eval_every=10 --set train.batch_size=16");
+  r = run("train " + base + " --set 'lora.targets=[\"q_proj\",\"v_proj\",\"o_proj\"]' --set train.lr=0.01" +
+          " --set train.max_steps=30 --set train.eval_every=10 --set train.batch_size=16");
   INFO(r.err << r.out);
   REQUIRE(r.code == 0);
   j = nlohmann::json::parse(r.out);
@@ -346,14 +339,14 @@ TEST_CASE("lora-finetune on a causal LM: convert stories260K, train, eval, predi
   REQUIRE(losses.size() == 30);
   CHECK(losses.back() < losses.front() - 2.0);
 
-  r = run_lm("eval " + base);
+  r = run("eval " + base);
   REQUIRE(r.code == 0);
   j = nlohmann::json::parse(r.out);
   CHECK(j["loss"].get<double>() == Approx(best).epsilon(1e-6));  // the kept adapter is the best one
   CHECK(j["target_tokens"] == 32 * 6);
 
-  r = run_lm("predict " + base + " --set data.predict=" + (dir / "prompts.jsonl").string() +
-             " --set generate.max_new_tokens=5");
+  r = run("predict " + base + " --set data.predict=" + (dir / "prompts.jsonl").string() +
+          " --set generate.max_new_tokens=5");
   REQUIRE(r.code == 0);
   std::ifstream pred(out / "predictions.jsonl");
   std::string line;
@@ -364,11 +357,11 @@ TEST_CASE("lora-finetune on a causal LM: convert stories260K, train, eval, predi
   }
   CHECK(rows == 2);
 
-  r = run_lm("export " + base);
+  r = run("export " + base);
   REQUIRE(r.code == 0);
   auto cfg = nlohmann::json::parse(mlsys::core::read_file(out / "peft/adapter_config.json"));
   CHECK(cfg["task_type"] == "CAUSAL_LM");
-  r = run_lm("merge " + base);
+  r = run("merge " + base);
   REQUIRE(r.code == 0);
   CHECK(nlohmann::json::parse(r.out)["max_logit_difference"].get<double>() < 1e-4);
 
@@ -377,7 +370,7 @@ TEST_CASE("lora-finetune on a causal LM: convert stories260K, train, eval, predi
     std::ofstream f(dir / "text.jsonl");
     f << R"({"prompt_ids": [1, 2], "completion_ids": [3]})" << "\n" << R"({"text": "Once upon a time"})" << "\n";
   }
-  r = run_lm("train " + base + " --set data.train=" + (dir / "text.jsonl").string());
+  r = run("train " + base + " --set data.train=" + (dir / "text.jsonl").string());
   CHECK(r.code == 3);
   CHECK(r.err.find("text.jsonl:2") != std::string::npos);
   CHECK(r.err.find("tokenizer.model") != std::string::npos);
@@ -386,7 +379,7 @@ TEST_CASE("lora-finetune on a causal LM: convert stories260K, train, eval, predi
     std::ofstream f(dir / "big.jsonl");
     f << R"({"ids": [1, 2, 512]})" << "\n";
   }
-  r = run_lm("train " + base + " --set data.train=" + (dir / "big.jsonl").string());
+  r = run("train " + base + " --set data.train=" + (dir / "big.jsonl").string());
   CHECK(r.code == 3);
   CHECK(r.err.find("big.jsonl:1") != std::string::npos);
   // a truncated checkpoint
@@ -394,23 +387,23 @@ TEST_CASE("lora-finetune on a causal LM: convert stories260K, train, eval, predi
     const std::string bytes = mlsys::core::read_file(MLSYS_SOURCE_ROOT "/tests/nn/fixtures/stories260K/stories260K.bin");
     std::ofstream(dir / "cut.bin", std::ios::binary) << bytes.substr(0, bytes.size() / 2);
   }
-  r = run_lm("convert --set convert.input=" + (dir / "cut.bin").string() + " --out " + (dir / "cut").string());
+  r = run("convert --set convert.input=" + (dir / "cut.bin").string() + " --out " + (dir / "cut").string());
   CHECK(r.code == 3);
   CHECK(r.err.find("cut.bin") != std::string::npos);
   CHECK_FALSE(fs::exists(dir / "cut" / "model.safetensors"));
   // convert replaces a model folder whole, but not a folder of other things
   fs::create_directories(dir / "notes");
   std::ofstream(dir / "notes" / "todo.txt") << "keep me\n";
-  r = run_lm("convert --set convert.input=" MLSYS_SOURCE_ROOT "/tests/nn/fixtures/stories260K/stories260K.bin --out " +
-             (dir / "notes").string());
+  r = run("convert --set convert.input=" MLSYS_SOURCE_ROOT "/tests/nn/fixtures/stories260K/stories260K.bin --out " +
+          (dir / "notes").string());
   CHECK(r.code == 2);
   CHECK(fs::exists(dir / "notes" / "todo.txt"));
 
   // text data through a SentencePiece tokenizer.model (the fortunes-trained fixture: 512
   // pieces like stories260K's own, though not its vocabulary; this exercises the text path)
   const fs::path withtok = dir / "s260-spm";
-  r = run_lm("convert --set convert.input=" MLSYS_SOURCE_ROOT "/tests/nn/fixtures/stories260K/stories260K.bin"
-             " --set convert.tokenizer=" MLSYS_SOURCE_ROOT "/tests/nn/fixtures/spm/tokenizer.model --out " + withtok.string());
+  r = run("convert --set convert.input=" MLSYS_SOURCE_ROOT "/tests/nn/fixtures/stories260K/stories260K.bin"
+          " --set convert.tokenizer=" MLSYS_SOURCE_ROOT "/tests/nn/fixtures/spm/tokenizer.model --out " + withtok.string());
   REQUIRE(r.code == 0);
   CHECK(fs::exists(withtok / "tokenizer.model"));
   {
@@ -420,22 +413,22 @@ TEST_CASE("lora-finetune on a causal LM: convert stories260K, train, eval, predi
   }
   std::string text_base = base;
   text_base.replace(text_base.find(" --out "), std::string(" --out " + out.string()).size(), " --out " + (dir / "out-text").string());
-  r = run_lm("train " + text_base + " --set model.path=" + withtok.string() + " --set data.train=" +
-             (dir / "stories.jsonl").string() + " --set data.valid=" + (dir / "stories.jsonl").string() +
-             " --set train.max_steps=3 --set train.eval_every=0");
+  r = run("train " + text_base + " --set model.path=" + withtok.string() + " --set data.train=" +
+          (dir / "stories.jsonl").string() + " --set data.valid=" + (dir / "stories.jsonl").string() +
+          " --set train.max_steps=3 --set train.eval_every=0");
   INFO(r.err);
   CHECK(r.code == 0);
   {
     std::ofstream f(dir / "long.jsonl");
     f << R"({"prompt_ids": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33]})" << "\n";
   }
-  r = run_lm("predict " + base + " --set data.predict=" + (dir / "long.jsonl").string());
+  r = run("predict " + base + " --set data.predict=" + (dir / "long.jsonl").string());
   CHECK(r.code == 3);
   CHECK(r.err.find("long.jsonl:1") != std::string::npos);
 }
 
 TEST_CASE("lora-finetune on RoBERTa: BPE tokenizer from the folder; train, eval, predict, export, merge") {
-  mlsys::test::TempDir tmp{"mlsys-lora-roberta"};
+  mlsys::test::TempDir tmp{"lora-roberta"};
   const fs::path dir = tmp.path;
   const fs::path model = fs::path(MLSYS_SOURCE_ROOT) / "tests/nn/fixtures/roberta";
   const char* nouns[] = {"movie", "book", "song", "food", "game", "city", "car", "house", "dog", "show"};
@@ -462,11 +455,8 @@ TEST_CASE("lora-finetune on RoBERTa: BPE tokenizer from the folder; train, eval,
   // one thread: a model this small only loses time to thread hand-offs on a busy machine
   const std::string base = "--config " + (dir / "config.json").string() + " --threads 1 --progress never";
   const fs::path out = dir / "out";
-  const char* exe = std::getenv("LORA_FINETUNE");
-  REQUIRE(exe != nullptr);
-  auto go = [&](const std::string& args) { return mlsys::test::run_program(exe, args, tmp); };
 
-  Run r = go("train " + base + " --out " + out.string() + " --json");
+  Run r = run("train " + base + " --out " + out.string() + " --json");
   INFO(r.err << r.out);
   REQUIRE(r.code == 0);
   auto j = nlohmann::json::parse(r.out);
@@ -475,28 +465,28 @@ TEST_CASE("lora-finetune on RoBERTa: BPE tokenizer from the folder; train, eval,
   // LoRA on query/value in 2 layers (r=4, 32x32) + the whole head (dense 32x32+32, out_proj 2x32+2)
   CHECK(j["trainable_parameters"].get<int64_t>() == 4 * (4 * 32 + 32 * 4) + (32 * 32 + 32) + (2 * 32 + 2));
 
-  r = go("eval " + base + " --out " + out.string() + " --json");
+  r = run("eval " + base + " --out " + out.string() + " --json");
   REQUIRE(r.code == 0);
   CHECK(nlohmann::json::parse(r.out)["accuracy"].get<double>() == Approx(j["best_accuracy"].get<double>()));
 
-  r = go("predict " + base + " --out " + out.string());
+  r = run("predict " + base + " --out " + out.string());
   REQUIRE(r.code == 0);
   std::ifstream pred(out / "predictions.jsonl");
   std::string first;
   std::getline(pred, first);
   CHECK(nlohmann::json::parse(first)["probs"].size() == 2);
 
-  r = go("export " + base + " --out " + out.string());
+  r = run("export " + base + " --out " + out.string());
   REQUIRE(r.code == 0);
   auto peft = mlsys::tensor::load_safetensors(out / "peft/adapter_model.safetensors");
   CHECK(peft.count("base_model.model.classifier.dense.weight") == 1);
   CHECK(peft.count("base_model.model.classifier.out_proj.weight") == 1);
   CHECK(peft.count("base_model.model.roberta.encoder.layer.0.attention.self.query.lora_A.weight") == 1);
-  r = go("eval " + base + " --out " + (dir / "out2").string() + " --set adapter=" + (out / "peft").string() + " --json");
+  r = run("eval " + base + " --out " + (dir / "out2").string() + " --set adapter=" + (out / "peft").string() + " --json");
   REQUIRE(r.code == 0);
   CHECK(nlohmann::json::parse(r.out)["accuracy"].get<double>() == Approx(j["best_accuracy"].get<double>()));
 
-  r = go("merge " + base + " --out " + out.string() + " --json");
+  r = run("merge " + base + " --out " + out.string() + " --json");
   REQUIRE(r.code == 0);
   CHECK(nlohmann::json::parse(r.out)["max_logit_difference"].get<double>() < 1e-4);
   CHECK(fs::exists(out / "merged/vocab.json"));

@@ -1,7 +1,7 @@
 // lib/lora: the PEFT golden logits (Python transformers + peft fixture) within 1e-4, B=0
 // leaves the base unchanged, merge→unmerge round trip, KL/JS properties, presets, target
 // selection, HDF5 and PEFT round trips.
-#include "tests/torch_catch.hpp"
+#include "tests/support/torch_catch.hpp"
 
 #include <c10/core/GradMode.h>
 
@@ -15,7 +15,8 @@
 #include "lora/unified_dropout.hpp"
 #include "nn/bert.hpp"
 #include "tensor/safetensors.hpp"
-#include "tests/expect_error.hpp"
+#include "tests/support/expect_error.hpp"
+#include "tests/support/harness.hpp"
 
 namespace fs = std::filesystem;
 using namespace mlsys;
@@ -36,12 +37,6 @@ nn::BertClassifier tiny(int64_t labels = 3, uint64_t seed = 7) {
   return nn::BertClassifier::random(c, labels, seed);
 }
 
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("mlsys-lora-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
 // LoRA r=4 on all-linear: with B = 0 the output is `base` exactly; with every B made
 // non-zero the output changes, merge gives the same output, unmerge restores the base
 // weights (1e-5) and the adapted output again. Returns the adapters for further checks.
@@ -165,7 +160,8 @@ TEST_CASE("adapters round-trip through HDF5 and the PEFT layout") {
     for (auto& [n, ad] : set.adapters) ad->B.normal_(0, 0.2);
   }
   auto st = lora::state_of(m, set, {"neg", "pos"}, "models/tiny");
-  fs::path d = temp_dir("rt");
+  const mlsys::test::TempDir scratch("rt");
+  const fs::path& d = scratch.path;
   lora::save_adapter_h5(d / "adapter.h5", st, {"test", "{}"});
   auto h5 = lora::load_adapter_h5(d / "adapter.h5");
   lora::export_peft(d / "peft", st);
@@ -195,7 +191,6 @@ TEST_CASE("adapters round-trip through HDF5 and the PEFT layout") {
   CHECK(at::allclose(m2.forward(ids, mask), m.forward(ids, mask), 1e-6, 1e-6));
   auto wrong = tiny(3);
   CHECK_THROWS_AS(lora::attach_state(wrong, peft, "peft"), core::InputError);
-  fs::remove_all(d);
 }
 
 TEST_CASE("PEFT import: wrong field types and unsupported features are input errors naming the field") {
@@ -204,7 +199,8 @@ TEST_CASE("PEFT import: wrong field types and unsupported features are input err
   cfg.targets = {"query", "value"};
   cfg.r = 2;
   auto set = lora::attach_lora(m, cfg, 3);
-  fs::path d = temp_dir("peft-bad");
+  const mlsys::test::TempDir scratch("peft-bad");
+  const fs::path& d = scratch.path;
   lora::export_peft(d / "peft", lora::state_of(m, set, {"neg", "pos"}, "models/tiny"));
   const fs::path cfg_path = d / "peft/adapter_config.json";
   const nlohmann::json good = nlohmann::json::parse(std::ifstream(cfg_path));
@@ -240,7 +236,6 @@ TEST_CASE("PEFT import: wrong field types and unsupported features are input err
   ok["layers_to_transform"] = nullptr;
   std::ofstream(cfg_path, std::ios::trunc) << ok.dump();
   CHECK(lora::import_peft(d / "peft").ab.size() == set.adapters.size());
-  fs::remove_all(d);
 }
 
 TEST_CASE("PEFT import: a lora_B without its lora_A (or the reverse) is an input error naming the module") {
@@ -249,7 +244,8 @@ TEST_CASE("PEFT import: a lora_B without its lora_A (or the reverse) is an input
   cfg.targets = {"query"};
   cfg.r = 2;
   auto set = lora::attach_lora(m, cfg, 3);
-  fs::path d = temp_dir("peft-half");
+  const mlsys::test::TempDir scratch("peft-half");
+  const fs::path& d = scratch.path;
   lora::export_peft(d / "peft", lora::state_of(m, set, {"neg", "pos"}, "models/tiny"));
   const fs::path st = d / "peft/adapter_model.safetensors";
   const auto all = tensor::load_safetensors(st);
@@ -263,53 +259,13 @@ TEST_CASE("PEFT import: a lora_B without its lora_A (or the reverse) is an input
     tensor::save_safetensors(st, kept);
     test::expect_error([&] { (void)lora::import_peft(d / "peft"); }, {module, "but no " + drop});
   }
-  fs::remove_all(d);
-}
-
-// ------------------------------------------------------------------ tiny task for the CLI tests
-
-#include <fstream>
-#include <random>
-
-#include "tests/lora/tiny_model.hpp"
-
-void write_tiny_task(const fs::path& dir) {
-  const std::vector<std::string> words = {"the", "movie", "was", "film", "plot", "a", "very", "actor", "scene", "story",
-                                          "long", "short", "it", "and", "music", "end"};
-  std::vector<std::string> vocab = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", ".", "!"};
-  vocab.insert(vocab.end(), words.begin(), words.end());
-  nn::BertConfig c;
-  c.vocab_size = static_cast<int64_t>(vocab.size());
-  c.hidden_size = 32;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.intermediate_size = 64;
-  c.max_position_embeddings = 64;
-  auto m = nn::BertClassifier::random(c, 2, 3);
-  m.save_hf(dir / "model");
-  std::ofstream v(dir / "model/vocab.txt");
-  for (const auto& w : vocab) v << w << "\n";
-  std::mt19937 rng(5);
-  for (const auto& [name, n] : {std::pair<std::string, int>{"train", 256}, {"valid", 64}}) {
-    std::ofstream out(dir / (name + ".jsonl"));
-    for (int i = 0; i < n; ++i) {
-      const bool pos = (rng() % 2) == 0;
-      std::string text;
-      const int len = 4 + static_cast<int>(rng() % 8);
-      const int at = static_cast<int>(rng() % static_cast<unsigned>(len));
-      for (int k = 0; k < len; ++k) {
-        text += (k ? " " : "") + (k == at ? std::string(pos ? "good" : "bad") : words[rng() % words.size()]);
-      }
-      out << nlohmann::json({{"text", text + "."}, {"label", pos ? "pos" : "neg"}}).dump() << "\n";
-    }
-  }
 }
 
 // ------------------------------------------------------------------ LLaMA (causal LM)
 
 #include "nn/llama.hpp"
 #include "nn/llama2c.hpp"
-#include "tests/tiny_llama.hpp"
+#include "tests/support/tiny_llama.hpp"
 
 namespace {
 const fs::path kStoriesBin = kRoot / "tests/nn/fixtures/stories260K/stories260K.bin";
@@ -405,7 +361,8 @@ TEST_CASE("LLaMA adapters: PEFT layout with CAUSAL_LM keys and no classifier; HD
   auto st = lora::state_of(m, set, {}, "models/tiny-llama");
   CHECK(st.task_type == "CAUSAL_LM");
   CHECK(!st.head_weight.defined());
-  fs::path d = temp_dir("llama-rt");
+  const mlsys::test::TempDir scratch("llama-rt");
+  const fs::path& d = scratch.path;
   lora::export_peft(d / "peft", st);
   auto file = tensor::SafeTensorsFile::open(d / "peft/adapter_model.safetensors");
   CHECK(file.contains("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"));
@@ -428,7 +385,6 @@ TEST_CASE("LLaMA adapters: PEFT layout with CAUSAL_LM keys and no classifier; HD
   }
   auto bert = tiny(2);
   CHECK_THROWS_AS(lora::attach_state(bert, st, "llama adapter"), core::InputError);
-  fs::remove_all(d);
 }
 
 TEST_CASE("LLaMA LoRA on a tied lm_head: it adapts the logits but refuses to merge into the embeddings") {
@@ -485,7 +441,8 @@ TEST_CASE("RoBERTa adapters: the whole head round-trips through HDF5 and PEFT; a
   const auto st = lora::state_of(model, set, {"neg", "pos"}, kRoberta.string());
   CHECK(st.head_module == "classifier.out_proj");
   CHECK(st.head_extra.count("classifier.dense.weight") == 1);
-  const fs::path d = temp_dir("roberta-head");
+  const mlsys::test::TempDir scratch("roberta-head");
+  const fs::path& d = scratch.path;
   lora::save_adapter_h5(d / "a.h5", st, {"test", "{}"});
   lora::export_peft(d / "peft", st);
   auto file = tensor::load_safetensors(d / "peft/adapter_model.safetensors");
@@ -511,5 +468,4 @@ TEST_CASE("RoBERTa adapters: the whole head round-trips through HDF5 and PEFT; a
   lora::AdapterState no_lora = st;
   no_lora.ab.clear();
   CHECK_THROWS_AS(lora::attach_state(bert, no_lora, "x"), core::InputError);
-  fs::remove_all(d);
 }

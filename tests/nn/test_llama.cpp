@@ -2,7 +2,7 @@
 // port of llama2.c's forward (adjacent-pair RoPE, the weights read straight from the .bin)
 // within 1e-4; convert -> save -> load round trip, sharded index; bad .bin and config.json
 // inputs; the causal mask; no NaN under HiddenKey dropout with padding (key 0 kept).
-#include "tests/torch_catch.hpp"
+#include "tests/support/torch_catch.hpp"
 
 #include <c10/core/GradMode.h>
 
@@ -18,8 +18,9 @@
 #include "nn/llama.hpp"
 #include "nn/llama2c.hpp"
 #include "tensor/safetensors.hpp"
-#include "tests/expect_error.hpp"
-#include "tests/tiny_llama.hpp"
+#include "tests/support/expect_error.hpp"
+#include "tests/support/harness.hpp"
+#include "tests/support/tiny_llama.hpp"
 
 namespace fs = std::filesystem;
 using namespace mlsys;
@@ -29,12 +30,6 @@ const fs::path kRoot = MLSYS_SOURCE_ROOT;
 // a copy of ../shared/models/stories260K/stories260K.bin (CI has no ../shared)
 const fs::path kStories = kRoot / "tests/nn/fixtures/stories260K/stories260K.bin";
 
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("mlsys-llama-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
 
 // ------------------------------------------------------------------ llama2.c, ported as is
 
@@ -212,7 +207,8 @@ TEST_CASE("LLaMA: converted stories260K matches a direct llama2.c forward within
 }
 
 TEST_CASE("LLaMA: convert -> save -> load round trip, and a sharded index loads the same") {
-  fs::path d = temp_dir("convert");
+  const mlsys::test::TempDir scratch("convert");
+  const fs::path& d = scratch.path;
   auto sum = nn::convert_llama2c(kStories, d / "hf");
   CHECK(sum.parameters == 260032);  // the file's floats minus the two RoPE tables
   CHECK(sum.header.n_layers == 5);
@@ -250,7 +246,6 @@ TEST_CASE("LLaMA: convert -> save -> load round trip, and a sharded index loads 
   tensor::save_safetensors(d / "sharded/model-00002-of-00002.safetensors", s2);
   std::ofstream(d / "sharded/model.safetensors.index.json") << nlohmann::json({{"metadata", {}}, {"weight_map", wm}}).dump();
   CHECK(at::equal(nn::LlamaForCausalLM::load(d / "sharded").forward(ids, mask), want));
-  fs::remove_all(d);
 }
 
 TEST_CASE("llama2.c: q/k rows go from adjacent pairs to rotate-half halves per head") {
@@ -261,7 +256,8 @@ TEST_CASE("llama2.c: q/k rows go from adjacent pairs to rotate-half halves per h
 }
 
 TEST_CASE("llama2.c: a truncated or padded .bin is one input error naming the file and sizes") {
-  fs::path d = temp_dir("bad-bin");
+  const mlsys::test::TempDir scratch("bad-bin");
+  const fs::path& d = scratch.path;
   std::ifstream in(kStories, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   REQUIRE(bytes.size() == 1056540);
@@ -277,11 +273,11 @@ TEST_CASE("llama2.c: a truncated or padded .bin is one input error naming the fi
   expect(zero_heads, "positive sizes");
   CHECK_THROWS_AS(nn::convert_llama2c(d / "missing.bin", d / "out"), core::InputError);
   CHECK(!fs::exists(d / "out"));
-  fs::remove_all(d);
 }
 
 TEST_CASE("LLaMA checkpoints: config fields, a missing tensor and a wrong shape are input errors naming them") {
-  fs::path d = temp_dir("bad-ckpt");
+  const mlsys::test::TempDir scratch("bad-ckpt");
+  const fs::path& d = scratch.path;
   auto m = nn::LlamaForCausalLM::random(tiny_config(false), 3);
   m.save_hf(d / "ok");
   CHECK_NOTHROW(nn::LlamaForCausalLM::load(d / "ok"));
@@ -326,7 +322,6 @@ TEST_CASE("LLaMA checkpoints: config fields, a missing tensor and a wrong shape 
   }
   expect_tensor(missing, "'model.layers.1.mlp.up_proj.weight' not found");
   expect_tensor(wrong, "'model.layers.0.self_attn.k_proj.weight': expected shape [8,16]");
-  fs::remove_all(d);
 }
 
 TEST_CASE("LLaMA: the mask is causal (a later token never changes earlier logits)") {

@@ -4,7 +4,7 @@
 // BPE ids equal to RobertaTokenizerFast's / GPT2TokenizerFast's (tests/nn/fixtures/bpe) and
 // RoBERTa logits equal to transformers' (tests/nn/fixtures/roberta, scripts/roberta-fixtures.py);
 // the fast forward path (SDPA, last-layer pruning) equal to the reference one in logits and LoRA gradients.
-#include "tests/torch_catch.hpp"
+#include "tests/support/torch_catch.hpp"
 
 #include <c10/core/GradMode.h>
 
@@ -25,6 +25,7 @@
 #include "nn/text_data.hpp"
 #include "nn/wordpiece.hpp"
 #include "tensor/safetensors.hpp"
+#include "tests/support/harness.hpp"
 
 namespace fs = std::filesystem;
 using namespace mlsys;
@@ -33,12 +34,6 @@ namespace {
 const fs::path kRoot = MLSYS_SOURCE_ROOT;
 const fs::path kMiniLM = kRoot / ".deps/models/all-MiniLM-L6-v2";
 
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("mlsys-nn-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
 
 nn::BertConfig tiny_config() {
   nn::BertConfig c;
@@ -72,7 +67,8 @@ TEST_CASE("WordPiece ids equal Hugging Face's BertTokenizerFast on the fixture s
 }
 
 TEST_CASE("JSONL data: malformed lines name the file and line") {
-  fs::path d = temp_dir("jsonl");
+  const mlsys::test::TempDir scratch("jsonl");
+  const fs::path& d = scratch.path;
   std::ofstream(d / "ok.jsonl") << "{\"text\":\"a\",\"label\":2}\n\n{\"text\":\"b\",\"label\":10}\n";
   auto rows = nn::read_labeled_jsonl(d / "ok.jsonl");
   REQUIRE(rows.size() == 2);
@@ -88,11 +84,11 @@ TEST_CASE("JSONL data: malformed lines name the file and line") {
   CHECK_THROWS_AS(nn::read_labeled_jsonl(d / "nolabel.jsonl"), core::InputError);
   CHECK(nn::read_labeled_jsonl(d / "nolabel.jsonl", false).size() == 1);
   CHECK_THROWS_AS(nn::read_labeled_jsonl(d / "missing.jsonl"), core::InputError);
-  fs::remove_all(d);
 }
 
 TEST_CASE("JSONL labels: numeric order only for ^-?[0-9]+$ labels; rows keep their line") {
-  fs::path d = temp_dir("labels");
+  const mlsys::test::TempDir scratch("labels");
+  const fs::path& d = scratch.path;
   std::ofstream(d / "neg.jsonl") << "{\"text\":\"a\",\"label\":\"-\"}\n\n{\"text\":\"b\",\"label\":\"3\"}\n"
                                   << "{\"text\":\"c\",\"label\":\"-2\"}\n";
   auto rows = nn::read_labeled_jsonl(d / "neg.jsonl");
@@ -108,7 +104,6 @@ TEST_CASE("JSONL labels: numeric order only for ^-?[0-9]+$ labels; rows keep the
   CHECK(nn::label_set(odd) == std::vector<std::string>{"--", "1-2", "10", "9"});
   std::vector<nn::LabeledText> huge = {{"a", "99999999999999999999999", 1}, {"b", "2", 2}};
   CHECK(nn::label_set(huge) == std::vector<std::string>{"2", "99999999999999999999999"});  // strings
-  fs::remove_all(d);
 }
 
 TEST_CASE("DropKey equals DropAttention with normalized rescaling in the forward pass") {
@@ -169,7 +164,8 @@ TEST_CASE("BERT: dropout is a no-op at eval and never NaN with padding in traini
 }
 
 TEST_CASE("BERT checkpoints: a missing tensor or a wrong shape is an input error naming it") {
-  fs::path d = temp_dir("ckpt");
+  const mlsys::test::TempDir scratch("ckpt");
+  const fs::path& d = scratch.path;
   auto m = nn::BertClassifier::random(tiny_config(), 2, 1);
   m.save_hf(d);
   auto again = nn::BertClassifier::load(d, 2, 0);
@@ -200,7 +196,6 @@ TEST_CASE("BERT checkpoints: a missing tensor or a wrong shape is an input error
   } catch (const core::InputError& e) {
     CHECK(std::string(e.what()).find("expected shape [40,16]") != std::string::npos);
   }
-  fs::remove_all(d);
 }
 
 TEST_CASE("AdamW matches the closed form of its first step; schedules") {
@@ -284,18 +279,19 @@ TEST_CASE("BPE pre-tokenizer: GPT-2's regex on contractions, numbers, white spac
   REQUIRE(ids.size() == 3);
   CHECK(ids.back() == rob.mask_id());
   CHECK(rob.tokenize("<s></s>") == V{"<s>", "</s>"});
-  const fs::path d = temp_dir("bpe-cfg");
+  const mlsys::test::TempDir scratch("bpe-cfg");
+  const fs::path& d = scratch.path;
   fs::copy_file(kRobertaDir / "vocab.json", d / "vocab.json");
   fs::copy_file(kRobertaDir / "merges.txt", d / "merges.txt");
   std::ofstream(d / "tokenizer_config.json") << R"({"added_tokens_decoder": {"4": {"content": "<mask>", "lstrip": true}}})";
   const auto lstrip = nn::BpeTokenizer::from_folder(d);
   CHECK(lstrip.tokenize_ids("a <mask>") == std::vector<int64_t>{ids.front(), rob.mask_id()});
   CHECK(lstrip.encode("a", 2).ids == std::vector<int64_t>{0, 2});
-  fs::remove_all(d);
 }
 
 TEST_CASE("BPE errors: a missing or malformed file is an input error naming it") {
-  const fs::path d = temp_dir("bpe-bad");
+  const mlsys::test::TempDir scratch("bpe-bad");
+  const fs::path& d = scratch.path;
   auto message = [&]() -> std::string {
     try {
       (void)nn::BpeTokenizer::from_folder(d);
@@ -314,7 +310,6 @@ TEST_CASE("BPE errors: a missing or malformed file is an input error naming it")
   CHECK(t.tokenize_ids("ab") == std::vector<int64_t>{2});
   CHECK_THROWS_AS(t.encode("ab", 8), core::InputError);  // no <s> / </s>
   CHECK_THROWS_AS(t.decode({7}), core::InputError);
-  fs::remove_all(d);
 }
 
 // ------------------------------------------------------------------ RoBERTa
@@ -341,7 +336,8 @@ TEST_CASE("RoBERTa: the fixture model gives transformers' logits on a padded bat
   INFO("max |logit difference| " << diff);
   CHECK(diff < 1e-4);
   // save_hf round trip keeps the "roberta." names and the two-layer head
-  const fs::path d = temp_dir("roberta");
+  const mlsys::test::TempDir scratch("roberta");
+  const fs::path& d = scratch.path;
   m.save_hf(d);
   auto back = nn::BertClassifier::load(d, 3, 5);
   CHECK(at::allclose(back.forward(ids, inputs["attention_mask"]), logits));
@@ -350,7 +346,6 @@ TEST_CASE("RoBERTa: the fixture model gives transformers' logits on a padded bat
   CHECK(tensor::load_safetensors(d / "model.safetensors").count("roberta.encoder.layer.0.attention.self.query.weight") == 1);
   // too long for the positions: 64 = 66 - pad - 1
   CHECK_THROWS_AS(m.forward(at::full({1, 65}, 5, at::kLong), at::ones({1, 65}, at::kLong)), core::InputError);
-  fs::remove_all(d);
 }
 
 TEST_CASE("RoBERTa: positions count real tokens only, so padding changes nothing; random models") {
@@ -399,14 +394,15 @@ struct FwdGrads {
   std::vector<at::Tensor> grads;
 };
 
-// One forward (seeded, so both paths draw the same masks) and the adapters' gradients
-// of a fixed weighted sum of the output.
-FwdGrads run_path(nn::ForwardPath path, const nn::TransformerModel& m, const std::vector<std::shared_ptr<TestLora>>& ads,
-                    const at::Tensor& ids, const at::Tensor& mask, const nn::DropoutSites& drop) {
-  nn::set_forward_path(path);
+// One forward on `path` (seeded, so both paths draw the same masks; the model is left on
+// the fast path) and the adapters' gradients of a fixed weighted sum of the output.
+template <class Model>
+FwdGrads run_path(nn::ForwardPath path, Model& m, const std::vector<std::shared_ptr<TestLora>>& ads,
+                  const at::Tensor& ids, const at::Tensor& mask, const nn::DropoutSites& drop) {
+  m.set_forward_path(path);
   at::manual_seed(11);
   at::Tensor out = m.forward(ids, mask, drop, true);
-  nn::set_forward_path(nn::ForwardPath::fast);
+  m.set_forward_path(nn::ForwardPath::fast);
   at::Tensor w = at::sin(at::arange(out.numel(), at::kFloat)).view(out.sizes());
   (out * w).sum().backward();
   FwdGrads r{out.detach(), {}};
@@ -419,8 +415,9 @@ FwdGrads run_path(nn::ForwardPath path, const nn::TransformerModel& m, const std
   return r;
 }
 
-void check_fast_equals_reference(nn::TransformerModel& m, const std::vector<std::string>& targets, int64_t d_in,
-                             const std::vector<int64_t>& d_out, const at::Tensor& ids, const at::Tensor& mask) {
+template <class Model>  // BertClassifier or LlamaForCausalLM: each has its own forward path setting
+void check_fast_equals_reference(Model& m, const std::vector<std::string>& targets, int64_t d_in,
+                                 const std::vector<int64_t>& d_out, const at::Tensor& ids, const at::Tensor& mask) {
   at::manual_seed(2);
   std::vector<std::shared_ptr<TestLora>> ads;
   for (size_t i = 0; i < targets.size(); ++i) {
@@ -455,15 +452,17 @@ void check_fast_equals_reference(nn::TransformerModel& m, const std::vector<std:
     CHECK(dgrad <= 1e-4 * gmax);  // relative as well: the tiny BERT's gradients are small
     if (drop == &dropkey) {  // a different draw does change the output: the masks really are the same above
       at::manual_seed(12);
-      CHECK((m.forward(ids, mask, *drop, true).detach() - hand.out).abs().max().item<double>() > 1e-4);
+      const at::Tensor redrawn = m.forward(ids, mask, *drop, true).detach();
+      CHECK((redrawn - hand.out).abs().max().item<double>() > 1e-4);
     }
   }
   {  // eval (no sites, no grad): the fast path prunes the last layer even with adapters on every Linear
     c10::NoGradGuard ng;
-    nn::set_forward_path(nn::ForwardPath::reference);
+    m.set_forward_path(nn::ForwardPath::reference);
     const at::Tensor ref = m.forward(ids, mask);
-    nn::set_forward_path(nn::ForwardPath::fast);
-    CHECK((m.forward(ids, mask) - ref).abs().max().item<double>() < 1e-5);
+    m.set_forward_path(nn::ForwardPath::fast);
+    const at::Tensor fast = m.forward(ids, mask);
+    CHECK((fast - ref).abs().max().item<double>() < 1e-5);
   }
   m.clear_adapters();
 }
@@ -474,6 +473,7 @@ TEST_CASE("Fast forward path (SDPA, last-layer first row) equals the reference p
   c.hidden_size = 32;
   c.num_attention_heads = 4;
   auto m = nn::BertClassifier::random(c, 3, 7);
+  REQUIRE(m.forward_path() == nn::ForwardPath::fast);  // the default
   // right padding in rows 1 and 2 (the [CLS] key is always real)
   at::Tensor ids = at::randint(1, c.vocab_size, {3, 9}, at::kLong);
   at::Tensor mask = at::ones({3, 9}, at::kLong);
@@ -493,7 +493,7 @@ TEST_CASE("Fast forward path (SDPA, last-layer first row) equals the reference p
     check_fast_equals_reference(m, targets, c.hidden_size, {c.hidden_size}, ids, mask);
     check_fast_equals_reference(m, targets, c.hidden_size, {c.hidden_size}, ids, at::ones({3, 9}, at::kLong));  // no padding
   }
-  CHECK(nn::forward_path() == nn::ForwardPath::fast);
+  CHECK(m.forward_path() == nn::ForwardPath::fast);
 }
 
 TEST_CASE("Fast forward path (SDPA) equals the reference path for LLaMA: causal, left/right padding, GQA") {
@@ -507,6 +507,7 @@ TEST_CASE("Fast forward path (SDPA) equals the reference path for LLaMA: causal,
   c.head_dim = 8;
   c.max_position_embeddings = 16;
   auto m = nn::LlamaForCausalLM::random(c, 5);
+  REQUIRE(m.forward_path() == nn::ForwardPath::fast);  // the default
   at::Tensor ids = at::tensor({1L, 20L, 30L, 4L, 5L, 0L, 0L, 0L, 0L, 0L, 1L, 2L, 3L, 4L, 5L, 6L, 1L, 2L, 3L, 4L, 5L, 6L, 7L, 8L})
                        .view({3, 8});
   at::Tensor mask = ids.ne(0).to(at::kLong);  // row 0 right-padded, row 1 left-padded, row 2 full

@@ -1,8 +1,6 @@
 // lib/nn SentencePieceTokenizer: ids equal to Hugging Face LlamaTokenizerFast's on >= 200
 // sentences (held-out fortunes, GSM8K questions, edge cases) for the 512-piece BPE model of
 // tests/nn/fixtures/spm (scripts/spm-fixtures.py), its decode, the options, and the errors.
-#include <unistd.h>
-
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +10,7 @@
 
 #include "core/error.hpp"
 #include "nn/sentencepiece.hpp"
+#include "tests/support/harness.hpp"
 
 namespace fs = std::filesystem;
 using namespace mlsys;
@@ -41,12 +40,6 @@ std::vector<SpmRow> spm_rows() {
   return rows;
 }
 
-fs::path spm_temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("mlsys-spm-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
 
 std::string spm_error(const std::function<void()>& f) {
   try {
@@ -153,17 +146,18 @@ TEST_CASE("SentencePiece dummy prefix: HF's add_prefix_space decides, not the mo
 
   // The same model with normalizer_spec.add_dummy_prefix false (a second normalizer_spec field
   // merges into the first): HF's LlamaTokenizer(Fast) still prepends "▁", and so do we.
-  const fs::path d = spm_temp_dir("nodummy");
+  const mlsys::test::TempDir scratch("nodummy");
+  const fs::path& d = scratch.path;
   std::ifstream in(kSpmFixtures / "tokenizer.model", std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   std::ofstream(d / "tokenizer.model", std::ios::binary) << bytes << std::string("\x1A\x02\x18\x00", 4);
   auto nodummy = nn::SentencePieceTokenizer::from_folder(d);
   CHECK(nodummy.encode("Hello world") == usual);
-  fs::remove_all(d);
 }
 
 TEST_CASE("SentencePiece errors: a missing or corrupt model names the file") {
-  const fs::path d = spm_temp_dir("errors");
+  const mlsys::test::TempDir scratch("errors");
+  const fs::path& d = scratch.path;
   auto load = [](const fs::path& p) { return [p] { (void)nn::SentencePieceTokenizer::from_model_file(p); }; };
 
   std::string msg = spm_error([&] { (void)nn::SentencePieceTokenizer::from_folder(d); });
@@ -202,5 +196,4 @@ TEST_CASE("SentencePiece errors: a missing or corrupt model names the file") {
   auto tok = nn::SentencePieceTokenizer::from_folder(d);
   CHECK_FALSE(tok.options().add_bos_token);
   CHECK(tok.options().legacy);
-  fs::remove_all(d);
 }

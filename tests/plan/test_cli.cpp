@@ -1,9 +1,6 @@
 // dynapipe-plan run as a program on small inputs: exit codes, error lines, artifacts.
 #include <catch2/catch.hpp>
 
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -13,8 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "test_support.hpp"
-#include "tests/cli_harness.hpp"
+#include "tests/support/harness.hpp"
 
 namespace fs = std::filesystem;
 
@@ -22,12 +18,9 @@ namespace {
 
 using mlsys::test::Run;
 using mlsys::test::slurp;
+using mlsys::test::TempDir;
 
-struct TempDir : mlsys::test::TempDir {
-  TempDir() : mlsys::test::TempDir("dynapipe-cli") {}
-};
-
-Run run(const std::string& args, const TempDir& tmp) { return mlsys::test::run_program(g_dynapipe_plan, args, tmp); }
+Run run(const std::string& args) { return mlsys::test::run_program(mlsys::test::program("dynapipe-plan"), args); }
 
 // Small and fast: 1 batch of a 600-sample generated stream.
 const std::string kSmall = "--set data.generate.samples=600 --set data.batches=1 --set data.global_batch_tokens=16384 --quiet";
@@ -48,10 +41,9 @@ bool only(const fs::path& dir, const std::vector<std::string>& names) {
 }  // namespace
 
 TEST_CASE("cli: plan writes valid JSON with micro-batches and per-rank plans", "[cli]") {
-  REQUIRE_FALSE(g_dynapipe_plan.empty());
-  TempDir tmp;
+  const TempDir tmp("dynapipe-cli");
   const fs::path out = tmp.path / "out";
-  Run r = run("plan " + kSmall + " --out '" + out.string() + "'", tmp);
+  Run r = run("plan " + kSmall + " --out '" + out.string() + "'");
   INFO(r.err);
   REQUIRE(r.code == 0);
   const auto doc = nlohmann::json::parse(slurp(out / "plan.json"));
@@ -69,57 +61,54 @@ TEST_CASE("cli: plan writes valid JSON with micro-batches and per-rank plans", "
   CHECK(only(out, {"plan.json"}));
 
   // --json summary on stdout.
-  r = run("plan " + kSmall + " --json --out '" + out.string() + "'", tmp);
+  r = run("plan " + kSmall + " --json --out '" + out.string() + "'");
   REQUIRE(r.code == 0);
   CHECK(nlohmann::json::parse(r.out)["batches"] == 1);
 }
 
 TEST_CASE("cli: a malformed config exits 2 with one line naming file and key", "[cli]") {
-  REQUIRE_FALSE(g_dynapipe_plan.empty());
-  TempDir tmp;
+  const TempDir tmp("dynapipe-cli");
   const fs::path cfg = tmp.path / "bad.json";
   std::ofstream(cfg) << "{\"cluster\": {\"stages\": \"four\"}}\n";
-  Run r = run("plan --config '" + cfg.string() + "' --out '" + (tmp.path / "out").string() + "'", tmp);
+  Run r = run("plan --config '" + cfg.string() + "' --out '" + (tmp.path / "out").string() + "'");
   CHECK(r.code == 2);
   CHECK(lines(r.err) == 1);
   CHECK_THAT(r.err, Catch::Contains("bad.json") && Catch::Contains("cluster.stages"));
   CHECK_FALSE(fs::exists(tmp.path / "out" / "plan.json"));
 
   std::ofstream(cfg) << "{\"cluster\": {\"stages\": 4,}\n";
-  r = run("plan --config '" + cfg.string() + "'", tmp);
+  r = run("plan --config '" + cfg.string() + "'");
   CHECK(r.code == 2);
   CHECK_THAT(r.err, Catch::Contains("bad.json"));
 
   std::ofstream(cfg) << "{\"planner\": {\"no_such_knob\": 1}}\n";
-  r = run("compare --config '" + cfg.string() + "'", tmp);
+  r = run("compare --config '" + cfg.string() + "'");
   CHECK(r.code == 2);
   CHECK_THAT(r.err, Catch::Contains("planner.no_such_knob"));
 
-  r = run("plan --set cluster.stages=0", tmp);
+  r = run("plan --set cluster.stages=0");
   CHECK(r.code == 2);
   CHECK_THAT(r.err, Catch::Contains("cluster.stages"));
 
-  r = run("nonsense", tmp);
+  r = run("nonsense");
   CHECK(r.code == 2);
 }
 
 TEST_CASE("cli: bad input data exits 3 and leaves the old artifact alone", "[cli]") {
-  REQUIRE_FALSE(g_dynapipe_plan.empty());
-  TempDir tmp;
+  const TempDir tmp("dynapipe-cli");
   const fs::path out = tmp.path / "out";
-  REQUIRE(run("plan " + kSmall + " --out '" + out.string() + "'", tmp).code == 0);
+  REQUIRE(run("plan " + kSmall + " --out '" + out.string() + "'").code == 0);
   const std::string before = slurp(out / "plan.json");
 
   Run r = run("plan " + kSmall + " --set data.path='" + (tmp.path / "missing.jsonl").string() + "' --out '" +
-                  out.string() + "'",
-              tmp);
+                  out.string() + "'");
   CHECK(r.code == 3);
   CHECK(lines(r.err) == 1);
   CHECK_THAT(r.err, Catch::Contains("missing.jsonl"));
 
   const fs::path data = tmp.path / "lengths.jsonl";
   std::ofstream(data) << "{\"input\": 10, \"target\": 2}\n{\"input\": 10}\n";
-  r = run("plan " + kSmall + " --set data.path='" + data.string() + "' --out '" + out.string() + "'", tmp);
+  r = run("plan " + kSmall + " --set data.path='" + data.string() + "' --out '" + out.string() + "'");
   CHECK(r.code == 3);
   CHECK_THAT(r.err, Catch::Contains("lengths.jsonl:2:"));
   CHECK(slurp(out / "plan.json") == before);
@@ -127,16 +116,14 @@ TEST_CASE("cli: bad input data exits 3 and leaves the old artifact alone", "[cli
 }
 
 TEST_CASE("cli: generate, compare, simulate and explain", "[cli]") {
-  REQUIRE_FALSE(g_dynapipe_plan.empty());
-  TempDir tmp;
+  const TempDir tmp("dynapipe-cli");
   const fs::path out = tmp.path / "out";
-  Run r = run("generate --set data.generate.samples=500 --quiet --out '" + out.string() + "'", tmp);
+  Run r = run("generate --set data.generate.samples=500 --quiet --out '" + out.string() + "'");
   REQUIRE(r.code == 0);
   CHECK(lines(slurp(out / "lengths.jsonl")) == 500);
 
   r = run("compare " + kSmall + " --set data.path='" + (out / "lengths.jsonl").string() + "' --json --out '" +
-              out.string() + "'",
-          tmp);
+              out.string() + "'");
   INFO(r.err);
   REQUIRE(r.code == 0);
   const auto cmp = nlohmann::json::parse(r.out);
@@ -145,13 +132,13 @@ TEST_CASE("cli: generate, compare, simulate and explain", "[cli]") {
   CHECK(cmp["dynapipe_throughput_tokens_per_s"].get<double>() > 0);
   CHECK(fs::exists(out / "compare.json"));
 
-  r = run("simulate --set simulate.workload=uniform --json --out '" + out.string() + "'", tmp);
+  r = run("simulate --set simulate.workload=uniform --json --out '" + out.string() + "'");
   REQUIRE(r.code == 0);
   const auto sim = nlohmann::json::parse(r.out);
   CHECK(sim["runs"][0]["makespan_ms"].get<double>() == Approx(45.6));
   CHECK(sim["runs"][2]["makespan_ms"].get<double>() == Approx(39.4));
 
-  r = run("explain " + kSmall + " --out '" + out.string() + "'", tmp);
+  r = run("explain " + kSmall + " --out '" + out.string() + "'");
   REQUIRE(r.code == 0);
   CHECK_THAT(r.out, Catch::Contains("dev 0"));
   const std::string svg = slurp(out / "timeline.svg");
@@ -160,10 +147,9 @@ TEST_CASE("cli: generate, compare, simulate and explain", "[cli]") {
 }
 
 TEST_CASE("cli: data parallel plans use global peers, idle replicas and every replica in simulate", "[cli]") {
-  REQUIRE_FALSE(g_dynapipe_plan.empty());
-  TempDir tmp;
+  const TempDir tmp("dynapipe-cli");
   const fs::path out = tmp.path / "out";
-  Run r = run("plan " + kSmall + " --set cluster.data_parallel=2 --out '" + out.string() + "'", tmp);
+  Run r = run("plan " + kSmall + " --set cluster.data_parallel=2 --out '" + out.string() + "'");
   INFO(r.err);
   REQUIRE(r.code == 0);
   const auto doc = nlohmann::json::parse(slurp(out / "plan.json"));
@@ -195,7 +181,7 @@ TEST_CASE("cli: data parallel plans use global peers, idle replicas and every re
   CHECK(sends > 0);
   CHECK(by_rank.count(7) == 1);
 
-  r = run("simulate " + kSmall + " --set cluster.data_parallel=2 --json --out '" + out.string() + "'", tmp);
+  r = run("simulate " + kSmall + " --set cluster.data_parallel=2 --json --out '" + out.string() + "'");
   REQUIRE(r.code == 0);
   const auto sim = nlohmann::json::parse(r.out);
   std::set<int> replicas;
@@ -206,32 +192,28 @@ TEST_CASE("cli: data parallel plans use global peers, idle replicas and every re
   const fs::path three = tmp.path / "three.jsonl";
   std::ofstream(three) << "{\"input\":100,\"target\":10}\n{\"input\":200,\"target\":10}\n{\"input\":300,\"target\":10}\n";
   r = run("compare --quiet --set cluster.data_parallel=4 --set data.path='" + three.string() + "' --out '" +
-              out.string() + "'",
-          tmp);
+              out.string() + "'");
   INFO(r.err);
   CHECK(r.code == 0);
-  r = run("plan --quiet --set cluster.data_parallel=4 --set data.path='" + three.string() + "' --out '" + out.string() + "'",
-          tmp);
+  r = run("plan --quiet --set cluster.data_parallel=4 --set data.path='" + three.string() + "' --out '" + out.string() + "'");
   REQUIRE(r.code == 0);
   const auto p3 = nlohmann::json::parse(slurp(out / "plan.json"));
   CHECK(p3["batches"][0]["replicas"].size() == 4);
 }
 
 TEST_CASE("cli: a sample too large names its file line; model state too large is a config error", "[cli]") {
-  REQUIRE_FALSE(g_dynapipe_plan.empty());
-  TempDir tmp;
+  const TempDir tmp("dynapipe-cli");
   const fs::path data = tmp.path / "lengths.jsonl";
   // Line 4 (after a blank line) is the sample that cannot fit; it is planned first.
   std::ofstream(data) << "{\"input\": 10, \"target\": 2}\n\n{\"input\": 20, \"target\": 2}\n"
                          "{\"input\": 8000, \"target\": 100}\n{\"input\": 30, \"target\": 2}\n";
   Run r = run("plan --quiet --set data.max_seqlen=8192 --set cluster.device_memory_mb=18000 --set data.path='" +
-                  data.string() + "' --out '" + (tmp.path / "out").string() + "'",
-              tmp);
+                  data.string() + "' --out '" + (tmp.path / "out").string() + "'");
   CHECK(r.code == 3);
   CHECK(lines(r.err) == 1);
   CHECK_THAT(r.err, Catch::Contains("lengths.jsonl:4:") && Catch::Contains("does not fit"));
 
-  r = run("plan " + kSmall + " --set cluster.device_memory_mb=1000 --out '" + (tmp.path / "out").string() + "'", tmp);
+  r = run("plan " + kSmall + " --set cluster.device_memory_mb=1000 --out '" + (tmp.path / "out").string() + "'");
   CHECK(r.code == 2);
   CHECK(lines(r.err) == 1);
   CHECK_THAT(r.err, Catch::Contains("cluster.device_memory_mb") && Catch::Contains("stage"));

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/error.hpp"
+#include "tests/support/harness.hpp"
 #include "plan/baselines.hpp"
 #include "plan/dynapipe_config.hpp"
 #include "plan/dynapipe_planner.hpp"
@@ -165,12 +166,8 @@ TEST_CASE("baselines: padding efficiency ordering and a full sweep", "[baselines
 }
 
 TEST_CASE("length files: JSONL and CSV, errors name file and line", "[data]") {
-  const fs::path dir = fs::temp_directory_path() / ("plan-test-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  auto write = [&](const std::string& name, const std::string& text) {
-    std::ofstream(dir / name) << text;
-    return dir / name;
-  };
+  const mlsys::test::TempDir dir("plan");
+  auto write = [&](const std::string& name, const std::string& text) { return dir.write(name, text); };
   auto ok = load_lengths(write("a.jsonl", "{\"input\": 5, \"target\": 2}\n\n{\"input_ids\": [1,2,3], \"target_len\": 1}\n"));
   REQUIRE(ok.size() == 2);
   CHECK(ok[1].input == 3);
@@ -183,7 +180,6 @@ TEST_CASE("length files: JSONL and CSV, errors name file and line", "[data]") {
                     Catch::Contains("c.jsonl:2:"));
   CHECK_THROWS_WITH(load_lengths(write("d.csv", "input,target\n1,2\n3,-4\n")), Catch::Contains("d.csv:3:"));
   CHECK_THROWS_AS(load_lengths(dir / "missing.jsonl"), mlsys::core::InputError);
-  fs::remove_all(dir);
 }
 
 TEST_CASE("fewer micro-batches than replicas leaves replicas idle", "[planner]") {
@@ -285,7 +281,7 @@ TEST_CASE("the reported baseline setting is the fastest simulated one", "[baseli
 TEST_CASE("the built-in defaults equal configs/dynapipe-plan/default.json", "[config]") {
   const auto builtin = read_dynapipe_config(mlsys::core::parse_config("{}", "<builtin>"));
   const auto file = read_dynapipe_config(
-      mlsys::core::load_config(std::string(PLAN_SOURCE_DIR) + "/configs/dynapipe-plan/default.json"));
+      mlsys::core::load_config(std::string(MLSYS_SOURCE_ROOT) + "/configs/dynapipe-plan/default.json"));
   CHECK(builtin.resolved.dump() == file.resolved.dump());
   CHECK(builtin.cluster.device_memory_mb == 80000.0);
 }

@@ -10,48 +10,12 @@ using namespace mlsys::plan;
 
 namespace {
 
-// The uniform case: 8 micro-batches x 8 layers, fw = bw = 1 ms per layer, 1.25 MB p2p at
-// 100 Gb/s with no latency, stored / peak activation 1000 / 2000 MB per layer; layers on
-// one device in a row are merged (stored adds up, peak = p + s (L - 1)).
-struct Uniform {
-  PipelineSpec spec;
-  std::vector<MicroBatchWork> work;
-};
-
-Uniform uniform(const std::vector<int>& layer_device, bool merge = true) {
-  Uniform u;
-  u.spec.devices = 4;
-  std::vector<int> n;
-  for (size_t l = 0; l < layer_device.size(); ++l) {
-    if (l == 0 || !merge || layer_device[l] != layer_device[l - 1]) {
-      u.spec.stage_device.push_back(layer_device[l]);
-      n.push_back(0);
-    }
-    ++n.back();
-  }
-  u.spec.state_mb.assign(4, 0.0);
-  u.spec.memory_limit_mb.assign(4, 1e12);
-  u.spec.link_latency_ms = 0;
-  u.spec.link_mb_per_ms = 100.0 / 8.0;
-  u.work.resize(8);
-  for (auto& w : u.work) {
-    for (int k : n) {
-      w.fw_ms.push_back(k);
-      w.bw_ms.push_back(k);
-      w.stored_mb.push_back(1000.0 * k);
-      w.peak_mb.push_back(2000.0 + 1000.0 * (k - 1));
-      w.send_mb.push_back(1.25);
-    }
-  }
-  return u;
-}
-
 std::vector<std::vector<int64_t>> shapes(int n) { return std::vector<std::vector<int64_t>>(static_cast<size_t>(n), {4, 512, 0}); }
 
 }  // namespace
 
 TEST_CASE("1F1B on the uniform case matches the reference: 45.600 ms, 9000 MB", "[sim]") {
-  auto u = uniform({0, 0, 1, 1, 2, 2, 3, 3});
+  auto u = uniform_case({0, 0, 1, 1, 2, 2, 3, 3});
   const SimResult r = simulate(u.spec, u.work, one_f_one_b(u.spec, 8));
   REQUIRE(r.ok);
   CHECK(r.makespan_ms == Approx(45.6).margin(1e-9));
@@ -59,7 +23,7 @@ TEST_CASE("1F1B on the uniform case matches the reference: 45.600 ms, 9000 MB", 
 }
 
 TEST_CASE("interleaved 1F1B on 0,1,2,3,0,1,2,3 matches the reference: 39.400 ms", "[sim]") {
-  auto u = uniform({0, 1, 2, 3, 0, 1, 2, 3});
+  auto u = uniform_case({0, 1, 2, 3, 0, 1, 2, 3});
   const SimResult r = simulate(u.spec, u.work, interleaved_one_f_one_b(u.spec, 8));
   REQUIRE(r.ok);
   CHECK(r.makespan_ms == Approx(39.4).margin(1e-9));
@@ -70,19 +34,19 @@ TEST_CASE("wait-free-cyclic makespans match the reference on all three assignmen
   // Reference: linear 44.600 ms / 15000 MB; interleaved 39.400; zig-zag 39.800 (one stage
   // per layer; merging layers 3 and 4 of the zig-zag into one stage gives another order).
   // The peaks of the non-linear assignments differ from the reference's (16000 / 15000 MB).
-  auto lin = uniform({0, 0, 1, 1, 2, 2, 3, 3});
+  auto lin = uniform_case({0, 0, 1, 1, 2, 2, 3, 3});
   const SimResult a = simulate(lin.spec, lin.work, cyclic(lin.spec, lin.work));
   REQUIRE(a.ok);
   CHECK(a.makespan_ms == Approx(44.6).margin(1e-9));
   CHECK(a.max_peak_mb() == Approx(15000.0));
-  auto il = uniform({0, 1, 2, 3, 0, 1, 2, 3});
+  auto il = uniform_case({0, 1, 2, 3, 0, 1, 2, 3});
   CHECK(simulate(il.spec, il.work, cyclic(il.spec, il.work)).makespan_ms == Approx(39.4).margin(1e-9));
-  auto zz = uniform({0, 1, 2, 3, 3, 2, 1, 0}, false);
+  auto zz = uniform_case({0, 1, 2, 3, 3, 2, 1, 0}, false);
   CHECK(simulate(zz.spec, zz.work, cyclic(zz.spec, zz.work)).makespan_ms == Approx(39.8).margin(1e-9));
 }
 
 TEST_CASE("the cyclic schedule keeps each device under its memory limit", "[sim]") {
-  auto u = uniform({0, 0, 1, 1, 2, 2, 3, 3});
+  auto u = uniform_case({0, 0, 1, 1, 2, 2, 3, 3});
   u.spec.memory_limit_mb.assign(4, 7000.0);  // room for 2 stored micro-batches + a peak
   const SimResult r = simulate(u.spec, u.work, cyclic(u.spec, u.work));
   REQUIRE(r.ok);
@@ -92,7 +56,7 @@ TEST_CASE("the cyclic schedule keeps each device under its memory limit", "[sim]
 }
 
 TEST_CASE("a compute order that waits on itself is reported as a deadlock", "[sim]") {
-  auto u = uniform({0, 0, 1, 1, 2, 2, 3, 3});
+  auto u = uniform_case({0, 0, 1, 1, 2, 2, 3, 3});
   Schedule s = one_f_one_b(u.spec, 8);
   // Device 3 runs the backward of micro-batch 1 before its forward.
   auto& o = s.order[3];
@@ -103,7 +67,7 @@ TEST_CASE("a compute order that waits on itself is reported as a deadlock", "[si
 }
 
 TEST_CASE("execution plans of 1F1B and cyclic pass the deadlock check", "[plan]") {
-  auto u = uniform({0, 0, 1, 1, 2, 2, 3, 3});
+  auto u = uniform_case({0, 0, 1, 1, 2, 2, 3, 3});
   for (const Schedule& s : {one_f_one_b(u.spec, 8), cyclic(u.spec, u.work)}) {
     const auto plans = build_execution_plans(u.spec, s, shapes(8));
     REQUIRE(plans.size() == 4);
@@ -121,12 +85,12 @@ TEST_CASE("execution plans of 1F1B and cyclic pass the deadlock check", "[plan]"
     CHECK(fw == 32);
     CHECK(bw == 32);
   }
-  auto il = uniform({0, 1, 2, 3, 0, 1, 2, 3});
+  auto il = uniform_case({0, 1, 2, 3, 0, 1, 2, 3});
   CHECK(check_deadlock(build_execution_plans(il.spec, interleaved_one_f_one_b(il.spec, 8), shapes(8))).empty());
 }
 
 TEST_CASE("the deadlock check catches a swapped send/recv and a wrong shape", "[plan]") {
-  auto u = uniform({0, 0, 1, 1, 2, 2, 3, 3});
+  auto u = uniform_case({0, 0, 1, 1, 2, 2, 3, 3});
   const auto good = build_execution_plans(u.spec, one_f_one_b(u.spec, 8), shapes(8));
   REQUIRE(check_deadlock(good).empty());
 

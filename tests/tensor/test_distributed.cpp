@@ -1,6 +1,6 @@
 // c10d process groups: one process alone, and two processes on loopback (the test binary
 // re-executed with RANK/WORLD_SIZE/MASTER_* set) whose all-reduce gives the exact sum.
-#include "tensor_catch.hpp"  // first: see there
+#include "tests/support/torch_catch.hpp"  // first: see there
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -1,5 +1,5 @@
 // Tensor <-> HDF5 round trips, --device parsing and the launcher environment.
-#include "tensor_catch.hpp"  // first: see there
+#include "tests/support/torch_catch.hpp"  // first: see there
 
 #include <map>
 #include <optional>
@@ -12,15 +12,15 @@
 #include "tensor/device.hpp"
 #include "tensor/distributed.hpp"
 #include "tensor/h5_tensor.hpp"
-#include "tensor_test_util.hpp"
+#include "tests/support/harness.hpp"
 
 using namespace mlsys;
 using namespace mlsys::tensor;
 using Catch::Matchers::Contains;
-using test::TempDir;
+using mlsys::test::TempDir;
 
 TEST_CASE("tensors round-trip through HDF5", "[tensor][h5]") {
-  TempDir dir("h5");
+  const TempDir dir("h5");
   const auto path = dir / "t.h5";
   at::manual_seed(3);
   const at::Tensor f32 = at::randn({2, 3}, at::kFloat);

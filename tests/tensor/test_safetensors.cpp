@@ -1,22 +1,21 @@
 // safetensors: round trips of every dtype, byte equality with Python's safetensors, and
 // hostile files that must each give an InputError naming the file and the tensor.
-#include "tensor_catch.hpp"  // first: see there
+#include "tests/support/torch_catch.hpp"  // first: see there
 
 #include <cstdint>
 #include <cstring>
 #include <string>
 #include <vector>
 
-
 #include "core/error.hpp"
 #include "tensor/safetensors.hpp"
-#include "tensor_test_util.hpp"
+#include "tests/support/harness.hpp"
 
 using namespace mlsys;
 using namespace mlsys::tensor;
 using Catch::Matchers::Contains;
-using test::TempDir;
-using test::write_bytes;
+using mlsys::test::TempDir;
+using mlsys::test::write_file;
 
 namespace {
 
@@ -58,7 +57,7 @@ std::string st_file(const std::string& header, const std::string& data = {}) {
 }  // namespace
 
 TEST_CASE("safetensors round trip of every dtype", "[tensor][safetensors]") {
-  TempDir dir("st_roundtrip");
+  const TempDir dir("st_roundtrip");
   const auto path = dir / "all.safetensors";
   at::manual_seed(7);
   NamedTensors in = {
@@ -125,9 +124,9 @@ TEST_CASE("safetensors writer matches Python's bytes", "[tensor][safetensors]") 
   CHECK(safetensors_bytes(fixture_tensors(), {{"format", "pt"}}) == kPythonFixture);
 
   // And the reader reads Python's file.
-  TempDir dir("st_python");
+  const TempDir dir("st_python");
   const auto path = dir / "python.safetensors";
-  write_bytes(path, kPythonFixture);
+  write_file(path, kPythonFixture);
   const auto file = SafeTensorsFile::open(path);
   CHECK(file.names() == std::vector<std::string>{"ids", "scale", "weight", "bias", "codes", "mask"});
   CHECK(file.metadata() == std::map<std::string, std::string>{{"format", "pt"}});
@@ -158,24 +157,24 @@ TEST_CASE("safetensors writer refuses what it cannot write", "[tensor][safetenso
                       Contains("'c'") && Contains("ComplexFloat"));
 
   // A failed save leaves the old file intact and no temporary behind.
-  TempDir dir("st_refuse");
+  const TempDir dir("st_refuse");
   const auto path = dir / "keep.safetensors";
   save_safetensors(path, {{"old", at::ones({3}, at::kFloat)}});
   REQUIRE_THROWS_AS(save_safetensors(path, {{"a", x}, {"a", x}}), core::RuntimeFailure);
   CHECK(SafeTensorsFile::open(path).names() == std::vector<std::string>{"old"});
   size_t files = 0;
-  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir.path())) ++files;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir.path)) ++files;
   CHECK(files == 1);
 }
 
 TEST_CASE("safetensors hostile files give InputError naming the file and tensor", "[tensor][safetensors]") {
-  TempDir dir("st_hostile");
+  const TempDir dir("st_hostile");
   int counter = 0;
   // Writes `bytes` to a fresh file and expects open() to fail with a message holding the
   // file's path and every one of `parts`.
   const auto expect_bad = [&](const std::string& bytes, const std::vector<std::string>& parts) {
     const auto path = dir / ("bad" + std::to_string(counter++) + ".safetensors");
-    write_bytes(path, bytes);
+    write_file(path, bytes);
     INFO("file " << path.string());
     REQUIRE_THROWS_AS(SafeTensorsFile::open(path), core::InputError);
     try {
@@ -275,15 +274,15 @@ TEST_CASE("safetensors hostile files give InputError naming the file and tensor"
   SECTION("not a file") {
     REQUIRE_THROWS_AS(SafeTensorsFile::open(dir / "missing.safetensors"), core::InputError);
     REQUIRE_THROWS_WITH(SafeTensorsFile::open(dir / "missing.safetensors"), Contains("missing.safetensors"));
-    REQUIRE_THROWS_AS(SafeTensorsFile::open(dir.path()), core::InputError);
+    REQUIRE_THROWS_AS(SafeTensorsFile::open(dir.path), core::InputError);
   }
 }
 
 TEST_CASE("safetensors bool bytes are normalized", "[tensor][safetensors]") {
-  TempDir dir("st_bool");
+  const TempDir dir("st_bool");
   const auto path = dir / "b.safetensors";
-  write_bytes(path, st_file(R"({"b":{"dtype":"BOOL","shape":[3],"data_offsets":[0,3]}}     )",
-                            std::string("\x00\x07\x01", 3)));
+  write_file(path, st_file(R"({"b":{"dtype":"BOOL","shape":[3],"data_offsets":[0,3]}}     )",
+                           std::string("\x00\x07\x01", 3)));
   const at::Tensor b = SafeTensorsFile::open(path).get("b");
   CHECK(at::equal(b, test::bools({0, 1, 1})));
   CHECK(b.to(at::kByte).sum().item<int64_t>() == 2);

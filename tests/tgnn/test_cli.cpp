@@ -10,26 +10,16 @@
 #include <nlohmann/json.hpp>
 
 #include "core/h5.hpp"
-#include "tests/cli_harness.hpp"
-
-// The program under test; meson passes its path at compile time (Catch2's own main takes
-// no extra arguments, and a custom runner would recompile all of Catch2).
-#ifndef TGNN_TRAIN_PATH
-#define TGNN_TRAIN_PATH ""
-#endif
-const std::string g_tgnn_train = TGNN_TRAIN_PATH;
+#include "tests/support/harness.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
 using mlsys::test::Run;
+using mlsys::test::TempDir;
 
-struct TempDir : mlsys::test::TempDir {
-  TempDir() : mlsys::test::TempDir("tgnn-cli") {}
-};
-
-Run run(const std::string& args, const TempDir& tmp) { return mlsys::test::run_program(g_tgnn_train, args, tmp); }
+Run run(const std::string& args) { return mlsys::test::run_program(mlsys::test::program("tgnn-train"), args); }
 
 // Small dims and few epochs: the CLI tests check plumbing and ordering, not final AP.
 const std::string kFastDims =
@@ -37,27 +27,19 @@ const std::string kFastDims =
     " --set model.lr=0.001";
 const std::string kFast = kFastDims + " --set eval.mrr_negatives=4";
 
-#define NEED_PROGRAM()                                      \
-  if (g_tgnn_train.empty()) {                               \
-    WARN("no program path given: CLI test skipped");        \
-    return;                                                 \
-  }
-
 }  // namespace
 
 TEST_CASE("cli: generate -> fit -> eval -> embed on small data", "[cli]") {
-  NEED_PROGRAM();
-  TempDir tmp;
+  const TempDir tmp("tgnn-cli");
   const fs::path data = tmp.path / "data", out = tmp.path / "out";
-  Run g = run("generate --quiet --set generate.preset=small --out '" + data.string() + "'", tmp);
+  Run g = run("generate --quiet --set generate.preset=small --out '" + data.string() + "'");
   INFO(g.err);
   REQUIRE(g.code == 0);
   for (const char* f : {"edges.csv", "edge_features.npy", "jodie.csv", "oracle.csv", "meta.json"}) REQUIRE(fs::exists(data / f));
   const std::string data_opt = " --set data.path='" + data.string() + "' --out '" + out.string() + "'";
   const fs::path negs_fit = tmp.path / "negs" / "fit.csv", negs_eval = tmp.path / "negs_eval.csv";
   Run f = run("fit --json --set train.epochs=1 --set baselines.memory_zeroed=false --set eval.negatives_out='" +
-                  negs_fit.string() + "'" + kFast + data_opt,
-              tmp);
+                  negs_fit.string() + "'" + kFast + data_opt);
   INFO(f.err);
   REQUIRE(f.code == 0);
   const auto m = nlohmann::json::parse(f.out);
@@ -71,7 +53,7 @@ TEST_CASE("cli: generate -> fit -> eval -> embed on small data", "[cli]") {
   REQUIRE(ck.attr_string("/", "program") == "tgnn-train");
   REQUIRE(ck.has("/params/memory_updater.weight_ih"));
 
-  Run e = run("eval --json --set eval.negatives_out='" + negs_eval.string() + "'" + kFast + data_opt, tmp);
+  Run e = run("eval --json --set eval.negatives_out='" + negs_eval.string() + "'" + kFast + data_opt);
   INFO(e.err);
   REQUIRE(e.code == 0);
   // eval.negatives_out: the split and the fixed val/test negatives, the same from fit and
@@ -111,8 +93,8 @@ TEST_CASE("cli: generate -> fit -> eval -> embed on small data", "[cli]") {
   // MRR negatives change the GEMMs' row counts, and the BLAS kernels chosen for a row
   // block depend on them, which can swap near-tied scores: 7e-5 in AP seen; a different
   // negative stream moves AP by 1e-3 or more.)
-  Run e1 = run("eval --json" + kFastDims + " --set eval.mrr_negatives=1" + data_opt, tmp);
-  Run e9 = run("eval --json" + kFastDims + " --set eval.mrr_negatives=9" + data_opt, tmp);
+  Run e1 = run("eval --json" + kFastDims + " --set eval.mrr_negatives=1" + data_opt);
+  Run e9 = run("eval --json" + kFastDims + " --set eval.mrr_negatives=9" + data_opt);
   INFO(e1.err << e9.err);
   REQUIRE(e1.code == 0);
   REQUIRE(e9.code == 0);
@@ -128,7 +110,7 @@ TEST_CASE("cli: generate -> fit -> eval -> embed on small data", "[cli]") {
     CHECK(ev["test"][k].get<double>() == Approx(j9["test"][k].get<double>()).margin(5e-4));
   }
 
-  Run b = run("embed" + kFast + data_opt, tmp);
+  Run b = run("embed" + kFast + data_opt);
   INFO(b.err);
   REQUIRE(b.code == 0);
   const mlsys::core::H5Reader emb(out / "embeddings.h5");
@@ -141,11 +123,9 @@ TEST_CASE("cli: generate -> fit -> eval -> embed on small data", "[cli]") {
 }
 
 TEST_CASE("cli: TGN on tiny beats EdgeBank and its memory-zeroed twin is reported", "[cli]") {
-  NEED_PROGRAM();
-  TempDir tmp;
+  const TempDir tmp("tgnn-cli");
   Run f = run("fit --json --set generate.preset=tiny --out '" + (tmp.path / "out").string() + "'" + kFast +
-                  " --set train.epochs=8 --set train.batch_size=100 --set eval.batch_size=100 --set model.lr=0.003",
-              tmp);
+                  " --set train.epochs=8 --set train.batch_size=100 --set eval.batch_size=100 --set model.lr=0.003");
   INFO(f.err);
   REQUIRE(f.code == 0);
   const auto m = nlohmann::json::parse(f.out);
@@ -159,11 +139,9 @@ TEST_CASE("cli: TGN on tiny beats EdgeBank and its memory-zeroed twin is reporte
 // on `tiny` in 8-10 epochs with any lr/batch tried (test AP 0.54-0.64 against 0.69-0.71);
 // on `small` with the default config it does after 3 epochs (0.84 against 0.78).
 TEST_CASE("cli: APAN on small beats EdgeBank", "[cli][apan]") {
-  NEED_PROGRAM();
-  TempDir tmp;
+  const TempDir tmp("tgnn-cli");
   Run f = run("fit --json --set generate.preset=small --set model.name=apan --set baselines.memory_zeroed=false --out '" +
-                  (tmp.path / "out").string() + "'" + kFast + " --set train.epochs=3",
-              tmp);
+                  (tmp.path / "out").string() + "'" + kFast + " --set train.epochs=3");
   INFO(f.err);
   REQUIRE(f.code == 0);
   const auto m = nlohmann::json::parse(f.out);
@@ -174,48 +152,47 @@ TEST_CASE("cli: APAN on small beats EdgeBank", "[cli][apan]") {
 }
 
 TEST_CASE("cli: config errors exit 2, input errors exit 3, nothing half-written", "[cli]") {
-  NEED_PROGRAM();
-  TempDir tmp;
+  const TempDir tmp("tgnn-cli");
   const fs::path out = tmp.path / "out";
   std::ofstream(tmp.path / "bad.json") << "{\"train\": {\"epochs\": 2,}}";
-  Run r = run("fit --config '" + (tmp.path / "bad.json").string() + "' --out '" + out.string() + "'", tmp);
+  Run r = run("fit --config '" + (tmp.path / "bad.json").string() + "' --out '" + out.string() + "'");
   REQUIRE(r.code == 2);
   CHECK_THAT(r.err, Catch::Contains("bad.json"));
-  r = run("fit --set train.epoch=3 --out '" + out.string() + "'", tmp);
+  r = run("fit --set train.epoch=3 --out '" + out.string() + "'");
   REQUIRE(r.code == 2);
   CHECK_THAT(r.err, Catch::Contains("train.epoch"));
-  r = run("fit --set eval.negatives_out=sub/ --out '" + out.string() + "'", tmp);
+  r = run("fit --set eval.negatives_out=sub/ --out '" + out.string() + "'");
   REQUIRE(r.code == 2);
   CHECK_THAT(r.err, Catch::Contains("eval.negatives_out"));
   r = run("fit --set generate.preset=tiny --set eval.negatives_out='" + tmp.path.string() + "' --out '" + out.string() +
-              "'" + kFast, tmp);
+              "'" + kFast);
   REQUIRE(r.code == 2);
   CHECK_THAT(r.err, Catch::Contains("eval.negatives_out") && Catch::Contains("folder"));
-  r = run("fit --set model.name=gat --out '" + out.string() + "'", tmp);
+  r = run("fit --set model.name=gat --out '" + out.string() + "'");
   REQUIRE(r.code == 2);
-  r = run("fit --set model.embed_dim=33 --out '" + out.string() + "'", tmp);
+  r = run("fit --set model.embed_dim=33 --out '" + out.string() + "'");
   REQUIRE(r.code == 2);
   CHECK_THAT(r.err, Catch::Contains("heads"));
-  r = run("fit --set data.path='" + (tmp.path / "nope").string() + "' --out '" + out.string() + "'", tmp);
+  r = run("fit --set data.path='" + (tmp.path / "nope").string() + "' --out '" + out.string() + "'");
   REQUIRE(r.code == 3);
   CHECK_THAT(r.err, Catch::Contains("nope"));
   const fs::path data = tmp.path / "d";
   fs::create_directories(data);
   std::ofstream(data / "edges.csv") << ",src,dst,time,int_roll,ext_roll\n0,0,1,5,0,0\n1,1,2,4,0,0\n";
-  r = run("fit --set data.path='" + data.string() + "' --out '" + out.string() + "'", tmp);
+  r = run("fit --set data.path='" + data.string() + "' --out '" + out.string() + "'");
   REQUIRE(r.code == 3);
   CHECK_THAT(r.err, Catch::Contains("edges.csv:3"));
   // A huge node id is bad input (exit 3, file:line), not an out-of-memory run-time failure.
   std::ofstream(data / "edges.csv") << ",src,dst,time,int_roll,ext_roll\n0,0,1,1,0,0\n1,1,10000000000000,2,0,0\n";
-  r = run("fit --set data.path='" + data.string() + "' --out '" + out.string() + "'", tmp);
+  r = run("fit --set data.path='" + data.string() + "' --out '" + out.string() + "'");
   REQUIRE(r.code == 3);
   CHECK_THAT(r.err, Catch::Contains("edges.csv:3") && Catch::Contains("node id"));
   std::ofstream(data / "edges.csv") << ",src,dst,time,int_roll,ext_roll\n0,0,1,1,0,1\n1,1,2,2,0,0\n";
-  r = run("fit --set data.path='" + data.string() + "' --out '" + out.string() + "'", tmp);
+  r = run("fit --set data.path='" + data.string() + "' --out '" + out.string() + "'");
   REQUIRE(r.code == 3);
   CHECK_THAT(r.err, Catch::Contains("edges.csv:3") && Catch::Contains("ext_roll"));
   r = run("eval --set generate.preset=tiny --set eval.checkpoint='" + (tmp.path / "none.h5").string() + "' --out '" +
-              out.string() + "'" + kFast, tmp);
+              out.string() + "'" + kFast);
   REQUIRE(r.code == 3);
   CHECK(!fs::exists(out / "model.h5"));
   CHECK(!fs::exists(out / "metrics.json"));
