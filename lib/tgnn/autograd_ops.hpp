@@ -30,16 +30,12 @@ struct SegmentAttentionFn : torch::autograd::Function<SegmentAttentionFn> {
   static variable_list backward(AutogradContext* ctx, variable_list grad);
 };
 
-// x as blas_linear takes it: rows with unit column stride (a column block of a wider
-// matrix is used in place), else a contiguous copy.
-at::Tensor gemm_rows(const at::Tensor& x);
-// y = x W^T (+ b) by OpenBLAS's sgemm on row blocks (see autograd_ops.cpp); no autograd.
-at::Tensor blas_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b);
-
-// blas_linear with autograd: dx = dy W, dW = dy^T x, db = the column sums of dy. `b` is
-// an empty tensor for none (autograd's apply takes no undefined tensors).
-struct BlasLinearFn : torch::autograd::Function<BlasLinearFn> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x_in, const at::Tensor& w, const at::Tensor& b);
+// y = x W^T (+ b) by kernels::linear_rows (OpenBLAS on row blocks; rows of x may be
+// strided, a column block of a wider tensor) with its backward kernel: dx = dy W, dW = dy^T
+// x, db = the column sums of dy. `b` is an empty tensor for none (autograd's apply takes no
+// undefined tensors).
+struct LinearRowsFn : torch::autograd::Function<LinearRowsFn> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w, const at::Tensor& b);
   static variable_list backward(AutogradContext* ctx, variable_list grad);
 };
 

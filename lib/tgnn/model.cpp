@@ -6,14 +6,13 @@
 // sees in a batch (node, (node, time) pair) and the results gathered, rather than once per
 // row of the concatenated input; the temporal attention runs in a factored form (GEMMs per
 // root, kernels::slot_attention per slot); the time encoding is one kernel
-// (kernels::time_encode); fp32 GEMMs go through OpenBLAS (blas_linear) with hand-written
-// backward passes, as custom autograd functions (autograd_ops.hpp).
+// (kernels::time_encode); fp32 GEMMs go through OpenBLAS (kernels::linear_rows) with
+// hand-written backward passes, as custom autograd functions (autograd_ops.hpp).
 #include "tgnn/model.hpp"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
-#include <cblas.h>
 
 #include <algorithm>
 #include <cmath>
@@ -54,10 +53,8 @@ void dropout_scales(std::mt19937_64& rng, double p, float* out, int64_t n) {
   }
 }
 
-using detail::BlasLinearFn;
-using detail::blas_linear;
 using detail::gather;
-using detail::gemm_rows;
+using detail::LinearRowsFn;
 using detail::TimeEncodeFn;
 using detail::to_float;
 using detail::to_long;
@@ -65,7 +62,6 @@ using detail::to_long;
 TemporalModel::Impl::Impl(const ModelConfig& c, const graph::EventStream& d, uint64_t seed) : cfg(c), data(d), rng(seed), drop_rng(seed ^ 0x9e3779b97f4a7c15ULL) {
   cfg.resolve();
   at::manual_seed(seed);
-  openblas_set_num_threads(1);  // sgemm_rows spreads the GEMMs over LibTorch's threads
   N = d.num_nodes, De = d.edge_dim, Dn = d.node_dim;
   dm = cfg.memory_dim, dt = cfg.time_dim;
   attention = cfg.embedding == "attention";
@@ -147,15 +143,15 @@ const at::Tensor& TemporalModel::Impl::P(const std::string& name) const {
   throw std::logic_error("tgnn: no parameter " + name);
 }
 
-// x W^T (+ b) in the configured precision. fp32: blas_linear (OpenBLAS) with its own
-// backward. bf16: both factors rounded to bfloat16, the
+// x W^T (+ b) in the configured precision. fp32: kernels::linear_rows (OpenBLAS) with its
+// own backward. bf16: both factors rounded to bfloat16, the
 // rows padded to a multiple of 256 (oneDNN compiles a kernel per GEMM shape; a batch's
 // row counts vary, their buckets repeat), the product back in float32, then the bias.
 at::Tensor TemporalModel::Impl::mm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const {
   if (!bf16) {
     if (cfg.aten_gemm) return at::linear(x, w, b);
-    if (!at::GradMode::is_enabled()) return blas_linear(gemm_rows(x), w, b);
-    return BlasLinearFn::apply(x, w, b.defined() ? b : at::empty({0}));
+    if (!at::GradMode::is_enabled()) return kernels::linear_rows(x, w, b);
+    return LinearRowsFn::apply(x, w, b.defined() ? b : at::empty({0}));
   }
   const int64_t M = x.size(0), Mp = (M + 255) / 256 * 256;
   at::Tensor xb = x.to(at::kBFloat16);

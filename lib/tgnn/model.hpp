@@ -136,7 +136,7 @@ class TemporalModel {
 };
 
 // LibTorch's intra-op thread count (--threads), over which the fp32 GEMMs' row blocks are
-// also spread (OpenBLAS itself runs single-threaded once a model exists); 0 leaves the
+// also spread (kernels::linear_rows runs OpenBLAS itself single-threaded); 0 leaves the
 // default.
 void set_torch_threads(int n);
 
