@@ -13,6 +13,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <string>
 #include <utility>
@@ -20,6 +21,7 @@
 
 #include "graph/events.hpp"
 #include "graph/sampler.hpp"
+#include "nn/optim.hpp"
 #include "tgnn/model.hpp"
 
 namespace mlsys::tgnn {
@@ -82,8 +84,8 @@ struct TemporalModel::Impl {
   std::vector<uint8_t> mail_full;  // N x S: slot holds a mail
   std::vector<int64_t> next_slot;  // N: ring position of the next mail
   std::vector<std::pair<std::string, at::Tensor>> params;
-  std::vector<at::Tensor> adam_m, adam_v, snapshot;
-  int64_t adam_step = 0;
+  std::vector<at::Tensor> snapshot;  // best-validation parameters (snapshot_params)
+  std::optional<nn::AdamW> opt;      // over params, in their order
   std::mt19937_64 rng;
   // Dropout masks (keep_scales); its own stream, so that the uniform sampler's draws do not
   // depend on the dropout rates.
