@@ -6,6 +6,7 @@
 //   updaters.cpp    memory updaters: GRU/RNN cell, APAN's attention over the mailbox
 //   attention.cpp   temporal attention (TGN eq. 5-9): factored and K/V forms
 //   autograd_ops.*  autograd functions over the kernels
+//   train_state.cpp the full training state for resume (save_state / load_state)
 // Internal: includes ATen; never include it from a torch-free source (model.hpp is the
 // public face).
 #pragma once
