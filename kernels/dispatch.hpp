@@ -93,6 +93,24 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> gru_cell_backward(const at::Tenso
                                                                  const at::Tensor& n, const at::Tensor& gh,
                                                                  const at::Tensor& m, bool with_dm = true);
 
+// ---- Dense layers (kernels/cpu/gemm.hpp): float32.
+
+// y = x W^T + b for x (M x K), w (N x K) and b (N) or undefined: returns y (M x N), a new
+// contiguous tensor that never aliases b. On the CPU: OpenBLAS's sgemm on row blocks of y
+// over LibTorch's intra-op threads (cpu::sgemm_rows; its rounding contract: |y - y_exact| <=
+// (K + 1) 2^-23 (|x| |W|^T + |b|) entrywise, deterministic for fixed shapes and thread
+// count, last bits may change with the thread count). x and w are read in place when their
+// rows have unit column stride (a column block of a wider matrix: the K/V blocks of a
+// fused weight need no copy), else copied to contiguous. Off the CPU: at::linear.
+at::Tensor linear_rows(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b);
+// The gradients of linear_rows given dy (M x N): {dx = dy W (M x K), dw = dy^T x (N x K),
+// db = the column sums of dy (N, ATen's sum)}, each only when asked for (else undefined);
+// the same layouts, threads and rounding contract as linear_rows (the sums run over N for
+// dx and over M for dw).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_rows_backward(const at::Tensor& dy, const at::Tensor& x,
+                                                                    const at::Tensor& w, bool with_dx, bool with_dw,
+                                                                    bool with_db);
+
 // Whether this build compiled kernels/cuda (MLSYS_WITH_CUDA).
 [[nodiscard]] bool built_with_cuda() noexcept;
 

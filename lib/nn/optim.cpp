@@ -36,9 +36,7 @@ void AdamW::load_state(const std::vector<at::Tensor>& m, const std::vector<at::T
 }
 
 void AdamW::zero_grad() {
-  for (auto& p : params_) {
-    if (p.grad().defined()) p.mutable_grad().zero_();
-  }
+  for (auto& p : params_) p.mutable_grad() = at::Tensor();
 }
 
 void AdamW::step(double lr) {

@@ -20,8 +20,13 @@ struct AdamWConfig {
 class AdamW {
  public:
   AdamW(std::vector<at::Tensor> params, AdamWConfig cfg);
-  // One update with learning rate `lr` from the parameters' .grad() (skipped when undefined).
+  // One update with learning rate `lr` from the parameters' .grad(). A parameter whose
+  // gradient is undefined (none) is skipped: neither its moments nor its value change, and
+  // no weight decay is applied to it.
   void step(double lr);
+  // Sets every gradient to none (torch's zero_grad(set_to_none=True), its default): the
+  // next backward writes fresh gradients (0 + g == g exactly, so where every parameter
+  // gets one this equals zeroing), and a parameter that gets none is skipped by step().
   void zero_grad();
   [[nodiscard]] int64_t steps() const { return t_; }
   // The moment estimates (same order as the parameters), for checkpoints.

@@ -4,11 +4,9 @@
 #include "tgnn/commands.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <ctime>
 #include <filesystem>
-#include <random>
-#include <set>
+#include <vector>
 
 #include "core/artifact.hpp"
 #include "core/atomic_file.hpp"
@@ -24,6 +22,7 @@
 #include "graph/sampler.hpp"
 #include "graph/split.hpp"
 #include "tgnn/edgebank.hpp"
+#include "tgnn/link_prediction.hpp"
 #include "tgnn/metrics.hpp"
 #include "tgnn/model.hpp"
 #include "tgnn/tgnn_config.hpp"
@@ -70,95 +69,6 @@ Dataset load_data(const TgnnConfig& c) {
   return d;
 }
 
-// Negative destinations, uniform over `pool`, q per event.
-std::vector<int64_t> sample_negatives(const std::vector<int64_t>& pool, size_t n, size_t q, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<size_t> d(0, pool.size() - 1);
-  std::vector<int64_t> out(n * q);
-  for (auto& x : out) x = pool[d(rng)];
-  return out;
-}
-
-// Layout neg[i*q .. i*q+q): slot 0 is event i's AP/AUC negative, drawn one per event from
-// `ap_seed` (independent of q); slots 1..q-1 are MRR-only negatives from `mrr_seed`.
-std::vector<int64_t> eval_negatives(const std::vector<int64_t>& pool, size_t n, size_t q, uint64_t ap_seed,
-                                    uint64_t mrr_seed) {
-  const std::vector<int64_t> first = sample_negatives(pool, n, 1, ap_seed);
-  if (q <= 1) return first;
-  const std::vector<int64_t> extra = sample_negatives(pool, n, q - 1, mrr_seed);
-  std::vector<int64_t> out(n * q);
-  for (size_t i = 0; i < n; ++i) {
-    out[i * q] = first[i];
-    for (size_t j = 1; j < q; ++j) out[i * q + j] = extra[i * (q - 1) + j - 1];
-  }
-  return out;
-}
-
-std::vector<int64_t> destination_pool(const graph::EventStream& s, const std::vector<size_t>& events, const std::string& kind) {
-  std::vector<int64_t> pool;
-  if (kind == "nodes") {
-    for (int64_t v = 0; v < s.num_nodes; ++v) pool.push_back(v);
-    return pool;
-  }
-  std::set<int64_t> seen;
-  for (size_t e : events) seen.insert(s.dst[e]);
-  return {seen.begin(), seen.end()};
-}
-
-struct SplitMetrics {
-  LinkMetrics all, inductive;
-};
-
-// eval.negatives_out: one CSV row per train, val and test event, in the order this program
-// batches them (train = training events after the inductive hold-out), with the event's
-// row in the data (0-based, = edges.csv row and edge-feature row), src, dst, time and its
-// fixed AP/AUC negative destination (-1 for train: training negatives are redrawn per epoch).
-void write_split_negatives(const fs::path& path, const graph::EventStream& s, const graph::Split& sp,
-                           const std::vector<int64_t>& val_neg, const std::vector<int64_t>& test_neg, size_t q) {
-  if (fs::is_directory(path)) {
-    throw core::ConfigError("eval.negatives_out: " + path.string() + " is a folder (expected a file path)");
-  }
-  std::string o = "split,event,src,dst,time,neg\n";
-  o.reserve(64 * (sp.train.size() + sp.val.size() + sp.test.size()));
-  char tbuf[64];  // shortest round-trip form of the time
-  auto rows = [&](const char* name, const std::vector<size_t>& ev, const std::vector<int64_t>* neg, size_t stride) {
-    for (size_t i = 0; i < ev.size(); ++i) {
-      const size_t e = ev[i];
-      const auto [end, ec] = std::to_chars(tbuf, tbuf + sizeof tbuf, s.t[e]);
-      (void)ec;  // 64 chars always fit a double
-      o += name;
-      o += ',' + std::to_string(e) + ',' + std::to_string(s.src[e]) + ',' + std::to_string(s.dst[e]) + ',' +
-           std::string(tbuf, end) + ',' +
-           std::to_string(neg ? (*neg)[i * stride] : int64_t{-1}) + '\n';
-    }
-  };
-  rows("train", sp.train, nullptr, 1);
-  rows("val", sp.val, &val_neg, 1);
-  rows("test", sp.test, &test_neg, q);
-  core::write_file_atomic(path, o);
-  log::info("wrote the split and the evaluation negatives to {}", path.string());
-}
-
-// Per-batch + global metrics over a split's scores, and over its inductive subset.
-SplitMetrics score_split(const graph::EventStream& s, const graph::Split& sp, const std::vector<size_t>& events,
-                         const std::vector<double>& pos, const std::vector<double>& neg, size_t q, size_t batch) {
-  MetricAccumulator all(q), ind(q);
-  for (size_t b0 = 0; b0 < events.size(); b0 += batch) {
-    const size_t b1 = std::min(events.size(), b0 + batch);
-    std::vector<double> p(pos.begin() + static_cast<long>(b0), pos.begin() + static_cast<long>(b1));
-    std::vector<double> n(neg.begin() + static_cast<long>(b0 * q), neg.begin() + static_cast<long>(b1 * q));
-    all.add_batch(p, n);
-    std::vector<double> pi, ni;
-    for (size_t i = b0; i < b1; ++i) {
-      if (!sp.is_inductive(s, events[i])) continue;
-      pi.push_back(pos[i]);
-      ni.insert(ni.end(), neg.begin() + static_cast<long>(i * q), neg.begin() + static_cast<long>((i + 1) * q));
-    }
-    ind.add_batch(pi, ni);
-  }
-  return {all.result(), ind.result()};
-}
-
 // Validation is scored with one negative per event, so its MRR would be MRR@1: left out
 // (with_mrr = false) rather than reported next to the test MRR@q.
 json to_json(const LinkMetrics& m, bool with_mrr = true) {
@@ -168,34 +78,6 @@ json to_json(const LinkMetrics& m, bool with_mrr = true) {
     j["mrr_negatives"] = m.mrr_negatives;
   }
   return j;
-}
-
-struct Eval {
-  SplitMetrics val, test;
-};
-
-// EdgeBank (unlimited memory): the training pairs, then each evaluated batch scored before
-// its own pairs are added.
-Eval edgebank_eval(const graph::EventStream& s, const graph::Split& sp, const std::vector<int64_t>& val_neg,
-                   const std::vector<int64_t>& test_neg, size_t q, size_t batch) {
-  EdgeBank bank;
-  for (size_t e : sp.train) bank.add(s.src[e], s.dst[e]);
-  auto run = [&](const std::vector<size_t>& ev, const std::vector<int64_t>& negs, size_t qq) {
-    std::vector<double> pos(ev.size()), neg(negs.size());
-    for (size_t b0 = 0; b0 < ev.size(); b0 += batch) {
-      const size_t b1 = std::min(ev.size(), b0 + batch);
-      for (size_t i = b0; i < b1; ++i) {
-        pos[i] = bank.score(s.src[ev[i]], s.dst[ev[i]]);
-        for (size_t j = 0; j < qq; ++j) neg[i * qq + j] = bank.score(s.src[ev[i]], negs[i * qq + j]);
-      }
-      for (size_t i = b0; i < b1; ++i) bank.add(s.src[ev[i]], s.dst[ev[i]]);
-    }
-    return score_split(s, sp, ev, pos, neg, qq, batch);
-  };
-  Eval r;
-  r.val = run(sp.val, val_neg, 1);
-  r.test = run(sp.test, test_neg, q);
-  return r;
 }
 
 // The setting shared by fit/eval/embed: data, split, graphs and fixed negatives.
@@ -273,7 +155,18 @@ FitResult fit_model(TemporalModel& m, const Setup& st, const core::CommonOptions
     const std::clock_t c0 = std::clock();
     m.reset_memory();
     const auto neg = sample_negatives(pool, st.sp.train.size(), 1, st.c.seed * 1000003 + static_cast<uint64_t>(ep));
-    const PassOutput tr = m.run(st.sp.train, neg, 1, *st.g_train, true, bs, r.times);
+    // One run() call per batch, equal to one call over the split (tests/tgnn/test_model.cpp,
+    // "[resume]"): the loop can stop between batches, where the model's state is whole
+    // (save_state), for per-batch checkpoints and --resume.
+    PassOutput tr;
+    for (size_t b0 = 0; b0 < st.sp.train.size(); b0 += bs) {
+      const size_t b1 = std::min(st.sp.train.size(), b0 + bs);
+      const std::vector<size_t> batch(st.sp.train.begin() + static_cast<long>(b0), st.sp.train.begin() + static_cast<long>(b1));
+      const std::vector<int64_t> batch_neg(neg.begin() + static_cast<long>(b0), neg.begin() + static_cast<long>(b1));
+      const PassOutput o = m.run(batch, batch_neg, 1, *st.g_train, true, bs, r.times);
+      tr.loss_sum += o.loss_sum;
+      tr.batches += o.batches;
+    }
     const double ts = t.seconds(), cpu = static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC;
     train_s += ts;
     train_cpu_s += cpu;
@@ -308,22 +201,6 @@ FitResult fit_model(TemporalModel& m, const Setup& st, const core::CommonOptions
   StageTimes et;
   r.eval = replay_eval(m, st, et);
   return r;
-}
-
-double oracle_ap(const Dataset& d, const graph::Split& sp, size_t batch, double* per_batch) {
-  if (d.oracle.p_pos.empty()) return -1;
-  MetricAccumulator acc(1);
-  for (size_t b0 = 0; b0 < sp.test.size(); b0 += batch) {
-    std::vector<double> p, n;
-    for (size_t i = b0; i < std::min(sp.test.size(), b0 + batch); ++i) {
-      p.push_back(d.oracle.p_pos[sp.test[i]]);
-      n.push_back(d.oracle.p_neg[sp.test[i]]);
-    }
-    acc.add_batch(p, n);
-  }
-  const LinkMetrics m = acc.result();
-  if (per_batch) *per_batch = m.ap_batch;
-  return m.ap;
 }
 
 std::vector<std::string> row(const std::string& name, const LinkMetrics& m, bool with_mrr = true) {
@@ -363,11 +240,11 @@ int tgnn_generate(const core::CommonOptions& opts) {
   double unseen = 0;
   for (size_t e : sp.test) unseen += 1.0 - bank.score(s.src[e], s.dst[e]);
   const double surprise = unseen / static_cast<double>(sp.test.size());
-  Dataset d;
-  d.oracle.p_pos = g.oracle_pos;
-  d.oracle.p_neg = g.oracle_neg_p;
+  graph::Oracle truth;
+  truth.p_pos = g.oracle_pos;
+  truth.p_neg = g.oracle_neg_p;
   double oracle_batch = 0;
-  const double oracle = oracle_ap(d, sp, static_cast<size_t>(c.eval.batch_size), &oracle_batch);
+  const double oracle = oracle_ap(truth, sp, static_cast<size_t>(c.eval.batch_size), &oracle_batch);
   const bool tgl = std::find(c.generate.formats.begin(), c.generate.formats.end(), "tgl") != c.generate.formats.end();
   const bool jodie = std::find(c.generate.formats.begin(), c.generate.formats.end(), "jodie") != c.generate.formats.end();
   json meta = core::artifact_header(core::artifact_info(opts, c.resolved));
@@ -429,7 +306,7 @@ int tgnn_fit(const core::CommonOptions& opts) {
     rows.push_back(row("edgebank", eb.test.all));
   }
   double oracle_batch = 0;
-  const double oracle = oracle_ap(st.d, st.sp, static_cast<size_t>(c.eval.batch_size), &oracle_batch);
+  const double oracle = oracle_ap(st.d.oracle, st.sp, static_cast<size_t>(c.eval.batch_size), &oracle_batch);
   if (oracle >= 0) {
     summary["oracle"] = {{"test_ap", oracle}, {"test_ap_batch", oracle_batch},
                          {"note", "true generator probabilities against the generator's own uniform item negatives"}};

@@ -115,6 +115,20 @@ class TemporalModel {
   void save(core::H5Writer& w) const;  // /params/<name>
   // InputError naming the file and parameter on a missing one or a shape mismatch.
   void load(const core::H5Reader& r);
+  // The full training state under `group` (e.g. "/train_state"), for checkpoints that
+  // resume bit for bit: everything that evolves while training. <group>/params/<name>,
+  // <group>/adam/{m,v}/<name> and <group>/adam/steps (nn::AdamW's moments and step count),
+  // <group>/best/<name> (the snapshot_params copy, when one was taken),
+  // <group>/memory/{mem, mem_ts, mail, mail_dt, mail_ts, mail_full, next_slot} (node
+  // memory, its times, the mailbox and its ring) and <group>/rng/{sampler, dropout} (the
+  // std::mt19937_64 states, as text) and <group>/rng/aten_cpu (ATen's default CPU
+  // generator, which the model seeds and draws its initial parameters from).
+  void save_state(core::H5Writer& w, const std::string& group) const;
+  // Restores what save_state wrote into this model, built with the same config and data
+  // (the seed does not matter: the state replaces everything it seeded). Validates every
+  // dataset before changing anything: core::InputError naming the file and the dataset
+  // when one is missing or its shape, size or type differs from this model's.
+  void load_state(const core::H5Reader& r, const std::string& group);
   [[nodiscard]] int64_t num_parameters() const;
   [[nodiscard]] int64_t mail_dim() const;  // width of one mail
 
@@ -136,7 +150,7 @@ class TemporalModel {
 };
 
 // LibTorch's intra-op thread count (--threads), over which the fp32 GEMMs' row blocks are
-// also spread (OpenBLAS itself runs single-threaded once a model exists); 0 leaves the
+// also spread (kernels::linear_rows runs OpenBLAS itself single-threaded); 0 leaves the
 // default.
 void set_torch_threads(int n);
 

@@ -2,18 +2,27 @@
 // an event's own edge would reach AP ~1.0; ours must stay near chance. The same model with
 // the sampler switched to "at or before t" (the leak) must find it, or the test proves
 // nothing. (Learning itself is tested by the CLI test on `tiny`: TGN and APAN must beat
-// EdgeBank.) APAN's attention updater is also checked on a hand-made mailbox.
+// EdgeBank.) APAN's attention updater is also checked on a hand-made mailbox. Resume: a
+// pass split into per-batch run() calls equals one call, and a model restored by
+// load_state continues exactly as the model that saved it (bit for bit).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <map>
 #include <random>
+#include <string>
 #include <utility>
+#include <vector>
 
+#include "core/h5.hpp"
 #include "graph/events.hpp"
 #include "graph/sampler.hpp"
 #include "tgnn/metrics.hpp"
 #include "tgnn/model.hpp"
+#include "tests/cli_harness.hpp"
+#include "tests/expect_error.hpp"
 
 using namespace mlsys;
 using namespace mlsys::tgnn;
@@ -116,6 +125,69 @@ struct TwinRuns {
     return w;
   }
 };
+
+// A slice [b0, b1) of events and the matching q negatives per event.
+std::vector<size_t> slice(const std::vector<size_t>& v, size_t b0, size_t b1) {
+  return {v.begin() + static_cast<long>(b0), v.begin() + static_cast<long>(b1)};
+}
+std::vector<int64_t> slice(const std::vector<int64_t>& v, size_t b0, size_t b1, size_t q) {
+  return {v.begin() + static_cast<long>(b0 * q), v.begin() + static_cast<long>(b1 * q)};
+}
+
+// run() over `events`, one call per batch of `batch` events (what a trainer that can stop
+// between batches does); the outputs concatenated as one call returns them.
+PassOutput run_per_batch(TemporalModel& m, const std::vector<size_t>& events, const std::vector<int64_t>& negs, int64_t q,
+                         const graph::TemporalGraph& g, bool train, size_t batch) {
+  PassOutput all;
+  StageTimes t;
+  for (size_t b0 = 0; b0 < events.size(); b0 += batch) {
+    const size_t b1 = std::min(events.size(), b0 + batch);
+    const PassOutput o = m.run(slice(events, b0, b1), slice(negs, b0, b1, static_cast<size_t>(q)), q, g, train, batch, t);
+    all.pos.insert(all.pos.end(), o.pos.begin(), o.pos.end());
+    all.neg.insert(all.neg.end(), o.neg.begin(), o.neg.end());
+    all.loss_sum += o.loss_sum;
+    all.batches += o.batches;
+  }
+  return all;
+}
+
+// The parameters as TemporalModel::save writes them (/params/<name>), by name.
+std::map<std::string, std::vector<float>> saved_params(const TemporalModel& m, const std::filesystem::path& file) {
+  {
+    core::H5Writer w(file, {"test_tgnn", "{}"});
+    m.save(w);
+    w.commit();
+  }
+  const core::H5Reader r(file);
+  std::map<std::string, std::vector<float>> out;
+  for (const std::string& n : r.list("/params")) out[n] = r.read_f32("/params/" + n);
+  return out;
+}
+
+// Models whose state has every part resume must carry: TGN with the uniform sampler (the
+// sampler's rng) and dropout (the dropout rng); APAN (the mailbox ring, neighbour mails);
+// JODIE with message time (mail_dt).
+ModelConfig resume_model(const std::string& name) {
+  ModelConfig cfg = small_model(name);
+  cfg.dropout = cfg.att_dropout = 0.1;
+  if (name == "tgn") cfg.sampler = "uniform";
+  if (name == "jodie") cfg.memory_time = "message";
+  return cfg;
+}
+
+void check_same_pass(const PassOutput& a, const PassOutput& b) {
+  CHECK(a.pos == b.pos);
+  CHECK(a.neg == b.neg);
+  CHECK(a.loss_sum == b.loss_sum);
+  CHECK(a.batches == b.batches);
+}
+
+void check_same_memory(TemporalModel& a, TemporalModel& b, const graph::TemporalGraph& g, double t) {
+  const NodeStates sa = a.node_states(g, t), sb = b.node_states(g, t);
+  CHECK(sa.memory == sb.memory);
+  CHECK(sa.memory_ts == sb.memory_ts);
+  CHECK(sa.embeddings == sb.embeddings);
+}
 
 }  // namespace
 
@@ -319,4 +391,122 @@ TEST_CASE("a one-event batch leaves the parameters alone", "[model][precision]")
       CHECK(got.neg == want.neg);
     }
   }
+}
+
+TEST_CASE("run split into per-batch calls equals one call over all events", "[model][resume]") {
+  const graph::EventStream s = random_bipartite(900, 43);
+  const graph::TemporalGraph g(s);
+  std::vector<size_t> train(650), rest(250);  // 650: the last training batch is a short one
+  for (size_t e = 0; e < 650; ++e) train[e] = e;
+  for (size_t e = 0; e < 250; ++e) rest[e] = 650 + e;
+  std::vector<int64_t> negs(650), rest_negs(500);
+  for (size_t e = 0; e < negs.size(); ++e) negs[e] = 100 + static_cast<int64_t>((e * 37) % 100);
+  for (size_t e = 0; e < rest_negs.size(); ++e) rest_negs[e] = 100 + static_cast<int64_t>((e * 53) % 100);
+  const test::TempDir tmp("mlsys-tgnn-resume");
+  for (const char* name : {"tgn", "apan", "jodie"}) {
+    DYNAMIC_SECTION(name) {
+      const ModelConfig cfg = resume_model(name);
+      TemporalModel whole(cfg, s, 5), split(cfg, s, 5);
+      StageTimes t;
+      const PassOutput a = whole.run(train, negs, 1, g, true, 100, t);
+      const PassOutput b = run_per_batch(split, train, negs, 1, g, true, 100);
+      CHECK(a.batches == 7);
+      check_same_pass(a, b);
+      // then an evaluation pass with two negatives per event, the same way
+      check_same_pass(whole.run(rest, rest_negs, 2, g, false, 100, t), run_per_batch(split, rest, rest_negs, 2, g, false, 100));
+      CHECK(saved_params(whole, tmp.path / "a.h5") == saved_params(split, tmp.path / "b.h5"));
+      check_same_memory(whole, split, g, 1000.0);
+    }
+  }
+}
+
+TEST_CASE("save_state then load_state continues training bit for bit", "[model][resume]") {
+  const graph::EventStream s = random_bipartite(900, 47);
+  const graph::TemporalGraph g(s);
+  std::vector<size_t> events(900);
+  for (size_t e = 0; e < events.size(); ++e) events[e] = e;
+  std::vector<int64_t> negs(900);
+  for (size_t e = 0; e < negs.size(); ++e) negs[e] = 100 + static_cast<int64_t>((e * 41) % 100);
+  const test::TempDir tmp("mlsys-tgnn-resume");
+  for (const char* name : {"tgn", "apan", "jodie"}) {
+    DYNAMIC_SECTION(name) {
+      const ModelConfig cfg = resume_model(name);
+      const auto file = tmp.path / (std::string(name) + "-state.h5");
+      TemporalModel a(cfg, s, 5);
+      StageTimes t;
+      (void)a.run(slice(events, 0, 300), slice(negs, 0, 300, 1), 1, g, true, 100, t);
+      a.snapshot_params();  // a best-validation copy that differs from the parameters below
+      (void)a.run(slice(events, 300, 400), slice(negs, 300, 400, 1), 1, g, true, 100, t);
+      {
+        core::H5Writer w(file, {"test_tgnn", "{}"});
+        a.save_state(w, "/train_state");
+        w.commit();
+      }
+      // What the saving model does next, then the same from a fresh model of another seed
+      // that loads the state (the parameters, optimizer, memory and random streams must all
+      // come from the file), as a resumed process would.
+      struct Continued {
+        PassOutput train, eval;
+        std::map<std::string, std::vector<float>> params, best;
+        NodeStates states;
+      };
+      auto go_on = [&](TemporalModel& m, const std::string& tag) {
+        Continued c;
+        c.train = m.run(slice(events, 400, 700), slice(negs, 400, 700, 1), 1, g, true, 100, t);
+        c.eval = m.run(slice(events, 700, 900), slice(negs, 700, 900, 1), 1, g, false, 100, t);
+        c.params = saved_params(m, tmp.path / (tag + ".h5"));
+        c.states = m.node_states(g, 1000.0);
+        m.restore_params();  // the best-parameter snapshot came along
+        c.best = saved_params(m, tmp.path / (tag + "-best.h5"));
+        return c;
+      };
+      const Continued ca = go_on(a, "a");
+      TemporalModel b(cfg, s, 77);
+      b.load_state(core::H5Reader(file), "/train_state");
+      const Continued cb = go_on(b, "b");
+      CHECK(ca.train.batches == 3);
+      check_same_pass(ca.train, cb.train);
+      check_same_pass(ca.eval, cb.eval);
+      CHECK(ca.params == cb.params);
+      CHECK(ca.best == cb.best);
+      CHECK(ca.best != ca.params);
+      CHECK(ca.states.memory == cb.states.memory);
+      CHECK(ca.states.memory_ts == cb.states.memory_ts);
+      CHECK(ca.states.embeddings == cb.states.embeddings);
+    }
+  }
+}
+
+TEST_CASE("load_state refuses a state of another shape and leaves the model alone", "[model][resume]") {
+  using test::expect_error;
+  const graph::EventStream s = random_bipartite(300, 53);
+  const graph::TemporalGraph g(s);
+  const test::TempDir tmp("mlsys-tgnn-resume");
+  const auto file = tmp.path / "state.h5";
+  const ModelConfig cfg = small_model("tgn");
+  {
+    TemporalModel a(cfg, s, 5);
+    core::H5Writer w(file, {"test_tgnn", "{}"});
+    a.save_state(w, "/st");
+    w.commit();
+  }
+  const core::H5Reader r(file);
+  ModelConfig narrow = cfg;
+  narrow.memory_dim = 8;
+  TemporalModel b(narrow, s, 5);
+  expect_error([&] { b.load_state(r, "/st"); }, {file.string(), "/st/params/memory_updater.weight_ih", "has shape"});
+  // The same parameters over more nodes: the memory's shape is refused.
+  graph::EventStream more = s;
+  more.num_nodes = 250;
+  const graph::TemporalGraph g_more(more);
+  TemporalModel c(cfg, more, 5);
+  expect_error([&] { c.load_state(r, "/st"); }, {file.string(), "/st/memory/mem", "[250, 16]"});
+  expect_error([&] { c.load_state(r, "/nope"); }, {file.string(), "no dataset /nope/params/"});
+  // Nothing was half-loaded: c still runs like an untouched twin.
+  TemporalModel twin(cfg, more, 5);
+  std::vector<size_t> events(300);
+  for (size_t e = 0; e < events.size(); ++e) events[e] = e;
+  const std::vector<int64_t> negs(300, 150);
+  StageTimes t;
+  check_same_pass(c.run(events, negs, 1, g_more, false, 100, t), twin.run(events, negs, 1, g_more, false, 100, t));
 }
