@@ -38,11 +38,6 @@ void ModelConfig::resolve() {
   if (message.empty()) message = name == "dyrep" ? "attention" : "memory";
 }
 
-void set_torch_threads(int n) {
-  if (n <= 0) return;
-  at::set_num_threads(n);
-}
-
 void dropout_scales(std::mt19937_64& rng, double p, float* out, int64_t n) {
   if (!(p >= 0.0 && p < 1.0)) throw std::invalid_argument("tgnn::dropout_scales: p must be in [0, 1), got " + std::to_string(p));
   const auto scale = static_cast<float>(1.0 / (1.0 - p));

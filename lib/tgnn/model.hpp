@@ -149,11 +149,6 @@ class TemporalModel {
   std::unique_ptr<Impl> impl_;
 };
 
-// LibTorch's intra-op thread count (--threads), over which the fp32 GEMMs' row blocks are
-// also spread (kernels::linear_rows runs OpenBLAS itself single-threaded); 0 leaves the
-// default.
-void set_torch_threads(int n);
-
 // Inverted-dropout scales for n units: out[i] = 0 with probability p, else 1 / (1 - p)
 // (0 <= p < 1), each from 32 bits of rng (two units per draw). The model's dropout masks.
 void dropout_scales(std::mt19937_64& rng, double p, float* out, int64_t n);

@@ -3,7 +3,7 @@
 // written at their signatures: contiguous and column-block (strided) operands, with and
 // without bias, every transpose combination of the raw kernel, one and several threads;
 // plus the cases that once went wrong (a one-row batch aliasing the bias) and the checks.
-#include "tests/torch_catch.hpp"
+#include "tests/support/torch_catch.hpp"
 
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -15,7 +15,7 @@
 
 #include "kernels/cpu/gemm.hpp"
 #include "kernels/dispatch.hpp"
-#include "tests/expect_error.hpp"
+#include "tests/support/expect_error.hpp"
 
 namespace mk = mlsys::kernels;
 

@@ -21,8 +21,8 @@
 #include "graph/sampler.hpp"
 #include "tgnn/metrics.hpp"
 #include "tgnn/model.hpp"
-#include "tests/cli_harness.hpp"
-#include "tests/expect_error.hpp"
+#include "tests/support/harness.hpp"
+#include "tests/support/expect_error.hpp"
 
 using namespace mlsys;
 using namespace mlsys::tgnn;
