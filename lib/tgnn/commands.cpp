@@ -22,6 +22,7 @@
 #include "graph/sampler.hpp"
 #include "graph/split.hpp"
 #include "tgnn/edgebank.hpp"
+#include "tgnn/fit.hpp"
 #include "tgnn/link_prediction.hpp"
 #include "tgnn/metrics.hpp"
 #include "tgnn/model.hpp"
@@ -129,78 +130,18 @@ Eval replay_eval(TemporalModel& m, const Setup& st, StageTimes& times) {
   return e;
 }
 
-struct FitResult {
+// Trains `m` on the shared loop (tgnn/fit.hpp), then evaluates the best parameters.
+struct Fitted {
+  FitResult fit;
   Eval eval;
-  json epochs = json::array();
-  int64_t best_epoch = 0;
-  double epoch_seconds = 0, events_per_s = 0;
-  // Process CPU time of the training passes (all threads): with --threads 1 on a machine
-  // shared with other jobs this is the steadier speed measure; wall time is reported too.
-  double epoch_cpu_seconds = 0, events_per_cpu_s = 0;
-  StageTimes times;
-  int64_t parameters = 0;
 };
 
-FitResult fit_model(TemporalModel& m, const Setup& st, const core::CommonOptions& opts, const std::string& label) {
-  FitResult r;
-  r.parameters = m.num_parameters();
-  const auto bs = static_cast<size_t>(st.c.train.batch_size);
-  const auto pool = destination_pool(st.d.s, st.sp.train, st.c.train.negatives);
-  double best = -1, train_s = 0, train_cpu_s = 0;
-  int64_t bad = 0, epochs_run = 0;
-  core::Progress prog(label, static_cast<uint64_t>(st.c.train.epochs), opts.progress_mode(), opts.quiet);
-  for (int64_t ep = 1; ep <= st.c.train.epochs; ++ep) {
-    core::throw_if_stop_requested();
-    core::Timer t;
-    const std::clock_t c0 = std::clock();
-    m.reset_memory();
-    const auto neg = sample_negatives(pool, st.sp.train.size(), 1, st.c.seed * 1000003 + static_cast<uint64_t>(ep));
-    // One run() call per batch, equal to one call over the split (tests/tgnn/test_model.cpp,
-    // "[resume]"): the loop can stop between batches, where the model's state is whole
-    // (save_state), for per-batch checkpoints and --resume.
-    PassOutput tr;
-    for (size_t b0 = 0; b0 < st.sp.train.size(); b0 += bs) {
-      const size_t b1 = std::min(st.sp.train.size(), b0 + bs);
-      const std::vector<size_t> batch(st.sp.train.begin() + static_cast<long>(b0), st.sp.train.begin() + static_cast<long>(b1));
-      const std::vector<int64_t> batch_neg(neg.begin() + static_cast<long>(b0), neg.begin() + static_cast<long>(b1));
-      const PassOutput o = m.run(batch, batch_neg, 1, *st.g_train, true, bs, r.times);
-      tr.loss_sum += o.loss_sum;
-      tr.batches += o.batches;
-    }
-    const double ts = t.seconds(), cpu = static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC;
-    train_s += ts;
-    train_cpu_s += cpu;
-    ++epochs_run;
-    core::throw_if_stop_requested();
-    StageTimes vt;
-    const PassOutput v = m.run(st.sp.val, st.val_neg, 1, *st.g_full, false, static_cast<size_t>(st.c.eval.batch_size), vt);
-    const SplitMetrics vm = score_split(st.d.s, st.sp, st.sp.val, v.pos, v.neg, 1, static_cast<size_t>(st.c.eval.batch_size));
-    const double loss = tr.loss_sum / static_cast<double>(std::max<size_t>(tr.batches, 1));
-    r.epochs.push_back({{"epoch", ep}, {"loss", loss}, {"val_ap_batch", vm.all.ap_batch}, {"val_auc_batch", vm.all.auc_batch},
-                        {"train_seconds", ts}, {"train_cpu_seconds", cpu},
-                        {"events_per_s", static_cast<double>(st.sp.train.size()) / ts}});
-    log::info("{} epoch {}: loss {:.4f}, val AP {:.4f}, {:.1f} s ({:.0f} events/s)", label, ep, loss, vm.all.ap_batch, ts,
-              static_cast<double>(st.sp.train.size()) / ts);
-    prog.update(static_cast<uint64_t>(ep), "val AP " + core::fixed(vm.all.ap_batch, 4));
-    if (vm.all.ap_batch > best) {
-      best = vm.all.ap_batch;
-      r.best_epoch = ep;
-      bad = 0;
-      m.snapshot_params();
-    } else if (++bad >= st.c.train.patience) {
-      log::info("{}: no val improvement for {} epochs; stopping", label, bad);
-      break;
-    }
-  }
-  prog.finish();
-  m.restore_params();
-  r.epoch_seconds = train_s / static_cast<double>(epochs_run);
-  r.events_per_s = static_cast<double>(st.sp.train.size()) / r.epoch_seconds;
-  r.epoch_cpu_seconds = train_cpu_s / static_cast<double>(epochs_run);
-  r.events_per_cpu_s = static_cast<double>(st.sp.train.size()) / r.epoch_cpu_seconds;
+Fitted fit_and_evaluate(TemporalModel& m, const Setup& st, const FitRun& run, const core::CommonOptions& opts) {
+  Fitted f;
+  f.fit = fit_model(m, {st.c, st.d.s, st.sp, *st.g_train, *st.g_full, st.val_neg}, run, opts);
   StageTimes et;
-  r.eval = replay_eval(m, st, et);
-  return r;
+  f.eval = replay_eval(m, st, et);
+  return f;
 }
 
 std::vector<std::string> row(const std::string& name, const LinkMetrics& m, bool with_mrr = true) {
@@ -270,7 +211,18 @@ int tgnn_fit(const core::CommonOptions& opts) {
   TemporalModel model(c.model, st.d.s, c.seed);
   log::info("{} ({} updater, {} embedding): {} parameters", c.model.name, c.model.updater, c.model.embedding,
             model.num_parameters());
-  FitResult main = fit_model(model, st, opts, c.model.name);
+  // One checkpoint per model trained: the baseline's run continues from its own.
+  const fs::path out(opts.out);
+  const FitRun main_run{c.model.name, out / "checkpoint.h5", opts.flag("resume")};
+  const FitRun zeroed_run{c.model.name + "-memory-zeroed", out / "checkpoint-memory-zeroed.h5",
+                          opts.flag("resume") && fs::exists(out / "checkpoint-memory-zeroed.h5")};
+  const bool with_zeroed = c.baselines.memory_zeroed && c.model.use_memory;
+  if (!opts.flag("resume") && !opts.flag("force") && with_zeroed && fs::exists(zeroed_run.checkpoint)) {
+    throw core::ConfigError(zeroed_run.checkpoint.string() + ": holds an unfinished run; continue it with fit --resume, "
+                            "or start afresh with --force (the new run replaces it) or in another --out");
+  }
+  const Fitted fitted = fit_and_evaluate(model, st, main_run, opts);
+  const FitResult& main = fitted.fit;
   json summary = core::artifact_header(core::artifact_info(opts, c.resolved));
   summary["data"] = st.d.desc;
   summary["model"] = {{"name", c.model.name},
@@ -282,23 +234,25 @@ int tgnn_fit(const core::CommonOptions& opts) {
                       {"epoch_cpu_seconds", main.epoch_cpu_seconds},
                       {"events_per_cpu_s", main.events_per_cpu_s},
                       {"train_events", st.sp.train.size()},
+                      {"resumed_at_step", main.resumed_at_step},
                       {"stage_times", times_json(main.times)},
-                      {"val", to_json(main.eval.val.all, false)},
-                      {"test", to_json(main.eval.test.all)},
-                      {"test_inductive", to_json(main.eval.test.inductive)}};
+                      {"val", to_json(fitted.eval.val.all, false)},
+                      {"test", to_json(fitted.eval.test.all)},
+                      {"test_inductive", to_json(fitted.eval.test.inductive)}};
   const std::string hdr_q = "MRR@" + std::to_string(st.q);
   std::vector<std::vector<std::string>> rows{{"test", "events", "AP(batch)", "AUC(batch)", "AP", "AUC", hdr_q}};
-  rows.push_back(row(c.model.name, main.eval.test.all));
-  rows.push_back(row(c.model.name + " inductive", main.eval.test.inductive));
-  if (c.baselines.memory_zeroed && c.model.use_memory) {
+  rows.push_back(row(c.model.name, fitted.eval.test.all));
+  rows.push_back(row(c.model.name + " inductive", fitted.eval.test.inductive));
+  if (with_zeroed) {
     ModelConfig mz = c.model;
     mz.use_memory = false;
     TemporalModel zeroed(mz, st.d.s, c.seed);
-    FitResult z = fit_model(zeroed, st, opts, c.model.name + "-memory-zeroed");
+    const Fitted zf = fit_and_evaluate(zeroed, st, zeroed_run, opts);
+    const FitResult& z = zf.fit;
     summary["memory_zeroed"] = {{"best_epoch", z.best_epoch}, {"epoch_seconds", z.epoch_seconds},
                                 {"epoch_cpu_seconds", z.epoch_cpu_seconds},
-                                {"test", to_json(z.eval.test.all)}, {"test_inductive", to_json(z.eval.test.inductive)}};
-    rows.push_back(row(c.model.name + " memory zeroed", z.eval.test.all));
+                                {"test", to_json(zf.eval.test.all)}, {"test_inductive", to_json(zf.eval.test.inductive)}};
+    rows.push_back(row(c.model.name + " memory zeroed", zf.eval.test.all));
   }
   if (c.baselines.edgebank) {
     const Eval eb = edgebank_eval(st.d.s, st.sp, st.val_neg, st.test_neg, st.q, static_cast<size_t>(c.eval.batch_size));
@@ -324,6 +278,8 @@ int tgnn_fit(const core::CommonOptions& opts) {
     w.commit();
   }
   core::write_file_atomic(fs::path(opts.out) / "metrics.json", summary.dump(2) + "\n");
+  remove_fit_checkpoint(main_run);  // the run is complete: nothing left to resume
+  remove_fit_checkpoint(zeroed_run);
   std::string text = c.model.name + " on " + st.d.desc + ": best epoch " + std::to_string(main.best_epoch) + ", " +
                      core::fixed(main.epoch_seconds, 1) + " s/epoch, " + core::fixed(main.events_per_s, 1) + " events/s (sample " +
                      core::fixed(main.times.sample, 1) + " s, fetch " + core::fixed(main.times.fetch, 1) + " s, train " + core::fixed(main.times.train, 1) +

@@ -83,7 +83,8 @@ TgnnConfig read_tgnn_config(const core::ConfigDoc& doc) {
   train.get("epochs", c.train.epochs, in_range<int64_t>(1, 10000))
       .get("batch_size", c.train.batch_size, in_range<int64_t>(1, 1000000))
       .get("patience", c.train.patience, in_range<int64_t>(1, 10000))
-      .get("negatives", c.train.negatives, one_of({"destinations", "nodes"}));
+      .get("negatives", c.train.negatives, one_of({"destinations", "nodes"}))
+      .get("checkpoint_every", c.train.checkpoint_every, in_range<int64_t>(0, int64_t{1} << 40));
   const auto ev = root.child("eval");
   ev.get("batch_size", c.eval.batch_size, in_range<int64_t>(1, 1000000))
       .get("mrr_negatives", c.eval.mrr_negatives, in_range<int64_t>(1, 10000))

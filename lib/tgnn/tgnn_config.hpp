@@ -35,6 +35,9 @@ struct TgnnConfig {
     int64_t epochs = 5;
     int64_t batch_size = 200;
     int64_t patience = 5;
+    // Also write OUT/checkpoint.h5 every N training batches (0 = after each epoch's
+    // validation and on a stop only); fit --resume continues from it.
+    int64_t checkpoint_every = 0;
     std::string negatives = "destinations";  // destinations (TGN) | nodes (TGL)
   } train;
   struct Eval {

@@ -4,6 +4,7 @@
 // Catch-free: failures are exceptions, which fail the calling test case with their message.
 #pragma once
 
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -109,5 +110,50 @@ inline Run run_program(const std::filesystem::path& program, const std::string& 
   r.err = slurp(streams / "stderr");
   return r;
 }
+
+// A program running in the background (for tests that signal it): started like
+// run_program, its pid is the program's own (the shell execs it).
+class Background {
+ public:
+  Background(const std::filesystem::path& program, const std::string& args) {
+    const std::string cmd = "exec '" + program.string() + "' " + args + " >'" + (streams_ / "stdout").string() +
+                            "' 2>'" + (streams_ / "stderr").string() + "'";
+    pid_ = ::fork();
+    if (pid_ < 0) throw std::runtime_error("test harness: cannot fork for " + program.string());
+    if (pid_ == 0) {
+      ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+  }
+  Background(const Background&) = delete;
+  Background& operator=(const Background&) = delete;
+  ~Background() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  void signal(int sig) const { ::kill(pid_, sig); }
+  // Whether it has ended (without reaping it).
+  [[nodiscard]] bool running() const {
+    siginfo_t info{};
+    return ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == 0;
+  }
+  // Waits for the end: exit code (-1 after a signal), stdout and stderr.
+  Run wait() {
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    Run r;
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.out = slurp(streams_ / "stdout");
+    r.err = slurp(streams_ / "stderr");
+    return r;
+  }
+
+ private:
+  TempDir streams_{"streams"};
+  pid_t pid_ = -1;
+};
 
 }  // namespace mlsys::test

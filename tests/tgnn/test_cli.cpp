@@ -1,8 +1,14 @@
 // tgnn-train run as a program: generate -> fit -> eval -> embed on small data, TGN beating
-// EdgeBank on `tiny` and APAN on `small`, exit codes 2 (config) and 3 (input) with no partial artifact.
+// EdgeBank on `tiny` and APAN on `small`, exit codes 2 (config) and 3 (input) with no partial
+// artifact, fit --resume after a SIGINT bit for bit.
 #include <catch2/catch.hpp>
 
+#include <signal.h>
+
+#include <chrono>
 #include <filesystem>
+#include <map>
+#include <thread>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -197,4 +203,73 @@ TEST_CASE("cli: config errors exit 2, input errors exit 3, nothing half-written"
   CHECK(!fs::exists(out / "model.h5"));
   CHECK(!fs::exists(out / "metrics.json"));
   CHECK(!fs::exists(out / "eval.json"));
+}
+
+namespace {
+// Every /params dataset of a model.h5, by name.
+std::map<std::string, std::vector<float>> params_of(const fs::path& file) {
+  const mlsys::core::H5Reader r(file);
+  std::map<std::string, std::vector<float>> out;
+  for (const auto& name : r.list("/params")) out[name] = r.read_f32("/params/" + name);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("cli: fit --resume after a SIGINT equals an uninterrupted run; --seed is recorded", "[cli][resume]") {
+  const TempDir tmp("tgnn-resume");
+  const std::string common = "fit --json --progress never --seed 7 --set generate.preset=tiny --set train.epochs=3" +
+                             kFast;
+  const fs::path whole = tmp.path / "whole", split = tmp.path / "split";
+  Run a = run(common + " --out '" + whole.string() + "'");
+  INFO(a.err);
+  REQUIRE(a.code == 0);
+  CHECK_FALSE(fs::exists(whole / "checkpoint.h5"));  // removed once the run is complete
+  const auto ja = nlohmann::json::parse(a.out);
+  // the artifacts record the seed that ran (--seed is an override of the config's)
+  CHECK(ja["config"]["seed"] == 7);
+  CHECK(ja["command"] == "fit");
+  CHECK(nlohmann::json::parse(mlsys::core::H5Reader(whole / "model.h5").attr_string("/", "config"))["seed"] == 7);
+
+  // interrupted with SIGINT once a checkpoint exists (one per training batch here)
+  {
+    mlsys::test::Background b(mlsys::test::program("tgnn-train"),
+                              common + " --set train.checkpoint_every=1 --out '" + split.string() + "'");
+    for (int i = 0; i < 6000 && !fs::exists(split / "checkpoint.h5") && b.running(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    b.signal(SIGINT);
+    const Run r = b.wait();
+    INFO(r.err);
+    REQUIRE(r.code == 1);
+    CHECK(r.err.find("interrupted") != std::string::npos);
+    CHECK(r.err.find("fit --resume") != std::string::npos);
+  }
+  REQUIRE(fs::exists(split / "checkpoint.h5"));
+  CHECK_FALSE(fs::exists(split / "model.h5"));
+  // a fresh fit does not silently replace the unfinished run
+  Run refused = run(common + " --out '" + split.string() + "'");
+  CHECK(refused.code == 2);
+  CHECK(refused.err.find("--force") != std::string::npos);
+  // another config is refused, naming the key
+  Run other = run(common + " --set model.lr=0.002 --resume --out '" + split.string() + "'");
+  CHECK(other.code == 2);
+  CHECK(other.err.find("model.lr") != std::string::npos);
+
+  Run b = run(common + " --resume --out '" + split.string() + "'");
+  INFO(b.err);
+  REQUIRE(b.code == 0);
+  const auto jb = nlohmann::json::parse(b.out);
+  CHECK(jb["model"]["resumed_at_step"].get<int64_t>() > 0);
+  for (const char* part : {"val", "test", "test_inductive"}) {
+    CHECK(jb["model"][part] == ja["model"][part]);
+  }
+  CHECK(jb["model"]["best_epoch"] == ja["model"]["best_epoch"]);
+  CHECK(jb["memory_zeroed"]["test"] == ja["memory_zeroed"]["test"]);
+  for (size_t e = 0; e < ja["model"]["epochs"].size(); ++e) {
+    CHECK(jb["model"]["epochs"][e]["loss"] == ja["model"]["epochs"][e]["loss"]);
+    CHECK(jb["model"]["epochs"][e]["val_ap_batch"] == ja["model"]["epochs"][e]["val_ap_batch"]);
+  }
+  CHECK(params_of(split / "model.h5") == params_of(whole / "model.h5"));  // the model, bit for bit
+  CHECK_FALSE(fs::exists(split / "checkpoint.h5"));
+  CHECK_FALSE(fs::exists(split / "checkpoint-memory-zeroed.h5"));
 }

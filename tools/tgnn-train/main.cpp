@@ -26,7 +26,9 @@ int main(int argc, char** argv) {
       {
           {"generate", "write a seeded synthetic interaction stream (TGL + JODIE CSV, oracle) to OUT", tgnn::tgnn_generate},
           {"fit", "train with best-val selection; evaluate val/test next to the baselines; write OUT/model.h5",
-           tgnn::tgnn_fit},
+           tgnn::tgnn_fit,
+           {{"resume", "continue the run saved in OUT/checkpoint.h5 (same config and data; bit-for-bit with the same threads)"},
+            {"force", "start afresh even where OUT holds an unfinished run's checkpoint (it is replaced)"}}},
           {"eval", "replay train/val with a checkpoint and report test AP/AUC/MRR; write OUT/eval.json", tgnn::tgnn_eval},
           {"embed", "replay every event with a checkpoint; write memory and embeddings to OUT/embeddings.h5",
            tgnn::tgnn_embed},
