@@ -71,7 +71,7 @@ SimResult simulate(const PipelineSpec& spec, const std::vector<MicroBatchWork>& 
 // Checks that the schedule holds every op exactly once on its stage's device.
 std::string validate_schedule(const PipelineSpec& spec, int n_mb, const Schedule& schedule);
 
-// The uniform pipeline case of planners.md §2.6, on which the simulator and schedules are
+// The uniform pipeline case on which the simulator and schedules are
 // checked against the reference implementation (`dynapipe-plan simulate` with
 // simulate.workload=uniform, and tests/plan/test_simulator.cpp).
 struct UniformCase {

@@ -1,6 +1,6 @@
-// Memory-based temporal GNNs (TGN, JODIE, APAN, DyRep) in TGL's batch order (notes tgnn.md
-// §1): per batch, sample neighbors strictly before t, update the memory of every involved
-// node lazily with gradient from its mailbox (GRU, RNN, or APAN's attention over a mailbox
+// Memory-based temporal GNNs (TGN, JODIE, APAN, DyRep) in TGL's batch order (TGN,
+// arXiv 2006.10637; TGL, arXiv 2203.14883): per batch, sample neighbors strictly before
+// t, update the memory of every involved node lazily with gradient from its mailbox (GRU, RNN, or APAN's attention over a mailbox
 // of several mails), embed (temporal attention, identity, or JODIE's time projection),
 // score (src,dst) and (src,neg) with the edge predictor, step Adam on BCE, and only then
 // write back memory and deliver the new mails of the true src/dst (to themselves, or also
@@ -78,7 +78,7 @@ struct ModelConfig {
 };
 
 struct StageTimes {
-  double sample = 0, fetch = 0, train = 0, update = 0;  // seconds (notes §2 S, F/M, T, U)
+  double sample = 0, fetch = 0, train = 0, update = 0;  // seconds (MSPipe's stages S, F/M, T, U)
 };
 
 struct PassOutput {

@@ -1,6 +1,6 @@
 // The inside of TemporalModel (model.hpp's pimpl), shared by the LibTorch sources of the
 // module: the parameters, the node memory and mailboxes, and the members each stage of a
-// batch defines in its own file (notes tgnn.md §1):
+// batch defines in its own file (TGN, arXiv 2006.10637; TGL, arXiv 2203.14883):
 //   model.cpp       assembly: parameters, the GEMMs, predictor, embed, run, save/load
 //   memory.cpp      memory and mailbox: reset, write-back and mail delivery
 //   updaters.cpp    memory updaters: GRU/RNN cell, APAN's attention over the mailbox

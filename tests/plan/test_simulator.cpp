@@ -1,4 +1,4 @@
-// Simulator conformance with the reference implementation (planners.md §2.6), schedules,
+// Simulator conformance with the reference implementation (its uniform case), schedules,
 // and the execution-plan deadlock check.
 #include <catch2/catch.hpp>
 
