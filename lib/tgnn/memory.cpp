@@ -1,6 +1,6 @@
-// Node memory and mailbox (TGN, arXiv 2006.10637; TGL's memorys.py): their reset at the start of
-// an epoch or a replay, and the write-back after each batch's loss, which stores the
-// updated memory of the batch's true endpoints and delivers their new mails.
+// Node memory and mailbox (TGN, arXiv 2006.10637; TGL's memorys.py): their reset at the
+// start of an epoch or a replay, and the write-back after each batch's loss, which stores
+// the updated memory of the batch's true endpoints and delivers their new mails.
 #include <ATen/ATen.h>
 
 #include <string>

@@ -1,12 +1,12 @@
-// Memory-based temporal GNNs (TGN, JODIE, APAN, DyRep) in TGL's batch order (TGN,
-// arXiv 2006.10637; TGL, arXiv 2203.14883): per batch, sample neighbors strictly before
-// t, update the memory of every involved node lazily with gradient from its mailbox (GRU, RNN, or APAN's attention over a mailbox
-// of several mails), embed (temporal attention, identity, or JODIE's time projection),
-// score (src,dst) and (src,neg) with the edge predictor, step Adam on BCE, and only then
-// write back memory and deliver the new mails of the true src/dst (to themselves, or also
-// to their most recent neighbours for APAN; last occurrence wins, no gradient), so an
-// event never leaks into its own prediction. LibTorch stays behind this header (pimpl);
-// callers see plain vectors.
+// Memory-based temporal GNNs (TGN, JODIE, APAN, DyRep) in TGL's batch order (TGN, arXiv
+// 2006.10637; TGL, arXiv 2203.14883): per batch, sample neighbors strictly before t,
+// update the memory of every involved node lazily with gradient from its mailbox (GRU,
+// RNN, or APAN's attention over a mailbox of several mails), embed (temporal attention,
+// identity, or JODIE's time projection), score (src,dst) and (src,neg) with the edge
+// predictor, step Adam on BCE, and only then write back memory and deliver the new mails
+// of the true src/dst (to themselves, or also to their most recent neighbours for APAN;
+// last occurrence wins, no gradient), so an event never leaks into its own prediction.
+// LibTorch stays behind this header (pimpl); callers see plain vectors.
 #pragma once
 
 #include <cstdint>

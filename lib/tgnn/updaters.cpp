@@ -1,7 +1,7 @@
-// Memory updaters (TGN, arXiv 2006.10637; APAN, arXiv 2011.11545): the lazy update of a batch's memory rows from their
-// mails, with gradient into the updater: the GRU/RNN cell of TGN and JODIE/DyRep, and
-// APAN's attention over a mailbox of several mails (with its test hook,
-// TemporalModel::mailbox_attention).
+// Memory updaters (TGN, arXiv 2006.10637; APAN, arXiv 2011.11545): the lazy update of a
+// batch's memory rows from their mails, with gradient into the updater: the GRU/RNN cell
+// of TGN and JODIE/DyRep, and APAN's attention over a mailbox of several mails (with its
+// test hook, TemporalModel::mailbox_attention).
 #include <ATen/ATen.h>
 
 #include <stdexcept>
