@@ -163,6 +163,13 @@ std::string checkpoint_path(const TgnnConfig& c, const core::CommonOptions& opts
   return c.eval.checkpoint.empty() ? (fs::path(opts.out) / "model.h5").string() : c.eval.checkpoint;
 }
 
+// The model of the config with the parameters of a model.h5 written by fit.
+std::unique_ptr<TemporalModel> load_trained(const Setup& st, const std::string& file) {
+  auto m = std::make_unique<TemporalModel>(st.c.model, st.d.s, st.c.seed);
+  m->load(core::H5Reader(file));
+  return m;
+}
+
 json times_json(const StageTimes& t) {
   return {{"sample_s", t.sample}, {"fetch_s", t.fetch}, {"train_s", t.train}, {"update_s", t.update}};
 }
@@ -295,8 +302,8 @@ int tgnn_eval(const core::CommonOptions& opts) {
   Setup st = make_setup(opts);
   const TgnnConfig& c = st.c;
   const std::string ckpt = checkpoint_path(c, opts);
-  TemporalModel model(c.model, st.d.s, c.seed);
-  model.load(core::H5Reader(ckpt));
+  auto model_ptr = load_trained(st, ckpt);
+  TemporalModel& model = *model_ptr;
   StageTimes times;
   core::Timer t;
   const Eval e = replay_eval(model, st, times);
@@ -321,8 +328,8 @@ int tgnn_embed(const core::CommonOptions& opts) {
   Setup st = make_setup(opts);
   const TgnnConfig& c = st.c;
   const std::string ckpt = checkpoint_path(c, opts);
-  TemporalModel model(c.model, st.d.s, c.seed);
-  model.load(core::H5Reader(ckpt));
+  auto model_ptr = load_trained(st, ckpt);
+  TemporalModel& model = *model_ptr;
   std::vector<size_t> all(st.d.s.size());
   for (size_t i = 0; i < all.size(); ++i) all[i] = i;
   StageTimes times;
