@@ -105,7 +105,12 @@ TEST_CASE("lora-finetune bench: timed steps on a fixed batch, JSON on stdout") {
   CHECK(j["max_rss_mib"].get<double>() >= j["max_rss_mib_after_load"].get<double>());
   CHECK(std::isfinite(j["final_loss"].get<double>()));
   CHECK(j["preset"] == "hiddenkey");
+  CHECK(j["threads"] == 2);  // --threads reached LibTorch's pool
   CHECK_FALSE(fs::exists(t.dir / "bench"));  // writes nothing
+  r = run("bench --config " + (t.dir / "config.json").string() + " --threads 1 --set train.batch_size=4 --set bench.length=12 --set bench.warmup=0 "
+          "--set bench.steps=1");
+  REQUIRE(r.code == 0);
+  CHECK(nlohmann::json::parse(r.out)["threads"] == 1);
   r = run("bench " + t.base + " --set bench.length=2");
   CHECK(r.code == 2);
   CHECK(r.err.find("bench.length") != std::string::npos);
