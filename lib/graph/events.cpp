@@ -9,12 +9,24 @@
 
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
+#include "core/signals.hpp"
 
 namespace mlsys::graph {
 namespace fs = std::filesystem;
 namespace {
 
 using core::InputError;
+
+// Loops over a file's rows poll the stop flag once per 2^16 rows (row 0 included), so a
+// SIGINT ends the load of a huge file at once, with nothing written.
+constexpr size_t kStopPollMask = (size_t{1} << 16) - 1;
+void poll_stop(size_t row) {
+  if ((row & kStopPollMask) == 0) core::throw_if_stop_requested();
+}
+
+// a x b, or false when it does not fit 64 bits: every size computed from a file's header
+// is checked before it sizes a buffer or is compared with the file's real size.
+bool checked_mul(uint64_t a, uint64_t b, uint64_t& out) { return !__builtin_mul_overflow(a, b, &out); }
 
 std::vector<std::string_view> split_commas(std::string_view line) {
   std::vector<std::string_view> cols;
@@ -127,13 +139,20 @@ fs::path find_feature(const fs::path& dir, const std::string& stem) {
 void attach_features(EventStream& s, const fs::path& dir, const std::vector<int64_t>& eid) {
   if (fs::path p = find_feature(dir, "edge_features"); !p.empty()) {
     Matrix m = load_matrix(p, p.extension() == ".bin" ? static_cast<int64_t>(s.size()) : 0);
+    uint64_t n = 0;
+    if (!checked_mul(s.size(), static_cast<uint64_t>(m.cols), n)) {
+      throw InputError(p.string() + ": " + std::to_string(m.cols) + " columns x " + std::to_string(s.size()) +
+                       " events does not fit 64 bits");
+    }
     s.edge_dim = m.cols;
-    s.edge_feat.resize(s.size() * static_cast<size_t>(m.cols));
+    s.edge_feat.resize(n);
     for (size_t i = 0; i < s.size(); ++i) {
+      poll_stop(i);
       if (eid[i] >= m.rows) {
         throw InputError(p.string() + ": has " + std::to_string(m.rows) + " rows, but edges.csv refers to edge id " +
                          std::to_string(eid[i]));
       }
+      // eid < rows and rows x cols = data.size() (load_matrix checked it): in bounds.
       std::memcpy(&s.edge_feat[i * m.cols], &m.data[static_cast<size_t>(eid[i] * m.cols)], sizeof(float) * m.cols);
     }
   }
@@ -151,13 +170,35 @@ void attach_features(EventStream& s, const fs::path& dir, const std::vector<int6
   }
 }
 
-}  // namespace
+// The two CSV layouts, told apart by their header line alone (never by guessing from the
+// rows: a TGL file that lost a column must not be read as JODIE).
+constexpr const char* kTglHeader = "TGL ',src,dst,time[,int_roll][,ext_roll]' (columns src, dst and time)";
+constexpr const char* kJodieHeader = "JODIE 'user_id,item_id,timestamp,state_label[,features...]'";
 
-EventStream load_tgl(const fs::path& path) {
-  const fs::path file = fs::is_directory(path) ? path / "edges.csv" : path;
-  Lines in{core::read_file(file)};
+bool is_tgl_header(const std::vector<std::string_view>& h) {
+  bool src = false, dst = false, time = false;
+  for (auto c : h) {
+    src |= c == "src";
+    dst |= c == "dst";
+    time |= c == "time";
+  }
+  return src && dst && time;
+}
+
+bool equals_lower(std::string_view s, std::string_view lower) {
+  return s.size() == lower.size() &&
+         std::equal(s.begin(), s.end(), lower.begin(), [](char a, char b) { return (a >= 'A' && a <= 'Z' ? a - 'A' + 'a' : a) == b; });
+}
+
+bool is_jodie_header(const std::vector<std::string_view>& h) {
+  return h.size() >= 4 && equals_lower(h[0], "user_id") && equals_lower(h[1], "item_id") &&
+         equals_lower(h[2], "timestamp") && equals_lower(h[3], "state_label");
+}
+
+EventStream read_tgl(const fs::path& file, std::string text) {
+  Lines in{std::move(text)};
   std::string_view line;
-  if (!in.next(line)) throw InputError(file.string() + ": empty file (expected the header ,src,dst,time,...)");
+  if (!in.next(line)) throw InputError(file.string() + ": empty file (expected the header " + kTglHeader + ")");
   const auto header = split_commas(line);
   int c_src = -1, c_dst = -1, c_time = -1, c_roll = -1;
   for (size_t i = 0; i < header.size(); ++i) {
@@ -168,7 +209,7 @@ EventStream load_tgl(const fs::path& path) {
   }
   if (c_src < 0 || c_dst < 0 || c_time < 0) {
     bad(file, in.number, "expected a header with columns src, dst and time (TGL: ,src,dst,time,int_roll,ext_roll), found '" +
-                             std::string(line) + "'");
+                             std::string(line) + "'" + (is_jodie_header(header) ? " (a JODIE header: set data.format to jodie or auto)" : ""));
   }
   const bool has_eid = c_src != 0 && c_dst != 0 && c_time != 0;
   EventStream s;
@@ -178,6 +219,7 @@ EventStream load_tgl(const fs::path& path) {
   int64_t prev_roll = 0;
   MaxId max_id;
   while (in.next(line)) {
+    poll_stop(s.size());
     const auto cols = split_commas(line);
     if (cols.size() != header.size()) {
       bad(file, in.number, "expected " + std::to_string(header.size()) + " columns, found " + std::to_string(cols.size()));
@@ -207,10 +249,14 @@ EventStream load_tgl(const fs::path& path) {
   return s;
 }
 
-EventStream load_jodie(const fs::path& file) {
-  Lines in{core::read_file(file)};
+EventStream read_jodie(const fs::path& file, std::string text) {
+  Lines in{std::move(text)};
   std::string_view line;
-  if (!in.next(line)) throw InputError(file.string() + ": empty file (expected the header user_id,item_id,timestamp,...)");
+  if (!in.next(line)) throw InputError(file.string() + ": empty file (expected the header " + kJodieHeader + ")");
+  if (const auto header = split_commas(line); !is_jodie_header(header)) {
+    bad(file, in.number, std::string("expected the header ") + kJodieHeader + ", found '" + std::string(line) + "'" +
+                             (is_tgl_header(header) ? " (a TGL header: set data.format to tgl or auto)" : ""));
+  }
   EventStream s;
   s.source = file.string();
   size_t ncols = 0;
@@ -218,6 +264,7 @@ EventStream load_jodie(const fs::path& file) {
   std::vector<float> feat;
   MaxId max_user_id, max_item_id;
   while (in.next(line)) {
+    poll_stop(s.size());
     const auto cols = split_commas(line);
     if (ncols == 0) {
       if (cols.size() < 4) {
@@ -241,9 +288,12 @@ EventStream load_jodie(const fs::path& file) {
     for (size_t c = 4; c < ncols; ++c) {
       double v = 0;
       if (!parse_double(cols[c], v)) {
-        bad(file, in.number, "feature column " + std::to_string(c - 3) + ": expected a number, found '" + std::string(cols[c]) + "'");
+        bad(file, in.number, "feature column " + std::to_string(c - 3) + ": expected a finite number, found '" + std::string(cols[c]) + "'");
       }
       feat.push_back(static_cast<float>(v));
+      if (!std::isfinite(feat.back())) {
+        bad(file, in.number, "feature column " + std::to_string(c - 3) + ": expected a float32 number, found '" + std::string(cols[c]) + "'");
+      }
     }
   }
   if (s.size() == 0) throw InputError(file.string() + ": no events after the header");
@@ -263,121 +313,229 @@ EventStream load_jodie(const fs::path& file) {
   return s;
 }
 
+// A header for a one-line message: the header's text without its padding and newline.
+std::string trimmed(std::string_view s) {
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\n' || s.back() == '\r')) s.remove_suffix(1);
+  return std::string(s);
+}
+
+[[noreturn]] void not_finite(const fs::path& path, size_t index, int64_t cols, const std::string& found) {
+  const auto c = static_cast<size_t>(std::max<int64_t>(cols, 1));
+  throw InputError(path.string() + ": row " + std::to_string(index / c) + ", column " + std::to_string(index % c) +
+                   " (0-based): expected a finite float32 number, found " + found);
+}
+
+std::string number_text(double v) {
+  char buf[64];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return ec == std::errc() ? std::string(buf, end) : std::to_string(v);
+}
+
+// The integers of a .npy header's 'shape': (r, c) field. The header is text a file may
+// fill with anything: each dimension must fit int64, anything but digits, commas and
+// spaces is refused.
+std::vector<int64_t> npy_shape(const fs::path& path, const std::string& header) {
+  const size_t sp = header.find("'shape': (");
+  if (sp == std::string::npos) throw InputError(path.string() + ": .npy header: no field 'shape', found " + trimmed(header));
+  const size_t open = sp + 10, close = header.find(')', open);
+  if (close == std::string::npos) {
+    throw InputError(path.string() + ": .npy header field 'shape': expected (rows, cols), found no closing ')' in " + trimmed(header));
+  }
+  const std::string field = "(" + header.substr(open, close - open) + ")";
+  std::vector<int64_t> shape;
+  for (size_t p = open; p < close;) {
+    if (header[p] >= '0' && header[p] <= '9') {
+      size_t e = p;
+      while (e < close && header[e] >= '0' && header[e] <= '9') ++e;
+      int64_t v = 0;
+      const auto [end, ec] = std::from_chars(header.data() + p, header.data() + e, v);
+      if (ec != std::errc() || end != header.data() + e) {
+        throw InputError(path.string() + ": .npy header field 'shape': dimension " + header.substr(p, e - p) +
+                         " does not fit a 64-bit integer (found " + field + ")");
+      }
+      shape.push_back(v);
+      p = e;
+    } else if (header[p] == ',' || header[p] == ' ') {
+      ++p;
+    } else {
+      throw InputError(path.string() + ": .npy header field 'shape': expected non-negative integers, found " + field);
+    }
+  }
+  if (shape.empty() || shape.size() > 2) {
+    throw InputError(path.string() + ": .npy header field 'shape': expected a 1-D or 2-D array, found " + field);
+  }
+  return shape;
+}
+
+void read_npy(const fs::path& path, const std::string& bytes, Matrix& m) {
+  if (bytes.size() < 10 || bytes.compare(0, 6, "\x93NUMPY") != 0) throw InputError(path.string() + ": not a .npy file");
+  const int major = static_cast<unsigned char>(bytes[6]);
+  size_t hlen = 0, off = 0;
+  if (major == 1) {
+    hlen = static_cast<unsigned char>(bytes[8]) | (static_cast<size_t>(static_cast<unsigned char>(bytes[9])) << 8);
+    off = 10;
+  } else {
+    if (bytes.size() < 12) throw InputError(path.string() + ": truncated .npy header");
+    hlen = 0;
+    for (int i = 0; i < 4; ++i) hlen |= static_cast<size_t>(static_cast<unsigned char>(bytes[8 + i])) << (8 * i);
+    off = 12;
+  }
+  if (hlen > bytes.size() - off) {
+    throw InputError(path.string() + ": truncated .npy header (" + std::to_string(hlen) + " bytes announced, " +
+                     std::to_string(bytes.size() - off) + " in the file)");
+  }
+  const std::string header = bytes.substr(off, hlen);
+  off += hlen;
+  const bool f4 = header.find("'<f4'") != std::string::npos;
+  const bool f8 = header.find("'<f8'") != std::string::npos;
+  if (!f4 && !f8) throw InputError(path.string() + ": .npy header field 'descr': expected <f4 or <f8, found " + trimmed(header));
+  if (header.find("'fortran_order': True") != std::string::npos) throw InputError(path.string() + ": Fortran order is not supported");
+  const std::vector<int64_t> shape = npy_shape(path, header);
+  const uint64_t rows = static_cast<uint64_t>(shape[0]), cols = shape.size() == 2 ? static_cast<uint64_t>(shape[1]) : 1;
+  const uint64_t item = f4 ? 4 : 8, found = bytes.size() - off;
+  // Checked against the data the file really holds, before any buffer is sized: (2^62, 4)
+  // overflows rows x cols x 4, and (2^62 + 1, 4) wraps to 4 elements.
+  uint64_t n = 0, need = 0;
+  const bool overflow = !checked_mul(rows, cols, n) || !checked_mul(n, item, need);
+  if (overflow || need != found) {
+    const std::string dims = "(" + std::to_string(rows) + (shape.size() == 2 ? ", " + std::to_string(cols) : ",") + ")";
+    throw InputError(path.string() + ": .npy header field 'shape': " + dims + " of " + (f4 ? "<f4" : "<f8") + " needs " +
+                     (overflow ? std::string("more than 2^64") : std::to_string(need)) + " bytes of data, found " +
+                     std::to_string(found));
+  }
+  m.rows = shape[0];
+  m.cols = static_cast<int64_t>(cols);
+  m.data.resize(n);
+  if (f4) {
+    std::memcpy(m.data.data(), bytes.data() + off, need);
+    for (size_t i = 0; i < n; ++i) {
+      poll_stop(i);
+      if (!std::isfinite(m.data[i])) not_finite(path, i, m.cols, number_text(m.data[i]));
+    }
+  } else {
+    for (size_t i = 0; i < n; ++i) {
+      poll_stop(i);
+      double d = 0;
+      std::memcpy(&d, bytes.data() + off + 8 * i, 8);
+      m.data[i] = static_cast<float>(d);
+      if (!std::isfinite(m.data[i])) not_finite(path, i, m.cols, number_text(d) + (std::isfinite(d) ? " (beyond float32)" : ""));
+    }
+  }
+}
+
+void read_bin(const fs::path& path, const std::string& bytes, int64_t expected_rows, Matrix& m) {
+  // Raw data has no header: the row count comes from the caller and the column count from
+  // the size, which must split exactly into expected_rows rows of at least one float32.
+  const uint64_t floats = bytes.size() / 4;
+  if (expected_rows <= 0 || bytes.size() % 4 != 0 || floats == 0 || floats % static_cast<uint64_t>(expected_rows) != 0) {
+    throw InputError(path.string() + ": expected raw float32 data of " + std::to_string(expected_rows) +
+                     " rows, found " + std::to_string(bytes.size()) + " bytes");
+  }
+  m.rows = expected_rows;
+  m.cols = static_cast<int64_t>(floats / static_cast<uint64_t>(expected_rows));
+  m.data.resize(floats);
+  std::memcpy(m.data.data(), bytes.data(), floats * 4);
+  for (size_t i = 0; i < m.data.size(); ++i) {
+    poll_stop(i);
+    if (!std::isfinite(m.data[i])) not_finite(path, i, m.cols, number_text(m.data[i]));
+  }
+}
+
+void read_csv_matrix(const fs::path& path, std::string bytes, Matrix& m) {
+  Lines in{std::move(bytes)};
+  std::string_view line;
+  bool first = true;
+  while (in.next(line)) {
+    poll_stop(static_cast<size_t>(m.rows));
+    const auto cols = split_commas(line);
+    std::vector<float> row;
+    bool ok = true;
+    for (size_t c = 0; c < cols.size(); ++c) {
+      std::string_view f = cols[c];
+      if (!f.empty() && f.front() == '+') f.remove_prefix(1);
+      double v = 0;
+      const auto [p, ec] = std::from_chars(f.data(), f.data() + f.size(), v);
+      if (f.empty() || ec != std::errc() || p != f.data() + f.size()) {
+        ok = false;
+        break;
+      }
+      // A number, but nan, inf or beyond float32: bad even on the first line (which is
+      // a header only when it is not numbers).
+      if (!std::isfinite(static_cast<float>(v))) {
+        bad(path, in.number, "column " + std::to_string(c + 1) + ": expected a finite float32 number, found '" +
+                                 std::string(cols[c]) + "'");
+      }
+      row.push_back(static_cast<float>(v));
+    }
+    if (!ok) {
+      if (first) {
+        first = false;
+        continue;  // a header line
+      }
+      bad(path, in.number, "expected numbers only");
+    }
+    first = false;
+    if (m.cols == 0) m.cols = static_cast<int64_t>(row.size());
+    if (static_cast<int64_t>(row.size()) != m.cols) {
+      bad(path, in.number, "expected " + std::to_string(m.cols) + " columns, found " + std::to_string(row.size()));
+    }
+    m.data.insert(m.data.end(), row.begin(), row.end());
+    ++m.rows;
+  }
+}
+
+}  // namespace
+
+EventStream load_tgl(const fs::path& path) {
+  const fs::path file = fs::is_directory(path) ? path / "edges.csv" : path;
+  return read_tgl(file, core::read_file(file));
+}
+
+EventStream load_jodie(const fs::path& file) { return read_jodie(file, core::read_file(file)); }
+
 EventStream load_events(const fs::path& path, const std::string& format) {
   if (!fs::exists(path)) throw InputError(path.string() + ": no such file or folder");
-  if (format == "tgl") return load_tgl(path);
-  if (format == "jodie") return load_jodie(path);
-  if (format != "auto") throw core::ConfigError("data.format: expected auto, tgl or jodie, found '" + format + "'");
-  if (fs::is_directory(path)) return load_tgl(path);
-  Lines in{core::read_file(path)};
-  std::string_view line;
-  if (in.next(line)) {
-    const auto h = split_commas(line);
-    bool src = false, dst = false;
-    for (auto c : h) {
-      src |= c == "src";
-      dst |= c == "dst";
-    }
-    if (src && dst) return load_tgl(path);
+  if (format != "auto" && format != "tgl" && format != "jodie") {
+    throw core::ConfigError("data.format: expected auto, tgl or jodie, found '" + format + "'");
   }
-  return load_jodie(path);
+  if (fs::is_directory(path)) {
+    if (format == "jodie") throw InputError(path.string() + ": data.format is jodie, which needs a CSV file, found a folder");
+    return load_tgl(path);
+  }
+  std::string text = core::read_file(path);
+  if (format == "tgl") return read_tgl(path, std::move(text));
+  if (format == "jodie") return read_jodie(path, std::move(text));
+  // auto: the header alone decides; a header that fits neither layout, or both, is refused
+  // rather than guessed (data.format=tgl|jodie settles a header that fits both). Only the
+  // text up to the end of the header line is copied for this.
+  const size_t start = std::min(text.find_first_not_of("\r\n"), text.size());
+  Lines in{text.substr(0, text.find('\n', start))};
+  std::string_view line;
+  if (!in.next(line)) {
+    throw InputError(path.string() + ": empty file (expected the header of " + kTglHeader + " or " + kJodieHeader + ")");
+  }
+  const auto h = split_commas(line);
+  const bool tgl = is_tgl_header(h), jodie = is_jodie_header(h);
+  if (tgl && jodie) {
+    bad(path, in.number, "ambiguous header '" + std::string(line) + "': it fits both " + kTglHeader + " and " + kJodieHeader +
+                             "; set data.format to tgl or jodie");
+  }
+  if (!tgl && !jodie) {
+    bad(path, in.number, "unrecognised header '" + std::string(line) + "': expected " + kTglHeader + " or " + kJodieHeader);
+  }
+  return tgl ? read_tgl(path, std::move(text)) : read_jodie(path, std::move(text));
 }
 
 Matrix load_matrix(const fs::path& path, int64_t expected_rows) {
-  const std::string bytes = core::read_file(path);
+  std::string bytes = core::read_file(path);
   Matrix m;
   const std::string ext = path.extension().string();
   if (ext == ".npy") {
-    if (bytes.size() < 10 || bytes.compare(0, 6, "\x93NUMPY") != 0) throw InputError(path.string() + ": not a .npy file");
-    const int major = static_cast<unsigned char>(bytes[6]);
-    size_t hlen = 0, off = 0;
-    if (major == 1) {
-      hlen = static_cast<unsigned char>(bytes[8]) | (static_cast<size_t>(static_cast<unsigned char>(bytes[9])) << 8);
-      off = 10;
-    } else {
-      if (bytes.size() < 12) throw InputError(path.string() + ": truncated .npy header");
-      hlen = 0;
-      for (int i = 0; i < 4; ++i) hlen |= static_cast<size_t>(static_cast<unsigned char>(bytes[8 + i])) << (8 * i);
-      off = 12;
-    }
-    if (off + hlen > bytes.size()) throw InputError(path.string() + ": truncated .npy header");
-    const std::string header = bytes.substr(off, hlen);
-    off += hlen;
-    const bool f4 = header.find("'<f4'") != std::string::npos;
-    const bool f8 = header.find("'<f8'") != std::string::npos;
-    if (!f4 && !f8) throw InputError(path.string() + ": expected dtype <f4 or <f8, found header " + header);
-    if (header.find("'fortran_order': True") != std::string::npos) throw InputError(path.string() + ": Fortran order is not supported");
-    const size_t sp = header.find("'shape': (");
-    if (sp == std::string::npos) throw InputError(path.string() + ": no shape in the .npy header");
-    std::vector<int64_t> shape;
-    for (size_t p = sp + 10; p < header.size() && header[p] != ')';) {
-      if (header[p] >= '0' && header[p] <= '9') {
-        size_t e = p;
-        while (e < header.size() && header[e] >= '0' && header[e] <= '9') ++e;
-        shape.push_back(std::stoll(header.substr(p, e - p)));
-        p = e;
-      } else {
-        ++p;
-      }
-    }
-    if (shape.empty() || shape.size() > 2) throw InputError(path.string() + ": expected a 1-D or 2-D array");
-    m.rows = shape[0];
-    m.cols = shape.size() == 2 ? shape[1] : 1;
-    const size_t n = static_cast<size_t>(m.rows * m.cols);
-    const size_t need = n * (f4 ? 4 : 8);
-    if (bytes.size() - off < need) {
-      throw InputError(path.string() + ": expected " + std::to_string(need) + " bytes of data, found " + std::to_string(bytes.size() - off));
-    }
-    m.data.resize(n);
-    if (f4) {
-      std::memcpy(m.data.data(), bytes.data() + off, need);
-    } else {
-      for (size_t i = 0; i < n; ++i) {
-        double d = 0;
-        std::memcpy(&d, bytes.data() + off + 8 * i, 8);
-        m.data[i] = static_cast<float>(d);
-      }
-    }
+    read_npy(path, bytes, m);
   } else if (ext == ".bin") {
-    if (expected_rows <= 0 || bytes.size() % (4 * static_cast<size_t>(expected_rows)) != 0) {
-      throw InputError(path.string() + ": expected raw float32 data of " + std::to_string(expected_rows) +
-                       " rows, found " + std::to_string(bytes.size()) + " bytes");
-    }
-    m.rows = expected_rows;
-    m.cols = static_cast<int64_t>(bytes.size() / 4 / static_cast<size_t>(expected_rows));
-    m.data.resize(bytes.size() / 4);
-    std::memcpy(m.data.data(), bytes.data(), bytes.size());
+    read_bin(path, bytes, expected_rows, m);
   } else {
-    Lines in{bytes};
-    std::string_view line;
-    bool first = true;
-    while (in.next(line)) {
-      const auto cols = split_commas(line);
-      std::vector<float> row;
-      bool ok = true;
-      for (auto c : cols) {
-        double v = 0;
-        if (!parse_double(c, v)) {
-          ok = false;
-          break;
-        }
-        row.push_back(static_cast<float>(v));
-      }
-      if (!ok) {
-        if (first) {
-          first = false;
-          continue;  // a header line
-        }
-        bad(path, in.number, "expected numbers only");
-      }
-      first = false;
-      if (m.cols == 0) m.cols = static_cast<int64_t>(row.size());
-      if (static_cast<int64_t>(row.size()) != m.cols) {
-        bad(path, in.number, "expected " + std::to_string(m.cols) + " columns, found " + std::to_string(row.size()));
-      }
-      m.data.insert(m.data.end(), row.begin(), row.end());
-      ++m.rows;
-    }
+    read_csv_matrix(path, std::move(bytes), m);
   }
   if (expected_rows > 0 && m.rows != expected_rows) {
     throw InputError(path.string() + ": expected " + std::to_string(expected_rows) + " rows, found " + std::to_string(m.rows));

@@ -38,9 +38,14 @@ struct Matrix {
 // every per-node table. ext_roll, when present, must be non-decreasing (0, then 1, then 2).
 inline constexpr int64_t kMaxNodeId = (int64_t{1} << 31) - 1;
 
-// "auto" picks TGL for a folder or a CSV whose header has src,dst,time columns, JODIE
-// otherwise. A TGL folder holds edges.csv and optionally edge_features.{npy,bin,csv} and
-// node_features.{npy,bin,csv} (a .bin node file holds exactly max id + 1 rows).
+// "auto" picks TGL for a folder; for a CSV file the header alone decides: TGL when it has
+// src, dst and time columns, JODIE when it starts user_id,item_id,timestamp,state_label.
+// A header that fits neither or both is an InputError naming the file, the header found and
+// the two expected; "tgl"/"jodie" force one, and a header that does not fit it is refused.
+// A TGL folder holds edges.csv and optionally edge_features.{npy,bin,csv} and
+// node_features.{npy,bin,csv} (a .bin node file holds exactly max id + 1 rows). Every
+// feature value must be a finite float32 (InputError naming file, row and column). Loads
+// poll core::stop_requested() and end with core::RuntimeFailure on a stop.
 EventStream load_events(const std::filesystem::path& path, const std::string& format = "auto");
 // TGL: header ",src,dst,time[,int_roll][,ext_roll]" (column 0 = edge id, which indexes the
 // edge feature rows). `path` is edges.csv or its folder.
@@ -49,9 +54,10 @@ EventStream load_tgl(const std::filesystem::path& path);
 // shifted by max user id + 1 so both share one id space (users first).
 EventStream load_jodie(const std::filesystem::path& path);
 
-// .npy (float32/float64, 1-D or 2-D, C order), .bin (raw float32; `expected_rows` > 0
-// fixes the row count and the column count follows from the size) or .csv (numbers only,
-// an optional non-numeric header line).
+// .npy (float32/float64, 1-D or 2-D, C order; the header's shape must fit 64 bits and
+// match the data bytes exactly), .bin (raw float32; `expected_rows` > 0 fixes the row count
+// and the column count follows from the size) or .csv (numbers only, an optional
+// non-numeric header line). Non-finite values (and float64 beyond float32) are refused.
 Matrix load_matrix(const std::filesystem::path& path, int64_t expected_rows = 0);
 // Writes a float32 2-D .npy atomically.
 void write_npy(const std::filesystem::path& path, const std::vector<float>& data, int64_t rows, int64_t cols);

@@ -9,6 +9,7 @@
 
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
+#include "core/signals.hpp"
 
 namespace mlsys::graph {
 namespace fs = std::filesystem;
@@ -231,8 +232,16 @@ Oracle load_oracle(const fs::path& data_path, size_t expected_events) {
     size_t ev = 0;
     double pp = 0, pn = 0;
     long long neg = 0;
+    if ((o.p_pos.size() & 0xFFFF) == 0) core::throw_if_stop_requested();
     if (std::sscanf(row.c_str(), "%zu,%lf,%lld,%lf", &ev, &pp, &neg, &pn) != 4 || ev != o.p_pos.size()) {
       throw core::InputError(file.string() + ":" + std::to_string(line) + ": expected event,p_pos,neg_dst,p_neg in event order");
+    }
+    // sscanf reads "nan" and "inf": a NaN probability would stall AP's ranking.
+    for (const auto& [name, p] : {std::pair{"p_pos", pp}, std::pair{"p_neg", pn}}) {
+      if (!(p >= 0 && p <= 1)) {
+        throw core::InputError(file.string() + ":" + std::to_string(line) + ": column '" + name +
+                               "': expected a probability in [0, 1], found " + std::to_string(p));
+      }
     }
     o.p_pos.push_back(pp);
     o.neg.push_back(neg);

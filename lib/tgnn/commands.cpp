@@ -122,9 +122,11 @@ Eval replay_eval(TemporalModel& m, const Setup& st, StageTimes& times) {
   const auto bs = static_cast<size_t>(st.c.eval.batch_size);
   m.reset_memory();
   m.run(st.sp.train, {}, 0, *st.g_train, false, bs, times);
+  core::throw_if_stop_requested();  // between passes too (each also polls between batches)
   Eval e;
   const PassOutput v = m.run(st.sp.val, st.val_neg, 1, *st.g_full, false, bs, times);
   e.val = score_split(st.d.s, st.sp, st.sp.val, v.pos, v.neg, 1, bs);
+  core::throw_if_stop_requested();
   const PassOutput t = m.run(st.sp.test, st.test_neg, static_cast<int64_t>(st.q), *st.g_full, false, bs, times);
   e.test = score_split(st.d.s, st.sp, st.sp.test, t.pos, t.neg, st.q, bs);
   return e;

@@ -9,15 +9,27 @@
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
+#include "core/signals.hpp"
 #include "tgnn/edgebank.hpp"
 
 namespace mlsys::tgnn {
+namespace {
+
+// Per-item loops poll the stop flag once per 2^16 items; per-batch loops every batch.
+void poll_stop(size_t i) {
+  if ((i & 0xFFFF) == 0) core::throw_if_stop_requested();
+}
+
+}  // namespace
 
 std::vector<int64_t> sample_negatives(const std::vector<int64_t>& pool, size_t n, size_t q, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::uniform_int_distribution<size_t> d(0, pool.size() - 1);
   std::vector<int64_t> out(n * q);
-  for (auto& x : out) x = pool[d(rng)];
+  for (size_t i = 0; i < out.size(); ++i) {
+    poll_stop(i);
+    out[i] = pool[d(rng)];
+  }
   return out;
 }
 
@@ -49,6 +61,7 @@ SplitMetrics score_split(const graph::EventStream& s, const graph::Split& sp, co
                          const std::vector<double>& pos, const std::vector<double>& neg, size_t q, size_t batch) {
   MetricAccumulator all(q), ind(q);
   for (size_t b0 = 0; b0 < events.size(); b0 += batch) {
+    core::throw_if_stop_requested();
     const size_t b1 = std::min(events.size(), b0 + batch);
     std::vector<double> p(pos.begin() + static_cast<long>(b0), pos.begin() + static_cast<long>(b1));
     std::vector<double> n(neg.begin() + static_cast<long>(b0 * q), neg.begin() + static_cast<long>(b1 * q));
@@ -71,6 +84,7 @@ Eval edgebank_eval(const graph::EventStream& s, const graph::Split& sp, const st
   auto run = [&](const std::vector<size_t>& ev, const std::vector<int64_t>& negs, size_t qq) {
     std::vector<double> pos(ev.size()), neg(negs.size());
     for (size_t b0 = 0; b0 < ev.size(); b0 += batch) {
+      core::throw_if_stop_requested();
       const size_t b1 = std::min(ev.size(), b0 + batch);
       for (size_t i = b0; i < b1; ++i) {
         pos[i] = bank.score(s.src[ev[i]], s.dst[ev[i]]);
@@ -90,6 +104,7 @@ double oracle_ap(const graph::Oracle& oracle, const graph::Split& sp, size_t bat
   if (oracle.p_pos.empty()) return -1;
   MetricAccumulator acc(1);
   for (size_t b0 = 0; b0 < sp.test.size(); b0 += batch) {
+    core::throw_if_stop_requested();
     std::vector<double> p, n;
     for (size_t i = b0; i < std::min(sp.test.size(), b0 + batch); ++i) {
       p.push_back(oracle.p_pos[sp.test[i]]);
@@ -112,6 +127,7 @@ void write_split_negatives(const std::filesystem::path& path, const graph::Event
   char tbuf[64];  // shortest round-trip form of the time
   auto rows = [&](const char* name, const std::vector<size_t>& ev, const std::vector<int64_t>* neg, size_t stride) {
     for (size_t i = 0; i < ev.size(); ++i) {
+      poll_stop(i);
       const size_t e = ev[i];
       const auto [end, ec] = std::to_chars(tbuf, tbuf + sizeof tbuf, s.t[e]);
       (void)ec;  // 64 chars always fit a double

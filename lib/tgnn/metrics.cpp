@@ -2,11 +2,49 @@
 #include "tgnn/metrics.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <string>
 #include <utility>
 
+#include "core/error.hpp"
+#include "core/signals.hpp"
+
 namespace mlsys::tgnn {
+namespace {
+
+// Loops over scores poll the stop flag once per 2^16 items (item 0 included).
+void poll_stop(size_t i) {
+  if ((i & 0xFFFF) == 0) core::throw_if_stop_requested();
+}
+
+// Ranking needs ordered scores: NaN compares false with everything, so a tie group of a
+// NaN never ends (AP and AUC looped for ever) and std::sort's ordering is broken. NaN
+// scores mean a model gone wrong (diverged training, non-finite inputs): a run-time
+// failure naming the metric and the score. +-inf are ordered and allowed.
+void require_scores(const char* metric, const char* which, const std::vector<double>& scores) {
+  for (size_t i = 0; i < scores.size(); ++i) {
+    poll_stop(i);
+    if (std::isnan(scores[i])) {
+      throw core::RuntimeFailure(std::string(metric) + ": " + which + " score " + std::to_string(i) + " of " +
+                                 std::to_string(scores.size()) +
+                                 " is NaN (the model's scores are not numbers: diverged training or non-finite inputs)");
+    }
+  }
+}
+
+// q negatives per positive, laid out neg[i*q .. i*q+q).
+void require_negatives(const char* metric, size_t positives, size_t q, size_t negatives) {
+  if (negatives < positives * q) {
+    throw core::RuntimeFailure(std::string(metric) + ": expected " + std::to_string(positives * q) + " negative scores (" +
+                               std::to_string(q) + " per positive), found " + std::to_string(negatives));
+  }
+}
+
+}  // namespace
 
 double average_precision(const std::vector<double>& pos, const std::vector<double>& neg) {
+  require_scores("average_precision", "positive", pos);
+  require_scores("average_precision", "negative", neg);
   if (pos.empty()) return 0.0;
   std::vector<std::pair<double, int>> all;
   all.reserve(pos.size() + neg.size());
@@ -16,6 +54,7 @@ double average_precision(const std::vector<double>& pos, const std::vector<doubl
   const auto P = static_cast<double>(pos.size());
   double tp = 0, fp = 0, ap = 0;
   for (size_t i = 0; i < all.size();) {
+    poll_stop(i);
     size_t j = i;
     double tp_group = 0;
     while (j < all.size() && all[j].first == all[i].first) {
@@ -31,6 +70,8 @@ double average_precision(const std::vector<double>& pos, const std::vector<doubl
 }
 
 double roc_auc(const std::vector<double>& pos, const std::vector<double>& neg) {
+  require_scores("roc_auc", "positive", pos);
+  require_scores("roc_auc", "negative", neg);
   if (pos.empty() || neg.empty()) return 0.0;
   std::vector<std::pair<double, int>> all;
   for (double s : pos) all.emplace_back(s, 1);
@@ -38,6 +79,7 @@ double roc_auc(const std::vector<double>& pos, const std::vector<double>& neg) {
   std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   double rank_sum = 0;  // ranks of the positives, 1-based, ties averaged
   for (size_t i = 0; i < all.size();) {
+    poll_stop(i);
     size_t j = i;
     double npos = 0;
     while (j < all.size() && all[j].first == all[i].first) npos += all[j++].second;
@@ -50,9 +92,13 @@ double roc_auc(const std::vector<double>& pos, const std::vector<double>& neg) {
 }
 
 double mean_reciprocal_rank(const std::vector<double>& pos, const std::vector<double>& neg, size_t q) {
+  require_scores("mean_reciprocal_rank", "positive", pos);
+  require_scores("mean_reciprocal_rank", "negative", neg);
   if (pos.empty() || q == 0) return 0.0;
+  require_negatives("mean_reciprocal_rank", pos.size(), q, neg.size());
   double sum = 0;
   for (size_t i = 0; i < pos.size(); ++i) {
+    poll_stop(i);
     double above = 0;
     for (size_t j = 0; j < q; ++j) above += neg[i * q + j] > pos[i] ? 1.0 : (neg[i * q + j] == pos[i] ? 0.5 : 0.0);
     sum += 1.0 / (1.0 + above);
@@ -62,6 +108,7 @@ double mean_reciprocal_rank(const std::vector<double>& pos, const std::vector<do
 
 void MetricAccumulator::add_batch(const std::vector<double>& pos, const std::vector<double>& neg) {
   if (pos.empty()) return;
+  require_negatives("MetricAccumulator::add_batch", pos.size(), q_, neg.size());
   std::vector<double> first(pos.size());
   for (size_t i = 0; i < pos.size(); ++i) first[i] = neg[i * q_];
   ap_sum_ += average_precision(pos, first);

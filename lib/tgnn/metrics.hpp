@@ -3,7 +3,9 @@
 // negatives per positive (rank = 1 + #{neg > pos} + #{neg == pos}/2: TGL's rank for
 // distinct scores, OGB/TGB's tie-averaged one so a 0/1 scorer like EdgeBank is not
 // flattered), and an accumulator that keeps both the per-batch average (what TGN/TGL
-// report) and the global value over the split.
+// report) and the global value over the split. NaN scores (a diverged model) are a
+// core::RuntimeFailure naming the metric and the score, never an endless ranking loop;
+// every loop polls core::stop_requested().
 #pragma once
 
 #include <cstddef>

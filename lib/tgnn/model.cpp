@@ -22,6 +22,7 @@
 #include <string>
 
 #include "core/error.hpp"
+#include "core/signals.hpp"
 #include "core/timer.hpp"
 #include "kernels/dispatch.hpp"
 #include "nn/optim.hpp"
@@ -298,6 +299,10 @@ PassOutput TemporalModel::Impl::run(const std::vector<size_t>& events, const std
   std::optional<at::NoGradGuard> no_grad;
   if (!train) no_grad.emplace();
   for (size_t b0 = 0; b0 < events.size(); b0 += batch_size) {
+    // Between batches: a pass over a split ends within one batch of a stop. Not before
+    // the first, so a one-batch training step (fit's) never throws: the training loop's
+    // own check before each step stops a fit with a checkpoint.
+    if (b0 > 0) core::throw_if_stop_requested();
     const size_t B = std::min(batch_size, events.size() - b0);
     const auto Bi = static_cast<int64_t>(B);
     core::Timer ts0;
@@ -372,6 +377,7 @@ NodeStates TemporalModel::node_states(const graph::TemporalGraph& graph, double 
   st.memory_ts = impl_->mem_ts;
   StageTimes unused;
   for (int64_t b = 0; b < st.nodes; b += 1000) {
+    core::throw_if_stop_requested();
     std::vector<int64_t> roots;
     for (int64_t v = b; v < std::min(st.nodes, b + 1000); ++v) roots.push_back(v);
     const std::vector<double> ts(roots.size(), t);

@@ -10,10 +10,12 @@
 #include <set>
 
 #include "core/error.hpp"
+#include "core/signals.hpp"
 #include "graph/events.hpp"
 #include "graph/generator.hpp"
 #include "graph/sampler.hpp"
 #include "graph/split.hpp"
+#include "tests/support/expect_error.hpp"
 #include "tests/support/harness.hpp"
 
 namespace fs = std::filesystem;
@@ -304,4 +306,144 @@ TEST_CASE("synthetic generator: seeded, sorted, bipartite, oracle probabilities"
   // Repeat visits are planted (rho_rep = 0.6), so most pairs recur.
   REQUIRE(repeats > a.events.size() / 2);
   CHECK_THROWS_AS(synthetic_preset("huge"), core::ConfigError);
+}
+
+// Issue 20 (hardening): the loaders against the files of tests/bad-inputs/graph and the
+// bad inputs generated below. Each must end in one InputError line naming the file and the
+// field, row or line: never a crash, a hang, an out-of-bounds read or a silent misread.
+namespace {
+
+using mlsys::test::expect_error;
+
+fs::path bad_input(const std::string& name) { return fs::path(MLSYS_SOURCE_ROOT) / "tests/bad-inputs/graph" / name; }
+
+// A TGL folder of `events` events whose edge ids cycle over 0..3, with `feature_file`
+// copied in as `as` (edge_features.npy, node_features.bin, ...).
+void tgl_folder_with(const TempDir& d, size_t events, const std::string& feature_file, const std::string& as) {
+  std::string csv = ",src,dst,time\n";
+  for (size_t i = 0; i < events; ++i) {
+    csv += std::to_string(i % 4) + "," + std::to_string(i % 3) + "," + std::to_string(3 + i % 5) + "," + std::to_string(i) + "\n";
+  }
+  d.write("edges.csv", csv);
+  fs::copy_file(bad_input(feature_file), d.path / as, fs::copy_options::overwrite_existing);
+}
+
+}  // namespace
+
+TEST_CASE("hardening: a .npy shape whose size overflows 64 bits is an input error, not a segfault", "[loader][hardening]") {
+  const TempDir d("graph");
+  // (2^62, 4): rows x cols x 4 bytes overflows; the old loader read out of bounds.
+  tgl_folder_with(d, 40, "npy-shape-overflow.npy", "edge_features.npy");
+  expect_error([&] { load_tgl(d.path); }, {"edge_features.npy", "'shape'", "(4611686018427387904, 4)", "more than 2^64",
+                                           "found 64"});
+  expect_error([&] { load_matrix(bad_input("npy-shape-overflow.npy")); }, {"npy-shape-overflow.npy", "'shape'"});
+}
+
+TEST_CASE("hardening: a .npy shape whose element count wraps to the data size is an input error", "[loader][hardening]") {
+  const TempDir d("graph");
+  // (2^62 + 1, 4): rows x cols wraps to 4, which the 16 data bytes "satisfy"; the old
+  // loader then took 2^62 + 1 rows as real and read past the heap buffer.
+  tgl_folder_with(d, 40, "npy-shape-wraps-to-small.npy", "edge_features.npy");
+  expect_error([&] { load_tgl(d.path); }, {"edge_features.npy", "'shape'", "(4611686018427387905, 4)", "found 64"});
+}
+
+TEST_CASE("hardening: .npy shape digits beyond 64 bits name the file and the field", "[loader][hardening]") {
+  // The old loader let std::stoll's out_of_range escape: "stoll", exit 1.
+  expect_error([] { load_matrix(bad_input("npy-shape-huge-digits.npy")); },
+               {"npy-shape-huge-digits.npy", "'shape'", "99999999999999999999999", "64-bit"});
+}
+
+TEST_CASE("hardening: .npy and .bin data must match the header and the row count exactly", "[loader][hardening]") {
+  const TempDir d("graph");
+  // A shape of fewer elements than the data, or more: both a mismatch, with both sizes.
+  write_npy(d.path / "m.npy", {1, 2, 3, 4, 5, 6}, 2, 3);
+  std::string bytes = mlsys::test::slurp(d.path / "m.npy");
+  d.write("long.npy", bytes + std::string(4, '\0'));
+  expect_error([&] { load_matrix(d.path / "long.npy"); }, {"long.npy", "(2, 3)", "needs 24 bytes", "found 28"});
+  d.write("short.npy", bytes.substr(0, bytes.size() - 4));
+  expect_error([&] { load_matrix(d.path / "short.npy"); }, {"short.npy", "needs 24 bytes", "found 20"});
+  // A header length beyond the file.
+  bytes[8] = '\xff';
+  bytes[9] = '\x7f';
+  d.write("hlen.npy", bytes);
+  expect_error([&] { load_matrix(d.path / "hlen.npy"); }, {"hlen.npy", "truncated .npy header"});
+  // Raw .bin: the size must split into the rows given, at least one float32 each.
+  d.write("empty.bin", "");
+  expect_error([&] { load_matrix(d.path / "empty.bin", 3); }, {"empty.bin", "3 rows", "0 bytes"});
+  d.write("odd.bin", std::string(13, '\0'));
+  expect_error([&] { load_matrix(d.path / "odd.bin", 1); }, {"odd.bin", "13 bytes"});
+}
+
+TEST_CASE("hardening: NaN or inf in .npy/.bin/.csv features is an input error naming file, row and column",
+          "[loader][hardening]") {
+  const TempDir d("graph");
+  // The old loaders took these as features; the scores became NaN and AP never ended.
+  tgl_folder_with(d, 40, "npy-nan-value.npy", "edge_features.npy");
+  expect_error([&] { load_tgl(d.path); }, {"edge_features.npy", "row 2, column 1", "finite", "nan"});
+  fs::remove(d.path / "edge_features.npy");
+  tgl_folder_with(d, 40, "npy-f8-overflows-float32.npy", "node_features.npy");
+  expect_error([&] { load_tgl(d.path); }, {"node_features.npy", "row 3, column 0", "1e+300", "float32"});
+  fs::remove(d.path / "node_features.npy");
+  tgl_folder_with(d, 4, "bin-inf-value.bin", "edge_features.bin");
+  expect_error([&] { load_tgl(d.path); }, {"edge_features.bin", "row 1, column 1", "inf"});
+  fs::remove(d.path / "edge_features.bin");
+  // CSV: a nan on the first line is not a header; 1e39 is beyond float32.
+  d.write("node_features.csv", "nan,1\n2,3\n4,5\n6,7\n8,9\n10,11\n");
+  expect_error([&] { load_tgl(d.path); }, {"node_features.csv:1", "column 1", "'nan'"});
+  d.write("node_features.csv", "a,b\n1,2\n2,1e39\n");
+  expect_error([&] { load_tgl(d.path); }, {"node_features.csv:3", "column 2", "'1e39'"});
+  // JODIE features and the generator's oracle file too.
+  const auto j = d.write("j.csv", "user_id,item_id,timestamp,state_label,f\n0,0,1.0,0,0.5\n1,0,2.0,0,inf\n");
+  expect_error([&] { load_jodie(j); }, {"j.csv:3", "feature column 1", "'inf'"});
+  d.write("oracle.csv", "event,p_pos,neg_dst,p_neg\n0,0.5,1,nan\n");
+  expect_error([&] { load_oracle(d.path, 1); }, {"oracle.csv:2", "p_neg", "nan"});
+}
+
+TEST_CASE("hardening: the CSV format comes from the header; an unrecognised or ambiguous header is refused",
+          "[loader][hardening]") {
+  const TempDir d("graph");
+  // A TGL file without its dst column used to be read as JODIE (and trained on).
+  const fs::path no_dst = bad_input("tgl-missing-dst.csv");
+  expect_error([&] { load_events(no_dst); },
+               {"tgl-missing-dst.csv:1", "',src,time,int_roll,ext_roll'", "TGL ',src,dst,time", "JODIE 'user_id,item_id,timestamp,state_label"});
+  expect_error([&] { load_events(no_dst, "jodie"); }, {"tgl-missing-dst.csv:1", "JODIE", "',src,time,int_roll,ext_roll'"});
+  expect_error([&] { load_events(no_dst, "tgl"); }, {"tgl-missing-dst.csv:1", "src, dst and time"});
+  const fs::path both = bad_input("csv-header-both-formats.csv");
+  expect_error([&] { load_events(both); }, {"csv-header-both-formats.csv:1", "ambiguous", "data.format"});
+  REQUIRE(load_events(both, "jodie").size() == 1);  // forcing a format settles it
+  // A forced format that does not fit the header is refused, naming the other one.
+  const auto tgl = d.write("e.csv", ",src,dst,time\n0,0,1,1.0\n");
+  expect_error([&] { load_events(tgl, "jodie"); }, {"e.csv:1", "',src,dst,time'", "a TGL header"});
+  const auto jodie = d.write("w.csv", "user_id,item_id,timestamp,state_label\n0,0,1.0,0\n");
+  expect_error([&] { load_events(jodie, "tgl"); }, {"w.csv:1", "a JODIE header"});
+  REQUIRE(load_events(jodie).num_sources == 1);
+  REQUIRE(load_events(tgl).num_nodes == 2);
+  // Blank lines before the header still give its line number.
+  expect_error([&] { load_events(d.write("b.csv", "\n\nid,a,b\n1,2,3\n")); }, {"b.csv:3", "unrecognised header 'id,a,b'"});
+  expect_error([&] { load_events(d.write("empty.csv", "\n")); }, {"empty.csv", "empty file"});
+}
+
+TEST_CASE("hardening: the loaders stop on a stop request, with a run-time failure", "[loader][hardening]") {
+  const TempDir d("graph");
+  d.write("edges.csv", ",src,dst,time\n0,0,1,1.0\n1,1,2,2.0\n");
+  write_npy(d.path / "m.npy", {1, 2}, 2, 1);
+  core::request_stop();
+  const std::string tgl = [&] {
+    try {
+      load_tgl(d.path);
+    } catch (const core::RuntimeFailure& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no RuntimeFailure)");
+  }();
+  bool matrix_stopped = false;
+  try {
+    load_matrix(d.path / "m.npy");
+  } catch (const core::RuntimeFailure&) {
+    matrix_stopped = true;
+  }
+  core::clear_stop_request();
+  CHECK_THAT(tgl, Catch::Contains("interrupted"));
+  CHECK(matrix_stopped);
+  REQUIRE(load_tgl(d.path).size() == 2);
 }

@@ -273,3 +273,71 @@ TEST_CASE("cli: fit --resume after a SIGINT equals an uninterrupted run; --seed 
   CHECK_FALSE(fs::exists(split / "checkpoint.h5"));
   CHECK_FALSE(fs::exists(split / "checkpoint-memory-zeroed.h5"));
 }
+
+// Issue 20 (hardening): bad input data must end in exit 3 with one line naming the file,
+// and never replace the good artifacts of an earlier run in the same --out. A TGL CSV that
+// lost its dst column used to be read as JODIE, trained on, and written over model.h5.
+TEST_CASE("cli: a wrong-format CSV, NaN features or an overflowing .npy shape exit 3 and leave model.h5 and "
+          "metrics.json untouched",
+          "[cli][hardening]") {
+  const TempDir tmp("tgnn-hardening");
+  const fs::path data = tmp.path / "data", out = tmp.path / "out";
+  Run g = run("generate --quiet --set generate.preset=tiny --out '" + data.string() + "'");
+  REQUIRE(g.code == 0);
+  const std::string fast = " --set train.epochs=1 --set baselines.memory_zeroed=false" + kFast + " --out '" + out.string() + "'";
+  Run good = run("fit --set data.path='" + data.string() + "'" + fast);
+  INFO(good.err);
+  REQUIRE(good.code == 0);
+  const std::string model = mlsys::test::slurp(out / "model.h5"), metrics = mlsys::test::slurp(out / "metrics.json");
+  REQUIRE(!model.empty());
+  REQUIRE(!metrics.empty());
+  auto untouched = [&] {
+    CHECK(mlsys::test::slurp(out / "model.h5") == model);
+    CHECK(mlsys::test::slurp(out / "metrics.json") == metrics);
+  };
+
+  // edges.csv without its dst column (the third field of every line).
+  std::istringstream edges(mlsys::test::slurp(data / "edges.csv"));
+  std::string no_dst, line;
+  while (std::getline(edges, line)) {
+    const size_t a = line.find(',', line.find(',') + 1), b = line.find(',', a + 1);
+    no_dst += line.substr(0, a) + line.substr(b) + "\n";
+  }
+  REQUIRE(no_dst.substr(0, no_dst.find('\n')) == ",src,time,int_roll,ext_roll");
+  const fs::path bad_csv = tmp.write("bad/edges.csv", no_dst);
+  Run r = run("fit --set data.path='" + bad_csv.string() + "'" + fast);
+  INFO(r.err);
+  REQUIRE(r.code == 3);
+  CHECK_THAT(r.err, Catch::Contains(bad_csv.string() + ":1") && Catch::Contains("',src,time,int_roll,ext_roll'") &&
+                        Catch::Contains("TGL") && Catch::Contains("JODIE"));
+  untouched();
+  r = run("fit --set data.format=jodie --set data.path='" + bad_csv.string() + "'" + fast);
+  REQUIRE(r.code == 3);
+  CHECK_THAT(r.err, Catch::Contains(bad_csv.string() + ":1") && Catch::Contains("JODIE"));
+  untouched();
+
+  // One NaN in edge_features.npy (its last float): the scores went NaN and AP looped.
+  const fs::path nan_data = tmp.path / "nan";
+  fs::create_directories(nan_data);
+  fs::copy_file(data / "edges.csv", nan_data / "edges.csv");
+  std::string npy = mlsys::test::slurp(data / "edge_features.npy");
+  npy.replace(npy.size() - 4, 4, std::string("\x00\x00\xc0\x7f", 4));  // float32 quiet NaN, little-endian
+  tmp.write("nan/edge_features.npy", npy);
+  r = run("fit --set data.path='" + nan_data.string() + "'" + fast);
+  INFO(r.err);
+  REQUIRE(r.code == 3);
+  CHECK_THAT(r.err, Catch::Contains("edge_features.npy: row 4999, column") && Catch::Contains("nan"));
+  untouched();
+
+  // A .npy header shape of (2^62, 4) over 16 bytes of data: a segfault before.
+  std::string hdr = "{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, 4), }";
+  while ((10 + hdr.size() + 1) % 64 != 0) hdr += ' ';
+  hdr += '\n';
+  std::string overflow = std::string("\x93NUMPY\x01\x00", 8) + static_cast<char>(hdr.size()) + '\0' + hdr + std::string(64, '\0');
+  tmp.write("nan/edge_features.npy", overflow);
+  r = run("fit --set data.path='" + nan_data.string() + "'" + fast);
+  INFO(r.err);
+  REQUIRE(r.code == 3);
+  CHECK_THAT(r.err, Catch::Contains("edge_features.npy") && Catch::Contains("'shape'"));
+  untouched();
+}
