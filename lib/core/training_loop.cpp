@@ -155,10 +155,25 @@ LoopResult run_training_loop(LoopTask& task, const LoopPolicy& p) {
   }
   const int64_t first_step = st.step;
   Progress progress(p.label, static_cast<uint64_t>(p.total_steps), p.progress, p.quiet);
-  auto checkpoint = [&] { save(p, st, task); };
+  int64_t saved_step = p.resume ? first_step : -1;  // the step the checkpoint file holds
+  auto checkpoint = [&] {
+    save(p, st, task);
+    saved_step = st.step;
+  };
 
   auto run_eval = [&](int64_t at_step) {
-    std::optional<EvalReport> r = task.evaluate(at_step);
+    std::optional<EvalReport> r;
+    try {
+      r = task.evaluate(at_step);
+    } catch (const Error&) {
+      // A stop inside an evaluation (the task polls the stop flag in its long passes)
+      // leaves the task's state mid-pass: not checkpointed; the last checkpoint stands.
+      if (!stop_requested()) throw;
+      throw RuntimeFailure("interrupted in the evaluation after step " + std::to_string(at_step) +
+                           (saved_step >= 0 ? "; " + p.checkpoint.string() + " holds the run as of step " +
+                                                  std::to_string(saved_step) + ", continue with " + p.resume_command
+                                            : "; no artifact written"));
+    }
     if (!r) return;
     std::vector<std::pair<std::string, double>> row = {{"step", static_cast<double>(at_step)}};
     row.insert(row.end(), r->values.begin(), r->values.end());

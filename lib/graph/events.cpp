@@ -17,12 +17,6 @@ namespace {
 
 using core::InputError;
 
-// Loops over a file's rows poll the stop flag once per 2^16 rows (row 0 included), so a
-// SIGINT ends the load of a huge file at once, with nothing written.
-constexpr size_t kStopPollMask = (size_t{1} << 16) - 1;
-void poll_stop(size_t row) {
-  if ((row & kStopPollMask) == 0) core::throw_if_stop_requested();
-}
 
 // a x b, or false when it does not fit 64 bits: every size computed from a file's header
 // is checked before it sizes a buffer or is compared with the file's real size.
@@ -147,7 +141,7 @@ void attach_features(EventStream& s, const fs::path& dir, const std::vector<int6
     s.edge_dim = m.cols;
     s.edge_feat.resize(n);
     for (size_t i = 0; i < s.size(); ++i) {
-      poll_stop(i);
+      core::poll_stop(i);
       if (eid[i] >= m.rows) {
         throw InputError(p.string() + ": has " + std::to_string(m.rows) + " rows, but edges.csv refers to edge id " +
                          std::to_string(eid[i]));
@@ -219,7 +213,7 @@ EventStream read_tgl(const fs::path& file, std::string text) {
   int64_t prev_roll = 0;
   MaxId max_id;
   while (in.next(line)) {
-    poll_stop(s.size());
+    core::poll_stop(s.size());
     const auto cols = split_commas(line);
     if (cols.size() != header.size()) {
       bad(file, in.number, "expected " + std::to_string(header.size()) + " columns, found " + std::to_string(cols.size()));
@@ -264,7 +258,7 @@ EventStream read_jodie(const fs::path& file, std::string text) {
   std::vector<float> feat;
   MaxId max_user_id, max_item_id;
   while (in.next(line)) {
-    poll_stop(s.size());
+    core::poll_stop(s.size());
     const auto cols = split_commas(line);
     if (ncols == 0) {
       if (cols.size() < 4) {
@@ -409,12 +403,12 @@ void read_npy(const fs::path& path, const std::string& bytes, Matrix& m) {
   if (f4) {
     std::memcpy(m.data.data(), bytes.data() + off, need);
     for (size_t i = 0; i < n; ++i) {
-      poll_stop(i);
+      core::poll_stop(i);
       if (!std::isfinite(m.data[i])) not_finite(path, i, m.cols, number_text(m.data[i]));
     }
   } else {
     for (size_t i = 0; i < n; ++i) {
-      poll_stop(i);
+      core::poll_stop(i);
       double d = 0;
       std::memcpy(&d, bytes.data() + off + 8 * i, 8);
       m.data[i] = static_cast<float>(d);
@@ -436,7 +430,7 @@ void read_bin(const fs::path& path, const std::string& bytes, int64_t expected_r
   m.data.resize(floats);
   std::memcpy(m.data.data(), bytes.data(), floats * 4);
   for (size_t i = 0; i < m.data.size(); ++i) {
-    poll_stop(i);
+    core::poll_stop(i);
     if (!std::isfinite(m.data[i])) not_finite(path, i, m.cols, number_text(m.data[i]));
   }
 }
@@ -446,7 +440,7 @@ void read_csv_matrix(const fs::path& path, std::string bytes, Matrix& m) {
   std::string_view line;
   bool first = true;
   while (in.next(line)) {
-    poll_stop(static_cast<size_t>(m.rows));
+    core::poll_stop(static_cast<size_t>(m.rows));
     const auto cols = split_commas(line);
     std::vector<float> row;
     bool ok = true;

@@ -232,7 +232,7 @@ Oracle load_oracle(const fs::path& data_path, size_t expected_events) {
     size_t ev = 0;
     double pp = 0, pn = 0;
     long long neg = 0;
-    if ((o.p_pos.size() & 0xFFFF) == 0) core::throw_if_stop_requested();
+    core::poll_stop(o.p_pos.size());
     if (std::sscanf(row.c_str(), "%zu,%lf,%lld,%lf", &ev, &pp, &neg, &pn) != 4 || ev != o.p_pos.size()) {
       throw core::InputError(file.string() + ":" + std::to_string(line) + ": expected event,p_pos,neg_dst,p_neg in event order");
     }

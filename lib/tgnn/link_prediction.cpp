@@ -13,21 +13,13 @@
 #include "tgnn/edgebank.hpp"
 
 namespace mlsys::tgnn {
-namespace {
-
-// Per-item loops poll the stop flag once per 2^16 items; per-batch loops every batch.
-void poll_stop(size_t i) {
-  if ((i & 0xFFFF) == 0) core::throw_if_stop_requested();
-}
-
-}  // namespace
 
 std::vector<int64_t> sample_negatives(const std::vector<int64_t>& pool, size_t n, size_t q, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::uniform_int_distribution<size_t> d(0, pool.size() - 1);
   std::vector<int64_t> out(n * q);
   for (size_t i = 0; i < out.size(); ++i) {
-    poll_stop(i);
+    core::poll_stop(i);
     out[i] = pool[d(rng)];
   }
   return out;
@@ -127,7 +119,7 @@ void write_split_negatives(const std::filesystem::path& path, const graph::Event
   char tbuf[64];  // shortest round-trip form of the time
   auto rows = [&](const char* name, const std::vector<size_t>& ev, const std::vector<int64_t>* neg, size_t stride) {
     for (size_t i = 0; i < ev.size(); ++i) {
-      poll_stop(i);
+      core::poll_stop(i);
       const size_t e = ev[i];
       const auto [end, ec] = std::to_chars(tbuf, tbuf + sizeof tbuf, s.t[e]);
       (void)ec;  // 64 chars always fit a double

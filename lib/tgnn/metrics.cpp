@@ -12,10 +12,6 @@
 namespace mlsys::tgnn {
 namespace {
 
-// Loops over scores poll the stop flag once per 2^16 items (item 0 included).
-void poll_stop(size_t i) {
-  if ((i & 0xFFFF) == 0) core::throw_if_stop_requested();
-}
 
 // Ranking needs ordered scores: NaN compares false with everything, so a tie group of a
 // NaN never ends (AP and AUC looped for ever) and std::sort's ordering is broken. NaN
@@ -23,7 +19,7 @@ void poll_stop(size_t i) {
 // failure naming the metric and the score. +-inf are ordered and allowed.
 void require_scores(const char* metric, const char* which, const std::vector<double>& scores) {
   for (size_t i = 0; i < scores.size(); ++i) {
-    poll_stop(i);
+    core::poll_stop(i);
     if (std::isnan(scores[i])) {
       throw core::RuntimeFailure(std::string(metric) + ": " + which + " score " + std::to_string(i) + " of " +
                                  std::to_string(scores.size()) +
@@ -54,7 +50,7 @@ double average_precision(const std::vector<double>& pos, const std::vector<doubl
   const auto P = static_cast<double>(pos.size());
   double tp = 0, fp = 0, ap = 0;
   for (size_t i = 0; i < all.size();) {
-    poll_stop(i);
+    core::poll_stop(i);
     size_t j = i;
     double tp_group = 0;
     while (j < all.size() && all[j].first == all[i].first) {
@@ -79,7 +75,7 @@ double roc_auc(const std::vector<double>& pos, const std::vector<double>& neg) {
   std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   double rank_sum = 0;  // ranks of the positives, 1-based, ties averaged
   for (size_t i = 0; i < all.size();) {
-    poll_stop(i);
+    core::poll_stop(i);
     size_t j = i;
     double npos = 0;
     while (j < all.size() && all[j].first == all[i].first) npos += all[j++].second;
@@ -98,7 +94,7 @@ double mean_reciprocal_rank(const std::vector<double>& pos, const std::vector<do
   require_negatives("mean_reciprocal_rank", pos.size(), q, neg.size());
   double sum = 0;
   for (size_t i = 0; i < pos.size(); ++i) {
-    poll_stop(i);
+    core::poll_stop(i);
     double above = 0;
     for (size_t j = 0; j < q; ++j) above += neg[i * q + j] > pos[i] ? 1.0 : (neg[i * q + j] == pos[i] ? 0.5 : 0.0);
     sum += 1.0 / (1.0 + above);
