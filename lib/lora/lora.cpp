@@ -13,6 +13,8 @@
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
 #include "core/h5.hpp"
+#include "core/json.hpp"
+#include "nn/checkpoint.hpp"
 #include "nn/structured_dropout.hpp"
 #include "tensor/h5_tensor.hpp"
 #include "tensor/safetensors.hpp"
@@ -316,26 +318,23 @@ void export_peft(const fs::path& dir, const AdapterState& s) {
 AdapterState import_peft(const fs::path& dir) {
   const fs::path cfg_path = dir / "adapter_config.json";
   const fs::path st_path = dir / "adapter_model.safetensors";
-  std::ifstream in(cfg_path);
-  if (!in) throw core::InputError(cfg_path.string() + ": cannot open (expected a PEFT adapter folder)");
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const json::parse_error& e) {
-    throw core::InputError(cfg_path.string() + ": malformed JSON (" + e.what() + ")");
+  if (!fs::is_regular_file(cfg_path)) {
+    throw core::InputError(cfg_path.string() + ": cannot open (expected a PEFT adapter folder)");
   }
-  if (!j.is_object()) throw core::InputError(cfg_path.string() + ": expected a JSON object, found " + std::string(j.type_name()));
+  json j = core::read_json_file(cfg_path);
+  if (!j.is_object()) throw core::InputError(cfg_path.string() + ": expected a JSON object, found " + core::describe_json(j));
   auto bad = [&](const std::string& key, const std::string& expected) {
-    throw core::InputError(cfg_path.string() + ": field '" + key + "': expected " + expected + ", found " + j[key].dump());
+    throw core::InputError(cfg_path.string() + ": field '" + key + "': expected " + expected + ", found " +
+                           core::short_json(j[key]));
   };
   auto unsupported = [&](const std::string& key, const std::string& what) {
     throw core::InputError(cfg_path.string() + ": field '" + key + "': " + what + " is not supported (found " +
-                           j[key].dump() + ")");
+                           core::short_json(j[key]) + ")");
   };
   auto has = [&](const char* key) { return j.contains(key) && !j[key].is_null(); };
   if (!j.contains("peft_type") || !j["peft_type"].is_string() || j["peft_type"].get<std::string>() != "LORA") {
     throw core::InputError(cfg_path.string() + ": field 'peft_type': expected \"LORA\", found " +
-                           (j.contains("peft_type") ? j["peft_type"].dump() : "nothing"));
+                           (j.contains("peft_type") ? core::short_json(j["peft_type"]) : "nothing"));
   }
   auto get_bool = [&](const char* key, bool dflt) {
     if (!has(key)) return dflt;

@@ -15,12 +15,7 @@ namespace fs = std::filesystem;
 std::string model_type(const fs::path& folder) {
   const fs::path p = folder / "config.json";
   if (!fs::is_regular_file(p)) throw core::InputError(p.string() + ": no such file (model.path must be a Hugging Face folder)");
-  core::Json j;
-  try {
-    j = core::parse_json_bounded(core::read_file(p));
-  } catch (const std::exception& e) {
-    throw core::InputError(p.string() + ": not valid JSON (" + e.what() + ")");
-  }
+  const core::Json j = core::read_json_file(p);
   const std::string t = j.is_object() && j.contains("model_type") && j["model_type"].is_string()
                             ? j["model_type"].get<std::string>()
                             : "";

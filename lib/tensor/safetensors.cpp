@@ -229,7 +229,7 @@ void SafeTensorsFile::Impl::parse() {
     header = core::parse_json_bounded(std::string_view(h, n));
   } catch (const core::JsonTooDeep& e) {
     fail("expected a safetensors header (nesting of at most 64 levels), found " + std::string(e.what()));
-  } catch (const Json::exception& e) {
+  } catch (const core::JsonTextError& e) {
     fail("expected a JSON header, found text that does not parse: " + std::string(e.what()));
   }
   if (!header.is_object()) fail("expected the header to be a JSON object, found " + type_name(header));
