@@ -84,6 +84,12 @@ at::Tensor checked_tensor(const std::map<std::string, at::Tensor>& tensors, cons
     if (it != tensors.end()) break;
   }
   if (it == tensors.end()) throw core::InputError(file + ": tensor '" + keys.front() + "' not found (" + why + ")");
+  // every parameter of these architectures is a float (load_hf_tensors made F16/BF16/F64
+  // float32); integer or bool data read as weights would be nonsense
+  if (!at::isFloatingType(it->second.scalar_type())) {
+    throw core::InputError(file + ": tensor '" + it->first + "': expected a floating-point dtype (F32, F16, BF16 or "
+                           "F64), found " + tensor::dtype_code(it->second.scalar_type()));
+  }
   if (it->second.sizes() != at::IntArrayRef(shape)) {
     throw core::InputError(file + ": tensor '" + keys.front() + "': expected shape " + shape_str(shape) +
                            " (from config.json), found " + shape_str(it->second.sizes()));

@@ -316,6 +316,11 @@ std::map<std::string, at::Tensor> load_safetensors(const std::filesystem::path& 
   return out;
 }
 
+std::string dtype_code(at::ScalarType type) {
+  const DtypeCode* code = dtype_by_type(type);
+  return code != nullptr ? std::string(code->code) : std::string(c10::toString(type));
+}
+
 // ---------------------------------------------------------------- writer
 
 void write_safetensors(std::ostream& out, const NamedTensors& tensors,
