@@ -510,9 +510,10 @@ TEST_CASE("lora-finetune: a run of no steps, or a number beyond a double, exits 
   REQUIRE(r.code == 0);
   const std::string good = mlsys::test::slurp(out / "adapter.h5");
   REQUIRE(!good.empty());
-  // 4e17 epochs x 8 steps per epoch overflowed to a negative step count: 0 steps, exit 0, an
-  // untrained adapter in place of the good one
-  r = run("train " + t.base + " --out " + out.string() + " --set train.max_steps=0 --set train.epochs=4e17");
+  // 4e17 epochs x 32 steps per epoch (256 examples, batches of 8) overflowed to a negative
+  // step count: 0 steps, exit 0, an untrained adapter in place of the good one
+  r = run("train " + t.base + " --out " + out.string() +
+          " --set train.max_steps=0 --set train.epochs=4e17 --set train.batch_size=8");
   INFO(r.err);
   CHECK(r.code == 2);
   CHECK(r.err.find("train.epochs") != std::string::npos);
@@ -543,7 +544,7 @@ TEST_CASE("lora-finetune: hostile model and adapter files exit 3 with one short 
 
   // 50k levels in adapter_config.json: a segfault in the error message's dump()
   std::string deep = peft_config;
-  deep.insert(deep.find('{') + 1, "\"r\": " + std::string(50000, '[') + std::string(50000, ']') + ", ");
+  deep.insert(deep.find('{') + 1, "\"lora_bias\": " + std::string(50000, '[') + std::string(50000, ']') + ", ");
   mlsys::test::write_file(peft / "adapter_config.json", deep);
   r = eval_peft();
   CHECK(r.code == 3);

@@ -518,8 +518,8 @@ TEST_CASE("PEFT import: a deeply nested adapter_config.json is an input error of
   const fs::path cfg_path = scratch / "peft/adapter_config.json";
   auto j = nlohmann::json::parse(std::ifstream(cfg_path));
   std::string text = j.dump();
-  // 50k levels under "r": the message's dump() recursed 50k frames deep (a segfault)
-  text.insert(1, "\"r\": " + std::string(50000, '[') + std::string(50000, ']') + ", ");
+  // 50k levels under "lora_bias": the message's dump() recursed 50k frames deep (a segfault)
+  text.insert(1, "\"lora_bias\": " + std::string(50000, '[') + std::string(50000, ']') + ", ");
   std::ofstream(cfg_path, std::ios::trunc) << text;
   try {
     (void)lora::import_peft(scratch / "peft");
@@ -528,7 +528,7 @@ TEST_CASE("PEFT import: a deeply nested adapter_config.json is an input error of
     const std::string msg = e.what();
     INFO(msg.substr(0, 300));
     CHECK(msg.size() < 300);
-    CHECK(msg.find("adapter_config.json: malformed JSON: JSON nested deeper than 64 levels (at key 'r[0]") !=
+    CHECK(msg.find("adapter_config.json: malformed JSON: JSON nested deeper than 64 levels (at key 'lora_bias[0]") !=
           std::string::npos);
   }
   // a long value is quoted by its start
