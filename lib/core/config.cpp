@@ -47,7 +47,8 @@ size_t parse_index(std::string_view s) {
 size_t segment_index(const std::string& seg) { return parse_index(std::string_view(seg).substr(1, seg.size() - 2)); }
 
 void apply_override(ConfigDoc& doc, const std::string& text) {
-  const std::string where = "--set " + text;
+  // a --set of a 100 KB value is quoted by its start
+  const std::string where = "--set " + (text.size() > 80 ? text.substr(0, 77) + "..." : text);
   auto eq = text.find('=');
   if (eq == std::string::npos || eq == 0) {
     throw ConfigError(where + ": expected key.path=value, found no '='");
@@ -61,10 +62,13 @@ void apply_override(ConfigDoc& doc, const std::string& text) {
   Json value;
   try {
     value = parse_json_bounded(raw);
-  } catch (const Json::parse_error&) {
-    value = raw;  // a bare word is a string
   } catch (const JsonTooDeep& e) {
     throw ConfigError(where + ": " + e.what());
+  } catch (const JsonNumberOverflow&) {
+    throw ConfigError(where + ": key '" + key + "': expected a number within the range of a double, found " +
+                      (raw.size() > 40 ? raw.substr(0, 37) + "..." : raw));
+  } catch (const JsonTextError&) {
+    value = raw;  // a bare word is a string
   }
 
   Json* node = &doc.root;
@@ -98,13 +102,8 @@ void apply_override(ConfigDoc& doc, const std::string& text) {
 Json parse_json_text(std::string_view text, const std::string& source) {
   try {
     return parse_json_bounded(text);
-  } catch (const JsonTooDeep& e) {
+  } catch (const JsonTextError& e) {
     throw ConfigError(source + ": malformed JSON: " + e.what());
-  } catch (const Json::parse_error& e) {
-    std::string what = e.what();
-    // "[json.exception.parse_error.101] parse error at line 3, column 5: ..." -> keep the tail
-    if (auto pos = what.find("] "); pos != std::string::npos) what = what.substr(pos + 2);
-    throw ConfigError(source + ": malformed JSON: " + what);
   }
 }
 

@@ -1,18 +1,111 @@
 #include "core/json.hpp"
 
+#include <vector>
+
+#include "core/atomic_file.hpp"
 #include "core/error.hpp"
 
 namespace mlsys::core {
 
-Json parse_json_bounded(std::string_view text, int max_depth) {
-  auto limit = [max_depth](int depth, Json::parse_event_t, Json&) -> bool {
-    if (depth > max_depth) {
-      throw JsonTooDeep("JSON nested deeper than " + std::to_string(max_depth) + " levels");
+namespace {
+
+// nlohmann's message without its "[json.exception.parse_error.101] " prefix, cut short: a
+// token quoted in it ("last read: '...'") may be the whole of a 100 KB string.
+std::string reason_of(const Json::exception& e) {
+  std::string what = e.what();
+  if (what.starts_with("[json.exception.")) {
+    if (auto pos = what.find("] "); pos != std::string::npos) what = what.substr(pos + 2);
+  }
+  if (what.size() > 160) what = what.substr(0, 157) + "...";
+  return what;
+}
+
+// Where the parser is, as a key path ("train.lr", "sites[2].rate"), kept up to date by the
+// parse callback so that an error the parser reports without a position (a number that
+// overflows a double) can still name its field.
+class KeyPath {
+ public:
+  void on(Json::parse_event_t event, const Json& parsed) {
+    switch (event) {
+      case Json::parse_event_t::object_start:
+        frames_.push_back({false, {}, 0});
+        break;
+      case Json::parse_event_t::array_start:
+        frames_.push_back({true, {}, 0});
+        break;
+      case Json::parse_event_t::key:
+        frames_.back().key = parsed.get_ref<const std::string&>();
+        break;
+      case Json::parse_event_t::object_end:
+      case Json::parse_event_t::array_end:
+        frames_.pop_back();
+        completed();
+        break;
+      case Json::parse_event_t::value:
+        completed();
+        break;
     }
+  }
+  // "" at the top level; long keys cut so that the whole stays short.
+  [[nodiscard]] std::string str() const {
+    std::string out;
+    for (const auto& f : frames_) {
+      if (f.array) {
+        out += "[" + std::to_string(f.done) + "]";
+      } else {
+        if (!out.empty()) out += '.';
+        out += f.key.size() > 40 ? f.key.substr(0, 37) + "..." : f.key;
+      }
+      if (out.size() > 120) return out.substr(0, 117) + "...";
+    }
+    return out;
+  }
+
+ private:
+  void completed() {
+    if (!frames_.empty() && frames_.back().array) ++frames_.back().done;
+  }
+  struct Frame {
+    bool array;
+    std::string key;  // objects: the key of the value being read
+    size_t done;      // arrays: elements read so far (the index of the one being read)
+  };
+  std::vector<Frame> frames_;
+};
+
+}  // namespace
+
+Json parse_json_bounded(std::string_view text, int max_depth) {
+  KeyPath where;
+  auto at = [&where] {
+    const std::string p = where.str();
+    return p.empty() ? std::string() : " (at key '" + p + "')";
+  };
+  auto limit = [&](int depth, Json::parse_event_t event, Json& parsed) -> bool {
+    if (depth > max_depth) throw JsonTooDeep("JSON nested deeper than " + std::to_string(max_depth) + " levels" + at());
+    where.on(event, parsed);
     return true;
   };
-  return Json::parse(text.begin(), text.end(), limit);
+  try {
+    return Json::parse(text.begin(), text.end(), limit);
+  } catch (const Json::out_of_range& e) {
+    // 406: "number overflow parsing '1e309'", the only out_of_range the parser throws
+    std::string what = reason_of(e);
+    throw JsonNumberOverflow(what + at() + ": expected a number within the range of a double");
+  } catch (const Json::exception& e) {
+    throw JsonTextError(reason_of(e) + at());
+  }
 }
+
+Json parse_json_input(std::string_view text, const std::string& source) {
+  try {
+    return parse_json_bounded(text);
+  } catch (const JsonTextError& e) {
+    throw InputError(source + ": malformed JSON: " + e.what());
+  }
+}
+
+Json read_json_file(const std::filesystem::path& path) { return parse_json_input(read_file(path), path.string()); }
 
 std::string describe_json(const Json& v) {
   switch (v.type()) {
@@ -65,7 +158,7 @@ void for_each_jsonl_object(const std::string& source, std::string_view text,
       obj = parse_json_bounded(l);
     } catch (const JsonTooDeep& e) {
       throw InputError(where + "expected a JSON object, found " + e.what());
-    } catch (const Json::parse_error& e) {
+    } catch (const JsonTextError& e) {
       throw InputError(where + "expected a JSON object, found malformed JSON (" + e.what() + ")");
     }
     if (!obj.is_object()) throw InputError(where + "expected a JSON object, found " + describe_json(obj));

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <filesystem>
 #include <functional>
 #include <stdexcept>
 #include <string>
@@ -15,15 +16,39 @@ namespace mlsys::core {
 
 using Json = nlohmann::json;
 
-// Thrown by parse_json_bounded when nesting exceeds the limit.
-class JsonTooDeep : public std::runtime_error {
+// Why a JSON text could not be read, as one short line that names where: "parse error at
+// line 3, column 5: ...", "JSON nested deeper than 64 levels (at key 'a.b')", "number at key
+// 'train.lr' beyond the range of a double (1e309)". Never longer than ~250 characters.
+class JsonTextError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
 
-// Parses `text`; throws Json::parse_error when malformed, JsonTooDeep when nested deeper
-// than `max_depth` levels.
+// Thrown by parse_json_bounded when nesting exceeds the limit.
+class JsonTooDeep : public JsonTextError {
+ public:
+  using JsonTextError::JsonTextError;
+};
+
+// Thrown by parse_json_bounded for a number beyond the range of a double (1e309).
+class JsonNumberOverflow : public JsonTextError {
+ public:
+  using JsonTextError::JsonTextError;
+};
+
+// The one JSON parser of the suite (every JSON file, header, attribute and --set value goes
+// through it): throws JsonTooDeep when `text` nests deeper than `max_depth` levels, and
+// JsonNumberOverflow when it holds a number that overflows a double, JsonTextError when it
+// is malformed. nlohmann's
+// parser is iterative, but dump(), comparisons and error messages are recursive, so a value
+// nested 50k levels deep must never be built.
 Json parse_json_bounded(std::string_view text, int max_depth = 64);
+
+// parse_json_bounded for a data file: core::InputError "<source>: malformed JSON: <why>".
+Json parse_json_input(std::string_view text, const std::string& source);
+// The file at `path` read (core::InputError when missing or unreadable) and parsed as
+// parse_json_input.
+Json read_json_file(const std::filesystem::path& path);
 
 // "integer 3", "number 0.5", "string \"abc\"" (long strings cut), "true", "null",
 // "an array of 5 elements", "an object with 2 keys": never longer than ~100 characters.

@@ -144,6 +144,12 @@ void load(const LoopPolicy& p, LoopState& st, LoopTask& task) {
 }  // namespace
 
 LoopResult run_training_loop(LoopTask& task, const LoopPolicy& p) {
+  // A run of no steps (a count that overflowed to a negative number, or 0) would "finish"
+  // at once and replace a good artifact with an untrained one.
+  if (p.total_steps <= 0) {
+    throw ConfigError(p.label + ": expected a positive number of training steps, found " + std::to_string(p.total_steps) +
+                      " (check the step and epoch counts of the config)");
+  }
   LoopState st;
   if (!p.resume && !p.force && fs::exists(p.checkpoint)) {
     throw ConfigError(p.checkpoint.string() + ": holds an unfinished run; continue it with " + p.resume_command +

@@ -182,8 +182,7 @@ int run_training(const core::CommonOptions& opts, const Setup& s, nn::Transforme
   nn::ParamGroup head_group{"head", head, c.train.head_lr > 0 ? c.train.head_lr : c.train.lr, c.train.weight_decay};
   const int64_t N = task.examples;
   const int64_t per_step = c.train.batch_size * c.train.grad_accum;
-  const int64_t steps_per_epoch = std::max<int64_t>(1, (N + per_step - 1) / per_step);
-  const int64_t total = c.train.max_steps > 0 ? c.train.max_steps : c.train.epochs * steps_per_epoch;
+  const int64_t total = total_train_steps(c, N);  // ConfigError for a run of no steps
   nn::Trainer trainer({std::move(lora_group), std::move(head_group)},
                       {c.train.batch_size, c.train.grad_accum, total, c.train.warmup_ratio, c.train.schedule,
                        c.train.clip_norm},

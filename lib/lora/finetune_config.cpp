@@ -1,7 +1,25 @@
 // Reading the lora-finetune config (see finetune_config.hpp).
 #include "lora/finetune_config.hpp"
 
+#include <algorithm>
+#include <string>
+
 namespace mlsys::lora {
+
+int64_t total_train_steps(const FinetuneConfig& c, int64_t examples) {
+  if (c.train.max_steps > 0) return c.train.max_steps;
+  const int64_t per_step = c.train.batch_size * c.train.grad_accum;  // each <= 65536: no overflow
+  const int64_t steps_per_epoch = std::max<int64_t>(1, (std::max<int64_t>(examples, 0) + per_step - 1) / per_step);
+  int64_t total = 0;
+  const bool overflow = __builtin_mul_overflow(c.train.epochs, steps_per_epoch, &total);
+  if (overflow || total > kMaxSteps || total <= 0) {
+    throw core::ConfigError("keys 'train.max_steps' and 'train.epochs': expected 1 to " + std::to_string(kMaxSteps) +
+                            " steps (train.max_steps > 0, or train.epochs x " + std::to_string(steps_per_epoch) +
+                            " steps per epoch), found max_steps 0 and epochs " + std::to_string(c.train.epochs) +
+                            " (" + (overflow ? std::string("beyond 2^63") : std::to_string(total)) + " steps)");
+  }
+  return total;
+}
 
 FinetuneConfig read_finetune_config(const core::ConfigDoc& doc) {
   FinetuneConfig c;
@@ -65,20 +83,25 @@ FinetuneConfig read_finetune_config(const core::ConfigDoc& doc) {
   }
   c.lora.input_dropout = c.dropout.lora_input_rate();
 
+  // Every count is bounded: 4e17 epochs is an integer, but epochs × steps per epoch
+  // overflows int64 and a negative step count would train nothing and "succeed".
+  const auto steps = core::in_range<int64_t>(0, kMaxSteps);
   auto t = root.child("train");
   t.get("lr", c.train.lr, core::positive<double>()).get("head_lr", c.train.head_lr, core::at_least(0.0));
   t.get("weight_decay", c.train.weight_decay, core::at_least(0.0));
   t.get("batch_size", c.train.batch_size, core::in_range<int64_t>(1, 65536));
   t.get("grad_accum", c.train.grad_accum, core::in_range<int64_t>(1, 65536));
-  t.get("max_steps", c.train.max_steps, core::at_least<int64_t>(0)).get("epochs", c.train.epochs, core::at_least<int64_t>(0));
+  t.get("max_steps", c.train.max_steps, steps).get("epochs", c.train.epochs, core::in_range<int64_t>(0, kMaxEpochs));
   t.get("warmup_ratio", c.train.warmup_ratio, core::in_range(0.0, 1.0));
   t.get("schedule", c.train.schedule, core::one_of({"linear", "cosine", "constant"}));
   t.get("clip_norm", c.train.clip_norm, core::at_least(0.0));
-  t.get("eval_every", c.train.eval_every, core::at_least<int64_t>(0)).get("patience", c.train.patience, core::at_least<int64_t>(0));
+  t.get("eval_every", c.train.eval_every, steps).get("patience", c.train.patience, steps);
   t.get("eval_batch_size", c.train.eval_batch_size, core::in_range<int64_t>(1, 65536));
-  t.get("checkpoint_every", c.train.checkpoint_every, core::at_least<int64_t>(0));
-  t.get("run_steps", c.train.run_steps, core::at_least<int64_t>(0));
-  if (c.train.max_steps == 0 && c.train.epochs == 0) t.fail("max_steps", "max_steps > 0 or epochs > 0", "both 0");
+  t.get("checkpoint_every", c.train.checkpoint_every, steps);
+  t.get("run_steps", c.train.run_steps, steps);
+  if (c.train.max_steps == 0 && c.train.epochs == 0) {
+    t.fail("max_steps", "train.max_steps > 0 or train.epochs > 0 (a run that trains nothing)", "both 0");
+  }
 
   root.child("generate").get("max_new_tokens", c.generate.max_new_tokens, core::in_range<int64_t>(1, 1 << 20));
   root.child("convert").get("input", c.convert.input).get("tokenizer", c.convert.tokenizer);

@@ -68,8 +68,18 @@ struct FinetuneConfig {
   nlohmann::json resolved;
 };
 
+// Bounds of the step counts (train.max_steps, eval_every, patience, checkpoint_every,
+// run_steps, and epochs x steps per epoch) and of train.epochs.
+inline constexpr int64_t kMaxSteps = 1'000'000'000;
+inline constexpr int64_t kMaxEpochs = 1'000'000;
+
 // Reads every field (defaults for absent keys), rejects unknown keys (--seed arrives as
 // the override seed=N, see core::load_config).
 [[nodiscard]] FinetuneConfig read_finetune_config(const core::ConfigDoc& doc);
+
+// The optimiser steps of a training run over `examples` examples: train.max_steps, or
+// (when it is 0) train.epochs x steps per epoch. core::ConfigError naming both keys when
+// that is below 1 or above kMaxSteps (an overflow included): such a run would train nothing.
+[[nodiscard]] int64_t total_train_steps(const FinetuneConfig& c, int64_t examples);
 
 }  // namespace mlsys::lora

@@ -13,6 +13,8 @@
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
 #include "core/h5.hpp"
+#include "core/json.hpp"
+#include "nn/checkpoint.hpp"
 #include "nn/structured_dropout.hpp"
 #include "tensor/h5_tensor.hpp"
 #include "tensor/safetensors.hpp"
@@ -34,6 +36,16 @@ at::Tensor LoraAdapter::delta(const at::Tensor& x, bool training) const {
   return at::linear(at::linear(in, A), B) * scale;
 }
 
+namespace {
+
+// PEFT's rule: a target names the module whose path equals it or ends with "." + it.
+bool target_matches(const std::string& module, const std::string& target) {
+  return module == target || (module.size() > target.size() && module.ends_with(target) &&
+                              module[module.size() - target.size() - 1] == '.');
+}
+
+}  // namespace
+
 std::vector<std::string> resolve_targets(const std::vector<std::string>& linears, const std::vector<std::string>& targets,
                                          const std::string& output_layer) {
   std::vector<std::string> out;
@@ -49,7 +61,7 @@ std::vector<std::string> resolve_targets(const std::vector<std::string>& linears
     }
     bool hit = false;
     for (const auto& n : linears) {
-      if (n == t || (n.size() > t.size() && n.ends_with(t) && n[n.size() - t.size() - 1] == '.')) {
+      if (target_matches(n, t)) {
         add(n);
         hit = true;
       }
@@ -147,6 +159,19 @@ LoraSet attach_state(nn::TransformerModel& model, const AdapterState& state, con
   }
   LoraSet set{state.cfg, {}};
   const auto linears = model.linear_names();
+  // target_modules must name modules of this model: an adapter trained for another
+  // architecture is refused, not silently applied to nothing
+  if (!state.targets_source.empty()) {
+    for (const auto& t : state.cfg.targets) {
+      if (t == "all-linear") continue;
+      const bool hit = std::any_of(linears.begin(), linears.end(), [&](const std::string& n) { return target_matches(n, t); });
+      if (!hit) {
+        throw core::InputError(state.targets_source + ": expected modules of the model (such as " +
+                               (linears.empty() ? std::string("none") : linears.front()) + "), found " +
+                               core::short_json(t) + ", which names no Linear of " + source);
+      }
+    }
+  }
   for (auto& [n, t] : model.params()) t.set_requires_grad(false);
   for (const auto& [name, ab] : state.ab) {
     if (std::find(linears.begin(), linears.end(), name) == linears.end()) {
@@ -156,9 +181,8 @@ LoraSet attach_state(nn::TransformerModel& model, const AdapterState& state, con
     if (ab.first.dim() != 2 || ab.second.dim() != 2 || ab.first.size(1) != W.size(1) || ab.second.size(0) != W.size(0) ||
         ab.first.size(0) != ab.second.size(1)) {
       throw core::InputError(source + ": adapter module '" + name + "': expected A [r," + std::to_string(W.size(1)) +
-                             "] and B [" + std::to_string(W.size(0)) + ",r], found A " +
-                             std::to_string(ab.first.size(0)) + "x" + std::to_string(ab.first.size(1)) + " and B " +
-                             std::to_string(ab.second.size(0)) + "x" + std::to_string(ab.second.size(1)));
+                             "] and B [" + std::to_string(W.size(0)) + ",r], found A " + nn::shape_str(ab.first.sizes()) +
+                             " and B " + nn::shape_str(ab.second.sizes()));
     }
     auto ad = std::make_shared<LoraAdapter>(ab.first.to(W.device()).clone(), ab.second.to(W.device()).clone(),
                                             state.cfg.scale(), state.cfg.input_dropout);
@@ -173,8 +197,8 @@ LoraSet attach_state(nn::TransformerModel& model, const AdapterState& state, con
     }
     const at::Tensor& hw = model.param(out + ".weight");
     if (state.head_weight.sizes() != hw.sizes()) {
-      throw core::InputError(source + ": classifier head has " + std::to_string(state.head_weight.size(0)) +
-                             " labels, the model expects " + std::to_string(hw.size(0)));
+      throw core::InputError(source + ": classifier head: expected shape " + nn::shape_str(hw.sizes()) + " (" +
+                             std::to_string(hw.size(0)) + " labels), found " + nn::shape_str(state.head_weight.sizes()));
     }
     for (const auto& [name, t] : state.head_extra) {
       if (!model.params().contains(name) || model.param(name).sizes() != t.sizes()) {
@@ -193,6 +217,52 @@ LoraSet attach_state(nn::TransformerModel& model, const AdapterState& state, con
   }
   return set;
 }
+
+// ------------------------------------------------------------------ adapter files
+
+namespace {
+
+// What both readers check once an adapter is read from `file`: every tensor floating point
+// and finite (a NaN would only surface much later, as "loss": null), A [r, d_in] and
+// B [d_out, r] with the configured r, a head weight [C, H] with its bias [C].
+void check_adapter_tensors(const AdapterState& s, const std::string& file) {
+  auto check = [&](const std::string& what, const at::Tensor& t, int64_t dims) {
+    if (!t.defined()) throw core::InputError(file + ": " + what + ": missing");
+    if (!at::isFloatingType(t.scalar_type())) {
+      throw core::InputError(file + ": " + what + ": expected a floating-point tensor, found " +
+                             std::string(c10::toString(t.scalar_type())));
+    }
+    if (t.dim() != dims) {
+      throw core::InputError(file + ": " + what + ": expected a " + std::to_string(dims) + "-d tensor, found shape " +
+                             nn::shape_str(t.sizes()));
+    }
+    if (!at::isfinite(t).all().item<bool>()) {
+      throw core::InputError(file + ": " + what + ": expected finite values, found NaN or infinity");
+    }
+  };
+  for (const auto& [m, ab] : s.ab) {
+    check("module '" + m + "': lora_A", ab.first, 2);
+    check("module '" + m + "': lora_B", ab.second, 2);
+    if (ab.first.size(0) != s.cfg.r || ab.second.size(1) != s.cfg.r) {
+      throw core::InputError(file + ": module '" + m + "': expected lora_A [r," + std::to_string(ab.first.size(1)) +
+                             "] and lora_B [" + std::to_string(ab.second.size(0)) + ",r] with r=" +
+                             std::to_string(s.cfg.r) + " (the adapter's config), found lora_A " +
+                             nn::shape_str(ab.first.sizes()) + " and lora_B " + nn::shape_str(ab.second.sizes()));
+    }
+  }
+  if (s.head_weight.defined() || s.head_bias.defined()) {
+    check(s.head_module + ".weight", s.head_weight, 2);
+    check(s.head_module + ".bias", s.head_bias, 1);
+    if (s.head_bias.size(0) != s.head_weight.size(0)) {
+      throw core::InputError(file + ": " + s.head_module + ".bias: expected shape [" +
+                             std::to_string(s.head_weight.size(0)) + "] (one per label of the weight), found " +
+                             nn::shape_str(s.head_bias.sizes()));
+    }
+  }
+  for (const auto& [name, t] : s.head_extra) check(name, t, name.ends_with(".bias") ? 1 : 2);
+}
+
+}  // namespace
 
 // ------------------------------------------------------------------ HDF5
 
@@ -268,6 +338,8 @@ AdapterState load_adapter_h5(const fs::path& path) {
       for (const auto& name : r.list("/head/extra")) s.head_extra[name] = tensor::read_tensor(r, "/head/extra/" + name);
     }
   }
+  s.targets_source = path.string() + ": /targets";
+  check_adapter_tensors(s, path.string());
   return s;
 }
 
@@ -316,26 +388,23 @@ void export_peft(const fs::path& dir, const AdapterState& s) {
 AdapterState import_peft(const fs::path& dir) {
   const fs::path cfg_path = dir / "adapter_config.json";
   const fs::path st_path = dir / "adapter_model.safetensors";
-  std::ifstream in(cfg_path);
-  if (!in) throw core::InputError(cfg_path.string() + ": cannot open (expected a PEFT adapter folder)");
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const json::parse_error& e) {
-    throw core::InputError(cfg_path.string() + ": malformed JSON (" + e.what() + ")");
+  if (!fs::is_regular_file(cfg_path)) {
+    throw core::InputError(cfg_path.string() + ": cannot open (expected a PEFT adapter folder)");
   }
-  if (!j.is_object()) throw core::InputError(cfg_path.string() + ": expected a JSON object, found " + std::string(j.type_name()));
+  json j = core::read_json_file(cfg_path);
+  if (!j.is_object()) throw core::InputError(cfg_path.string() + ": expected a JSON object, found " + core::describe_json(j));
   auto bad = [&](const std::string& key, const std::string& expected) {
-    throw core::InputError(cfg_path.string() + ": field '" + key + "': expected " + expected + ", found " + j[key].dump());
+    throw core::InputError(cfg_path.string() + ": field '" + key + "': expected " + expected + ", found " +
+                           core::short_json(j[key]));
   };
   auto unsupported = [&](const std::string& key, const std::string& what) {
     throw core::InputError(cfg_path.string() + ": field '" + key + "': " + what + " is not supported (found " +
-                           j[key].dump() + ")");
+                           core::short_json(j[key]) + ")");
   };
   auto has = [&](const char* key) { return j.contains(key) && !j[key].is_null(); };
   if (!j.contains("peft_type") || !j["peft_type"].is_string() || j["peft_type"].get<std::string>() != "LORA") {
     throw core::InputError(cfg_path.string() + ": field 'peft_type': expected \"LORA\", found " +
-                           (j.contains("peft_type") ? j["peft_type"].dump() : "nothing"));
+                           (j.contains("peft_type") ? core::short_json(j["peft_type"]) : "nothing"));
   }
   auto get_bool = [&](const char* key, bool dflt) {
     if (!has(key)) return dflt;
@@ -367,7 +436,11 @@ AdapterState import_peft(const fs::path& dir) {
   s.cfg.alpha = get_number("lora_alpha", 8.0);
   s.cfg.rslora = get_bool("use_rslora", false);
   s.cfg.input_dropout = get_number("lora_dropout", 0.0);
-  if (has("target_modules")) s.cfg.targets = get_strings("target_modules");
+  if (has("target_modules")) {
+    s.cfg.targets = get_strings("target_modules");
+    // a list names modules (checked against the model); a string is PEFT's regex, not checked
+    if (j["target_modules"].is_array()) s.targets_source = cfg_path.string() + ": field 'target_modules'";
+  }
   if (has("base_model_name_or_path")) {
     if (!j["base_model_name_or_path"].is_string()) bad("base_model_name_or_path", "a string");
     s.base_model = j["base_model_name_or_path"].get<std::string>();
@@ -400,6 +473,10 @@ AdapterState import_peft(const fs::path& dir) {
   for (const auto& key : file.names()) {
     if (!key.starts_with(pre)) throw core::InputError(st_path.string() + ": tensor '" + key + "': expected the prefix " + pre);
     std::string rest = key.substr(pre.size());
+    if (!at::isFloatingType(file.info(key).scalar_type)) {
+      throw core::InputError(st_path.string() + ": tensor '" + key + "': expected a floating-point dtype (F32, F16, "
+                             "BF16 or F64), found " + file.info(key).dtype);
+    }
     auto t = file.get(key).to(at::kFloat);
     auto strip = [&](const std::string& suffix) {
       return rest.ends_with(suffix) ? rest.substr(0, rest.size() - suffix.size()) : std::string();
@@ -432,10 +509,6 @@ AdapterState import_peft(const fs::path& dir) {
   for (const auto& [m, a] : a_of) {
     auto b = b_of.find(m);
     if (b == b_of.end()) throw core::InputError(st_path.string() + ": module '" + m + "' has lora_A but no lora_B");
-    if (a.size(0) != s.cfg.r) {
-      throw core::InputError(st_path.string() + ": module '" + m + "': lora_A has rank " + std::to_string(a.size(0)) +
-                             ", adapter_config.json says r=" + std::to_string(s.cfg.r));
-    }
     s.ab[m] = {a, b->second};
   }
   if (s.ab.empty()) throw core::InputError(st_path.string() + ": no lora_A/lora_B tensors");
@@ -452,6 +525,7 @@ AdapterState import_peft(const fs::path& dir) {
     throw core::InputError(st_path.string() + ": a RoBERTa classifier needs classifier.dense and classifier.out_proj, "
                            "each with weight and bias");
   }
+  check_adapter_tensors(s, st_path.string());
   if (s.labels.empty() && s.head_weight.defined()) {
     for (int64_t i = 0; i < s.head_weight.size(0); ++i) s.labels.push_back(std::to_string(i));
   }

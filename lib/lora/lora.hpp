@@ -75,6 +75,10 @@ struct AdapterState {
   std::vector<std::string> labels;
   std::string base_model;
   std::string task_type = "SEQ_CLS";  // PEFT's: SEQ_CLS | CAUSAL_LM
+  // Where cfg.targets was read, for messages ("DIR/adapter_config.json: field
+  // 'target_modules'", "FILE.h5: /targets"); "" when the targets are not to be checked
+  // against a model (a state built in memory, PEFT's regex form of target_modules).
+  std::string targets_source;
 };
 
 // A snapshot (copies) of the adapters; the head (every "classifier.*" parameter, the output
@@ -83,7 +87,8 @@ struct AdapterState {
                                     const std::vector<std::string>& labels, const std::string& base_model);
 // Attaches `state` to `model` (shapes checked: core::InputError naming `source` and the
 // module) and installs its head, if it has one. A state whose task_type differs from the
-// model's is a core::InputError.
+// model's, or whose targets (read from state.targets_source) name no module of the model,
+// is a core::InputError.
 LoraSet attach_state(nn::TransformerModel& model, const AdapterState& state, const std::string& source);
 
 // HDF5: /lora/<module>/A, /lora/<module>/B, /head/weight, /head/bias (SEQ_CLS only; with a
@@ -91,6 +96,9 @@ LoraSet attach_state(nn::TransformerModel& model, const AdapterState& state, con
 // /labels, /targets, /task_type (absent in older files: SEQ_CLS), root attrs r, alpha,
 // rslora, lora_dropout, base_model (plus the artifact attributes and config).
 void save_adapter_h5(const std::filesystem::path& path, const AdapterState& state, const core::ArtifactInfo& info);
+// Both readers refuse (core::InputError naming the file and the module) tensors that are
+// not 2-D (A [r, d_in], B [d_out, r] with r as configured; a head weight [C, H] with bias
+// [C]), not floating point, or not finite.
 [[nodiscard]] AdapterState load_adapter_h5(const std::filesystem::path& path);
 
 // PEFT: DIR/adapter_config.json + DIR/adapter_model.safetensors with keys

@@ -12,6 +12,7 @@
 
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
+#include "core/json.hpp"
 #include "nn/checkpoint.hpp"
 #include "tensor/safetensors.hpp"
 
@@ -23,13 +24,10 @@ using nlohmann::json;
 
 json load_hf_config(const fs::path& dir) {
   const fs::path p = dir / "config.json";
-  std::ifstream in(p);
-  if (!in) throw core::InputError(p.string() + ": cannot open the model config (expected a Hugging Face folder)");
-  try {
-    return json::parse(in);
-  } catch (const json::parse_error& e) {
-    throw core::InputError(p.string() + ": malformed JSON (" + e.what() + ")");
+  if (!fs::is_regular_file(p)) {
+    throw core::InputError(p.string() + ": cannot open the model config (expected a Hugging Face folder)");
   }
+  return core::read_json_file(p);
 }
 
 std::map<std::string, at::Tensor> load_hf_tensors(const fs::path& dir) {
@@ -39,18 +37,19 @@ std::map<std::string, at::Tensor> load_hf_tensors(const fs::path& dir) {
   if (fs::exists(single)) {
     files.push_back(single);
   } else if (fs::exists(index)) {
-    std::ifstream in(index);
-    json j;
-    try {
-      j = json::parse(in);
-    } catch (const json::parse_error& e) {
-      throw core::InputError(index.string() + ": malformed JSON (" + e.what() + ")");
-    }
-    if (!j.contains("weight_map") || !j["weight_map"].is_object()) {
-      throw core::InputError(index.string() + ": expected an object \"weight_map\"");
+    const json j = core::read_json_file(index);
+    if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object()) {
+      throw core::InputError(index.string() + ": field 'weight_map': expected an object {tensor: shard file}, found " +
+                             (j.is_object() && j.contains("weight_map") ? core::describe_json(j["weight_map"]) : "none"));
     }
     std::set<std::string> shards;
-    for (const auto& [name, file] : j["weight_map"].items()) shards.insert(file.get<std::string>());
+    for (const auto& [name, file] : j["weight_map"].items()) {
+      if (!file.is_string()) {
+        throw core::InputError(index.string() + ": field 'weight_map', tensor " + core::short_json(name) +
+                               ": expected a shard file name, found " + core::describe_json(file));
+      }
+      shards.insert(file.get<std::string>());
+    }
     for (const auto& s : shards) {
       if (!fs::exists(dir / s)) throw core::InputError(index.string() + ": shard '" + s + "' not found in " + dir.string());
       files.push_back(dir / s);
@@ -85,6 +84,12 @@ at::Tensor checked_tensor(const std::map<std::string, at::Tensor>& tensors, cons
     if (it != tensors.end()) break;
   }
   if (it == tensors.end()) throw core::InputError(file + ": tensor '" + keys.front() + "' not found (" + why + ")");
+  // every parameter of these architectures is a float (load_hf_tensors made F16/BF16/F64
+  // float32); integer or bool data read as weights would be nonsense
+  if (!at::isFloatingType(it->second.scalar_type())) {
+    throw core::InputError(file + ": tensor '" + it->first + "': expected a floating-point dtype (F32, F16, BF16 or "
+                           "F64), found " + tensor::dtype_code(it->second.scalar_type()));
+  }
   if (it->second.sizes() != at::IntArrayRef(shape)) {
     throw core::InputError(file + ": tensor '" + keys.front() + "': expected shape " + shape_str(shape) +
                            " (from config.json), found " + shape_str(it->second.sizes()));
@@ -226,7 +231,7 @@ at::Tensor drop_hidden(const at::Tensor& h, const DropSite& site, const at::Tens
 BertConfig BertConfig::from_json(const json& j, const std::string& source) {
   auto bad = [&](const std::string& key, const std::string& expected) {
     throw core::InputError(source + ": field '" + key + "': expected " + expected + ", found " +
-                           (j.contains(key) ? j[key].dump() : "nothing"));
+                           (j.contains(key) ? core::short_json(j[key]) : "nothing"));
   };
   const std::string type = j.is_object() && j.contains("model_type") && j["model_type"].is_string()
                                ? j["model_type"].get<std::string>() : "";
@@ -252,7 +257,10 @@ BertConfig BertConfig::from_json(const json& j, const std::string& source) {
     if (!j["layer_norm_eps"].is_number()) bad("layer_norm_eps", "a number");
     c.layer_norm_eps = j["layer_norm_eps"].get<double>();
   }
-  c.hidden_act = j.value("hidden_act", "gelu");
+  if (j.contains("hidden_act")) {
+    if (!j["hidden_act"].is_string()) bad("hidden_act", "gelu, gelu_new or relu");
+    c.hidden_act = j["hidden_act"].get<std::string>();
+  }
   if (c.hidden_act != "gelu" && c.hidden_act != "gelu_new" && c.hidden_act != "relu") {
     bad("hidden_act", "gelu, gelu_new or relu");
   }

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "core/json.hpp"
 
 namespace mlsys::nn {
 namespace {
@@ -303,20 +304,15 @@ namespace fs = std::filesystem;
 BpeTokenizer BpeTokenizer::from_files(const fs::path& vocab_json, const fs::path& merges_txt) {
   BpeTokenizer t;
   {
-    std::ifstream in(vocab_json);
-    if (!in) throw core::InputError(vocab_json.string() + ": cannot open the BPE vocabulary");
-    json j;
-    try {
-      j = json::parse(in);
-    } catch (const json::parse_error& e) {
-      throw core::InputError(vocab_json.string() + ": malformed JSON (" + e.what() + ")");
-    }
+    if (!std::ifstream(vocab_json)) throw core::InputError(vocab_json.string() + ": cannot open the BPE vocabulary");
+    const json j = core::read_json_file(vocab_json);
     if (!j.is_object() || j.empty()) {
       throw core::InputError(vocab_json.string() + ": expected a non-empty object {token: id}");
     }
     for (const auto& [tok, id] : j.items()) {
       if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > (1 << 24)) {
-        throw core::InputError(vocab_json.string() + ": token '" + tok + "': expected an id in [0, 2^24], found " + id.dump());
+        throw core::InputError(vocab_json.string() + ": token " + core::short_json(tok) +
+                               ": expected an id in [0, 2^24], found " + core::short_json(id));
       }
       const auto k = static_cast<size_t>(id.get<int64_t>());
       if (t.tokens_.size() <= k) t.tokens_.resize(k + 1);
@@ -358,19 +354,20 @@ BpeTokenizer BpeTokenizer::from_folder(const fs::path& dir) {
   BpeTokenizer t = from_files(dir / "vocab.json", dir / "merges.txt");
   const fs::path cfg = dir / "tokenizer_config.json";
   if (fs::exists(cfg)) {
-    std::ifstream in(cfg);
-    json j;
-    try {
-      j = json::parse(in);
-    } catch (const json::parse_error& e) {
-      throw core::InputError(cfg.string() + ": malformed JSON (" + e.what() + ")");
-    }
+    const json j = core::read_json_file(cfg);
     if (j.is_object() && j.contains("added_tokens_decoder") && j["added_tokens_decoder"].is_object()) {
       for (const auto& [id, v] : j["added_tokens_decoder"].items()) {
         if (!v.is_object() || !v.contains("content") || !v["content"].is_string()) continue;
         const std::string content = v["content"].get<std::string>();
         for (auto& s : t.specials_) {
           if (s.text != content) continue;
+          for (const char* key : {"lstrip", "rstrip"}) {
+            if (v.contains(key) && !v[key].is_boolean()) {
+              throw core::InputError(cfg.string() + ": field '" + key + "' of the added token " +
+                                     core::short_json(v["content"]) + ": expected true or false, found " +
+                                     core::short_json(v[key]));
+            }
+          }
           s.lstrip = v.value("lstrip", false);
           s.rstrip = v.value("rstrip", false);
         }

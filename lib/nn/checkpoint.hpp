@@ -25,8 +25,8 @@ namespace mlsys::nn {
 // "[2,3]"
 [[nodiscard]] std::string shape_str(at::IntArrayRef shape);
 // The first of `keys` that `tensors` holds, made contiguous, checked against `shape`.
-// core::InputError "<file>: tensor '<keys[0]>' not found (<why>)" or "...: expected shape
-// [..] (from config.json), found [..]".
+// core::InputError "<file>: tensor '<keys[0]>' not found (<why>)", "...: expected a
+// floating-point dtype (...), found I32" or "...: expected shape [..] (from config.json), found [..]".
 [[nodiscard]] at::Tensor checked_tensor(const std::map<std::string, at::Tensor>& tensors,
                                         const std::vector<std::string>& keys, const std::vector<int64_t>& shape,
                                         const std::string& file, const std::string& why);

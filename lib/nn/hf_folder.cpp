@@ -1,6 +1,7 @@
 // See hf_folder.hpp.
 #include "nn/hf_folder.hpp"
 
+#include <algorithm>
 #include <memory>
 
 #include "core/atomic_file.hpp"
@@ -15,12 +16,7 @@ namespace fs = std::filesystem;
 std::string model_type(const fs::path& folder) {
   const fs::path p = folder / "config.json";
   if (!fs::is_regular_file(p)) throw core::InputError(p.string() + ": no such file (model.path must be a Hugging Face folder)");
-  core::Json j;
-  try {
-    j = core::parse_json_bounded(core::read_file(p));
-  } catch (const std::exception& e) {
-    throw core::InputError(p.string() + ": not valid JSON (" + e.what() + ")");
-  }
+  const core::Json j = core::read_json_file(p);
   const std::string t = j.is_object() && j.contains("model_type") && j["model_type"].is_string()
                             ? j["model_type"].get<std::string>()
                             : "";
@@ -31,10 +27,35 @@ std::string model_type(const fs::path& folder) {
   return t;
 }
 
+namespace {
+
+// The rows of the model's word embeddings, as config.json declares them (the checkpoint
+// loader holds the tensor to that shape); 0 when the field is absent or not a count (the
+// model loader reports it).
+int64_t declared_vocab_size(const fs::path& folder) {
+  const core::Json j = core::read_json_file(folder / "config.json");
+  if (!j.is_object() || !j.contains("vocab_size") || !j["vocab_size"].is_number_integer()) return 0;
+  return std::max<int64_t>(j["vocab_size"].get<int64_t>(), 0);
+}
+
+// A token id at or beyond the embedding table would fail deep in LibTorch ("index out of
+// range in self") at the first batch that uses it: refuse the tokenizer up front.
+void check_fits_embeddings(const fs::path& file, int64_t tokens, const fs::path& folder) {
+  const int64_t rows = declared_vocab_size(folder);
+  if (rows > 0 && tokens > rows) {
+    throw core::InputError(file.string() + ": expected at most " + std::to_string(rows) +
+                           " tokens (vocab_size in config.json: the rows of the word embeddings), found " +
+                           std::to_string(tokens));
+  }
+}
+
+}  // namespace
+
 TextTokenizer load_text_tokenizer(const fs::path& folder, bool lower_case) {
   TextTokenizer t;
   if (model_type(folder) == "roberta") {
     auto bpe = std::make_shared<BpeTokenizer>(BpeTokenizer::from_folder(folder));
+    check_fits_embeddings(folder / "vocab.json", bpe->vocab_size(), folder);
     if (bpe->bos_id() < 0 || bpe->eos_id() < 0 || bpe->pad_id() < 0) {
       throw core::InputError((folder / "vocab.json").string() + ": a RoBERTa vocabulary needs <s>, </s> and <pad>");
     }
@@ -46,6 +67,7 @@ TextTokenizer load_text_tokenizer(const fs::path& folder, bool lower_case) {
     return t;
   }
   auto wp = std::make_shared<WordPieceTokenizer>(WordPieceTokenizer::from_vocab_file(folder / "vocab.txt", {lower_case, 100}));
+  check_fits_embeddings(folder / "vocab.txt", wp->vocab_size(), folder);
   t.encode = [wp](std::string_view text, int64_t n) { return wp->encode(text, n); };
   t.pieces = [wp](std::string_view text) { return wp->tokenize_ids(text); };
   t.pad = wp->pad_id();

@@ -29,7 +29,8 @@ struct TextTokenizer {
 };
 
 // RoBERTa's byte-level BPE for model_type roberta (InputError when <s>, </s> or <pad> is
-// missing), else BERT's WordPiece from vocab.txt.
+// missing), else BERT's WordPiece from vocab.txt. Its ids must fit the model's word
+// embeddings (vocab_size of config.json): InputError naming vocab.txt / vocab.json otherwise.
 [[nodiscard]] TextTokenizer load_text_tokenizer(const std::filesystem::path& folder, bool lower_case);
 
 // The folder's tokenizer.model when it has one (nullopt: token-id data only). Its pieces

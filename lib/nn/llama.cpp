@@ -9,6 +9,7 @@
 
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
+#include "core/json.hpp"
 #include "nn/checkpoint.hpp"
 #include "tensor/safetensors.hpp"
 
@@ -18,12 +19,12 @@ using nlohmann::json;
 
 LlamaConfig LlamaConfig::from_json(const json& j, const std::string& source) {
   if (!j.is_object()) throw core::InputError(source + ": expected a JSON object, found " + std::string(j.type_name()));
-  auto found = [&](const std::string& key) { return j.contains(key) ? j[key].dump() : std::string("nothing"); };
+  auto found = [&](const std::string& key) { return j.contains(key) ? core::short_json(j[key]) : std::string("nothing"); };
   auto bad = [&](const std::string& key, const std::string& expected) {
     throw core::InputError(source + ": field '" + key + "': expected " + expected + ", found " + found(key));
   };
   auto has = [&](const char* key) { return j.contains(key) && !j[key].is_null(); };
-  if (j.value("model_type", std::string()) != "llama") bad("model_type", "\"llama\"");
+  if (!j.contains("model_type") || j["model_type"] != "llama") bad("model_type", "\"llama\"");
   LlamaConfig c;
   auto get_int = [&](const char* key, int64_t& out, bool required) {
     if (!has(key)) {

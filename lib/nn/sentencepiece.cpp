@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "core/error.hpp"
+#include "core/json.hpp"
 
 namespace mlsys::nn {
 namespace {
@@ -183,8 +184,8 @@ SentencePieceTokenizer SentencePieceTokenizer::from_folder(const std::filesystem
   std::error_code ec;
   if (std::filesystem::exists(config, ec)) {
     const std::string text = spm_read_file(config, "a tokenizer_config.json");
-    const auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-    if (!j.is_object()) throw core::InputError(config.string() + ": expected a JSON object");
+    const auto j = core::parse_json_input(text, config.string());
+    if (!j.is_object()) throw core::InputError(config.string() + ": expected a JSON object, found " + core::describe_json(j));
     auto flag = [&](const char* key, bool& v) {
       if (!j.contains(key)) return;
       if (!j[key].is_boolean()) throw core::InputError(config.string() + ": " + key + " must be true or false");

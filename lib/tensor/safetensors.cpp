@@ -229,7 +229,7 @@ void SafeTensorsFile::Impl::parse() {
     header = core::parse_json_bounded(std::string_view(h, n));
   } catch (const core::JsonTooDeep& e) {
     fail("expected a safetensors header (nesting of at most 64 levels), found " + std::string(e.what()));
-  } catch (const Json::exception& e) {
+  } catch (const core::JsonTextError& e) {
     fail("expected a JSON header, found text that does not parse: " + std::string(e.what()));
   }
   if (!header.is_object()) fail("expected the header to be a JSON object, found " + type_name(header));
@@ -314,6 +314,11 @@ std::map<std::string, at::Tensor> load_safetensors(const std::filesystem::path& 
   std::map<std::string, at::Tensor> out;
   for (const std::string& name : names.empty() ? file.names() : names) out.emplace(name, file.get(name));
   return out;
+}
+
+std::string dtype_code(at::ScalarType type) {
+  const DtypeCode* code = dtype_by_type(type);
+  return code != nullptr ? std::string(code->code) : std::string(c10::toString(type));
 }
 
 // ---------------------------------------------------------------- writer

@@ -66,6 +66,10 @@ class SafeTensorsFile {
 [[nodiscard]] std::map<std::string, at::Tensor> load_safetensors(const std::filesystem::path& path,
                                                                  const std::vector<std::string>& names = {});
 
+// The file's code of a LibTorch dtype ("F32", "I32", ...); c10's name for one safetensors
+// cannot hold.
+[[nodiscard]] std::string dtype_code(at::ScalarType type);
+
 using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 
 // Writes the safetensors bytes of `tensors` to `out`, laid out as Python's safetensors

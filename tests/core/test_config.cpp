@@ -3,8 +3,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "core/config.hpp"
+#include "core/training_loop.hpp"
 #include "tests/support/harness.hpp"
 
 using namespace mlsys::core;
@@ -206,4 +208,95 @@ TEST_CASE("JSONL objects are read with their line numbers; bad lines name file:l
                     Contains("d.jsonl:1: expected a JSON object, found an array of 2 elements"));
   const std::string deep = "{\"a\": " + std::string(1000000, '[') + std::string(1000000, ']') + "}";
   CHECK_THROWS_WITH(for_each_jsonl_object("d.jsonl", deep, none), Contains("d.jsonl:1:") && Contains("deeper than 64"));
+}
+
+// ---------------------------------------------------------------- hardening (issue 20)
+
+namespace {
+
+// The message of the ConfigError that `f` throws ("" when it throws none).
+template <class F>
+std::string config_error(F&& f) {
+  try {
+    f();
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("a number beyond a double is a config error naming the file or --set and the key", "[config][json]") {
+  // nlohmann reports it as out_of_range.406 with no position: the message must still say where
+  std::string msg = config_error([] { (void)parse_config(R"({"train": {"lr": 1e309}})", "cfg.json"); });
+  CHECK_THAT(msg, Contains("cfg.json: malformed JSON") && Contains("'train.lr'") && Contains("1e309") &&
+                      Contains("range of a double"));
+  msg = config_error([] { (void)parse_config(R"({"a": [1, {"b": [0, -1e400]}]})", "cfg.json"); });
+  CHECK_THAT(msg, Contains("'a[1].b[1]'"));
+  msg = config_error([] { (void)parse_config("{}", "cfg.json", {"train.lr=1e309"}); });
+  CHECK_THAT(msg, Contains("--set train.lr=1e309: key 'train.lr': expected a number within the range of a double"));
+  msg = config_error([] { (void)parse_config("{}", "cfg.json", {"train.dims=[1, 2e999]"}); });
+  CHECK_THAT(msg, Contains("key 'train.dims'") && Contains("range of a double"));
+}
+
+TEST_CASE("JSON errors quote a short excerpt, never a 100 KB value", "[config][json]") {
+  // an unterminated 100 KB string: nlohmann quotes the whole token it last read
+  const std::string text = "{\"train\": {\"mode\": \"" + std::string(100000, 'x');
+  std::string msg = config_error([&] { (void)parse_config(text, "long.json"); });
+  CHECK_THAT(msg, Contains("long.json: malformed JSON"));
+  CHECK(msg.size() < 400);
+  // 50k levels: the depth limit names the key and stays short
+  const std::string deep = R"({"train": {"dims": )" + std::string(50000, '[') + std::string(50000, ']') + "}}";
+  msg = config_error([&] { (void)parse_config(deep, "deep.json"); });
+  CHECK_THAT(msg, Contains("deep.json: malformed JSON: JSON nested deeper than 64 levels (at key 'train.dims[0]"));
+  CHECK(msg.size() < 400);
+  // a 100 KB --set is quoted by its start
+  msg = config_error([] { (void)parse_config("{}", "cfg.json", {"a=" + std::string(100000, '[')}); });
+  CHECK_THAT(msg, Contains("nested deeper than 64"));
+  CHECK(msg.size() < 400);
+  // JSONL lines the same
+  std::string jsonl;
+  try {
+    for_each_jsonl_object("d.jsonl", "{\"a\": \"" + std::string(100000, 'y'), [](const Json&, size_t) {});
+  } catch (const InputError& e) {
+    jsonl = e.what();
+  }
+  CHECK_THAT(jsonl, Contains("d.jsonl:1: expected a JSON object, found malformed JSON"));
+  CHECK(jsonl.size() < 400);
+}
+
+namespace {
+
+// A task that must never be stepped: the loop is to refuse its policy first.
+struct NeverStepped : LoopTask {
+  int steps = 0;
+  StepReport train_step(int64_t) override {
+    ++steps;
+    return StepReport{};
+  }
+  std::optional<EvalReport> evaluate(int64_t) override { return EvalReport{0.0, {{"score", 0.0}}}; }
+  void keep_best() override {}
+  void save_state(H5Writer&) const override {}
+  void load_state(const H5Reader&) override {}
+};
+
+}  // namespace
+
+TEST_CASE("training loop: a policy of no steps (0, or an overflow gone negative) is a config error", "[config][loop]") {
+  const mlsys::test::TempDir tmp("loop-steps");
+  for (const int64_t total : {int64_t{0}, int64_t{-5}, std::numeric_limits<int64_t>::min()}) {
+    NeverStepped task;
+    LoopPolicy p;
+    p.total_steps = total;
+    p.checkpoint = tmp / "checkpoint.h5";
+    p.info = {"test", "{}"};
+    p.progress = ProgressMode::never;
+    p.quiet = true;
+    const std::string msg = config_error([&] { (void)run_training_loop(task, p); });
+    INFO("total_steps " << total);
+    CHECK_THAT(msg, Contains("expected a positive number of training steps") && Contains(std::to_string(total)));
+    CHECK(task.steps == 0);
+    CHECK_FALSE(std::filesystem::exists(tmp / "checkpoint.h5"));
+  }
 }

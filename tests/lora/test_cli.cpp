@@ -503,3 +503,83 @@ TEST_CASE("lora-finetune on RoBERTa: BPE tokenizer from the folder; train, eval,
   CHECK(merged.count("classifier.out_proj.weight") == 1);
   CHECK(merged.count("roberta.embeddings.position_embeddings.weight") == 1);
 }
+
+// ------------------------------------------------------------------ hardening (issue 20)
+
+TEST_CASE("lora-finetune: a run of no steps, or a number beyond a double, exits 2 and keeps the good adapter",
+          "[hardening]") {
+  Task t;
+  const fs::path out = t.dir / "out";
+  Run r = run("train " + t.base + " --out " + out.string() + " --set train.max_steps=4 --set train.eval_every=0");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const std::string good = mlsys::test::slurp(out / "adapter.h5");
+  REQUIRE(!good.empty());
+  // 4e17 epochs x 32 steps per epoch (256 examples, batches of 8) overflowed to a negative
+  // step count: 0 steps, exit 0, an untrained adapter in place of the good one
+  r = run("train " + t.base + " --out " + out.string() +
+          " --set train.max_steps=0 --set train.epochs=4e17 --set train.batch_size=8");
+  INFO(r.err);
+  CHECK(r.code == 2);
+  CHECK(r.err.find("train.epochs") != std::string::npos);
+  CHECK(mlsys::test::slurp(out / "adapter.h5") == good);
+  // 1e309 from --set and from the file: nlohmann's out_of_range.406 was exit 1 naming nothing
+  r = run("train " + t.base + " --out " + out.string() + " --set train.lr=1e309");
+  CHECK(r.code == 2);
+  CHECK(r.err.find("train.lr") != std::string::npos);
+  std::ofstream(t.dir / "huge.json") << R"({"train": {"lr": 1e309}})";
+  r = run("train --config " + (t.dir / "huge.json").string() + " --out " + out.string());
+  CHECK(r.code == 2);
+  CHECK(r.err.find("huge.json") != std::string::npos);
+  CHECK(r.err.find("train.lr") != std::string::npos);
+  CHECK(mlsys::test::slurp(out / "adapter.h5") == good);
+}
+
+TEST_CASE("lora-finetune: hostile model and adapter files exit 3 with one short line naming the file", "[hardening]") {
+  Task t;
+  const fs::path out = t.dir / "out";
+  Run r = run("train " + t.base + " --out " + out.string() + " --set train.max_steps=4 --set train.eval_every=0");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  r = run("export " + t.base + " --out " + out.string());
+  REQUIRE(r.code == 0);
+  const fs::path peft = out / "peft";
+  const std::string peft_config = mlsys::test::slurp(peft / "adapter_config.json");
+  auto eval_peft = [&] { return run("eval " + t.base + " --out " + (t.dir / "e").string() + " --set adapter=" + peft.string()); };
+
+  // 50k levels in adapter_config.json: a segfault in the error message's dump()
+  std::string deep = peft_config;
+  deep.insert(deep.find('{') + 1, "\"lora_bias\": " + std::string(50000, '[') + std::string(50000, ']') + ", ");
+  mlsys::test::write_file(peft / "adapter_config.json", deep);
+  r = eval_peft();
+  CHECK(r.code == 3);
+  CHECK(r.err.find("adapter_config.json") != std::string::npos);
+  CHECK(r.err.size() < 600);
+
+  // NaN adapter weights: "loss": null in eval.json, exit 0
+  mlsys::test::write_file(peft / "adapter_config.json", peft_config);
+  {
+    const fs::path st = peft / "adapter_model.safetensors";
+    mlsys::tensor::NamedTensors named;
+    for (auto& [n, tensor] : mlsys::tensor::load_safetensors(st)) {
+      if (n.ends_with("lora_B.weight")) tensor.fill_(std::nan(""));
+      named.emplace_back(n, tensor);
+    }
+    mlsys::tensor::save_safetensors(st, named);
+  }
+  r = eval_peft();
+  INFO(r.err);
+  CHECK(r.code == 3);
+  CHECK(r.err.find("adapter_model.safetensors") != std::string::npos);
+  CHECK(r.err.find("NaN") != std::string::npos);
+
+  // a vocab.txt longer than the embeddings, used by the data: "index out of range in self"
+  // and a LibTorch backtrace, exit 1
+  std::ofstream(t.dir / "model/vocab.txt", std::ios::app) << "zebra\n";
+  std::ofstream(t.dir / "zebra.jsonl") << "{\"text\":\"good zebra.\",\"label\":\"pos\"}\n{\"text\":\"bad.\",\"label\":\"neg\"}\n";
+  r = run("eval " + t.base + " --out " + out.string() + " --set data.test=" + (t.dir / "zebra.jsonl").string());
+  INFO(r.err);
+  CHECK(r.code == 3);
+  CHECK(r.err.find("vocab.txt") != std::string::npos);
+  CHECK(r.err.find("index out of range") == std::string::npos);
+}

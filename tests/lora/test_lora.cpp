@@ -5,8 +5,10 @@
 
 #include <c10/core/GradMode.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 
@@ -468,4 +470,155 @@ TEST_CASE("RoBERTa adapters: the whole head round-trips through HDF5 and PEFT; a
   lora::AdapterState no_lora = st;
   no_lora.ab.clear();
   CHECK_THROWS_AS(lora::attach_state(bert, no_lora, "x"), core::InputError);
+}
+
+// ------------------------------------------------------------------ hardening (issue 20)
+
+#include "lora/finetune_config.hpp"
+
+namespace {
+
+// A tiny BERT with LoRA r=2 on query/value (B made non-zero), exported to DIR/peft and
+// saved as DIR/adapter.h5.
+lora::AdapterState write_adapters(const fs::path& dir) {
+  auto m = tiny(2);
+  lora::LoraConfig cfg;
+  cfg.targets = {"query", "value"};
+  cfg.r = 2;
+  auto set = lora::attach_lora(m, cfg, 3);
+  {
+    c10::NoGradGuard ng;
+    for (auto& [n, ad] : set.adapters) ad->B.normal_(0, 0.2);
+  }
+  auto st = lora::state_of(m, set, {"neg", "pos"}, "models/tiny");
+  lora::export_peft(dir / "peft", st);
+  lora::save_adapter_h5(dir / "adapter.h5", st, {"test", "{}"});
+  return st;
+}
+
+// The PEFT tensors with `name` replaced by `t`.
+void replace_peft_tensor(const fs::path& peft, const std::string& name, const at::Tensor& t) {
+  tensor::NamedTensors out;
+  bool found = false;
+  for (const auto& [n, old] : tensor::load_safetensors(peft / "adapter_model.safetensors")) {
+    found = found || n == name;
+    out.emplace_back(n, n == name ? t : old);
+  }
+  REQUIRE(found);
+  tensor::save_safetensors(peft / "adapter_model.safetensors", out);
+}
+
+const std::string kQueryA = "base_model.model.bert.encoder.layer.0.attention.self.query.lora_A.weight";
+
+}  // namespace
+
+TEST_CASE("PEFT import: a deeply nested adapter_config.json is an input error of one short line", "[hardening]") {
+  const mlsys::test::TempDir scratch("peft-deep");
+  write_adapters(scratch.path);
+  const fs::path cfg_path = scratch / "peft/adapter_config.json";
+  auto j = nlohmann::json::parse(std::ifstream(cfg_path));
+  std::string text = j.dump();
+  // 50k levels under "lora_bias": the message's dump() recursed 50k frames deep (a segfault)
+  text.insert(1, "\"lora_bias\": " + std::string(50000, '[') + std::string(50000, ']') + ", ");
+  std::ofstream(cfg_path, std::ios::trunc) << text;
+  try {
+    (void)lora::import_peft(scratch / "peft");
+    FAIL("no error");
+  } catch (const core::InputError& e) {
+    const std::string msg = e.what();
+    INFO(msg.substr(0, 300));
+    CHECK(msg.size() < 300);
+    CHECK(msg.find("adapter_config.json: malformed JSON: JSON nested deeper than 64 levels (at key 'lora_bias[0]") !=
+          std::string::npos);
+  }
+  // a long value is quoted by its start
+  j["peft_type"] = std::string(100000, 'L');
+  std::ofstream(cfg_path, std::ios::trunc) << j.dump();
+  try {
+    (void)lora::import_peft(scratch / "peft");
+    FAIL("no error");
+  } catch (const core::InputError& e) {
+    CHECK(std::string(e.what()).size() < 300);
+    CHECK(std::string(e.what()).find("'peft_type'") != std::string::npos);
+  }
+}
+
+TEST_CASE("adapter files: 0-d and 1-d lora tensors are input errors naming file and module", "[hardening]") {
+  const mlsys::test::TempDir scratch("peft-dims");
+  const auto st = write_adapters(scratch.path);
+  const std::string module = "bert.encoder.layer.0.attention.self.query";
+  for (const at::Tensor& bad : {at::ones({}), at::ones({2})}) {
+    INFO("shape " << bad.sizes());
+    write_adapters(scratch.path);
+    replace_peft_tensor(scratch / "peft", kQueryA, bad);
+    test::expect_error([&] { (void)lora::import_peft(scratch / "peft"); },
+                       {"adapter_model.safetensors", module, "lora_A", "expected a 2-d tensor"});
+    lora::AdapterState h5 = st;
+    h5.ab.at(module).first = bad;
+    lora::save_adapter_h5(scratch / "bad.h5", h5, {"test", "{}"});
+    test::expect_error([&] { (void)lora::load_adapter_h5(scratch / "bad.h5"); },
+                       {"bad.h5", module, "lora_A", "expected a 2-d tensor"});
+  }
+  // a state built in memory still fails with a readable message in attach_state
+  lora::AdapterState flat = st;
+  flat.ab.at(module).first = at::ones({2});
+  auto m = tiny(2);
+  test::expect_error([&] { (void)lora::attach_state(m, flat, "mem"); }, {"mem", module, "found A [2]"});
+}
+
+TEST_CASE("adapter files: NaN or infinite weights and integer dtypes are refused at import", "[hardening]") {
+  const mlsys::test::TempDir scratch("peft-nan");
+  const auto st = write_adapters(scratch.path);
+  const at::Tensor a = st.ab.begin()->second.first;
+  for (double v : {std::nan(""), std::numeric_limits<double>::infinity()}) {
+    write_adapters(scratch.path);
+    at::Tensor poisoned = tensor::load_safetensors(scratch / "peft/adapter_model.safetensors").at(kQueryA).clone();
+    poisoned[0][0] = v;
+    replace_peft_tensor(scratch / "peft", kQueryA, poisoned);
+    test::expect_error([&] { (void)lora::import_peft(scratch / "peft"); },
+                       {"adapter_model.safetensors", "bert.encoder.layer.0.attention.self.query", "NaN or infinity"});
+    lora::AdapterState h5 = st;
+    h5.head_weight = st.head_weight.clone();
+    h5.head_weight[0][0] = v;
+    lora::save_adapter_h5(scratch / "bad.h5", h5, {"test", "{}"});
+    test::expect_error([&] { (void)lora::load_adapter_h5(scratch / "bad.h5"); },
+                       {"bad.h5", "classifier.weight", "NaN or infinity"});
+  }
+  write_adapters(scratch.path);
+  replace_peft_tensor(scratch / "peft", kQueryA,
+                      tensor::load_safetensors(scratch / "peft/adapter_model.safetensors").at(kQueryA).to(at::kInt));
+  test::expect_error([&] { (void)lora::import_peft(scratch / "peft"); },
+                     {"adapter_model.safetensors", kQueryA, "expected a floating-point dtype", "found I32"});
+}
+
+TEST_CASE("PEFT: target_modules naming no module of the model is an input error naming it and the file",
+          "[hardening]") {
+  const mlsys::test::TempDir scratch("peft-targets");
+  write_adapters(scratch.path);
+  const fs::path cfg_path = scratch / "peft/adapter_config.json";
+  auto j = nlohmann::json::parse(std::ifstream(cfg_path));
+  j["target_modules"].push_back("q_proj");  // a LLaMA module: not in a BERT
+  std::ofstream(cfg_path, std::ios::trunc) << j.dump();
+  auto m = tiny(2);
+  const auto st = lora::import_peft(scratch / "peft");
+  test::expect_error([&] { (void)lora::attach_state(m, st, (scratch / "peft").string()); },
+                     {"adapter_config.json", "'target_modules'", "\"q_proj\""});
+  // suffixes PEFT accepts are fine
+  j["target_modules"] = {"query", "value"};
+  std::ofstream(cfg_path, std::ios::trunc) << j.dump();
+  auto m2 = tiny(2);
+  CHECK(lora::attach_state(m2, lora::import_peft(scratch / "peft"), "peft").adapters.size() == 4);
+}
+
+TEST_CASE("lora-finetune config: step counts are bounded; epochs x steps per epoch may not overflow", "[hardening]") {
+  auto read = [](const std::vector<std::string>& sets) {
+    return lora::read_finetune_config(core::parse_config("{}", "cfg.json", sets));
+  };
+  test::expect_error<core::ConfigError>([&] { (void)read({"train.max_steps=0", "train.epochs=4e17"}); },
+                                        {"--set train.epochs=4e17", "'train.epochs'"});
+  for (const char* key : {"max_steps", "eval_every", "patience", "checkpoint_every", "run_steps"}) {
+    const std::string set = std::string("train.") + key + "=1e15";
+    test::expect_error<core::ConfigError>([&] { (void)read({set}); }, {"'train." + std::string(key) + "'"});
+  }
+  CHECK(read({"train.max_steps=0", "train.epochs=3"}).train.epochs == 3);
 }

@@ -372,3 +372,22 @@ TEST_CASE("LLaMA: HiddenKey dropout with padding never gives NaN; key 0 is never
   CHECK(dropped.isfinite().all().item<bool>());
   CHECK(at::allclose(dropped.select(1, 0), model.forward(ids, mask).select(1, 0), 1e-6, 1e-6));
 }
+
+TEST_CASE("LLaMA checkpoints: a model_type of another JSON type and integer embeddings are input errors", "[hardening]") {
+  const mlsys::test::TempDir scratch("llama-hard");
+  const fs::path& d = scratch.path;
+  auto m = nn::LlamaForCausalLM::random(tiny_config(true), 3);
+  m.save_hf(d);
+  auto good = nlohmann::json::parse(std::ifstream(d / "config.json"));
+  nlohmann::json odd = good;
+  odd["model_type"] = 5;  // was nlohmann's type_error.302 (exit 1)
+  test::expect_error([&] { (void)nn::LlamaConfig::from_json(odd, "x/config.json"); }, {"x/config.json", "'model_type'"});
+  // the embeddings declared I32: integer data is not weights
+  tensor::NamedTensors ints;
+  for (const auto& [n, t] : tensor::load_safetensors(d / "model.safetensors")) {
+    ints.emplace_back(n, n == "model.embed_tokens.weight" ? (t * 100).to(at::kInt) : t);
+  }
+  tensor::save_safetensors(d / "model.safetensors", ints);
+  test::expect_error([&] { (void)nn::LlamaForCausalLM::load(d); },
+                     {"model.safetensors", "'model.embed_tokens.weight'", "expected a floating-point dtype", "found I32"});
+}

@@ -19,12 +19,15 @@
 #include "core/error.hpp"
 #include "nn/bert.hpp"
 #include "nn/bpe.hpp"
+#include "nn/checkpoint.hpp"
+#include "nn/hf_folder.hpp"
 #include "nn/llama.hpp"
 #include "nn/optim.hpp"
 #include "nn/structured_dropout.hpp"
 #include "nn/text_data.hpp"
 #include "nn/wordpiece.hpp"
 #include "tensor/safetensors.hpp"
+#include "tests/support/expect_error.hpp"
 #include "tests/support/harness.hpp"
 
 namespace fs = std::filesystem;
@@ -519,4 +522,109 @@ TEST_CASE("Fast forward path (SDPA) equals the reference path for LLaMA: causal,
                           ids, mask);
   check_fast_equals_reference(m, targets, c.hidden_size, {c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim},
                           ids, at::ones({3, 8}, at::kLong));  // no padding: is_causal
+}
+
+// ------------------------------------------------------------------ hardening (issue 20)
+
+namespace {
+
+// The one-line InputError that `f` throws: it names every needle and quotes no more than a
+// short excerpt of the input.
+template <class F>
+void expect_short_input_error(F&& f, std::initializer_list<std::string> needles) {
+  try {
+    f();
+    FAIL("no error; expected one naming " << *needles.begin());
+  } catch (const core::InputError& e) {
+    const std::string msg = e.what();
+    INFO(msg.substr(0, 400));
+    CHECK(msg.size() < 400);
+    CHECK(msg.find('\n') == std::string::npos);
+    for (const auto& n : needles) CHECK(msg.find(n) != std::string::npos);
+  }
+}
+
+std::string nested(int levels) { return std::string(levels, '[') + std::string(levels, ']'); }
+
+}  // namespace
+
+TEST_CASE("HF folders: config.json, the index and vocab.json are read depth-limited; bad values name file and field",
+          "[hardening]") {
+  const mlsys::test::TempDir scratch("hf-hard");
+  const fs::path& d = scratch.path;
+  auto m = nn::BertClassifier::random(tiny_config(), 2, 1);
+  m.save_hf(d);
+  const auto good = nlohmann::json::parse(std::ifstream(d / "config.json"));
+  const std::string good_text = good.dump();
+  auto write_config = [&](const std::string& text) { std::ofstream(d / "config.json", std::ios::trunc) << text; };
+
+  // 50k levels in a field: nlohmann parses it (iteratively), but its dump() in the message recursed
+  std::string deep = good_text;
+  deep.insert(1, "\"hidden_act\": " + nested(50000) + ", ");
+  write_config(deep);
+  expect_short_input_error([&] { (void)nn::BertClassifier::load(d, 2, 0); },
+                           {"config.json: malformed JSON", "nested deeper than 64"});
+  // a list where a string is expected: was nlohmann's type_error.302 (exit 1)
+  nlohmann::json list = good;
+  list["hidden_act"] = {"gelu"};
+  write_config(list.dump());
+  expect_short_input_error([&] { (void)nn::BertClassifier::load(d, 2, 0); }, {"config.json", "'hidden_act'"});
+  // a number beyond a double: was out_of_range.406 (exit 1)
+  std::string huge = good_text;
+  huge.insert(1, "\"layer_norm_eps\": 1e309, ");
+  write_config(huge);
+  expect_short_input_error([&] { (void)nn::BertClassifier::load(d, 2, 0); },
+                           {"config.json: malformed JSON", "'layer_norm_eps'", "range of a double"});
+  write_config(good_text);
+
+  // a sharded index whose weight_map value is a number, or that nests 50k levels
+  fs::rename(d / "model.safetensors", d / "model-00001.safetensors");
+  const fs::path index = d / "model.safetensors.index.json";
+  std::ofstream(index) << R"({"weight_map": {"bert.embeddings.word_embeddings.weight": 3}})";
+  expect_short_input_error([&] { (void)nn::load_hf_tensors(d); },
+                           {"model.safetensors.index.json", "'weight_map'", "expected a shard file name", "integer 3"});
+  std::ofstream(index, std::ios::trunc) << R"({"weight_map": {"x": )" + nested(50000) + "}}";
+  expect_short_input_error([&] { (void)nn::load_hf_tensors(d); },
+                           {"model.safetensors.index.json: malformed JSON", "nested deeper than 64"});
+  std::ofstream(index, std::ios::trunc) << R"({"metadata": {}, "weight_map": {"x": "model-00001.safetensors"}})";
+  CHECK(nn::load_hf_tensors(d).size() == m.params().size());
+
+  // BPE: vocab.json nesting 50k levels (its id.dump() in the message recursed)
+  std::ofstream(d / "vocab.json") << R"({"<s>": 0, "a": )" + nested(50000) + "}";
+  std::ofstream(d / "merges.txt") << "#version: 0.2\n";
+  expect_short_input_error([&] { (void)nn::BpeTokenizer::from_folder(d); },
+                           {"vocab.json: malformed JSON", "nested deeper than 64"});
+  std::ofstream(d / "vocab.json", std::ios::trunc) << R"({"<s>": 0, "a": )" + nested(60) + "}";
+  expect_short_input_error([&] { (void)nn::BpeTokenizer::from_folder(d); }, {"vocab.json", "token \"a\"", "an array"});
+}
+
+TEST_CASE("BERT checkpoints: integer word embeddings are refused naming file, tensor and dtypes", "[hardening]") {
+  const mlsys::test::TempDir scratch("i32");
+  const fs::path& d = scratch.path;
+  auto m = nn::BertClassifier::random(tiny_config(), 2, 1);
+  m.save_hf(d);
+  tensor::NamedTensors named;
+  for (const auto& [n, t] : tensor::load_safetensors(d / "model.safetensors")) {
+    named.emplace_back(n, n == "bert.embeddings.word_embeddings.weight" ? (t * 100).to(at::kInt) : t);
+  }
+  tensor::save_safetensors(d / "model.safetensors", named);
+  test::expect_error([&] { (void)nn::BertClassifier::load(d, 2, 0); },
+                     {"model.safetensors", "'bert.embeddings.word_embeddings.weight'",
+                      "expected a floating-point dtype", "found I32"});
+}
+
+TEST_CASE("a vocab.txt longer than the word embeddings is an input error naming vocab.txt", "[hardening]") {
+  const mlsys::test::TempDir scratch("vocab");
+  const fs::path& d = scratch.path;
+  auto c = tiny_config();
+  c.vocab_size = 8;
+  nn::BertClassifier::random(c, 2, 1).save_hf(d);
+  std::ofstream v(d / "vocab.txt");
+  for (const char* w : {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "."}) v << w << "\n";
+  v.close();
+  CHECK(nn::load_text_tokenizer(d, true).pad == 0);  // 8 tokens fit 8 rows
+  std::ofstream(d / "vocab.txt", std::ios::app) << "film\nplot\n";
+  // the id of "plot" (9) would index past the table: "index out of range in self" deep in LibTorch
+  test::expect_error([&] { (void)nn::load_text_tokenizer(d, true); },
+                     {(d / "vocab.txt").string(), "expected at most 8 tokens", "found 10"});
 }
