@@ -10,7 +10,7 @@ ArtifactInfo artifact_info(const CommonOptions& opts, const Json& resolved) {
 }
 
 Json artifact_header(const ArtifactInfo& info) {
-  Json config = info.config_json.empty() ? Json::object() : Json::parse(info.config_json);
+  Json config = info.config_json.empty() ? Json::object() : parse_json_bounded(info.config_json);
   return Json{{"program", info.program},      {"version", std::string(version())},
               {"git_commit", std::string(git_commit())}, {"created", utc_timestamp()},
               {"command", info.command},      {"command_line", info.command_line},

@@ -101,12 +101,7 @@ void load(const LoopPolicy& p, LoopState& st, LoopTask& task) {
                      p.resume_command.substr(0, p.resume_command.find(' ')) + " without --resume first)");
   }
   H5Reader r(p.checkpoint);
-  Json saved;
-  try {
-    saved = Json::parse(r.attr_string("/", "resume_key"));
-  } catch (const Json::exception&) {
-    throw InputError(src + ": attribute 'resume_key': expected the JSON config of the run, found unreadable text");
-  }
+  const Json saved = parse_json_input(r.attr_string("/", "resume_key"), src + ": attribute 'resume_key'");
   const std::string diff = first_difference(p.resume_key, saved);
   if (!diff.empty()) {
     throw ConfigError(src + ": written by a run with a different config (first difference at key '" + diff +

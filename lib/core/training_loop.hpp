@@ -67,7 +67,7 @@ class LoopTask {
 };
 
 struct LoopPolicy {
-  int64_t total_steps = 0;
+  int64_t total_steps = 0;      // > 0 (ConfigError otherwise: a run that would do nothing)
   int64_t eval_every = 0;        // evaluate every N steps (0 = only after the last)
   int64_t patience = 0;          // evaluations without improvement before stopping (0 = never)
   int64_t checkpoint_every = 0;  // also checkpoint every N steps (0 = at evaluations, stops, pauses)

@@ -109,9 +109,8 @@ class FitTask : public core::LoopTask {
     train_cpu_s_ = r.attr_double("/", "train_cpu_seconds");
     r_.best_epoch = r.attr_int("/", "best_epoch");
     r_.epochs_run = r.attr_int("/", "epochs_run");
-    try {
-      r_.epochs = Json::parse(r.attr_string("/", "epochs"));
-    } catch (const Json::exception&) {
+    r_.epochs = core::parse_json_input(r.attr_string("/", "epochs"), r.path().string() + ": attribute 'epochs'");
+    if (!r_.epochs.is_array()) {
       throw core::InputError(r.path().string() + ": attribute 'epochs': expected the JSON list of epochs so far");
     }
     const std::vector<double> t = r.read_f64("/stage_seconds");
