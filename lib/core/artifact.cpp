@@ -83,7 +83,8 @@ std::string export_name_problem(const std::string& name) {
     if (auto p = folder_problem(name); !p.empty()) return "an absolute file path or " + std::string(kArtifactName) + p;
     return {};
   }
-  return artifact_name_problem(name);
+  const std::string p = artifact_name_problem(name);
+  return p.empty() ? p : "an absolute file path or " + p;
 }
 
 Check<std::string> export_name() { return [](const std::string& v) { return export_name_problem(v); }; }

@@ -94,6 +94,9 @@ struct Setup {
 Setup make_setup(const core::CommonOptions& opts) {
   Setup st;
   st.c = load(opts);
+  // where the split goes, checked before any work (relative names are under --out)
+  const fs::path negatives_out =
+      st.c.eval.negatives_out.empty() ? fs::path() : core::export_path(opts, "eval.negatives_out", st.c.eval.negatives_out);
   st.d = load_data(st.c);
   st.sp = graph::chronological_split(st.d.s, st.c.data.split);
   // Training sees only training events (without the hidden nodes); evaluation the full
@@ -106,8 +109,8 @@ Setup make_setup(const core::CommonOptions& opts) {
   st.q = static_cast<size_t>(st.c.eval.mrr_negatives);
   st.val_neg = sample_negatives(pool, st.sp.val.size(), 1, kValNegSeed);
   st.test_neg = eval_negatives(pool, st.sp.test.size(), st.q, kTestNegSeed, kTestMrrNegSeed);
-  if (!st.c.eval.negatives_out.empty()) {
-    write_split_negatives(st.c.eval.negatives_out, st.d.s, st.sp, st.val_neg, st.test_neg, st.q);
+  if (!negatives_out.empty()) {
+    write_split_negatives(negatives_out, st.d.s, st.sp, st.val_neg, st.test_neg, st.q);
   }
   log::info("split: train {} (of {}; {} hidden nodes), val {}, test {} events; val_time {:.1f}, test_time {:.1f}",
             st.sp.train.size(), st.sp.train_all.size(),

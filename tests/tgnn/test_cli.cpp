@@ -273,3 +273,23 @@ TEST_CASE("cli: fit --resume after a SIGINT equals an uninterrupted run; --seed 
   CHECK_FALSE(fs::exists(split / "checkpoint.h5"));
   CHECK_FALSE(fs::exists(split / "checkpoint-memory-zeroed.h5"));
 }
+
+TEST_CASE("cli: eval.negatives_out: a relative name goes under --out and may not leave it", "[cli][artifact]") {
+  const TempDir tmp("tgnn-cli");
+  const fs::path out = tmp.path / "a" / "out";
+  const std::string name = "negatives.csv";
+  const std::string quick = " --set generate.preset=tiny --set train.epochs=1 --set baselines.memory_zeroed=false" +
+                            kFast + " --out '" + out.string() + "'";
+  // eval writes the split before it reads model.h5 (absent here: that exit 3 does not matter)
+  Run r = run("eval --set eval.negatives_out=h20c-negs/" + name + quick);
+  fs::remove_all("h20c-negs");  // where the old code wrote it: the working folder
+  CHECK(fs::exists(out / "h20c-negs" / name));
+  for (const std::string bad : {"../escape.csv", "x/../../escape.csv", "..", "sub/.."}) {
+    r = run("eval --set 'eval.negatives_out=" + bad + "'" + quick);
+    INFO(bad << ": " << r.err);
+    CHECK(r.code == 2);
+    CHECK_THAT(r.err, Catch::Contains("eval.negatives_out") && Catch::Contains("--out"));
+  }
+  CHECK_FALSE(fs::exists(tmp.path / "a" / "escape.csv"));
+  CHECK_FALSE(fs::exists(tmp.path / "escape.csv"));
+}
