@@ -277,17 +277,21 @@ int tgnn_fit(const core::CommonOptions& opts) {
     rows.push_back({"oracle (generator)", std::to_string(st.sp.test.size()), core::fixed(oracle_batch, 4), "-", core::fixed(oracle, 4), "-", "-"});
   }
   core::throw_if_stop_requested();
-  // Artifacts last and atomically: a failure above leaves nothing half-written.
-  const fs::path ckpt = checkpoint_path(c, opts);
+  // Artifacts last and as one set (core::ArtifactSet): a failure above leaves nothing
+  // half-written, and a new model.h5 never sits beside an old metrics.json. Always
+  // OUT/model.h5: eval.checkpoint is what eval and embed read, never where fit writes.
+  core::ArtifactSet artifacts(opts.out);
   {
-    core::H5Writer w(ckpt, core::artifact_info(opts, c.resolved));
+    core::H5Writer w(artifacts.stage("model.h5"), core::artifact_info(opts, c.resolved));
     model.save(w);
     w.set_attr("/", "model", c.model.name);
     w.set_attr("/", "best_epoch", main.best_epoch);
     w.set_attr("/", "metrics", summary.dump());
     w.commit();
   }
-  core::write_file_atomic(fs::path(opts.out) / "metrics.json", summary.dump(2) + "\n");
+  core::write_file_atomic(artifacts.stage("metrics.json"), summary.dump(2) + "\n");
+  artifacts.commit();
+  const fs::path ckpt = artifacts.destination("model.h5");
   remove_fit_checkpoint(main_run);  // the run is complete: nothing left to resume
   remove_fit_checkpoint(zeroed_run);
   std::string text = c.model.name + " on " + st.d.desc + ": best epoch " + std::to_string(main.best_epoch) + ", " +

@@ -293,3 +293,28 @@ TEST_CASE("cli: eval.negatives_out: a relative name goes under --out and may not
   CHECK_FALSE(fs::exists(tmp.path / "a" / "escape.csv"));
   CHECK_FALSE(fs::exists(tmp.path / "escape.csv"));
 }
+
+TEST_CASE("cli: fit replaces model.h5 and metrics.json as a pair or not at all", "[cli][artifact]") {
+  const TempDir tmp("tgnn-cli");
+  const fs::path out = tmp.path / "out";
+  const std::string common = "fit --set generate.preset=tiny --set train.epochs=1 --set baselines.memory_zeroed=false" +
+                             kFast + " --out '" + out.string() + "'";
+  Run r = run(common);
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const std::string model = mlsys::test::slurp(out / "model.h5");
+  REQUIRE(!model.empty());
+  // the second artifact cannot be replaced (a folder in its way): the first must not be either
+  fs::remove(out / "metrics.json");
+  fs::create_directory(out / "metrics.json");
+  r = run(common + " --seed 7");
+  INFO(r.err);
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("metrics.json"));
+  const bool unchanged = mlsys::test::slurp(out / "model.h5") == model;
+  CHECK(unchanged);
+  for (const auto& e : fs::directory_iterator(out)) {
+    INFO(e.path());
+    CHECK(e.path().filename().string().front() != '.');  // no temporary, no staging folder left
+  }
+}
