@@ -49,7 +49,13 @@ OutputDir::OutputDir(const fs::path& path) {
     throw UsageError("--out " + path.string() +
                      ": another run is writing into this folder; wait for it or choose another --out");
   }
-  complete_artifact_sets(path);  // a set sealed by a killed run ends all new ...
+  try {
+    complete_artifact_sets(path);  // a set sealed by a killed run ends all new ...
+  } catch (...) {
+    ::close(fd_);
+    fd_ = -1;
+    throw;
+  }
   remove_stale_temporaries(path);  // ... one killed before its seal all old
 }
 
