@@ -1,15 +1,14 @@
 #include "core/output_dir.hpp"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <charconv>
 #include <cstring>
 #include <string>
 
+#include "core/atomic_file.hpp"
 #include "core/error.hpp"
 
 namespace mlsys::core {
@@ -27,16 +26,11 @@ void check_output_path(const fs::path& path) {
 void remove_stale_temporaries(const fs::path& dir) {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    // ".<name>.tmp.<pid>.<n>" (files) and ".<name>.tmp.<pid>" (folders)
+    // ".<name>.tmp.<pid>.<n>" (AtomicFile, ArtifactSet's staging folders) and ".<name>.tmp.<pid>" (folders)
     const std::string name = entry.path().filename().string();
     if (name.empty() || name.front() != '.') continue;
-    const auto at = name.rfind(".tmp.");
-    if (at == std::string::npos) continue;
-    const std::string rest = name.substr(at + 5);
-    long pid = 0;
-    const auto [ptr, err] = std::from_chars(rest.data(), rest.data() + rest.size(), pid);
-    if (err != std::errc() || pid <= 0 || (ptr != rest.data() + rest.size() && *ptr != '.')) continue;
-    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM) continue;  // its writer still runs
+    const long pid = writer_pid(name, ".tmp.");
+    if (pid <= 0 || process_running(pid)) continue;  // not a temporary, or its writer still runs
     std::error_code rm;
     fs::remove_all(entry.path(), rm);
   }
@@ -55,7 +49,14 @@ OutputDir::OutputDir(const fs::path& path) {
     throw UsageError("--out " + path.string() +
                      ": another run is writing into this folder; wait for it or choose another --out");
   }
-  remove_stale_temporaries(path);
+  try {
+    complete_artifact_sets(path);  // a set sealed by a killed run ends all new ...
+  } catch (...) {
+    ::close(fd_);
+    fd_ = -1;
+    throw;
+  }
+  remove_stale_temporaries(path);  // ... one killed before its seal all old
 }
 
 OutputDir::~OutputDir() {

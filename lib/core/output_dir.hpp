@@ -1,7 +1,9 @@
 // The --out folder of a run, guarded before any work starts: it must be a folder (or not
 // exist yet: it is created), it is locked for the run (an advisory flock on the folder, so
-// a second run writing into it is refused instead of racing it), and temporaries that a
-// killed run left in it (".<name>.tmp.<pid>.<n>" of core::AtomicFile) are removed.
+// a second run writing into it is refused instead of racing it), artifact sets that a
+// killed run had sealed are completed (core::complete_artifact_sets), and temporaries that
+// a killed run left in it (".<name>.tmp.<pid>.<n>" of core::AtomicFile and core::ArtifactSet)
+// are removed.
 #pragma once
 
 #include <filesystem>

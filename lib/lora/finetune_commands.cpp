@@ -245,11 +245,12 @@ int run_training(const core::CommonOptions& opts, const Setup& s, nn::Transforme
   trainer.restore_best();  // the adapter to keep: the parameters at the best evaluation
   AdapterState best = state_of(model, set, labels, c.model.path);
 
-  // the artifacts only now that training is over, each atomically: a run that fails or is
-  // stopped earlier leaves no adapter.h5 or metrics.h5 (and an old good one intact)
+  // the artifacts only now that training is over, and as one set (core::ArtifactSet): a
+  // run that fails or is stopped earlier leaves no adapter.h5 or metrics.h5 (and an old
+  // good pair intact), and a new adapter.h5 never sits beside an old metrics.h5
   stop_at_end();
-  fs::create_directories(s.out);
-  save_adapter_h5(adapter_path, best, info);
+  core::ArtifactSet artifacts(s.out);
+  save_adapter_h5(artifacts.stage("adapter.h5"), best, info);
   const core::Series& ev = res.evals;
   const bool has_eval = ev.rows() > 0;
   const std::vector<double> none;
@@ -268,7 +269,7 @@ int run_training(const core::CommonOptions& opts, const Setup& s, nn::Transforme
   const double best_acc = has_best ? e_acc[best_i] : -1.0;
   const std::vector<double>& losses = res.metrics.column("loss");
   {
-    core::H5Writer w(s.out / "metrics.h5", info);
+    core::H5Writer w(artifacts.stage("metrics.h5"), info);
     res.metrics.write(w, "/metrics");
     ev.write(w, "/eval");
     if (!labels.empty()) w.write_strings("/labels", labels);
@@ -286,6 +287,7 @@ int run_training(const core::CommonOptions& opts, const Setup& s, nn::Transforme
     w.set_attr("/", "resumed_at_step", policy.resume ? res.first_step : int64_t{-1});
     w.commit();
   }
+  artifacts.commit();
   core::remove_checkpoint(policy);  // the run is complete: nothing left to resume
   json summary = {{"status", "done"},
                   {"task", lm ? "causal-lm" : "classification"},

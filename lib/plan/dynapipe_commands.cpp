@@ -382,6 +382,8 @@ int dynapipe_compare(const core::CommonOptions& opts) {
 
 int dynapipe_explain(const core::CommonOptions& opts) {
   const DynapipeConfig c = load(opts);
+  // where the figure goes, checked before any work: a name under --out, never outside it
+  const fs::path out = core::artifact_path(opts, "explain.svg", c.explain.svg);
   const CostModel cost(c.model, c.cluster);
   const Workload w = load_workload(c);
   if (c.explain.batch >= static_cast<int64_t>(w.batches.size())) {
@@ -398,7 +400,6 @@ int dynapipe_explain(const core::CommonOptions& opts) {
                                                    : std::string()) +
                             ", " + std::to_string(rp.order.size()) + " micro-batches, " + rp.schedule +
                             ", recompute " + to_string(p.recompute);
-  const fs::path out = fs::path(opts.out) / c.explain.svg;
   core::write_file_atomic(out, timeline_svg(spec, rp.sim, title));
   json mbs = json::array();
   for (int m : rp.order) {

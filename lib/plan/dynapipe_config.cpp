@@ -1,6 +1,8 @@
 // Reading the dynapipe-plan config.
 #include "plan/dynapipe_config.hpp"
 
+#include "core/artifact.hpp"
+
 namespace mlsys::plan {
 
 using core::at_least;
@@ -126,7 +128,7 @@ DynapipeConfig read_dynapipe_config(const core::ConfigDoc& doc) {
   root.child("simulate").get("workload", c.simulate.workload, one_of({"data", "uniform"}));
   root.child("explain")
       .get("batch", c.explain.batch, at_least<int64_t>(0))
-      .get("svg", c.explain.svg)
+      .get("svg", c.explain.svg, core::artifact_name())  // relative to --out, inside it
       .get("width", c.explain.width, in_range(10, 1000));
 
   root.finish();

@@ -37,7 +37,7 @@ struct DynapipeConfig {
   } simulate;
   struct Explain {
     int64_t batch = 0;
-    std::string svg = "timeline.svg";
+    std::string svg = "timeline.svg";  // under --out (core::artifact_path)
     int width = 100;
   } explain;
   nlohmann::json resolved;  // defaults + file + overrides, as read

@@ -94,6 +94,9 @@ struct Setup {
 Setup make_setup(const core::CommonOptions& opts) {
   Setup st;
   st.c = load(opts);
+  // where the split goes, checked before any work (relative names are under --out)
+  const fs::path negatives_out =
+      st.c.eval.negatives_out.empty() ? fs::path() : core::export_path(opts, "eval.negatives_out", st.c.eval.negatives_out);
   st.d = load_data(st.c);
   st.sp = graph::chronological_split(st.d.s, st.c.data.split);
   // Training sees only training events (without the hidden nodes); evaluation the full
@@ -106,8 +109,8 @@ Setup make_setup(const core::CommonOptions& opts) {
   st.q = static_cast<size_t>(st.c.eval.mrr_negatives);
   st.val_neg = sample_negatives(pool, st.sp.val.size(), 1, kValNegSeed);
   st.test_neg = eval_negatives(pool, st.sp.test.size(), st.q, kTestNegSeed, kTestMrrNegSeed);
-  if (!st.c.eval.negatives_out.empty()) {
-    write_split_negatives(st.c.eval.negatives_out, st.d.s, st.sp, st.val_neg, st.test_neg, st.q);
+  if (!negatives_out.empty()) {
+    write_split_negatives(negatives_out, st.d.s, st.sp, st.val_neg, st.test_neg, st.q);
   }
   log::info("split: train {} (of {}; {} hidden nodes), val {}, test {} events; val_time {:.1f}, test_time {:.1f}",
             st.sp.train.size(), st.sp.train_all.size(),
@@ -276,17 +279,21 @@ int tgnn_fit(const core::CommonOptions& opts) {
     rows.push_back({"oracle (generator)", std::to_string(st.sp.test.size()), core::fixed(oracle_batch, 4), "-", core::fixed(oracle, 4), "-", "-"});
   }
   core::throw_if_stop_requested();
-  // Artifacts last and atomically: a failure above leaves nothing half-written.
-  const fs::path ckpt = checkpoint_path(c, opts);
+  // Artifacts last and as one set (core::ArtifactSet): a failure above leaves nothing
+  // half-written, and a new model.h5 never sits beside an old metrics.json. Always
+  // OUT/model.h5: eval.checkpoint is what eval and embed read, never where fit writes.
+  core::ArtifactSet artifacts(opts.out);
   {
-    core::H5Writer w(ckpt, core::artifact_info(opts, c.resolved));
+    core::H5Writer w(artifacts.stage("model.h5"), core::artifact_info(opts, c.resolved));
     model.save(w);
     w.set_attr("/", "model", c.model.name);
     w.set_attr("/", "best_epoch", main.best_epoch);
     w.set_attr("/", "metrics", summary.dump());
     w.commit();
   }
-  core::write_file_atomic(fs::path(opts.out) / "metrics.json", summary.dump(2) + "\n");
+  core::write_file_atomic(artifacts.stage("metrics.json"), summary.dump(2) + "\n");
+  artifacts.commit();
+  const fs::path ckpt = artifacts.destination("model.h5");
   remove_fit_checkpoint(main_run);  // the run is complete: nothing left to resume
   remove_fit_checkpoint(zeroed_run);
   std::string text = c.model.name + " on " + st.d.desc + ": best epoch " + std::to_string(main.best_epoch) + ", " +

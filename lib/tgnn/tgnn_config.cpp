@@ -1,6 +1,8 @@
 // Reads TgnnConfig from the merged JSON document (defaults + file + --set).
 #include "tgnn/tgnn_config.hpp"
 
+#include "core/artifact.hpp"
+
 namespace mlsys::tgnn {
 
 TgnnConfig read_tgnn_config(const core::ConfigDoc& doc) {
@@ -90,10 +92,9 @@ TgnnConfig read_tgnn_config(const core::ConfigDoc& doc) {
       .get("mrr_negatives", c.eval.mrr_negatives, in_range<int64_t>(1, 10000))
       .get("checkpoint", c.eval.checkpoint)
       .get("negatives_out", c.eval.negatives_out, core::Check<std::string>([](const std::string& v) -> std::string {
-        // "" = off; a path naming a folder ("x/", ".", "..") cannot be the file
-        if (v.empty()) return "";
-        const std::string last = v.substr(v.find_last_of('/') == std::string::npos ? 0 : v.find_last_of('/') + 1);
-        return last.empty() || last == "." || last == ".." ? "\"\" or a file path (not a folder)" : "";
+        // "" = off; an absolute file path, or a file name under --out (core::export_path)
+        const std::string p = v.empty() ? "" : core::export_name_problem(v);
+        return p.empty() ? p : "\"\" (off), " + p;
       }));
   const auto base = root.child("baselines");
   base.get("edgebank", c.baselines.edgebank).get("memory_zeroed", c.baselines.memory_zeroed);

@@ -45,7 +45,8 @@ struct TgnnConfig {
     int64_t mrr_negatives = 9;  // q negatives per test positive for MRR
     std::string checkpoint;     // eval/embed: "" = <out>/model.h5
     // "" = off; else a CSV (split,event,src,dst,time,neg) of the split and the fixed
-    // val/test AP negatives, written atomically, for other implementations to score on.
+    // val/test AP negatives, written atomically, for other implementations to score on:
+    // a name relative to --out (inside it) or an absolute path (core::export_path).
     std::string negatives_out;
   } eval;
   struct Baselines {

@@ -101,3 +101,29 @@ TEST_CASE("--out is checked, created and locked before any work", "[runtime]") {
   OutputDir created(tmp.path / "new" / "deeper");
   CHECK(std::filesystem::is_directory(tmp.path / "new" / "deeper"));
 }
+
+TEST_CASE("artifact names from configs resolve under --out and never leave it", "[runtime][artifact]") {
+  mlsys::test::TempDir tmp{"mlsys-runtime"};
+  CommonOptions opts;
+  opts.out = (tmp.path / "out").string();
+  std::filesystem::create_directories(tmp.path / "out" / "sub");
+  CHECK(artifact_path(opts, "k.svg", "t.svg") == tmp.path / "out" / "t.svg");
+  CHECK(artifact_path(opts, "k.svg", "figs/./a/../t.svg") == tmp.path / "out" / "figs" / "t.svg");
+  for (const std::string bad : {"", ".", "..", "sub/", "sub/..", "sub/.", "../x.svg", "sub/../../x.svg", "/etc/x.svg"}) {
+    INFO("name '" << bad << "'");
+    CHECK_FALSE(artifact_name_problem(bad).empty());
+    CHECK_THROWS_AS(artifact_path(opts, "k.svg", bad), ConfigError);
+    CHECK_THROWS_WITH(artifact_path(opts, "k.svg", bad), Catch::Contains("key 'k.svg'") && Catch::Contains("--out"));
+  }
+  // an existing folder, and a symbolic link inside --out that leads out of it
+  CHECK_THROWS_WITH(artifact_path(opts, "k", "sub"), Catch::Contains("is a folder"));
+  std::filesystem::create_directory_symlink(tmp.path, tmp.path / "out" / "up");
+  CHECK_THROWS_WITH(artifact_path(opts, "k", "up/x.svg"), Catch::Contains("symbolic link"));
+  // an export (eval.negatives_out): absolute paths as given, relative ones as artifacts
+  CHECK(export_path(opts, "k", (tmp.path / "n.csv").string()) == tmp.path / "n.csv");
+  CHECK(export_path(opts, "k", "n.csv") == tmp.path / "out" / "n.csv");
+  CHECK_THROWS_AS(export_path(opts, "k", "../n.csv"), ConfigError);
+  CHECK_THROWS_AS(export_path(opts, "k", (tmp.path / "d/").string()), ConfigError);
+  CHECK_THROWS_WITH(export_path(opts, "k", tmp.path.string()), Catch::Contains("folder"));
+  CHECK_FALSE(export_name_problem("").empty());
+}

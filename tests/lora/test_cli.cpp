@@ -583,3 +583,27 @@ TEST_CASE("lora-finetune: hostile model and adapter files exit 3 with one short 
   CHECK(r.err.find("vocab.txt") != std::string::npos);
   CHECK(r.err.find("index out of range") == std::string::npos);
 }
+
+TEST_CASE("lora-finetune train replaces adapter.h5 and metrics.h5 as a pair or not at all") {
+  Task t;
+  const fs::path out = t.dir / "pair";
+  const std::string common = "train " + t.base + " --set train.max_steps=4 --set train.eval_every=2 --out " + out.string();
+  Run r = run(common);
+  INFO(r.err << r.out);
+  REQUIRE(r.code == 0);
+  const std::string adapter = mlsys::test::slurp(out / "adapter.h5");
+  REQUIRE(!adapter.empty());
+  // the second artifact cannot be replaced (a folder in its way): the first must not be either
+  fs::remove(out / "metrics.h5");
+  fs::create_directory(out / "metrics.h5");
+  r = run(common + " --seed 7");
+  INFO(r.err << r.out);
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("metrics.h5"));
+  const bool unchanged = mlsys::test::slurp(out / "adapter.h5") == adapter;
+  CHECK(unchanged);
+  for (const auto& e : fs::directory_iterator(out)) {
+    INFO(e.path());
+    CHECK(e.path().filename().string().front() != '.');  // no temporary, no staging folder left
+  }
+}

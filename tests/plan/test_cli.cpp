@@ -219,3 +219,40 @@ TEST_CASE("cli: a sample too large names its file line; model state too large is
   CHECK_THAT(r.err, Catch::Contains("cluster.device_memory_mb") && Catch::Contains("stage"));
   CHECK_FALSE(fs::exists(tmp.path / "out" / "plan.json"));
 }
+
+TEST_CASE("cli: explain.svg that names no file is a config error before any work", "[cli][artifact]") {
+  const TempDir tmp("dynapipe-cli");
+  const fs::path out = tmp.path / "out";
+  // without --quiet: the workload's log line would show that work started
+  for (const std::string bad : {"", ".", "..", "sub/", "sub/.."}) {
+    Run r = run("explain --set data.generate.samples=600 --set data.batches=1 --set 'explain.svg=" + bad + "' --out '" +
+                out.string() + "'");
+    INFO("explain.svg='" << bad << "': " << r.err);
+    CHECK(r.code == 2);
+    CHECK(lines(r.err) == 1);
+    CHECK_THAT(r.err, Catch::Contains("explain.svg"));
+    CHECK_THAT(r.err, !Catch::Contains("global batches"));  // failed before the workload was built
+    CHECK((!fs::exists(out) || fs::is_empty(out)));
+  }
+}
+
+TEST_CASE("cli: explain.svg may not leave --out", "[cli][artifact]") {
+  const TempDir tmp("dynapipe-cli");
+  const fs::path out = tmp.path / "a" / "out";
+  for (const std::string& bad : std::vector<std::string>{"../x.svg", "../../x.svg", "sub/../../x.svg", (tmp.path / "abs.svg").string()}) {
+    Run r = run("explain " + kSmall + " --set 'explain.svg=" + bad + "' --out '" + out.string() + "'");
+    INFO("explain.svg='" << bad << "': " << r.err);
+    CHECK(r.code == 2);
+    CHECK(lines(r.err) == 1);
+    CHECK_THAT(r.err, Catch::Contains("explain.svg"));
+  }
+  CHECK_FALSE(fs::exists(tmp.path / "a" / "x.svg"));
+  CHECK_FALSE(fs::exists(tmp.path / "x.svg"));
+  CHECK_FALSE(fs::exists(tmp.path / "abs.svg"));
+  // a relative name, folders included, lands under --out
+  Run r = run("explain " + kSmall + " --set explain.svg=figs/../figs/t.svg --json --out '" + out.string() + "'");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK(fs::exists(out / "figs" / "t.svg"));
+  CHECK(nlohmann::json::parse(r.out)["svg"] == (out / "figs" / "t.svg").string());
+}

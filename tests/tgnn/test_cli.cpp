@@ -341,3 +341,48 @@ TEST_CASE("cli: a wrong-format CSV, NaN features or an overflowing .npy shape ex
   CHECK_THAT(r.err, Catch::Contains("edge_features.npy") && Catch::Contains("'shape'"));
   untouched();
 }
+
+TEST_CASE("cli: eval.negatives_out: a relative name goes under --out and may not leave it", "[cli][artifact]") {
+  const TempDir tmp("tgnn-cli");
+  const fs::path out = tmp.path / "a" / "out";
+  const std::string name = "negatives.csv";
+  const std::string quick = " --set generate.preset=tiny --set train.epochs=1 --set baselines.memory_zeroed=false" +
+                            kFast + " --out '" + out.string() + "'";
+  // eval writes the split before it reads model.h5 (absent here: that exit 3 does not matter)
+  Run r = run("eval --set eval.negatives_out=h20c-negs/" + name + quick);
+  fs::remove_all("h20c-negs");  // where the old code wrote it: the working folder
+  CHECK(fs::exists(out / "h20c-negs" / name));
+  for (const std::string bad : {"../escape.csv", "x/../../escape.csv", "..", "sub/.."}) {
+    r = run("eval --set 'eval.negatives_out=" + bad + "'" + quick);
+    INFO(bad << ": " << r.err);
+    CHECK(r.code == 2);
+    CHECK_THAT(r.err, Catch::Contains("eval.negatives_out") && Catch::Contains("--out"));
+  }
+  CHECK_FALSE(fs::exists(tmp.path / "a" / "escape.csv"));
+  CHECK_FALSE(fs::exists(tmp.path / "escape.csv"));
+}
+
+TEST_CASE("cli: fit replaces model.h5 and metrics.json as a pair or not at all", "[cli][artifact]") {
+  const TempDir tmp("tgnn-cli");
+  const fs::path out = tmp.path / "out";
+  const std::string common = "fit --set generate.preset=tiny --set train.epochs=1 --set baselines.memory_zeroed=false" +
+                             kFast + " --out '" + out.string() + "'";
+  Run r = run(common);
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const std::string model = mlsys::test::slurp(out / "model.h5");
+  REQUIRE(!model.empty());
+  // the second artifact cannot be replaced (a folder in its way): the first must not be either
+  fs::remove(out / "metrics.json");
+  fs::create_directory(out / "metrics.json");
+  r = run(common + " --seed 7");
+  INFO(r.err);
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("metrics.json"));
+  const bool unchanged = mlsys::test::slurp(out / "model.h5") == model;
+  CHECK(unchanged);
+  for (const auto& e : fs::directory_iterator(out)) {
+    INFO(e.path());
+    CHECK(e.path().filename().string().front() != '.');  // no temporary, no staging folder left
+  }
+}
