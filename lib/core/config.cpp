@@ -46,9 +46,44 @@ size_t parse_index(std::string_view s) {
 // The index inside a "[12]" path segment.
 size_t segment_index(const std::string& seg) { return parse_index(std::string_view(seg).substr(1, seg.size() - 2)); }
 
+// Whether `s` is well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
+bool valid_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t n = 0;
+    uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    if ((c & 0xE0) == 0xC0) {
+      n = 1;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 2;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    for (size_t k = 1; k <= n; ++k) {
+      if (i + k >= s.size()) return false;
+      const auto d = static_cast<unsigned char>(s[i + k]);
+      if ((d & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (d & 0x3F);
+    }
+    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
 void apply_override(ConfigDoc& doc, const std::string& text) {
-  // a --set of a 100 KB value is quoted by its start
-  const std::string where = "--set " + (text.size() > 80 ? text.substr(0, 77) + "..." : text);
+  // a --set of a 100 KB value is quoted by its start, on one line whatever bytes it holds
+  const std::string where = "--set " + excerpt(text, 80);
   auto eq = text.find('=');
   if (eq == std::string::npos || eq == 0) {
     throw ConfigError(where + ": expected key.path=value, found no '='");
@@ -68,7 +103,12 @@ void apply_override(ConfigDoc& doc, const std::string& text) {
     throw ConfigError(where + ": key '" + key + "': expected a number within the range of a double, found " +
                       (raw.size() > 40 ? raw.substr(0, 37) + "..." : raw));
   } catch (const JsonTextError&) {
-    value = raw;  // a bare word is a string
+    // a bare word is a string; JSON text must be UTF-8 (the resolved config is written out)
+    if (!valid_utf8(raw)) {
+      throw ConfigError(where + ": key '" + key + "': expected UTF-8 text, found bytes that are not (" +
+                        excerpt(raw, 40) + ")");
+    }
+    value = raw;
   }
 
   Json* node = &doc.root;

@@ -4,6 +4,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace mlsys::core {
 
@@ -44,5 +45,31 @@ class InputError : public Error {
   using Error::Error;
   [[nodiscard]] ExitCode code() const noexcept override { return ExitCode::input; }
 };
+
+}  // namespace mlsys::core
+
+namespace mlsys::core {
+
+// Untrusted text as an error message may quote it: one line (control bytes and bytes that
+// are not printable ASCII as \xNN), at most `max` characters of it, "..." where cut.
+inline std::string excerpt(std::string_view text, size_t max = 80) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (out.size() >= max) {
+      out += "...";
+      break;
+    }
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    }
+  }
+  return out;
+}
 
 }  // namespace mlsys::core

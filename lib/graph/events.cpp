@@ -308,9 +308,10 @@ EventStream read_jodie(const fs::path& file, std::string text) {
 }
 
 // A header for a one-line message: the header's text without its padding and newline.
+// A .npy header as an error message quotes it: trailing padding dropped, one short line.
 std::string trimmed(std::string_view s) {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\n' || s.back() == '\r')) s.remove_suffix(1);
-  return std::string(s);
+  return core::excerpt(s, 120);
 }
 
 [[noreturn]] void not_finite(const fs::path& path, size_t index, int64_t cols, const std::string& found) {
@@ -396,6 +397,10 @@ void read_npy(const fs::path& path, const std::string& bytes, Matrix& m) {
     throw InputError(path.string() + ": .npy header field 'shape': " + dims + " of " + (f4 ? "<f4" : "<f8") + " needs " +
                      (overflow ? std::string("more than 2^64") : std::to_string(need)) + " bytes of data, found " +
                      std::to_string(found));
+  }
+  if (rows == 0 || cols == 0) {
+    throw InputError(path.string() + ": .npy header field 'shape': expected at least one row and one column, found (" +
+                     std::to_string(rows) + (shape.size() == 2 ? ", " + std::to_string(cols) : ",") + ")");
   }
   m.rows = shape[0];
   m.cols = static_cast<int64_t>(cols);

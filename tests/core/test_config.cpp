@@ -300,3 +300,17 @@ TEST_CASE("training loop: a policy of no steps (0, or an overflow gone negative)
     CHECK_FALSE(std::filesystem::exists(tmp / "checkpoint.h5"));
   }
 }
+
+TEST_CASE("--set errors are one line, and a bare word must be UTF-8 (fuzz findings)", "[config]") {
+  // a value with a newline: the message quotes it escaped, on one line
+  const std::string nl = error_of("{}", {"train.mode=x\ny"});
+  CHECK(nl.find('\n') == std::string::npos);
+  CHECK_THAT(nl, Contains("--set train.mode=x\\x0ay"));
+  // bytes that are not UTF-8: a ConfigError naming the --set, not nlohmann's type_error at dump
+  CHECK_THAT(error_of("{}", {"train.mode=\x9e"}),
+             Contains("--set train.mode=\\x9e: key 'train.mode': expected UTF-8 text"));
+  CHECK_THAT(error_of("{}", {"train.mode=\xc3\x28"}), Contains("expected UTF-8 text"));
+  CHECK_THAT(error_of("{}", {"train.mode=\xed\xa0\x80"}), Contains("expected UTF-8 text"));  // a surrogate
+  // well-formed UTF-8 passes through to the value check
+  CHECK_THAT(error_of("{}", {"train.mode=caf\xc3\xa9"}), Contains("expected one of fast|slow"));
+}

@@ -447,3 +447,36 @@ TEST_CASE("hardening: the loaders stop on a stop request, with a run-time failur
   CHECK(matrix_stopped);
   REQUIRE(load_tgl(d.path).size() == 2);
 }
+
+TEST_CASE("hardening: a .npy of no rows or no columns, and a dtype error quoting a hostile header (fuzz findings)",
+          "[loader][hardening]") {
+  const TempDir d("graph");
+  // (N, 0) edge features were accepted and indexed as empty rows (UBSan: null reference)
+  auto npy = [&](const std::string& header, const std::string& data) {
+    std::string h = header;
+    while ((10 + h.size() + 1) % 64 != 0) h += ' ';
+    h += '\n';
+    std::string out = std::string("\x93NUMPY\x01\x00", 8);
+    out += static_cast<char>(h.size() & 0xff);
+    out += static_cast<char>(h.size() >> 8);
+    return out + h + data;
+  };
+  d.write("zero-cols.npy", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 0), }", ""));
+  expect_error([&] { load_matrix(d.path / "zero-cols.npy"); },
+               {"zero-cols.npy", "'shape'", "at least one row and one column", "(3, 0)"});
+  d.write("zero-rows.npy", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4), }", ""));
+  expect_error([&] { load_matrix(d.path / "zero-rows.npy"); }, {"zero-rows.npy", "(0, 4)"});
+  // a descr error quotes the header escaped and cut: one line, however long the header
+  d.write("bad-descr.npy", npy("{'descr': '<i4', 'fortran_order': False, 'shape': (3, 2), }\n\n" +
+                                   std::string(3000, 'x'),
+                               std::string(24, '\0')));
+  try {
+    load_matrix(d.path / "bad-descr.npy");
+    FAIL("no error");
+  } catch (const core::InputError& e) {
+    const std::string msg = e.what();
+    CHECK(msg.find("'descr'") != std::string::npos);
+    CHECK(msg.find('\n') == std::string::npos);
+    CHECK(msg.size() < 400);
+  }
+}
