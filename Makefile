@@ -63,6 +63,21 @@ fuzz: fuzz-deps $(BUILD_FUZZ)/build.ninja
 check-fuzz: fuzz
 	scripts/run-fuzz --build $(BUILD_FUZZ) --time $(FUZZ_TIME)
 
+# AddressSanitizer + UndefinedBehaviorSanitizer (tests/asan/README.md): the torch-free
+# modules (core, graph, plan), dynapipe-plan and their test suites. Any report fails the run.
+ASAN_TARGETS = tests/support/test_harness tests/core/test_core tests/graph/test_graph \
+	tests/plan/test_plan tools/dynapipe-plan/dynapipe-plan
+ASAN_SUITES = harness core graph plan
+
+$(BUILD_ASAN)/build.ninja:
+	@scripts/install-deps --quiet
+	meson setup $(BUILD_ASAN) -Db_sanitize=address,undefined -Db_lundef=false $(MESON_ARGS)
+
+test-asan: deps $(BUILD_ASAN)/build.ninja
+	ninja -C $(BUILD_ASAN) $(ASAN_TARGETS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  meson test -C $(BUILD_ASAN) --no-rebuild --print-errorlogs $(ASAN_SUITES)
+
 clean:
 	rm -rf $(BUILD) $(BUILD_CUDA) $(BUILD_FUZZ) $(BUILD_ASAN)
 
