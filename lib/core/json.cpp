@@ -107,6 +107,13 @@ Json parse_json_input(std::string_view text, const std::string& source) {
 
 Json read_json_file(const std::filesystem::path& path) { return parse_json_input(read_file(path), path.string()); }
 
+// The first `n` bytes of `s` (fewer, so as not to split a UTF-8 sequence) as a JSON
+// string literal; bytes that are not UTF-8 are replaced (U+FFFD), never thrown about.
+static std::string cut_string(const std::string& s, size_t n) {
+  while (n > 0 && n < s.size() && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return Json(s.substr(0, n)).dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
 std::string describe_json(const Json& v) {
   switch (v.type()) {
     case Json::value_t::number_integer:
@@ -121,7 +128,7 @@ std::string describe_json(const Json& v) {
     case Json::value_t::string: {
       const auto& s = v.get_ref<const std::string&>();
       if (s.size() <= 60) return "string " + v.dump();
-      return "string " + Json(s.substr(0, 57)).dump() + "...";
+      return "string " + cut_string(s, 57) + "...";
     }
     case Json::value_t::array:
       return "an array of " + std::to_string(v.size()) + " element" + (v.size() == 1 ? "" : "s");
@@ -136,7 +143,7 @@ std::string short_json(const Json& v) {
   if (v.is_array() || v.is_object()) return describe_json(v);
   if (v.is_string()) {
     const auto& s = v.get_ref<const std::string&>();
-    if (s.size() > 60) return Json(s.substr(0, 57)).dump() + "...";
+    if (s.size() > 60) return cut_string(s, 57) + "...";
   }
   return v.dump();
 }

@@ -8,6 +8,7 @@
 #include "core/cli.hpp"
 #include "core/device_spec.hpp"
 #include "core/error.hpp"
+#include "core/json.hpp"
 #include "core/output_dir.hpp"
 
 #include <unistd.h>
@@ -126,4 +127,15 @@ TEST_CASE("artifact names from configs resolve under --out and never leave it", 
   CHECK_THROWS_AS(export_path(opts, "k", (tmp.path / "d/").string()), ConfigError);
   CHECK_THROWS_WITH(export_path(opts, "k", tmp.path.string()), Catch::Contains("folder"));
   CHECK_FALSE(export_name_problem("").empty());
+}
+
+TEST_CASE("error excerpts of long strings never cut a UTF-8 character (fuzz finding)", "[runtime]") {
+  // 56 ASCII bytes, then a 2-byte character across the 57-byte cut: nlohmann's dump threw
+  // type_error.316 (exit 1) where a message quoted the value
+  const Json v = std::string(56, 'a') + "\xc7\xbf" + std::string(20, 'b');
+  const std::string d = describe_json(v), s = short_json(v);
+  CHECK(d.find("aaaa") != std::string::npos);
+  CHECK(d.find("...") != std::string::npos);
+  CHECK(s.find("...") != std::string::npos);
+  CHECK(excerpt(std::string("a\nb\x9e", 4)) == "a\\x0ab\\x9e");
 }

@@ -308,14 +308,23 @@ TEST_CASE("synthetic generator: seeded, sorted, bipartite, oracle probabilities"
   CHECK_THROWS_AS(synthetic_preset("huge"), core::ConfigError);
 }
 
-// Issue 20 (hardening): the loaders against the files of tests/bad-inputs/graph and the
+// Issue 20 (hardening): the loaders against the files of tests/bad-inputs/tgnn-train and the
 // bad inputs generated below. Each must end in one InputError line naming the file and the
 // field, row or line: never a crash, a hang, an out-of-bounds read or a silent misread.
 namespace {
 
 using mlsys::test::expect_error;
 
-fs::path bad_input(const std::string& name) { return fs::path(MLSYS_SOURCE_ROOT) / "tests/bad-inputs/graph" / name; }
+// The catalogue's files (tests/bad-inputs/tgnn-train, which runs them through the program
+// too): a CSV by its name; a feature file by the name of the TGL folder that holds it as
+// edge_features.npy or node_features.bin ("npy-nan-value.npy" -> npy-nan-value/edge_features.npy).
+fs::path bad_input(const std::string& name) {
+  const fs::path root = fs::path(MLSYS_SOURCE_ROOT) / "tests/bad-inputs/tgnn-train";
+  const fs::path p(name);
+  if (p.extension() == ".npy") return root / p.stem() / "edge_features.npy";
+  if (p.extension() == ".bin") return root / p.stem() / "node_features.bin";
+  return root / name;
+}
 
 // A TGL folder of `events` events whose edge ids cycle over 0..3, with `feature_file`
 // copied in as `as` (edge_features.npy, node_features.bin, ...).
@@ -336,7 +345,7 @@ TEST_CASE("hardening: a .npy shape whose size overflows 64 bits is an input erro
   tgl_folder_with(d, 40, "npy-shape-overflow.npy", "edge_features.npy");
   expect_error([&] { load_tgl(d.path); }, {"edge_features.npy", "'shape'", "(4611686018427387904, 4)", "more than 2^64",
                                            "found 64"});
-  expect_error([&] { load_matrix(bad_input("npy-shape-overflow.npy")); }, {"npy-shape-overflow.npy", "'shape'"});
+  expect_error([&] { load_matrix(bad_input("npy-shape-overflow.npy")); }, {"npy-shape-overflow/edge_features.npy", "'shape'"});
 }
 
 TEST_CASE("hardening: a .npy shape whose element count wraps to the data size is an input error", "[loader][hardening]") {
@@ -350,7 +359,7 @@ TEST_CASE("hardening: a .npy shape whose element count wraps to the data size is
 TEST_CASE("hardening: .npy shape digits beyond 64 bits name the file and the field", "[loader][hardening]") {
   // The old loader let std::stoll's out_of_range escape: "stoll", exit 1.
   expect_error([] { load_matrix(bad_input("npy-shape-huge-digits.npy")); },
-               {"npy-shape-huge-digits.npy", "'shape'", "99999999999999999999999", "64-bit"});
+               {"npy-shape-huge-digits/edge_features.npy", "'shape'", "99999999999999999999999", "64-bit"});
 }
 
 TEST_CASE("hardening: .npy and .bin data must match the header and the row count exactly", "[loader][hardening]") {
