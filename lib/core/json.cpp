@@ -16,8 +16,8 @@ std::string reason_of(const Json::exception& e) {
   if (what.starts_with("[json.exception.")) {
     if (auto pos = what.find("] "); pos != std::string::npos) what = what.substr(pos + 2);
   }
-  if (what.size() > 160) what = what.substr(0, 157) + "...";
-  return what;
+  // nlohmann quotes the last token read raw: one escaped line, whatever bytes it holds
+  return excerpt(what, 160);
 }
 
 // Where the parser is, as a key path ("train.lr", "sites[2].rate"), kept up to date by the
@@ -79,7 +79,7 @@ Json parse_json_bounded(std::string_view text, int max_depth) {
   KeyPath where;
   auto at = [&where] {
     const std::string p = where.str();
-    return p.empty() ? std::string() : " (at key '" + p + "')";
+    return p.empty() ? std::string() : " (at key '" + excerpt(p, 80) + "')";
   };
   auto limit = [&](int depth, Json::parse_event_t event, Json& parsed) -> bool {
     if (depth > max_depth) throw JsonTooDeep("JSON nested deeper than " + std::to_string(max_depth) + " levels" + at());

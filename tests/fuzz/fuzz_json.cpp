@@ -17,10 +17,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     j = core::parse_json_bounded(text);
     parsed = true;
-  } catch (const core::Json::parse_error&) {
+  } catch (const core::JsonTextError&) {  // JsonNumberOverflow included
   } catch (const core::JsonTooDeep&) {
   } catch (const core::Json::exception& e) {
-    // The documented failures are parse_error and JsonTooDeep: callers catch those.
+    // The documented failures are JsonTextError, JsonNumberOverflow and JsonTooDeep
+    // (core/json.hpp): callers catch those.
     fuzz::finding("parse_json_bounded", "throws a Json::exception other than parse_error", e.what());
   }
   if (parsed) {
