@@ -90,6 +90,12 @@ void apply_override(ConfigDoc& doc, const std::string& text) {
   }
   std::string key = text.substr(0, eq);
   std::string raw = text.substr(eq + 1);
+  for (const char c : key) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      throw ConfigError(where + ": expected a key path of printable characters, found control bytes in '" +
+                        excerpt(key, 60) + "'");
+    }
+  }
   auto parts = split_key(key);
   for (const auto& p : parts) {
     if (p.empty()) throw ConfigError(where + ": key '" + key + "' has an empty segment");
@@ -230,8 +236,8 @@ std::string ConfigNode::source_of(const std::string& path) const {
 
 void ConfigNode::fail(std::string_view key, std::string_view expected, std::string_view found) const {
   std::string path = path_of(key);
-  throw ConfigError(source_of(path) + ": key '" + path + "': expected " + std::string(expected) + ", found " +
-                    std::string(found));
+  throw ConfigError(source_of(path) + ": key '" + excerpt(path, 120) + "': expected " + std::string(expected) +
+                    ", found " + std::string(found));
 }
 
 void ConfigNode::record(std::string_view key, Json value) const {

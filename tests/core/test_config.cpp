@@ -311,6 +311,10 @@ TEST_CASE("--set errors are one line, and a bare word must be UTF-8 (fuzz findin
              Contains("--set train.mode=\\x9e: key 'train.mode': expected UTF-8 text"));
   CHECK_THAT(error_of("{}", {"train.mode=\xc3\x28"}), Contains("expected UTF-8 text"));
   CHECK_THAT(error_of("{}", {"train.mode=\xed\xa0\x80"}), Contains("expected UTF-8 text"));  // a surrogate
+  // a key path with a newline (fuzz finding on the merged tree): one line too
+  const std::string key_nl = error_of("{}", {"train.mo\nde=fast"});
+  CHECK(key_nl.find('\n') == std::string::npos);
+  CHECK_THAT(key_nl, Contains("control bytes"));
   // well-formed UTF-8 passes through to the value check
   CHECK_THAT(error_of("{}", {"train.mode=caf\xc3\xa9"}), Contains("expected one of fast|slow"));
 }
