@@ -146,10 +146,7 @@ LoopResult run_training_loop(LoopTask& task, const LoopPolicy& p) {
                       " (check the step and epoch counts of the config)");
   }
   LoopState st;
-  if (!p.resume && !p.force && fs::exists(p.checkpoint)) {
-    throw ConfigError(p.checkpoint.string() + ": holds an unfinished run; continue it with " + p.resume_command +
-                      ", or start afresh with --force (the new run replaces it) or in another --out");
-  }
+  if (!p.resume && !p.force) refuse_unfinished_run(p.checkpoint, p.resume_command);
   if (p.resume) {
     load(p, st, task);
     log::info("resuming at step {} of {} from {}", st.step, p.total_steps, p.checkpoint.string());
@@ -250,6 +247,13 @@ LoopResult run_training_loop(LoopTask& task, const LoopPolicy& p) {
   res.metrics = std::move(st.metrics);
   res.evals = std::move(st.evals);
   return res;
+}
+
+void refuse_unfinished_run(const std::filesystem::path& checkpoint, const std::string& resume_command) {
+  if (fs::exists(checkpoint)) {
+    throw ConfigError(checkpoint.string() + ": holds an unfinished run; continue it with " + resume_command +
+                      ", or start afresh with --force (the new run replaces it) or in another --out");
+  }
 }
 
 void remove_checkpoint(const LoopPolicy& policy) {

@@ -106,6 +106,11 @@ struct LoopResult {
 // no training; remove_checkpoint() once they are written.
 LoopResult run_training_loop(LoopTask& task, const LoopPolicy& policy);
 
+// ConfigError when `checkpoint` exists (an unfinished run a fresh run would replace),
+// naming resume_command and --force. run_training_loop checks its own; a program that
+// trains several models checks the later ones' before the first starts.
+void refuse_unfinished_run(const std::filesystem::path& checkpoint, const std::string& resume_command);
+
 // The run is complete: deletes the checkpoint.
 void remove_checkpoint(const LoopPolicy& policy);
 

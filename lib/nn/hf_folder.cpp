@@ -51,29 +51,34 @@ void check_fits_embeddings(const fs::path& file, int64_t tokens, const fs::path&
 
 }  // namespace
 
-TextTokenizer load_text_tokenizer(const fs::path& folder, bool lower_case) {
+namespace {
+
+// A classifier's TextTokenizer over a shared tokenizer of either kind (encode, tokenize_ids).
+template <class Tok>
+TextTokenizer text_tokenizer(std::shared_ptr<Tok> tok, int64_t pad, int64_t cls, int64_t sep) {
   TextTokenizer t;
+  t.encode = [tok](std::string_view text, int64_t n) { return tok->encode(text, n); };
+  t.pieces = [tok](std::string_view text) { return tok->tokenize_ids(text); };
+  t.pad = pad;
+  t.cls = cls;
+  t.sep = sep;
+  return t;
+}
+
+}  // namespace
+
+TextTokenizer load_text_tokenizer(const fs::path& folder, bool lower_case) {
   if (model_type(folder) == "roberta") {
     auto bpe = std::make_shared<BpeTokenizer>(BpeTokenizer::from_folder(folder));
     check_fits_embeddings(folder / "vocab.json", bpe->vocab_size(), folder);
     if (bpe->bos_id() < 0 || bpe->eos_id() < 0 || bpe->pad_id() < 0) {
       throw core::InputError((folder / "vocab.json").string() + ": a RoBERTa vocabulary needs <s>, </s> and <pad>");
     }
-    t.encode = [bpe](std::string_view text, int64_t n) { return bpe->encode(text, n); };
-    t.pieces = [bpe](std::string_view text) { return bpe->tokenize_ids(text); };
-    t.pad = bpe->pad_id();
-    t.cls = bpe->bos_id();
-    t.sep = bpe->eos_id();
-    return t;
+    return text_tokenizer(bpe, bpe->pad_id(), bpe->bos_id(), bpe->eos_id());
   }
   auto wp = std::make_shared<WordPieceTokenizer>(WordPieceTokenizer::from_vocab_file(folder / "vocab.txt", {lower_case, 100}));
   check_fits_embeddings(folder / "vocab.txt", wp->vocab_size(), folder);
-  t.encode = [wp](std::string_view text, int64_t n) { return wp->encode(text, n); };
-  t.pieces = [wp](std::string_view text) { return wp->tokenize_ids(text); };
-  t.pad = wp->pad_id();
-  t.cls = wp->cls_id();
-  t.sep = wp->sep_id();
-  return t;
+  return text_tokenizer(wp, wp->pad_id(), wp->cls_id(), wp->sep_id());
 }
 
 std::optional<SentencePieceTokenizer> load_spm(const fs::path& folder, int64_t vocab) {

@@ -18,6 +18,7 @@
 #include "core/report.hpp"
 #include "core/signals.hpp"
 #include "core/timer.hpp"
+#include "core/training_loop.hpp"
 #include "graph/generator.hpp"
 #include "graph/sampler.hpp"
 #include "graph/split.hpp"
@@ -225,13 +226,13 @@ int tgnn_fit(const core::CommonOptions& opts) {
             model.num_parameters());
   // One checkpoint per model trained: the baseline's run continues from its own.
   const fs::path out(opts.out);
-  const FitRun main_run{c.model.name, out / "checkpoint.h5", opts.flag("resume")};
+  const std::string data_key = stream_key(st.d.s);  // one pass over the stream for both runs
+  const FitRun main_run{c.model.name, out / "checkpoint.h5", opts.flag("resume"), data_key};
   const FitRun zeroed_run{c.model.name + "-memory-zeroed", out / "checkpoint-memory-zeroed.h5",
-                          opts.flag("resume") && fs::exists(out / "checkpoint-memory-zeroed.h5")};
+                          opts.flag("resume") && fs::exists(out / "checkpoint-memory-zeroed.h5"), data_key};
   const bool with_zeroed = c.baselines.memory_zeroed && c.model.use_memory;
-  if (!opts.flag("resume") && !opts.flag("force") && with_zeroed && fs::exists(zeroed_run.checkpoint)) {
-    throw core::ConfigError(zeroed_run.checkpoint.string() + ": holds an unfinished run; continue it with fit --resume, "
-                            "or start afresh with --force (the new run replaces it) or in another --out");
+  if (!opts.flag("resume") && !opts.flag("force") && with_zeroed) {
+    core::refuse_unfinished_run(zeroed_run.checkpoint, "fit --resume");
   }
   const Fitted fitted = fit_and_evaluate(model, st, main_run, opts);
   const FitResult& main = fitted.fit;

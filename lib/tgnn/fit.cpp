@@ -155,17 +155,6 @@ Json resume_key(const TgnnConfig& c) {
   return k;
 }
 
-// Endpoints, times and features of every event: a resume must see the same stream.
-std::string stream_key(const graph::EventStream& s) {
-  core::Fingerprint fp;
-  fp.add_all(s.src);
-  fp.add_all(s.dst);
-  for (double t : s.t) fp.add(std::bit_cast<int64_t>(t));
-  for (float x : s.edge_feat) fp.add(std::bit_cast<int32_t>(x));
-  for (float x : s.node_feat) fp.add(std::bit_cast<int32_t>(x));
-  return std::to_string(fp.h);
-}
-
 core::LoopPolicy policy_of(const FitData& d, const FitRun& run, const core::CommonOptions& opts, int64_t spe) {
   core::LoopPolicy p;
   p.total_steps = d.c.train.epochs * spe;
@@ -177,7 +166,7 @@ core::LoopPolicy policy_of(const FitData& d, const FitRun& run, const core::Comm
   p.force = opts.flag("force");
   p.resume_command = "fit --resume";
   p.resume_key = resume_key(d.c);
-  p.data_key = stream_key(d.s);
+  p.data_key = run.data_key;
   p.device = "cpu";
   p.threads = tensor::threads();
   p.info = core::artifact_info(opts, d.c.resolved);
@@ -188,6 +177,16 @@ core::LoopPolicy policy_of(const FitData& d, const FitRun& run, const core::Comm
 }
 
 }  // namespace
+
+std::string stream_key(const graph::EventStream& s) {
+  core::Fingerprint fp;
+  fp.add_all(s.src);
+  fp.add_all(s.dst);
+  for (double t : s.t) fp.add(std::bit_cast<int64_t>(t));
+  for (float x : s.edge_feat) fp.add(std::bit_cast<int32_t>(x));
+  for (float x : s.node_feat) fp.add(std::bit_cast<int32_t>(x));
+  return std::to_string(fp.h);
+}
 
 FitResult fit_model(TemporalModel& m, const FitData& d, const FitRun& run, const core::CommonOptions& opts) {
   FitTask task(m, d, run.label);

@@ -51,7 +51,12 @@ struct FitRun {
   std::string label;
   std::filesystem::path checkpoint;
   bool resume = false;
+  std::string data_key;  // stream_key of the training data (computed once per program run)
 };
+
+// The fingerprint of a stream a checkpoint records (endpoints, times, edge and node
+// features): --resume refuses other data.
+std::string stream_key(const graph::EventStream& s);
 
 // Trains `m` with best-val selection and patience; on return the best parameters are in
 // `m`. The checkpoint is left in place (remove it with remove_fit_checkpoint once the
