@@ -10,6 +10,7 @@
 #include "core/atomic_file.hpp"
 #include "core/build_info.hpp"
 #include "core/error.hpp"
+#include "core/h5_seal.hpp"
 
 namespace mlsys::core {
 
@@ -138,7 +139,12 @@ struct H5Writer::Impl {
 
 H5Writer::H5Writer(const fs::path& path, const ArtifactInfo& info) : impl_(std::make_unique<Impl>(path)) {
   silence_hdf5();
-  impl_->file = Hid(H5Fcreate(impl_->atomic.temp_path().c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
+  // A user block for the integrity seal (core/h5_seal.hpp), written at commit().
+  Hid fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
+  if (!fcpl.ok() || H5Pset_userblock(fcpl.get(), kH5UserBlock) < 0) {
+    throw RuntimeFailure(path.string() + ": cannot set up the HDF5 user block");
+  }
+  impl_->file = Hid(H5Fcreate(impl_->atomic.temp_path().c_str(), H5F_ACC_TRUNC, fcpl.get(), H5P_DEFAULT),
                     H5Fclose);
   if (!impl_->file.ok()) throw RuntimeFailure(path.string() + ": cannot create HDF5 file");
   set_attr("/", "program", info.program);
@@ -190,6 +196,7 @@ void H5Writer::commit() {
       throw RuntimeFailure(impl_->path.string() + ": HDF5 flush/close failed (the old file is untouched)");
     }
   }
+  seal_h5_file(impl_->atomic.temp_path());
   impl_->atomic.commit();
 }
 
@@ -285,6 +292,7 @@ H5Reader::H5Reader(const fs::path& path) : impl_(std::make_unique<Impl>()) {
   impl_->path = path;
   std::error_code ec;
   if (!fs::exists(path, ec)) throw InputError(path.string() + ": no such file");
+  check_h5_seal(path);  // nothing damaged reaches libhdf5
   if (H5Fis_hdf5(path.c_str()) <= 0) throw InputError(path.string() + ": not an HDF5 file (or unreadable)");
   impl_->file = Hid(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
   if (!impl_->file.ok()) throw InputError(path.string() + ": cannot open HDF5 file (truncated or damaged?)");
