@@ -17,6 +17,7 @@
 #include "core/signals.hpp"
 #include "core/timer.hpp"
 #include "plan/baselines.hpp"
+#include "plan/cost_table.hpp"
 #include "plan/dynapipe_config.hpp"
 #include "plan/schedules.hpp"
 #include "plan/timeline.hpp"
@@ -213,31 +214,40 @@ int dynapipe_simulate(const core::CommonOptions& opts) {
   json doc = core::artifact_header(core::artifact_info(opts, c.resolved));
   json runs = json::array();
   std::vector<std::vector<std::string>> rows;
-  if (c.simulate.workload == "uniform") {
-    // the reference simulator's uniform case: 8 micro-batches x 8 layers, fw = bw = 1 ms/layer, 1.25 MB p2p at
-    // 100 Gb/s, stored / peak activation 1000 / 2000 MB per layer, 4 devices.
-    rows.push_back({"assignment", "schedule", "makespan ms", "peak MB"});
-    struct Case { std::vector<int> layer_device; std::string schedule; };
-    const std::vector<Case> cases = {{{0, 0, 1, 1, 2, 2, 3, 3}, "1f1b"},
-                                     {{0, 0, 1, 1, 2, 2, 3, 3}, "wait-free-cyclic"},
-                                     {{0, 1, 2, 3, 0, 1, 2, 3}, "interleaved-1f1b"},
-                                     {{0, 1, 2, 3, 0, 1, 2, 3}, "wait-free-cyclic"},
-                                     {{0, 1, 2, 3, 3, 2, 1, 0}, "wait-free-cyclic"}};
-    for (const auto& cs : cases) {
-      // Merge consecutive layers on one device into one virtual stage (the linear case; the
-      // reference's zig-zag figure is for one stage per layer).
-      const bool merge = cs.layer_device[3] != cs.layer_device[4];
-      const auto [spec, work] = uniform_case(cs.layer_device, merge);
-      const Schedule s = cs.schedule == "1f1b"               ? one_f_one_b(spec, 8)
-                         : cs.schedule == "interleaved-1f1b" ? interleaved_one_f_one_b(spec, 8)
-                                                             : cyclic(spec, work);
-      const SimResult r = simulate(spec, work, s);
-      if (!r.ok) throw core::RuntimeFailure("uniform case: " + r.error);
-      std::string asg;
-      for (size_t l = 0; l < cs.layer_device.size(); ++l) asg += (l ? "," : "") + std::to_string(cs.layer_device[l]);
-      rows.push_back({asg, cs.schedule, f2(r.makespan_ms, 3), f2(r.max_peak_mb(), 0)});
-      runs.push_back({{"assignment", cs.layer_device}, {"schedule", cs.schedule}, {"makespan_ms", r.makespan_ms},
-                      {"peak_memory_mb", r.max_peak_mb()}});
+  // One cost table simulated: the row of the table and the JSON run.
+  auto run_table = [&](const CostTable& table, const std::string& source) {
+    const StagedPipeline p = merge_layers(table);
+    const Schedule s = table_schedule(table, p, source);
+    const SimResult r = simulate(p.spec, p.work, s);
+    if (!r.ok) throw core::RuntimeFailure(source + ": " + table.schedule + ": " + r.error);
+    std::string asg, stages;
+    for (size_t l = 0; l < table.device_assignment.size(); ++l) asg += (l ? "," : "") + std::to_string(table.device_assignment[l]);
+    json stage_json = json::array();
+    for (size_t v = 0; v < p.stage_layers.size(); ++v) {
+      stage_json.push_back({{"device", p.spec.stage_device[v]}, {"layers", p.stage_layers[v]}});
+    }
+    rows.push_back({asg, std::to_string(p.stage_layers.size()), to_string(classify_layout(p.spec)), table.schedule,
+                    f2(r.makespan_ms, 3), f2(r.max_peak_mb(), 0)});
+    runs.push_back({{"assignment", table.device_assignment}, {"stages", std::move(stage_json)},
+                    {"layout", to_string(classify_layout(p.spec))}, {"schedule", table.schedule},
+                    {"microbatches", table.microbatches.size()}, {"makespan_ms", r.makespan_ms},
+                    {"peak_memory_mb", r.peak_mb}});
+  };
+  if (c.simulate.workload == "uniform" || c.simulate.workload == "cost_table") {
+    rows.push_back({"assignment", "stages", "layout", "schedule", "makespan ms", "peak MB"});
+    if (c.simulate.workload == "cost_table") {
+      if (c.simulate.cost_table.empty()) {
+        throw core::ConfigError("simulate.cost_table: expected the path of a cost table (simulate.workload is cost_table), found \"\"");
+      }
+      run_table(read_cost_table(c.simulate.cost_table), c.simulate.cost_table);
+    } else {
+      // The reference simulator's uniform case (planners.md §2.6), the five rows of its table.
+      const std::vector<std::pair<std::vector<int>, std::string>> cases = {{{0, 0, 1, 1, 2, 2, 3, 3}, "1f1b"},
+                                                                          {{0, 0, 1, 1, 2, 2, 3, 3}, "wait-free-cyclic"},
+                                                                          {{0, 1, 2, 3, 0, 1, 2, 3}, "interleaved-1f1b"},
+                                                                          {{0, 1, 2, 3, 0, 1, 2, 3}, "wait-free-cyclic"},
+                                                                          {{0, 1, 2, 3, 3, 2, 1, 0}, "wait-free-cyclic"}};
+      for (const auto& [asg, sched] : cases) run_table(uniform_cost_table(asg, sched), "uniform case");
     }
   } else {
     const CostModel cost(c.model, c.cluster);

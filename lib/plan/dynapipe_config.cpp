@@ -125,7 +125,9 @@ DynapipeConfig read_dynapipe_config(const core::ConfigDoc& doc) {
   c.baselines.decoder_offset = c.planner.decoder_offset;
   c.baselines.recompute = c.planner.recompute;
 
-  root.child("simulate").get("workload", c.simulate.workload, one_of({"data", "uniform"}));
+  root.child("simulate")
+      .get("workload", c.simulate.workload, one_of({"data", "uniform", "cost_table"}))
+      .get("cost_table", c.simulate.cost_table);
   root.child("explain")
       .get("batch", c.explain.batch, at_least<int64_t>(0))
       .get("svg", c.explain.svg, core::artifact_name())  // relative to --out, inside it

@@ -33,7 +33,8 @@ struct DynapipeConfig {
   BaselineOptions baselines;
   std::vector<std::string> methods = {"padding", "packing", "fixed_mbs", "fixed_tokens"};
   struct Simulate {
-    std::string workload = "data";  // "data" | "uniform" (the reference simulator's conformance case)
+    std::string workload = "data";  // "data" | "uniform" (the reference simulator's conformance case) | "cost_table"
+    std::string cost_table;         // the cost table simulated when workload is "cost_table"
   } simulate;
   struct Explain {
     int64_t batch = 0;

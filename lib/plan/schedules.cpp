@@ -2,6 +2,8 @@
 #include "plan/schedules.hpp"
 
 #include <algorithm>
+#include <deque>
+#include <tuple>
 #include <stdexcept>
 
 namespace mlsys::plan {
@@ -64,82 +66,160 @@ Schedule cyclic(const PipelineSpec& spec, const std::vector<MicroBatchWork>& mbs
   const int D = spec.devices, V = spec.stages(), M = static_cast<int>(mbs.size());
   const int P = 2 * V;
   s.order.assign(static_cast<size_t>(D), {});
-  // done_round[m]: round in which chain position next_pos[m]-1 finished (-1: none yet).
-  std::vector<int> next_pos(static_cast<size_t>(M), 0), done_round(static_cast<size_t>(M), -1);
-  std::vector<double> cur(static_cast<size_t>(D), 0.0);
-  for (int d = 0; d < D && d < static_cast<int>(spec.state_mb.size()); ++d) cur[static_cast<size_t>(d)] = spec.state_mb[static_cast<size_t>(d)];
-  // In-flight micro-batches per device: forwards done there without their backward.
-  std::vector<int> in_flight(static_cast<size_t>(D), 0);
-  std::vector<std::vector<int>> fw_count(static_cast<size_t>(D), std::vector<int>(static_cast<size_t>(M), 0));
+  s.comm_order.assign(static_cast<size_t>(D), {});
   auto stage_of = [&](int pos) { return pos < V ? pos : P - 1 - pos; };
+  auto dev_of = [&](int pos) { return spec.stage_device[static_cast<size_t>(stage_of(pos))]; };
   auto limit = [&](int d) {
     return d < static_cast<int>(spec.memory_limit_mb.size()) ? spec.memory_limit_mb[static_cast<size_t>(d)] : 1e300;
   };
-  int remaining = M * P;
-  for (int round = 0; remaining > 0; ++round) {
-    struct Pick { int mb = -1; int pos = 0; };
-    std::vector<Pick> fw(static_cast<size_t>(D)), bw(static_cast<size_t>(D)), held(static_cast<size_t>(D));
-    for (int m = 0; m < M; ++m) {
-      const int pos = next_pos[static_cast<size_t>(m)];
-      if (pos >= P || done_round[static_cast<size_t>(m)] >= round) continue;
-      const int st = stage_of(pos);
-      const int d = spec.stage_device[static_cast<size_t>(st)];
-      const bool backward = pos >= V;
-      auto& slot = backward ? bw[static_cast<size_t>(d)] : fw[static_cast<size_t>(d)];
-      // lowest (micro-batch, stage) first: micro-batches are scanned in order, so the first
-      // hit wins unless a later micro-batch sits at a lower stage (it cannot for one chain).
-      if (slot.mb < 0) slot = Pick{m, pos};
+  // One FIFO buffer per chain position (a stage's forward or backward); ops enter it in
+  // the order their predecessor ran and become runnable in the next round.
+  std::vector<std::deque<int>> buffer(static_cast<size_t>(P));
+  std::vector<std::vector<int>> arriving(static_cast<size_t>(P));
+  for (int m = 0; m < M; ++m) buffer[0].push_back(m);
+  std::vector<double> cur(static_cast<size_t>(D), 0.0);
+  for (int d = 0; d < D && d < static_cast<int>(spec.state_mb.size()); ++d) cur[static_cast<size_t>(d)] = spec.state_mb[static_cast<size_t>(d)];
+  // The highest micro-batch id run forward / backward on each device (the reference's
+  // executed_fw_microbatches / executed_bw_microbatches, both starting at 0).
+  std::vector<int> max_fw(static_cast<size_t>(D), 0), max_bw(static_cast<size_t>(D), 0);
+  // Chain positions held by each device.
+  std::vector<std::vector<int>> positions(static_cast<size_t>(D));
+  for (int pos = 0; pos < P; ++pos) positions[static_cast<size_t>(dev_of(pos))].push_back(pos);
+  struct Item {
+    int mb;
+    int pos;
+  };
+  // Backward heads and forward heads, each by (micro-batch, chain position), taken in turn
+  // starting with a backward.
+  auto interleave = [](std::vector<Item> bw, std::vector<Item> fw) {
+    auto by = [](const Item& a, const Item& b) { return std::tie(a.mb, a.pos) < std::tie(b.mb, b.pos); };
+    std::sort(bw.begin(), bw.end(), by);
+    std::sort(fw.begin(), fw.end(), by);
+    std::vector<Item> out;
+    for (size_t i = 0; i < std::max(bw.size(), fw.size()); ++i) {
+      if (i < bw.size()) out.push_back(bw[i]);
+      if (i < fw.size()) out.push_back(fw[i]);
     }
-    auto run = [&](int d, Pick p) {
-      const int st = stage_of(p.pos);
-      const bool backward = p.pos >= V;
-      const auto& w = mbs[static_cast<size_t>(p.mb)];
-      s.order[static_cast<size_t>(d)].push_back({p.mb, st, backward});
-      if (backward) {
-        cur[static_cast<size_t>(d)] -= w.stored_mb[static_cast<size_t>(st)];
-        if (--fw_count[static_cast<size_t>(d)][static_cast<size_t>(p.mb)] == 0) --in_flight[static_cast<size_t>(d)];
-      } else {
-        cur[static_cast<size_t>(d)] += w.stored_mb[static_cast<size_t>(st)];
-        if (fw_count[static_cast<size_t>(d)][static_cast<size_t>(p.mb)]++ == 0) ++in_flight[static_cast<size_t>(d)];
-      }
-      ++next_pos[static_cast<size_t>(p.mb)];
-      done_round[static_cast<size_t>(p.mb)] = round;
-      --remaining;
-    };
+    return out;
+  };
+  int remaining = M * P;
+  while (remaining > 0) {
+    // Compute: every device runs the head op of each of its buffers.
+    std::vector<std::vector<Item>> sent(static_cast<size_t>(D));  // transfers produced this round
     int moved = 0;
-    for (int d = 0; d < D; ++d) {
-      if (bw[static_cast<size_t>(d)].mb >= 0) {
-        run(d, bw[static_cast<size_t>(d)]);
-        ++moved;
-      }
-      Pick f = fw[static_cast<size_t>(d)];
-      if (f.mb < 0) continue;
-      const int st = stage_of(f.pos);
-      const auto& w = mbs[static_cast<size_t>(f.mb)];
-      const bool new_mb = fw_count[static_cast<size_t>(d)][static_cast<size_t>(f.mb)] == 0;
-      const bool mem_ok = !opt.check_memory || cur[static_cast<size_t>(d)] + w.peak_mb[static_cast<size_t>(st)] <= limit(d) + 1e-9;
-      const bool otf_ok = opt.max_in_flight <= 0 || !new_mb || in_flight[static_cast<size_t>(d)] < opt.max_in_flight;
-      if (mem_ok && otf_ok) {
-        run(d, f);
-        ++moved;
+    Item oldest_held{-1, 0};
+    int oldest_held_dev = -1;
+    auto run = [&](int d, const Item& it) {
+      const int st = stage_of(it.pos);
+      const bool backward = it.pos >= V;
+      const auto& w = mbs[static_cast<size_t>(it.mb)];
+      s.order[static_cast<size_t>(d)].push_back({it.mb, st, backward});
+      cur[static_cast<size_t>(d)] += backward ? -w.stored_mb[static_cast<size_t>(st)] : w.stored_mb[static_cast<size_t>(st)];
+      auto& mx = backward ? max_bw[static_cast<size_t>(d)] : max_fw[static_cast<size_t>(d)];
+      mx = std::max(mx, it.mb);
+      buffer[static_cast<size_t>(it.pos)].pop_front();
+      --remaining;
+      ++moved;
+      const int nxt = it.pos + 1;
+      if (nxt >= P) return;
+      if (dev_of(nxt) == d) {
+        arriving[static_cast<size_t>(nxt)].push_back(it.mb);
       } else {
-        held[static_cast<size_t>(d)] = f;
+        sent[static_cast<size_t>(d)].push_back(Item{it.mb, nxt});
+      }
+    };
+    for (int d = 0; d < D; ++d) {
+      std::vector<Item> fw, bw;
+      for (int pos : positions[static_cast<size_t>(d)]) {
+        const auto& b = buffer[static_cast<size_t>(pos)];
+        if (!b.empty()) (pos >= V ? bw : fw).push_back(Item{b.front(), pos});
+      }
+      for (const Item& it : interleave(std::move(bw), std::move(fw))) {
+        if (it.pos < V && it.mb > max_fw[static_cast<size_t>(d)]) {
+          // A forward of a micro-batch newer than any run here waits while its peak would
+          // exceed the memory limit or too many micro-batches are in flight.
+          const double peak = mbs[static_cast<size_t>(it.mb)].peak_mb[static_cast<size_t>(stage_of(it.pos))];
+          const bool mem_ok = !opt.check_memory || cur[static_cast<size_t>(d)] + peak <= limit(d) + 1e-9;
+          const bool otf_ok = opt.max_in_flight <= 0 || max_fw[static_cast<size_t>(d)] - max_bw[static_cast<size_t>(d)] < opt.max_in_flight;
+          if (!mem_ok || !otf_ok) {
+            if (oldest_held_dev < 0 || it.mb < oldest_held.mb) {
+              oldest_held = it;
+              oldest_held_dev = d;
+            }
+            continue;
+          }
+        }
+        run(d, it);
       }
     }
     if (moved == 0) {
-      // Nothing could move: run the oldest held-back forward to guarantee progress.
-      int best_d = -1;
-      for (int d = 0; d < D; ++d) {
-        if (held[static_cast<size_t>(d)].mb >= 0 &&
-            (best_d < 0 || held[static_cast<size_t>(d)].mb < held[static_cast<size_t>(best_d)].mb)) {
-          best_d = d;
-        }
+      // The reference gives up here (no schedule); run the oldest held-back forward so that
+      // the order is complete, and let the caller reject it on memory.
+      if (oldest_held_dev < 0) break;  // cannot happen for a well-formed pipeline
+      run(oldest_held_dev, oldest_held);
+    }
+    // Communication, fast-forwarded within the round: each device sends what it produced,
+    // backward gradients and forward activations in turn, each by (micro-batch, position).
+    for (int d = 0; d < D; ++d) {
+      std::vector<Item> fw, bw;
+      for (const Item& it : sent[static_cast<size_t>(d)]) (it.pos > V ? bw : fw).push_back(it);
+      for (const Item& it : interleave(std::move(bw), std::move(fw))) {
+        const int from = it.pos - 1;
+        s.comm_order[static_cast<size_t>(d)].push_back({it.mb, stage_of(from), from >= V});
+        arriving[static_cast<size_t>(it.pos)].push_back(it.mb);
       }
-      if (best_d < 0) break;  // cannot happen for a well-formed pipeline
-      run(best_d, held[static_cast<size_t>(best_d)]);
+    }
+    for (int pos = 0; pos < P; ++pos) {
+      for (int m : arriving[static_cast<size_t>(pos)]) buffer[static_cast<size_t>(pos)].push_back(m);
+      arriving[static_cast<size_t>(pos)].clear();
     }
   }
   return s;
+}
+
+Layout classify_layout(const PipelineSpec& spec) {
+  const int D = spec.devices, V = spec.stages();
+  bool linear = V == D, interleaved = V % D == 0 && V > D;
+  for (int v = 0; v < V; ++v) {
+    const int d = spec.stage_device[static_cast<size_t>(v)];
+    linear = linear && d == v;
+    interleaved = interleaved && d == v % D;
+  }
+  return linear ? Layout::linear : interleaved ? Layout::interleaved : Layout::other;
+}
+
+std::string to_string(Layout l) {
+  switch (l) {
+    case Layout::linear: return "linear";
+    case Layout::interleaved: return "interleaved";
+    case Layout::other: return "other";
+  }
+  return "?";
+}
+
+std::vector<std::string> valid_schedules(const PipelineSpec& spec, int n_mb) {
+  std::vector<std::string> v;
+  const Layout l = classify_layout(spec);
+  if (l == Layout::linear) v.emplace_back("1f1b");
+  if (l == Layout::interleaved && n_mb % spec.devices == 0) v.emplace_back("interleaved-1f1b");
+  v.emplace_back("wait-free-cyclic");
+  return v;
+}
+
+Schedule make_schedule(const std::string& name, const PipelineSpec& spec, const std::vector<MicroBatchWork>& mbs,
+                       const CyclicOptions& opt) {
+  const int n = static_cast<int>(mbs.size());
+  const auto ok = valid_schedules(spec, n);
+  if (std::find(ok.begin(), ok.end(), name) == ok.end()) {
+    std::string list;
+    for (const auto& s : ok) list += (list.empty() ? "" : "|") + s;
+    throw std::invalid_argument("one of " + list + " for layout " + to_string(classify_layout(spec)) + " ("  +
+                                std::to_string(spec.stages()) + " stages on " + std::to_string(spec.devices) +
+                                " devices with " + std::to_string(n) + " micro-batches)");
+  }
+  if (name == "1f1b") return one_f_one_b(spec, n);
+  if (name == "interleaved-1f1b") return interleaved_one_f_one_b(spec, n);
+  return cyclic(spec, mbs, opt);
 }
 
 }  // namespace mlsys::plan

@@ -29,7 +29,41 @@ std::string validate_schedule(const PipelineSpec& spec, int n_mb, const Schedule
   for (int c : seen) {
     if (c != 1) return "an op is missing or repeated";
   }
+  if (schedule.comm_order.empty()) return {};
+  if (static_cast<int>(schedule.comm_order.size()) != spec.devices) return "comm order has the wrong number of devices";
+  std::fill(seen.begin(), seen.end(), 0);
+  for (int d = 0; d < spec.devices; ++d) {
+    for (const auto& op : schedule.comm_order[static_cast<size_t>(d)]) {
+      if (op.mb < 0 || op.mb >= n_mb || op.stage < 0 || op.stage >= V) return "comm op out of range";
+      if (spec.stage_device[static_cast<size_t>(op.stage)] != d) return "comm op on the wrong device";
+      const int to = op.backward ? op.stage - 1 : op.stage + 1;
+      if (to < 0 || to >= V || spec.stage_device[static_cast<size_t>(to)] == d) return "comm op that sends nothing";
+      ++seen[static_cast<size_t>(op.mb) * static_cast<size_t>(2 * V) + static_cast<size_t>(op.stage) * 2 + (op.backward ? 1 : 0)];
+    }
+  }
+  for (int m = 0; m < n_mb; ++m) {
+    for (int v = 0; v < V; ++v) {
+      for (int b = 0; b < 2; ++b) {
+        const int to = b ? v - 1 : v + 1;
+        const bool sends = to >= 0 && to < V && spec.stage_device[static_cast<size_t>(to)] != spec.stage_device[static_cast<size_t>(v)];
+        if (seen[static_cast<size_t>(m) * static_cast<size_t>(2 * V) + static_cast<size_t>(v) * 2 + static_cast<size_t>(b)] != (sends ? 1 : 0)) {
+          return "a transfer is missing from the comm order or repeated";
+        }
+      }
+    }
+  }
   return {};
+}
+
+double transfer_ms(const PipelineSpec& spec, const MicroBatchWork& w, const PipeOp& op) {
+  const int V = spec.stages();
+  const int to = op.backward ? op.stage - 1 : op.stage + 1;
+  if (to < 0 || to >= V) return 0.0;
+  if (spec.stage_device[static_cast<size_t>(to)] == spec.stage_device[static_cast<size_t>(op.stage)]) return 0.0;
+  const size_t boundary = static_cast<size_t>(op.backward ? op.stage - 1 : op.stage);  // between `boundary` and +1
+  const auto& given = op.backward ? w.bw_comm_ms : w.fw_comm_ms;
+  if (boundary < given.size()) return given[boundary];
+  return spec.p2p_ms(w.send_mb[boundary]);
 }
 
 namespace {
@@ -72,7 +106,8 @@ SimResult simulate(const PipelineSpec& spec, const std::vector<MicroBatchWork>& 
   for (int m = 0; m < M; ++m) input_ready[static_cast<size_t>(m) * static_cast<size_t>(P)] = 0.0;
   auto ready_at = [&](int m, int pos) -> double& { return input_ready[static_cast<size_t>(m) * static_cast<size_t>(P) + static_cast<size_t>(pos)]; };
 
-  std::vector<size_t> next(static_cast<size_t>(D), 0);
+  std::vector<size_t> next(static_cast<size_t>(D), 0), next_comm(static_cast<size_t>(D), 0);
+  const bool ordered_comm = !schedule.comm_order.empty();
   std::vector<char> computing(static_cast<size_t>(D), 0), sending(static_cast<size_t>(D), 0);
   std::vector<std::deque<Pending>> comm_queue(static_cast<size_t>(D));
   std::vector<double> cur(static_cast<size_t>(D));
@@ -92,24 +127,29 @@ SimResult simulate(const PipelineSpec& spec, const std::vector<MicroBatchWork>& 
   auto try_start = [&](double t) {
     for (int d = 0; d < D; ++d) {
       auto& q = comm_queue[static_cast<size_t>(d)];
-      if (!sending[static_cast<size_t>(d)] && !q.empty()) {
+      if (sending[static_cast<size_t>(d)] || q.empty()) continue;
+      std::deque<Pending>::iterator it;
+      if (ordered_comm) {
+        // The schedule's order: wait until its next transfer is ready.
+        const auto& co = schedule.comm_order[static_cast<size_t>(d)];
+        const PipeOp want = co[next_comm[static_cast<size_t>(d)]];
+        it = std::find_if(q.begin(), q.end(), [&](const Pending& p) { return p.mb == want.mb && p.pos == pos_of(want) + 1; });
+        if (it == q.end()) continue;
+        ++next_comm[static_cast<size_t>(d)];
+      } else {
         // Transfers leave in the order they became ready.
-        auto it = std::min_element(q.begin(), q.end(), [](const Pending& a, const Pending& b) {
+        it = std::min_element(q.begin(), q.end(), [](const Pending& a, const Pending& b) {
           return std::tie(a.ready, a.seq) < std::tie(b.ready, b.seq);
         });
-        const Pending p = *it;
-        q.erase(it);
-        const int from_pos = p.pos - 1;
-        const int s = stage_of(from_pos);
-        const double mb_size = from_pos < V ? mbs[static_cast<size_t>(p.mb)].send_mb[static_cast<size_t>(s)]
-                                            : mbs[static_cast<size_t>(p.mb)].send_mb[static_cast<size_t>(s - 1)];
-        const double dur = spec.p2p_ms(mb_size);
-        sending[static_cast<size_t>(d)] = 1;
-        events.push(Event{t + dur, seq++, 1, d, p.mb, p.pos});
-        if (record_timeline) {
-          r.timeline.push_back(OpTiming{PipeOp{p.mb, s, from_pos >= V}, d, true, dev_of(p.pos), t, t + dur});
-        }
       }
+      const Pending p = *it;
+      q.erase(it);
+      const int from_pos = p.pos - 1;
+      const PipeOp from{p.mb, stage_of(from_pos), from_pos >= V};
+      const double dur = transfer_ms(spec, mbs[static_cast<size_t>(p.mb)], from);
+      sending[static_cast<size_t>(d)] = 1;
+      events.push(Event{t + dur, seq++, 1, d, p.mb, p.pos});
+      if (record_timeline) r.timeline.push_back(OpTiming{from, d, true, dev_of(p.pos), t, t + dur});
     }
     for (int d = 0; d < D; ++d) {
       if (computing[static_cast<size_t>(d)]) continue;
@@ -122,7 +162,9 @@ SimResult simulate(const PipelineSpec& spec, const std::vector<MicroBatchWork>& 
       const size_t s = static_cast<size_t>(op.stage);
       const double dur = op.backward ? w.bw_ms[s] : w.fw_ms[s];
       double& c = cur[static_cast<size_t>(d)];
-      const double top = op.backward ? c + w.peak_mb[s] - w.stored_mb[s] : c + w.peak_mb[s];
+      const double top = !op.backward                                     ? c + w.peak_mb[s]
+                         : spec.backward_peak == BackwardPeak::working_set ? c + w.peak_mb[s] - w.stored_mb[s]
+                                                                           : c;
       r.peak_mb[static_cast<size_t>(d)] = std::max(r.peak_mb[static_cast<size_t>(d)], top);
       if (record_timeline) {
         r.memory[static_cast<size_t>(d)].emplace_back(t, top);
@@ -168,34 +210,6 @@ SimResult simulate(const PipelineSpec& spec, const std::vector<MicroBatchWork>& 
   r.makespan_ms = t;
   r.ok = true;
   return r;
-}
-
-UniformCase uniform_case(const std::vector<int>& layer_device, bool merge_layers) {
-  UniformCase u;
-  u.spec.devices = 4;
-  std::vector<int> layers_per_stage;
-  for (size_t l = 0; l < layer_device.size(); ++l) {
-    if (l == 0 || !merge_layers || layer_device[l] != layer_device[l - 1]) {
-      u.spec.stage_device.push_back(layer_device[l]);
-      layers_per_stage.push_back(0);
-    }
-    ++layers_per_stage.back();
-  }
-  u.spec.state_mb.assign(4, 0.0);
-  u.spec.memory_limit_mb.assign(4, 1e12);
-  u.spec.link_latency_ms = 0;
-  u.spec.link_mb_per_ms = 100.0 / 8.0;
-  u.work.resize(8);
-  for (auto& w : u.work) {
-    for (const int n : layers_per_stage) {
-      w.fw_ms.push_back(n * 1.0);
-      w.bw_ms.push_back(n * 1.0);
-      w.stored_mb.push_back(n * 1000.0);
-      w.peak_mb.push_back(2000.0 + 1000.0 * (n - 1));
-      w.send_mb.push_back(1.25);
-    }
-  }
-  return u;
 }
 
 }  // namespace mlsys::plan

@@ -2,10 +2,10 @@
 // F(0) .. F(V-1) B(V-1) .. B(0) over virtual stages, with a p2p transfer between
 // consecutive stages on different devices. Every device has a compute executor that runs
 // its ops in the order the schedule gives, and a communication executor that sends in the
-// order transfers become ready (communication served first at equal times). Memory per
-// device: model state, plus for each forward a peak of current + peak_act and then
-// current += stored_act; a backward peaks at current + peak_act - stored_act and releases
-// stored_act.
+// order the schedule gives for it (or, when the schedule gives none, in the order transfers
+// become ready); communication is served first at equal times. Memory per device: model
+// state, plus for each forward a peak of current + peak_act and then current += stored_act;
+// a backward releases stored_act, and what it peaks at is PipelineSpec::backward_peak.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +14,13 @@
 
 namespace mlsys::plan {
 
+// How the peak memory during a backward is counted. `reference`: as DynaPipe's simulator
+// (schedule_common.py: "we don't count peak activations during backward pass"), a backward
+// peaks at the memory it finds (current, before its stored activation is released).
+// `working_set`: a backward peaks at current + peak_act - stored_act (its stored activation
+// plus the transient working set of the stage, which is then released).
+enum class BackwardPeak { reference, working_set };
+
 struct PipelineSpec {
   int devices = 1;
   std::vector<int> stage_device;         // virtual stage -> device
@@ -21,15 +28,19 @@ struct PipelineSpec {
   std::vector<double> memory_limit_mb;   // per device (schedules that check memory)
   double link_latency_ms = 0.0;
   double link_mb_per_ms = 12.5;          // 100 Gb/s
+  BackwardPeak backward_peak = BackwardPeak::reference;
 
   [[nodiscard]] int stages() const { return static_cast<int>(stage_device.size()); }
   [[nodiscard]] double p2p_ms(double mb) const { return mb <= 0 ? 0.0 : link_latency_ms + mb / link_mb_per_ms; }
 };
 
 // Per virtual stage costs of one micro-batch; send_mb[v] is the tensor from stage v to v+1
-// (the gradient going back has the same size).
+// (the gradient going back has the same size). When fw_comm_ms / bw_comm_ms are given (one
+// per stage boundary v -> v+1, V - 1 of them), they are the transfer times of the
+// activation (v to v+1) and of the gradient (v+1 back to v) instead of spec.p2p_ms(send_mb).
 struct MicroBatchWork {
   std::vector<double> fw_ms, bw_ms, stored_mb, peak_mb, send_mb;
+  std::vector<double> fw_comm_ms, bw_comm_ms;
 };
 
 // A compute op: micro-batch `mb`, virtual stage `stage`, forward or backward.
@@ -40,10 +51,15 @@ struct PipeOp {
   friend bool operator==(const PipeOp&, const PipeOp&) = default;
 };
 
-// The per-device compute order.
+// The per-device compute order, and optionally the per-device order of the transfers each
+// device sends (named by the op whose output is sent: a forward sends its activation to the
+// next stage, a backward its gradient to the previous one). An empty comm_order sends in the
+// order transfers become ready; a given one is followed strictly (a transfer waits for the
+// ones before it), as the reference replays its cyclic schedule's communication order.
 struct Schedule {
   std::string name;
-  std::vector<std::vector<PipeOp>> order;  // [device] -> ops
+  std::vector<std::vector<PipeOp>> order;       // [device] -> ops
+  std::vector<std::vector<PipeOp>> comm_order;  // [device] -> producing ops (empty: ready order)
 };
 
 struct OpTiming {
@@ -68,22 +84,11 @@ struct SimResult {
 SimResult simulate(const PipelineSpec& spec, const std::vector<MicroBatchWork>& mbs, const Schedule& schedule,
                    bool record_timeline = false);
 
+// The transfer time of the output of `op` (forward: its activation to stage + 1, backward:
+// its gradient to stage - 1); 0 when the next op runs on the same device or there is none.
+double transfer_ms(const PipelineSpec& spec, const MicroBatchWork& w, const PipeOp& op);
+
 // Checks that the schedule holds every op exactly once on its stage's device.
 std::string validate_schedule(const PipelineSpec& spec, int n_mb, const Schedule& schedule);
-
-// The uniform pipeline case on which the simulator and schedules are
-// checked against the reference implementation (`dynapipe-plan simulate` with
-// simulate.workload=uniform, and tests/plan/test_simulator.cpp).
-struct UniformCase {
-  PipelineSpec spec;
-  std::vector<MicroBatchWork> work;  // one per micro-batch
-};
-
-// 8 micro-batches x 8 layers on 4 devices, layer l on device layer_device[l]: fw = bw = 1 ms
-// per layer, a 1.25 MB p2p tensor at 100 Gb/s with no latency, stored / peak activation 1000
-// / 2000 MB per layer, no model state, no memory limit. With merge_layers, consecutive
-// layers on one device form one virtual stage (times and stored activation add up, peak =
-// 2000 + 1000 (n - 1) for n layers); without it every layer is its own stage.
-[[nodiscard]] UniformCase uniform_case(const std::vector<int>& layer_device, bool merge_layers = true);
 
 }  // namespace mlsys::plan

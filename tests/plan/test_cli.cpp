@@ -138,6 +138,27 @@ TEST_CASE("cli: generate, compare, simulate and explain", "[cli]") {
   CHECK(sim["runs"][0]["makespan_ms"].get<double>() == Approx(45.6));
   CHECK(sim["runs"][2]["makespan_ms"].get<double>() == Approx(39.4));
 
+  CHECK(sim["runs"][1]["peak_memory_mb"][0].get<double>() == Approx(15000));
+  CHECK(sim["runs"][3]["peak_memory_mb"][0].get<double>() == Approx(16000));
+
+  // The shipped cost-table example: the zig-zag row of the reference's uniform table.
+  r = run("simulate --set simulate.workload=cost_table --set simulate.cost_table='" +
+          (fs::path(MLSYS_SOURCE_ROOT) / "configs/dynapipe-plan/cost-table-zigzag.json").string() + "' --json --out '" +
+          out.string() + "'");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const auto zz = nlohmann::json::parse(r.out);
+  REQUIRE(zz["runs"].size() == 1);
+  CHECK(zz["runs"][0]["makespan_ms"].get<double>() == Approx(39.8));
+  CHECK(zz["runs"][0]["stages"].size() == 7);
+  CHECK(zz["runs"][0]["layout"] == "other");
+  double peak = 0;
+  for (const auto& p : zz["runs"][0]["peak_memory_mb"]) peak = std::max(peak, p.get<double>());
+  CHECK(peak == Approx(15000));
+  r = run("simulate --set simulate.workload=cost_table --quiet --out '" + out.string() + "'");
+  CHECK(r.code == 2);
+  CHECK_THAT(r.err, Catch::Contains("simulate.cost_table"));
+
   r = run("explain " + kSmall + " --out '" + out.string() + "'");
   REQUIRE(r.code == 0);
   CHECK_THAT(r.out, Catch::Contains("dev 0"));

@@ -2,51 +2,125 @@
 // and the execution-plan deadlock check.
 #include <catch2/catch.hpp>
 
+#include "plan/cost_table.hpp"
 #include "plan/execution_plan.hpp"
 #include "plan/schedules.hpp"
 #include "plan/simulator.hpp"
 
 using namespace mlsys::plan;
+using nlohmann::json;
 
 namespace {
 
 std::vector<std::vector<int64_t>> shapes(int n) { return std::vector<std::vector<int64_t>>(static_cast<size_t>(n), {4, 512, 0}); }
 
+// The notes' uniform case, staged through the cost-table JSON a user would write.
+StagedPipeline uniform(const std::vector<int>& assignment, const std::string& schedule = "wait-free-cyclic") {
+  return merge_layers(parse_cost_table(to_json(uniform_cost_table(assignment, schedule)), "uniform.json"));
+}
+
 }  // namespace
 
-TEST_CASE("1F1B on the uniform case matches the reference: 45.600 ms, 9000 MB", "[sim]") {
-  auto u = uniform_case({0, 0, 1, 1, 2, 2, 3, 3});
-  const SimResult r = simulate(u.spec, u.work, one_f_one_b(u.spec, 8));
-  REQUIRE(r.ok);
-  CHECK(r.makespan_ms == Approx(45.6).margin(1e-9));
-  CHECK(r.max_peak_mb() == Approx(9000.0));
+TEST_CASE("the five rows of the reference's uniform table reproduce through the cost-table input", "[sim]") {
+  // planners.md §2.6: makespan (ms) and peak memory (MB, the highest device) of the
+  // reference simulator, no permutation.
+  struct Row {
+    std::vector<int> assignment;
+    std::string schedule;
+    double makespan, peak;
+    size_t stages;
+  };
+  const std::vector<Row> rows = {{{0, 0, 1, 1, 2, 2, 3, 3}, "1f1b", 45.6, 9000, 4},
+                                 {{0, 0, 1, 1, 2, 2, 3, 3}, "wait-free-cyclic", 44.6, 15000, 4},
+                                 {{0, 1, 2, 3, 0, 1, 2, 3}, "interleaved-1f1b", 39.4, 12000, 8},
+                                 {{0, 1, 2, 3, 0, 1, 2, 3}, "wait-free-cyclic", 39.4, 16000, 8},
+                                 {{0, 1, 2, 3, 3, 2, 1, 0}, "wait-free-cyclic", 39.8, 15000, 7}};
+  for (const auto& row : rows) {
+    const CostTable t = parse_cost_table(to_json(uniform_cost_table(row.assignment, row.schedule)), "uniform.json");
+    const StagedPipeline p = merge_layers(t);
+    INFO(row.schedule << " on " << row.assignment[4] << row.assignment[5] << row.assignment[6] << row.assignment[7]);
+    CHECK(p.stage_layers.size() == row.stages);  // consecutive layers on one device merged
+    const SimResult r = simulate(p.spec, p.work, table_schedule(t, p, "uniform.json"));
+    REQUIRE(r.ok);
+    CHECK(r.makespan_ms == Approx(row.makespan).margin(1e-9));
+    CHECK(r.max_peak_mb() == Approx(row.peak));
+  }
 }
 
-TEST_CASE("interleaved 1F1B on 0,1,2,3,0,1,2,3 matches the reference: 39.400 ms", "[sim]") {
-  auto u = uniform_case({0, 1, 2, 3, 0, 1, 2, 3});
-  const SimResult r = simulate(u.spec, u.work, interleaved_one_f_one_b(u.spec, 8));
-  REQUIRE(r.ok);
-  CHECK(r.makespan_ms == Approx(39.4).margin(1e-9));
-  CHECK(r.max_peak_mb() == Approx(12000.0));
+TEST_CASE("merged stages add times and stored activation; the peak is the reference's", "[sim]") {
+  CostTable t = uniform_cost_table({0, 0, 0, 1}, "1f1b");
+  t.microbatches.resize(1);
+  auto& lc = t.microbatches[0];
+  lc.fw_ms = {1, 2, 3, 4};
+  lc.stored_mb = {10, 20, 30, 40};
+  lc.peak_mb = {100, 15, 60, 50};
+  lc.activation_mb = {1, 2, 5};
+  t.model_state_mb = {1, 2, 3, 4};
+  const StagedPipeline p = merge_layers(t);
+  REQUIRE(p.stage_layers.size() == 2);
+  CHECK(p.work[0].fw_ms[0] == 6);
+  CHECK(p.work[0].stored_mb[0] == 60);
+  // max(0 + 100, 10 + 15, 30 + 60)
+  CHECK(p.work[0].peak_mb[0] == 100);
+  CHECK(p.spec.state_mb == std::vector<double>{6, 4});
+  // The boundary after the merged stage is that of its last layer (5 MB at 100 Gb/s).
+  CHECK(p.work[0].fw_comm_ms[0] == Approx(0.4));
 }
 
-TEST_CASE("wait-free-cyclic makespans match the reference on all three assignments", "[sim]") {
-  // Reference: linear 44.600 ms / 15000 MB; interleaved 39.400; zig-zag 39.800 (one stage
-  // per layer; merging layers 3 and 4 of the zig-zag into one stage gives another order).
-  // The peaks of the non-linear assignments differ from the reference's (16000 / 15000 MB).
-  auto lin = uniform_case({0, 0, 1, 1, 2, 2, 3, 3});
-  const SimResult a = simulate(lin.spec, lin.work, cyclic(lin.spec, lin.work));
-  REQUIRE(a.ok);
-  CHECK(a.makespan_ms == Approx(44.6).margin(1e-9));
-  CHECK(a.max_peak_mb() == Approx(15000.0));
-  auto il = uniform_case({0, 1, 2, 3, 0, 1, 2, 3});
-  CHECK(simulate(il.spec, il.work, cyclic(il.spec, il.work)).makespan_ms == Approx(39.4).margin(1e-9));
-  auto zz = uniform_case({0, 1, 2, 3, 3, 2, 1, 0}, false);
-  CHECK(simulate(zz.spec, zz.work, cyclic(zz.spec, zz.work)).makespan_ms == Approx(39.8).margin(1e-9));
+TEST_CASE("peak memory during a backward: the reference's definition and the working-set one", "[sim]") {
+  // One device, one stage, one micro-batch: state 100, stored 1000, peak 3000 (fw), the
+  // backward finds 1100 resident. Reference: a backward adds nothing on top (1100); working
+  // set: 1100 + 3000 - 1000 = 3100 (and the forward's 100 + 3000 = 3100 too).
+  CostTable t = uniform_cost_table({0}, "1f1b");
+  t.microbatches.resize(1);
+  t.microbatches[0].peak_mb = {3000};
+  t.microbatches[0].stored_mb = {1000};
+  t.model_state_mb = {100};
+  StagedPipeline p = merge_layers(t);
+  SimResult r = simulate(p.spec, p.work, one_f_one_b(p.spec, 1), true);
+  REQUIRE(r.ok);
+  CHECK(r.max_peak_mb() == 3100);
+  // The per-op memory steps: forward 3100, backward 1100 (reference).
+  std::vector<double> tops;
+  for (const auto& [time, mb] : r.memory[0]) tops.push_back(mb);
+  CHECK(tops == std::vector<double>{100, 3100, 1100, 1100, 100});
+  p.spec.backward_peak = BackwardPeak::working_set;
+  r = simulate(p.spec, p.work, one_f_one_b(p.spec, 1), true);
+  tops.clear();
+  for (const auto& [time, mb] : r.memory[0]) tops.push_back(mb);
+  CHECK(tops == std::vector<double>{100, 3100, 1100, 3100, 100});
+}
+
+TEST_CASE("the cost table refuses what it cannot simulate, naming the field", "[sim]") {
+  const json good = to_json(uniform_cost_table({0, 0, 1, 1}, "1f1b"));
+  auto refuse = [&](json j, const std::string& what) {
+    CHECK_THROWS_WITH(parse_cost_table(j, "t.json"), Catch::Contains(what));
+  };
+  json j = good;
+  j["micro_batches"][0]["fw_us"] = {1, 2, 3};
+  refuse(j, "t.json: micro_batches[0].fw_us: expected an array of 4 numbers, found an array of 3 elements");
+  j = good;
+  j["micro_batches"][1]["peak_activation_mb"][2] = -1;
+  refuse(j, "micro_batches[1].peak_activation_mb[2]: expected a number in [0");
+  j = good;
+  j["device_assignment"] = {0, 2, 2, 0};
+  refuse(j, "device_assignment: expected every device 0..2 used, found no layer on device 1");
+  j = good;
+  j["cluster"]["bandwith_gbps"] = 10;
+  refuse(j, "cluster.bandwith_gbps: expected no such field");
+  j = good;
+  j["schedule"] = "gpipe";
+  refuse(j, "schedule: expected one of 1f1b|interleaved-1f1b|wait-free-cyclic, found \"gpipe\"");
+  // 1F1B on a zig-zag layout: refused when the schedule is made.
+  j = good;
+  j["device_assignment"] = {0, 1, 1, 0};
+  const CostTable t = parse_cost_table(j, "t.json");
+  CHECK_THROWS_WITH(table_schedule(t, merge_layers(t), "t.json"),
+                    Catch::Contains("t.json: schedule: expected one of wait-free-cyclic for layout other"));
 }
 
 TEST_CASE("the cyclic schedule keeps each device under its memory limit", "[sim]") {
-  auto u = uniform_case({0, 0, 1, 1, 2, 2, 3, 3});
+  auto u = uniform({0, 0, 1, 1, 2, 2, 3, 3});
   u.spec.memory_limit_mb.assign(4, 7000.0);  // room for 2 stored micro-batches + a peak
   const SimResult r = simulate(u.spec, u.work, cyclic(u.spec, u.work));
   REQUIRE(r.ok);
@@ -56,7 +130,7 @@ TEST_CASE("the cyclic schedule keeps each device under its memory limit", "[sim]
 }
 
 TEST_CASE("a compute order that waits on itself is reported as a deadlock", "[sim]") {
-  auto u = uniform_case({0, 0, 1, 1, 2, 2, 3, 3});
+  auto u = uniform({0, 0, 1, 1, 2, 2, 3, 3});
   Schedule s = one_f_one_b(u.spec, 8);
   // Device 3 runs the backward of micro-batch 1 before its forward.
   auto& o = s.order[3];
@@ -67,7 +141,7 @@ TEST_CASE("a compute order that waits on itself is reported as a deadlock", "[si
 }
 
 TEST_CASE("execution plans of 1F1B and cyclic pass the deadlock check", "[plan]") {
-  auto u = uniform_case({0, 0, 1, 1, 2, 2, 3, 3});
+  auto u = uniform({0, 0, 1, 1, 2, 2, 3, 3});
   for (const Schedule& s : {one_f_one_b(u.spec, 8), cyclic(u.spec, u.work)}) {
     const auto plans = build_execution_plans(u.spec, s, shapes(8));
     REQUIRE(plans.size() == 4);
@@ -85,12 +159,12 @@ TEST_CASE("execution plans of 1F1B and cyclic pass the deadlock check", "[plan]"
     CHECK(fw == 32);
     CHECK(bw == 32);
   }
-  auto il = uniform_case({0, 1, 2, 3, 0, 1, 2, 3});
+  auto il = uniform({0, 1, 2, 3, 0, 1, 2, 3});
   CHECK(check_deadlock(build_execution_plans(il.spec, interleaved_one_f_one_b(il.spec, 8), shapes(8))).empty());
 }
 
 TEST_CASE("the deadlock check catches a swapped send/recv and a wrong shape", "[plan]") {
-  auto u = uniform_case({0, 0, 1, 1, 2, 2, 3, 3});
+  auto u = uniform({0, 0, 1, 1, 2, 2, 3, 3});
   const auto good = build_execution_plans(u.spec, one_f_one_b(u.spec, 8), shapes(8));
   REQUIRE(check_deadlock(good).empty());
 
