@@ -400,8 +400,12 @@ BatchPlan plan_batch(const CostModel& cost, const std::vector<SampleLength>& sam
           sh.push_back(shapes[static_cast<size_t>(m)]);
         }
         Schedule sch = make_schedule(best.schedule, spec, w, opt);
-        best.sim = simulate(spec, w, sch, record_timeline);
-        best.ranks = build_execution_plans(spec, sch, sh);
+        best.sim = simulate(spec, w, sch, true);
+        best.ranks = build_execution_plans(spec, best.sim, sh);
+        if (!record_timeline) {  // the timeline was needed for the plans only
+          best.sim.timeline.clear();
+          best.sim.memory.clear();
+        }
         if (auto err = check_deadlock(best.ranks); !err.empty()) {
           throw core::RuntimeFailure("internal error: the emitted execution plan fails the deadlock check: " + err);
         }

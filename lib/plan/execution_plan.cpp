@@ -1,8 +1,12 @@
 // Instruction lists per rank and the send/receive deadlock check.
 #include "plan/execution_plan.hpp"
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <map>
 #include <set>
+#include <stdexcept>
 #include <tuple>
 
 namespace mlsys::plan {
@@ -25,59 +29,71 @@ std::string to_string(InstrKind k) {
   return "?";
 }
 
-std::vector<RankPlan> build_execution_plans(const PipelineSpec& spec, const Schedule& schedule,
+std::vector<RankPlan> build_execution_plans(const PipelineSpec& spec, const SimResult& timed,
                                             const std::vector<std::vector<int64_t>>& shapes) {
+  if (timed.timeline.empty()) throw std::invalid_argument("build_execution_plans needs a simulated timeline");
   const int D = spec.devices, V = spec.stages();
   auto dev = [&](int stage) { return spec.stage_device[static_cast<size_t>(stage)]; };
   std::vector<RankPlan> plans(static_cast<size_t>(D));
   for (int d = 0; d < D; ++d) {
-    auto& p = plans[static_cast<size_t>(d)];
-    p.rank = d;
+    plans[static_cast<size_t>(d)].rank = d;
     for (int v = 0; v < V; ++v) {
-      if (dev(v) == d) p.stages.push_back(v);
+      if (dev(v) == d) plans[static_cast<size_t>(d)].stages.push_back(v);
     }
-    auto& out = p.instructions;
-    std::vector<Instruction> grad_finishes;
-    // Activation sends still to finish, by (mb, stage): finished before that backward.
-    std::map<std::pair<int, int>, Instruction> act_pending;
-    int live = 0;
-    for (const auto& op : schedule.order[static_cast<size_t>(d)]) {
-      const auto& shape = shapes[static_cast<size_t>(op.mb)];
-      const int s = op.stage;
+  }
+  // Activation sends still to finish, by (mb, stage): finished before that backward.
+  std::vector<std::map<std::pair<int, int>, Instruction>> act_pending(static_cast<size_t>(D));
+  std::vector<std::vector<Instruction>> grad_finishes(static_cast<size_t>(D));
+  std::vector<int> live(static_cast<size_t>(D), 0);
+  // The timeline lists ops and transfers in the order the simulator started them: a causal
+  // order (a transfer starts after its producer, a consumer after its transfer ended).
+  for (const auto& t : timed.timeline) {
+    const PipeOp& op = t.op;
+    const auto& shape = shapes[static_cast<size_t>(op.mb)];
+    const int s = op.stage;
+    const auto d = static_cast<size_t>(t.device);
+    auto& out = plans[d].instructions;
+    if (t.comm) {
+      const int to = t.peer;
+      auto& peer = plans[static_cast<size_t>(to)].instructions;
+      const double ms = t.end - t.start;
       if (!op.backward) {
-        if (s == 0) {
-          out.push_back({InstrKind::load_input, op.mb, s, -1, shape});
-        } else if (dev(s - 1) != d) {
-          out.push_back({InstrKind::recv_activation_start, op.mb, s - 1, dev(s - 1), shape});
-          out.push_back({InstrKind::recv_activation_finish, op.mb, s - 1, dev(s - 1), shape});
-        }
-        out.push_back({InstrKind::forward, op.mb, s, -1, shape});
-        ++live;
-        p.max_live_buffers = std::max(p.max_live_buffers, live);
-        if (s + 1 < V && dev(s + 1) != d) {
-          out.push_back({InstrKind::send_activation_start, op.mb, s, dev(s + 1), shape});
-          act_pending[{op.mb, s}] = {InstrKind::send_activation_finish, op.mb, s, dev(s + 1), shape};
-        }
+        out.push_back({InstrKind::send_activation_start, op.mb, s, to, shape, ms});
+        act_pending[d][{op.mb, s}] = {InstrKind::send_activation_finish, op.mb, s, to, shape, 0};
+        peer.push_back({InstrKind::recv_activation_start, op.mb, s, t.device, shape, 0});
       } else {
-        if (auto it = act_pending.find({op.mb, s}); it != act_pending.end()) {
-          out.push_back(it->second);
-          act_pending.erase(it);
-        }
-        if (s + 1 < V && dev(s + 1) != d) {
-          out.push_back({InstrKind::recv_grad_start, op.mb, s + 1, dev(s + 1), shape});
-          out.push_back({InstrKind::recv_grad_finish, op.mb, s + 1, dev(s + 1), shape});
-        }
-        out.push_back({InstrKind::backward, op.mb, s, -1, shape});
-        out.push_back({InstrKind::free_buffer, op.mb, s, -1, {}});
-        --live;
-        if (s > 0 && dev(s - 1) != d) {
-          out.push_back({InstrKind::send_grad_start, op.mb, s, dev(s - 1), shape});
-          grad_finishes.push_back({InstrKind::send_grad_finish, op.mb, s, dev(s - 1), shape});
-        }
+        out.push_back({InstrKind::send_grad_start, op.mb, s, to, shape, ms});
+        grad_finishes[d].push_back({InstrKind::send_grad_finish, op.mb, s, to, shape, 0});
+        peer.push_back({InstrKind::recv_grad_start, op.mb, s, t.device, shape, 0});
       }
+      continue;
     }
-    for (auto& [key, ins] : act_pending) out.push_back(ins);
-    out.insert(out.end(), grad_finishes.begin(), grad_finishes.end());
+    const double ms = t.end - t.start;
+    if (!op.backward) {
+      if (s == 0) {
+        out.push_back({InstrKind::load_input, op.mb, s, -1, shape, 0});
+      } else if (dev(s - 1) != t.device) {
+        out.push_back({InstrKind::recv_activation_finish, op.mb, s - 1, dev(s - 1), shape, 0});
+      }
+      out.push_back({InstrKind::forward, op.mb, s, -1, shape, ms});
+      plans[d].max_live_buffers = std::max(plans[d].max_live_buffers, ++live[d]);
+    } else {
+      if (auto it = act_pending[d].find({op.mb, s}); it != act_pending[d].end()) {
+        out.push_back(it->second);
+        act_pending[d].erase(it);
+      }
+      if (s + 1 < V && dev(s + 1) != t.device) {
+        out.push_back({InstrKind::recv_grad_finish, op.mb, s + 1, dev(s + 1), shape, 0});
+      }
+      out.push_back({InstrKind::backward, op.mb, s, -1, shape, ms});
+      out.push_back({InstrKind::free_buffer, op.mb, s, -1, {}, 0});
+      --live[d];
+    }
+  }
+  for (int d = 0; d < D; ++d) {
+    auto& out = plans[static_cast<size_t>(d)].instructions;
+    for (auto& [key, ins] : act_pending[static_cast<size_t>(d)]) out.push_back(ins);
+    out.insert(out.end(), grad_finishes[static_cast<size_t>(d)].begin(), grad_finishes[static_cast<size_t>(d)].end());
   }
   return plans;
 }
@@ -185,8 +201,120 @@ std::string check_deadlock(const std::vector<RankPlan>& plans) {
   return {};
 }
 
+PlanRun execute_plans(const std::vector<RankPlan>& plans) {
+  PlanRun run;
+  const int R = static_cast<int>(plans.size());
+  // 1. Pair the k-th send from src to dst with the k-th receive at dst from src.
+  using Key = std::tuple<bool, int, int, std::vector<int64_t>>;  // activation?, mb, stage, shape
+  std::map<std::pair<int, int>, std::vector<Key>> sends, recvs;
+  std::map<std::tuple<int, int, bool, int, int>, size_t> send_index;  // (src, dst, act, mb, stage) -> k
+  for (int r = 0; r < R; ++r) {
+    for (const auto& x : plans[static_cast<size_t>(r)].instructions) {
+      if (is_send_start(x.kind)) {
+        auto& v = sends[{r, x.peer}];
+        send_index[{r, x.peer, is_activation(x.kind), x.mb, x.stage}] = v.size();
+        v.push_back(Key{is_activation(x.kind), x.mb, x.stage, x.shape});
+      } else if (is_recv_start(x.kind)) {
+        recvs[{x.peer, r}].push_back(Key{is_activation(x.kind), x.mb, x.stage, x.shape});
+      }
+    }
+  }
+  for (const auto& [pr, s] : sends) {
+    const auto& q = recvs[pr];
+    if (s != q) {
+      run.error = "mismatched transfers from rank " + std::to_string(pr.first) + " to rank " + std::to_string(pr.second);
+      return run;
+    }
+  }
+  for (const auto& [pr, q] : recvs) {
+    if (sends[pr].size() != q.size()) {
+      run.error = "unmatched receive on rank " + std::to_string(pr.second) + " from rank " + std::to_string(pr.first);
+      return run;
+    }
+  }
+  constexpr double unknown = -1;
+  std::map<std::pair<int, int>, std::vector<double>> transfer_end;  // (src, dst) -> end of the k-th transfer
+  for (const auto& [pr, s] : sends) transfer_end[pr].assign(s.size(), unknown);
+  // Per rank: the end of each computed op, by (mb, stage, backward).
+  std::vector<std::map<std::tuple<int, int, bool>, double>> op_end(static_cast<size_t>(R));
+  std::vector<size_t> cpc(static_cast<size_t>(R), 0), spc(static_cast<size_t>(R), 0);
+  std::vector<double> cclock(static_cast<size_t>(R), 0), sclock(static_cast<size_t>(R), 0), ready(static_cast<size_t>(R), 0);
+  auto end_of_send = [&](int src, int dst, bool act, int mb, int stage) -> double {
+    auto it = send_index.find({src, dst, act, mb, stage});
+    if (it == send_index.end()) return std::numeric_limits<double>::quiet_NaN();
+    return transfer_end[{src, dst}][it->second];
+  };
+  bool progress = true;
+  while (progress) {
+    progress = false;
+    for (int r = 0; r < R; ++r) {
+      const auto& ins = plans[static_cast<size_t>(r)].instructions;
+      const auto ur = static_cast<size_t>(r);
+      // The compute stream: everything but SendStart, in program order.
+      while (cpc[ur] < ins.size()) {
+        const auto& x = ins[cpc[ur]];
+        if (x.kind == InstrKind::forward || x.kind == InstrKind::backward) {
+          const double start = std::max(cclock[ur], ready[ur]);
+          cclock[ur] = start + x.ms;
+          ready[ur] = 0;
+          op_end[ur][{x.mb, x.stage, x.kind == InstrKind::backward}] = cclock[ur];
+        } else if (x.kind == InstrKind::recv_activation_finish || x.kind == InstrKind::recv_grad_finish) {
+          const double e = end_of_send(x.peer, r, is_activation(x.kind), x.mb, x.stage);
+          if (std::isnan(e)) {
+            run.error = "unmatched receive: " + describe(r, cpc[ur], x);
+            return run;
+          }
+          if (e == unknown) break;
+          ready[ur] = std::max(ready[ur], e);
+        } else if (x.kind == InstrKind::send_activation_finish || x.kind == InstrKind::send_grad_finish) {
+          const double e = end_of_send(r, x.peer, is_activation(x.kind), x.mb, x.stage);
+          if (e == unknown) break;
+          ready[ur] = std::max(ready[ur], e);
+        }
+        ++cpc[ur];
+        progress = true;
+      }
+      // The send stream: SendStarts in program order, each after the op producing its tensor.
+      while (spc[ur] < ins.size()) {
+        const auto& x = ins[spc[ur]];
+        if (is_send_start(x.kind)) {
+          const bool act = is_activation(x.kind);
+          auto it = op_end[ur].find({x.mb, x.stage, !act});
+          if (it == op_end[ur].end()) break;
+          const double start = std::max(sclock[ur], it->second);
+          sclock[ur] = start + x.ms;
+          transfer_end[{r, x.peer}][send_index[{r, x.peer, act, x.mb, x.stage}]] = sclock[ur];
+        }
+        ++spc[ur];
+        progress = true;
+      }
+    }
+  }
+  run.finish_ms.assign(static_cast<size_t>(R), 0);
+  for (int r = 0; r < R; ++r) {
+    const auto ur = static_cast<size_t>(r);
+    const auto& ins = plans[ur].instructions;
+    if (cpc[ur] < ins.size()) {
+      run.error = "deadlock: " + describe(r, cpc[ur], ins[cpc[ur]]) + " waits forever";
+      return run;
+    }
+    if (spc[ur] < ins.size()) {
+      run.error = "deadlock: " + describe(r, spc[ur], ins[spc[ur]]) + " sends a tensor never computed";
+      return run;
+    }
+    run.finish_ms[ur] = std::max(cclock[ur], sclock[ur]);
+    run.makespan_ms = std::max(run.makespan_ms, run.finish_ms[ur]);
+  }
+  run.ok = true;
+  return run;
+}
+
 nlohmann::json to_json(const Instruction& ins) {
   nlohmann::json j = {{"op", to_string(ins.kind)}, {"mb", ins.mb}, {"stage", ins.stage}};
+  if (ins.kind == InstrKind::forward || ins.kind == InstrKind::backward || ins.kind == InstrKind::send_activation_start ||
+      ins.kind == InstrKind::send_grad_start) {
+    j["ms"] = ins.ms;
+  }
   if (ins.peer >= 0) j["peer"] = ins.peer;
   if (!ins.shape.empty() && ins.kind != InstrKind::free_buffer) j["shape"] = ins.shape;
   return j;

@@ -2,6 +2,9 @@
 // and the execution-plan deadlock check.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <random>
+
 #include "plan/cost_table.hpp"
 #include "plan/execution_plan.hpp"
 #include "plan/schedules.hpp"
@@ -140,33 +143,100 @@ TEST_CASE("a compute order that waits on itself is reported as a deadlock", "[si
   CHECK_THAT(r.error, Catch::Contains("deadlock"));
 }
 
-TEST_CASE("execution plans of 1F1B and cyclic pass the deadlock check", "[plan]") {
-  auto u = uniform({0, 0, 1, 1, 2, 2, 3, 3});
-  for (const Schedule& s : {one_f_one_b(u.spec, 8), cyclic(u.spec, u.work)}) {
-    const auto plans = build_execution_plans(u.spec, s, shapes(8));
-    REQUIRE(plans.size() == 4);
-    CHECK(check_deadlock(plans).empty());
-    // Every micro-batch is loaded once on rank 0, computed forward and backward once per rank.
-    int loads = 0, fw = 0, bw = 0;
-    for (const auto& p : plans) {
-      for (const auto& i : p.instructions) {
-        loads += i.kind == InstrKind::load_input;
-        fw += i.kind == InstrKind::forward;
-        bw += i.kind == InstrKind::backward;
+// Simulates `s`, builds the plans from its timeline and checks them: the send/receive
+// check, the timed instruction run (no deadlock, the event simulator's makespan), and every
+// op once.
+void check_plans(const PipelineSpec& spec, const std::vector<MicroBatchWork>& work, const Schedule& s) {
+  const int M = static_cast<int>(work.size());
+  const SimResult r = simulate(spec, work, s, true);
+  REQUIRE(r.ok);
+  const auto plans = build_execution_plans(spec, r, shapes(M));
+  REQUIRE(static_cast<int>(plans.size()) == spec.devices);
+  CHECK(check_deadlock(plans).empty());
+  const PlanRun run = execute_plans(plans);
+  INFO(run.error);
+  REQUIRE(run.ok);
+  CHECK(run.makespan_ms == Approx(r.makespan_ms).epsilon(1e-12));
+  int loads = 0, fw = 0, bw = 0;
+  for (const auto& p : plans) {
+    for (const auto& i : p.instructions) {
+      loads += i.kind == InstrKind::load_input;
+      fw += i.kind == InstrKind::forward;
+      bw += i.kind == InstrKind::backward;
+    }
+  }
+  CHECK(loads == M);
+  CHECK(fw == M * spec.stages());
+  CHECK(bw == M * spec.stages());
+}
+
+TEST_CASE("plans of every layout pass the deadlock check and run in the simulated time", "[plan]") {
+  // Linear, interleaved, zig-zag (whose plans used to fail with "mismatched transfer") and a
+  // user-given layout, each with every schedule the layout allows.
+  for (const auto& asg : std::vector<std::vector<int>>{{0, 0, 1, 1, 2, 2, 3, 3},
+                                                       {0, 1, 2, 3, 0, 1, 2, 3},
+                                                       {0, 1, 2, 3, 3, 2, 1, 0},
+                                                       {0, 2, 1, 3, 1, 0, 2, 3}}) {
+    const auto u = uniform(asg);
+    for (const auto& name : valid_schedules(u.spec, 8)) {
+      INFO(name << " on " << asg[1] << asg[2] << asg[3] << asg[4] << asg[5]);
+      check_plans(u.spec, u.work, make_schedule(name, u.spec, u.work));
+    }
+  }
+}
+
+TEST_CASE("plans of random layouts and costs pass the deadlock check and run in the simulated time", "[plan]") {
+  std::mt19937_64 rng(12);
+  auto uni = [&](double a, double b) { return std::uniform_real_distribution<double>(a, b)(rng); };
+  auto pick = [&](int a, int b) { return std::uniform_int_distribution<int>(a, b)(rng); };
+  int with_limit_held = 0;
+  for (int trial = 0; trial < 120; ++trial) {
+    const int L = pick(2, 12);
+    const int D = pick(2, std::min(L, 5));
+    std::vector<int> asg(static_cast<size_t>(L));
+    for (int l = 0; l < L; ++l) asg[static_cast<size_t>(l)] = l < D ? l : pick(0, D - 1);
+    std::shuffle(asg.begin(), asg.end(), rng);
+    if (trial % 4 == 0) {  // an interleaved layout now and then
+      for (int l = 0; l < L; ++l) asg[static_cast<size_t>(l)] = l % D;
+    }
+    CostTable t = uniform_cost_table(asg, "wait-free-cyclic");
+    const int M = pick(1, 12);
+    t.microbatches.resize(static_cast<size_t>(M), t.microbatches[0]);
+    for (auto& lc : t.microbatches) {
+      for (int l = 0; l < L; ++l) {
+        lc.fw_ms[static_cast<size_t>(l)] = uni(0.05, 3);
+        lc.bw_ms[static_cast<size_t>(l)] = uni(0.05, 6);
+        lc.stored_mb[static_cast<size_t>(l)] = uni(0, 100);
+        lc.peak_mb[static_cast<size_t>(l)] = lc.stored_mb[static_cast<size_t>(l)] + uni(0, 50);
+      }
+      for (int l = 0; l + 1 < L; ++l) {
+        lc.activation_mb[static_cast<size_t>(l)] = uni(0, 20);
+        lc.gradient_mb[static_cast<size_t>(l)] = uni(0, 20);
       }
     }
-    CHECK(loads == 8);
-    CHECK(fw == 32);
-    CHECK(bw == 32);
+    t.cluster.latency_us = t.cluster.inter_latency_us = uni(0, 50);
+    t.max_in_flight = pick(0, 3);
+    // A tight memory limit on half of the trials: the cyclic schedule then holds forwards back.
+    if (trial % 2 == 1) t.cluster.memory_limit_mb.assign(static_cast<size_t>(D), uni(100, 600));
+    const StagedPipeline p = merge_layers(t);
+    for (const auto& name : valid_schedules(p.spec, M)) {
+      INFO("trial " << trial << " " << name << " L=" << L << " D=" << D << " M=" << M);
+      const Schedule s = make_schedule(name, p.spec, p.work, CyclicOptions{t.max_in_flight, true});
+      if (name == "wait-free-cyclic" && !t.cluster.memory_limit_mb.empty()) {
+        const Schedule unlimited = make_schedule(name, p.spec, p.work, CyclicOptions{t.max_in_flight, false});
+        with_limit_held += s.order != unlimited.order;
+      }
+      check_plans(p.spec, p.work, s);
+    }
   }
-  auto il = uniform({0, 1, 2, 3, 0, 1, 2, 3});
-  CHECK(check_deadlock(build_execution_plans(il.spec, interleaved_one_f_one_b(il.spec, 8), shapes(8))).empty());
+  CHECK(with_limit_held > 10);  // the memory-limited cyclic orders were exercised
 }
 
 TEST_CASE("the deadlock check catches a swapped send/recv and a wrong shape", "[plan]") {
   auto u = uniform({0, 0, 1, 1, 2, 2, 3, 3});
-  const auto good = build_execution_plans(u.spec, one_f_one_b(u.spec, 8), shapes(8));
+  const auto good = build_execution_plans(u.spec, simulate(u.spec, u.work, one_f_one_b(u.spec, 8), true), shapes(8));
   REQUIRE(check_deadlock(good).empty());
+  REQUIRE(execute_plans(good).ok);
 
   SECTION("two receives swapped") {
     auto bad = good;
@@ -178,6 +248,7 @@ TEST_CASE("the deadlock check catches a swapped send/recv and a wrong shape", "[
     REQUIRE(recv.size() >= 2);
     std::swap(ins[recv[0]], ins[recv[1]]);
     CHECK_THAT(check_deadlock(bad), Catch::Contains("mismatched transfer"));
+    CHECK_THAT(execute_plans(bad).error, Catch::Contains("mismatched transfers from rank 0 to rank 1"));
   }
   SECTION("a receive moved before the send it depends on") {
     // Rank 1 waits for micro-batch 0's gradient before sending that micro-batch's activation.
@@ -190,10 +261,12 @@ TEST_CASE("the deadlock check catches a swapped send/recv and a wrong shape", "[
     }
     REQUIRE(send < recv);
     const Instruction r = ins[recv];
-    const Instruction rs = ins[recv - 1];
-    ins.erase(ins.begin() + static_cast<long>(recv - 1), ins.begin() + static_cast<long>(recv + 1));
-    ins.insert(ins.begin() + static_cast<long>(send), {rs, r});
+    ins.erase(ins.begin() + static_cast<long>(recv));
+    ins.insert(ins.begin() + static_cast<long>(send), r);
     CHECK_THAT(check_deadlock(bad), Catch::Contains("deadlock"));
+    const PlanRun run = execute_plans(bad);
+    CHECK_FALSE(run.ok);
+    CHECK_THAT(run.error, Catch::Contains("deadlock: rank"));
   }
   SECTION("a receive expecting another shape") {
     auto bad = good;
