@@ -44,6 +44,11 @@ double CostModel::gemm_ms(double flops, double tokens) const {
 }
 
 StageCost CostModel::stage_cost(int stage, const MicroBatchShape& shape, Recompute rc) const {
+  auto [first, last] = stage_layers(stage);
+  return range_cost(first, last, stage == cluster_.stages - 1, shape, rc);
+}
+
+StageCost CostModel::range_cost(int first, int last, bool head, const MicroBatchShape& shape, Recompute rc) const {
   const double b = static_cast<double>(shape.batch);
   const double h = static_cast<double>(model_.hidden), d = static_cast<double>(model_.attention_width()),
                f = static_cast<double>(model_.ffn), a = static_cast<double>(model_.heads),
@@ -51,7 +56,6 @@ StageCost CostModel::stage_cost(int stage, const MicroBatchShape& shape, Recompu
   const double scale = model_.bytes_per_value / 2.0;  // the formulas count 16-bit values
   const double se = static_cast<double>(shape.enc_len), sd = static_cast<double>(shape.dec_len);
   const bool t5 = model_.kind == ModelKind::t5;
-  auto [first, last] = stage_layers(stage);
 
   StageCost c;
   double transient = 0;  // the largest working set of one layer beyond what it stores
@@ -104,7 +108,7 @@ StageCost CostModel::stage_cost(int stage, const MicroBatchShape& shape, Recompu
     c.stored_mb += stored * scale / 1e6;
     transient = std::max(transient, (work + extra) * scale / 1e6);
   }
-  if (stage == cluster_.stages - 1) {
+  if (head) {
     // LM head + loss: logits in 16-bit and fp32 for the softmax, transient only.
     const double tokens = b * (t5 ? sd : se);
     c.fw_ms += gemm_ms(2 * tokens * h * V, tokens) + cluster_.kernel_overhead_us * 1e-3;
@@ -121,14 +125,18 @@ StageCost CostModel::stage_cost(int stage, const MicroBatchShape& shape, Recompu
 
 double CostModel::state_mb(int stage) const {
   auto [first, last] = stage_layers(stage);
+  return range_state_mb(first, last, stage == 0, stage == cluster_.stages - 1);
+}
+
+double CostModel::range_state_mb(int first, int last, bool embedding, bool head) const {
   double params = 0;
   for (int l = first; l < last; ++l) {
     const bool dec = model_.kind == ModelKind::t5 && l >= model_.encoder_layers;
     params += dec ? model_.decoder_layer_params() : model_.encoder_layer_params();
   }
   const double emb = static_cast<double>(model_.vocab) * static_cast<double>(model_.hidden);
-  if (stage == 0) params += emb;                    // input embedding
-  if (stage == cluster_.stages - 1) params += emb;  // output projection (a tied copy in Megatron)
+  if (embedding) params += emb;  // input embedding
+  if (head) params += emb;       // output projection (a tied copy in Megatron)
   // Mixed-precision Adam: 16-bit weight and gradient, fp32 master weight and two moments.
   const double bv = model_.bytes_per_value;
   const double dp = cluster_.data_parallel;

@@ -48,6 +48,11 @@ class CostModel {
   [[nodiscard]] StageCost stage_cost(int stage, const MicroBatchShape& shape, Recompute rc) const;
   // Model state (weights, gradients, optimizer, embeddings) resident on a stage's device.
   [[nodiscard]] double state_mb(int stage) const;
+  // The same for any run of layers [first, last) (a chunk of an interleaved or zig-zag
+  // layout): `head` adds the LM head and loss (the model's last chunk); the state adds
+  // the input embedding (`embedding`) and the output projection (`head`).
+  [[nodiscard]] StageCost range_cost(int first, int last, bool head, const MicroBatchShape& shape, Recompute rc) const;
+  [[nodiscard]] double range_state_mb(int first, int last, bool embedding, bool head) const;
   // Device memory left for activations on a stage.
   [[nodiscard]] double available_mb(int stage) const { return cluster_.device_memory_mb - state_mb(stage); }
 

@@ -121,6 +121,8 @@ json batch_json(const BatchPlan& p, int index, const CostModel& cost, bool with_
                     {"ranks", std::move(ranks)}});
   }
   return {{"index", index},
+          {"layout", p.layout},
+          {"stage_device", p.spec.stage_device},
           {"samples", static_cast<int64_t>(std::accumulate(p.microbatches.begin(), p.microbatches.end(), size_t{0},
                                                            [](size_t a, const MicroBatch& m) { return a + m.samples.size(); }))},
           {"real_tokens", p.real_tokens},
@@ -178,7 +180,7 @@ int dynapipe_plan(const core::CommonOptions& opts) {
   json doc = core::artifact_header(core::artifact_info(opts, c.resolved));
   json batches = json::array();
   std::vector<std::vector<std::string>> rows{
-      {"batch", "samples", "tokens", "micro-batches", "pad eff", "recompute", "schedule", "iter ms", "peak MB", "plan ms"}};
+      {"batch", "samples", "tokens", "micro-batches", "pad eff", "recompute", "layout", "schedule", "iter ms", "peak MB", "plan ms"}};
   core::Progress progress("plan", w.batches.size(), opts.progress_mode(), opts.quiet);
   double total_ms = 0, plan_ms = 0;
   int64_t total_tokens = 0;
@@ -192,7 +194,7 @@ int dynapipe_plan(const core::CommonOptions& opts) {
     rows.push_back({std::to_string(b), std::to_string(w.batches[b].size()), std::to_string(p.real_tokens),
                     std::to_string(p.microbatches.size()),
                     f2(static_cast<double>(p.real_tokens) / static_cast<double>(p.padded_tokens), 3), to_string(p.recompute),
-                    busiest(p).schedule, f2(p.makespan_ms), f2(p.peak_mb, 0), f2(p.planning_ms)});
+                    p.layout, busiest(p).schedule, f2(p.makespan_ms), f2(p.peak_mb, 0), f2(p.planning_ms)});
     progress.update(b + 1);
   }
   progress.finish();
@@ -257,6 +259,7 @@ int dynapipe_simulate(const core::CommonOptions& opts) {
                     "cyclic peak MB"});
     PlannerOptions po = c.planner;
     po.permutation_search = false;
+    po.layouts = {"linear"};  // 1F1B against wait-free-cyclic on the linear layout
     for (size_t b = 0; b < w.batches.size(); ++b) {
       core::throw_if_stop_requested();
       const BatchPlan p = plan_one(cost, w, c, b, po);
@@ -401,14 +404,14 @@ int dynapipe_explain(const core::CommonOptions& opts) {
                             " (the global batches planned), found " + std::to_string(c.explain.batch));
   }
   const BatchPlan p = plan_one(cost, w, c, static_cast<size_t>(c.explain.batch), c.planner, true);
-  const PipelineSpec spec = pipeline_spec(cost);
+  const PipelineSpec& spec = p.spec;
   const auto& rp = busiest(p);
   const size_t rep = static_cast<size_t>(&rp - p.replicas.data());
   const std::string title = "dynapipe-plan: batch " + std::to_string(c.explain.batch) +
                             (p.replicas.size() > 1 ? ", replica " + std::to_string(rep) + " (the slowest) of " +
                                                          std::to_string(p.replicas.size())
                                                    : std::string()) +
-                            ", " + std::to_string(rp.order.size()) + " micro-batches, " + rp.schedule +
+                            ", " + std::to_string(rp.order.size()) + " micro-batches, " + p.layout + " layout, " + rp.schedule +
                             ", recompute " + to_string(p.recompute);
   core::write_file_atomic(out, timeline_svg(spec, rp.sim, title));
   json mbs = json::array();

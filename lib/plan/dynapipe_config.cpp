@@ -92,9 +92,18 @@ DynapipeConfig read_dynapipe_config(const core::ConfigDoc& doc) {
       .get("cluster_threshold", c.planner.cluster_threshold, at_least(0.0))
       .get("use_tsp", c.planner.use_tsp)
       .get("schedules", c.planner.schedules, core::Check<std::vector<std::string>>([](const std::vector<std::string>& v) -> std::string {
-        if (v.empty()) return "a non-empty list of 1f1b|wait-free-cyclic";
+        if (v.empty()) return "a non-empty list of 1f1b|interleaved-1f1b|wait-free-cyclic";
         for (const auto& s : v) {
-          if (s != "1f1b" && s != "wait-free-cyclic") return "a list of 1f1b|wait-free-cyclic";
+          if (s != "1f1b" && s != "interleaved-1f1b" && s != "wait-free-cyclic") {
+            return "a list of 1f1b|interleaved-1f1b|wait-free-cyclic";
+          }
+        }
+        return {};
+      }))
+      .get("layouts", c.planner.layouts, core::Check<std::vector<std::string>>([](const std::vector<std::string>& v) -> std::string {
+        if (v.empty()) return "a non-empty list of linear|interleaved|zigzag";
+        for (const auto& s : v) {
+          if (s != "linear" && s != "interleaved" && s != "zigzag") return "a list of linear|interleaved|zigzag";
         }
         return {};
       }))

@@ -4,11 +4,13 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <exception>
 #include <limits>
 #include <numeric>
 #include <random>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <unordered_map>
 
 #include "core/error.hpp"
@@ -77,6 +79,61 @@ double microbatch_time(const CostModel& cost, const MicroBatchShape& shape, Reco
     t = std::max(t, c.fw_ms + c.bw_ms);
   }
   return t;
+}
+
+PipelineLayout make_layout(const CostModel& cost, const std::string& name) {
+  const int S = cost.stages(), L = cost.model().total_layers();
+  PipelineLayout lay;
+  lay.name = name;
+  std::vector<int> chunk_device;
+  if (name == "linear") {
+    for (int d = 0; d < S; ++d) chunk_device.push_back(d);
+  } else if (name == "interleaved") {
+    for (int c = 0; c < 2 * S; ++c) chunk_device.push_back(c % S);
+  } else if (name == "zigzag") {
+    for (int c = 0; c < 2 * S; ++c) chunk_device.push_back(c < S ? c : 2 * S - 1 - c);
+  } else {
+    throw std::invalid_argument("unknown layout " + name);
+  }
+  const int C = static_cast<int>(chunk_device.size());
+  if (L < C) throw std::invalid_argument(name + " needs " + std::to_string(C) + " layers");
+  // Chunks of L / C layers; consecutive chunks on one device form one virtual stage.
+  for (int c = 0; c < C; ++c) {
+    const int first = c * L / C, last = (c + 1) * L / C;
+    if (c > 0 && chunk_device[static_cast<size_t>(c)] == chunk_device[static_cast<size_t>(c - 1)]) {
+      lay.ranges.back().second = last;
+    } else {
+      lay.ranges.emplace_back(first, last);
+      lay.spec.stage_device.push_back(chunk_device[static_cast<size_t>(c)]);
+    }
+  }
+  const int V = static_cast<int>(lay.ranges.size());
+  lay.spec.devices = S;
+  lay.spec.state_mb.assign(static_cast<size_t>(S), 0.0);
+  for (int v = 0; v < V; ++v) {
+    const auto [first, last] = lay.ranges[static_cast<size_t>(v)];
+    lay.spec.state_mb[static_cast<size_t>(lay.spec.stage_device[static_cast<size_t>(v)])] +=
+        cost.range_state_mb(first, last, v == 0, v == V - 1);
+  }
+  lay.spec.memory_limit_mb.assign(static_cast<size_t>(S), cost.cluster().device_memory_mb);
+  lay.spec.link_latency_ms = cost.cluster().link_latency_us * 1e-3;
+  lay.spec.link_mb_per_ms = cost.cluster().link_gbps / 8.0;
+  return lay;
+}
+
+MicroBatchWork work_of(const CostModel& cost, const PipelineLayout& lay, const MicroBatchShape& shape, Recompute rc) {
+  MicroBatchWork w;
+  const int V = lay.spec.stages();
+  for (int v = 0; v < V; ++v) {
+    const auto [first, last] = lay.ranges[static_cast<size_t>(v)];
+    const StageCost c = cost.range_cost(first, last, v == V - 1, shape, rc);
+    w.fw_ms.push_back(c.fw_ms);
+    w.bw_ms.push_back(c.bw_ms);
+    w.stored_mb.push_back(c.stored_mb);
+    w.peak_mb.push_back(c.peak_mb);
+    w.send_mb.push_back(c.send_mb);
+  }
+  return w;
 }
 
 std::vector<std::vector<int>> karmarkar_karp(const std::vector<double>& costs, int k) {
@@ -211,13 +268,6 @@ ReplicaPlan idle_replica(const PipelineSpec& spec) {
   return rp;
 }
 
-Schedule make_schedule(const std::string& name, const PipelineSpec& spec, const std::vector<MicroBatchWork>& work,
-                       const PlannerOptions& opt) {
-  if (name == "1f1b") return one_f_one_b(spec, static_cast<int>(work.size()));
-  CyclicOptions co;
-  co.max_in_flight = opt.max_in_flight;
-  return cyclic(spec, work, co);
-}
 
 }  // namespace
 
@@ -233,19 +283,20 @@ void check_model_state_fits(const CostModel& cost) {
   }
 }
 
-BatchPlan plan_batch(const CostModel& cost, const std::vector<SampleLength>& samples, const std::vector<int64_t>& ids,
-                     const PlannerOptions& opt, bool record_timeline) {
+namespace {
+
+// plan_batch on one layout, for samples already in planning order.
+BatchPlan plan_on_layout(const CostModel& cost, const PipelineLayout& layout, const std::vector<SampleLength>& samples,
+                         const std::vector<int64_t>& order, const std::vector<int64_t>& ids, const PlannerOptions& opt,
+                         bool record_timeline) {
   core::Timer timer;
   const ModelSpec& model = cost.model();
   const int S = cost.stages();
   const int dp = cost.cluster().data_parallel;
-  const std::vector<int64_t> order = model.kind == ModelKind::gpt
-                                         ? order_by_length(samples, ids)
-                                         : order_by_clusters(samples, ids, opt.cluster_threshold, opt.use_tsp);
-  const PipelineSpec spec = pipeline_spec(cost);
+  const PipelineSpec& spec = layout.spec;
+  const int V = spec.stages();
   std::vector<double> available(static_cast<size_t>(S));
-  for (int s = 0; s < S; ++s) available[static_cast<size_t>(s)] = cost.available_mb(s);
-  check_model_state_fits(cost);
+  for (int d = 0; d < S; ++d) available[static_cast<size_t>(d)] = cost.cluster().device_memory_mb - spec.state_mb[static_cast<size_t>(d)];
 
   std::string last_error = "no recomputation mode was tried";
   std::optional<int64_t> unfit_sample;  // a sample that fit alone under no setting tried yet
@@ -261,12 +312,23 @@ BatchPlan plan_batch(const CostModel& cost, const std::vector<SampleLength>& sam
         std::optional<double> out;
         double t = 0;
         bool fits = true;
-        for (int s = 0; s < S && fits; ++s) {
-          const StageCost c = cost.stage_cost(s, shape, rc);
-          const double avail = available[static_cast<size_t>(s)];
+        // Per device: its stages' times and stored activation add up; its peak is the
+        // highest (stored activation of its earlier stages + a stage's peak).
+        std::vector<double> dev_t(static_cast<size_t>(S), 0.0), dev_stored(static_cast<size_t>(S), 0.0),
+            dev_peak(static_cast<size_t>(S), 0.0);
+        for (int v = 0; v < V; ++v) {
+          const auto [first, last] = layout.ranges[static_cast<size_t>(v)];
+          const StageCost c = cost.range_cost(first, last, v == V - 1, shape, rc);
+          const auto d = static_cast<size_t>(spec.stage_device[static_cast<size_t>(v)]);
+          dev_peak[d] = std::max(dev_peak[d], dev_stored[d] + c.peak_mb);
+          dev_stored[d] += c.stored_mb;
+          dev_t[d] += c.fw_ms + c.bw_ms;
+        }
+        for (int d = 0; d < S && fits; ++d) {
+          const double avail = available[static_cast<size_t>(d)];
           const double per_mb = preferred ? avail / S : avail;
-          if (c.stored_mb > per_mb || c.peak_mb > avail) fits = false;
-          t = std::max(t, c.fw_ms + c.bw_ms);
+          if (dev_stored[static_cast<size_t>(d)] > per_mb || dev_peak[static_cast<size_t>(d)] > avail) fits = false;
+          t = std::max(t, dev_t[static_cast<size_t>(d)]);
         }
         if (fits) out = t;
         memo.emplace(key, out);
@@ -311,6 +373,8 @@ BatchPlan plan_batch(const CostModel& cost, const std::vector<SampleLength>& sam
         continue;
       }
       BatchPlan plan;
+      plan.layout = layout.name;
+      plan.spec = spec;
       plan.recompute = rc;
       plan.memory_limit = limit_name;
       plan.partition = part;
@@ -325,7 +389,7 @@ BatchPlan plan_batch(const CostModel& cost, const std::vector<SampleLength>& sam
         for (auto id : mb.samples) mb.real_tokens += samples[static_cast<size_t>(id)].input + samples[static_cast<size_t>(id)].target;
         plan.real_tokens += mb.real_tokens;
         plan.padded_tokens += mb.shape.padded_tokens();
-        work.push_back(work_of(cost, mb.shape, rc));
+        work.push_back(work_of(cost, layout, mb.shape, rc));
         shapes.push_back({mb.shape.batch, mb.shape.enc_len, mb.shape.dec_len});
         plan.microbatches.push_back(std::move(mb));
       }
@@ -376,8 +440,9 @@ BatchPlan plan_batch(const CostModel& cost, const std::vector<SampleLength>& sam
         for (const auto& cand : candidates) {
           std::vector<MicroBatchWork> w;
           for (int m : cand) w.push_back(work[static_cast<size_t>(m)]);
-          for (const auto& name : opt.schedules) {
-            Schedule sch = make_schedule(name, spec, w, opt);
+          for (const auto& name : valid_schedules(spec, static_cast<int>(w.size()))) {
+            if (std::find(opt.schedules.begin(), opt.schedules.end(), name) == opt.schedules.end()) continue;
+            Schedule sch = make_schedule(name, spec, w, CyclicOptions{opt.max_in_flight, true});
             SimResult r = simulate(spec, w, sch, false);
             if (!r.ok) continue;
             bool fits = true;
@@ -399,7 +464,7 @@ BatchPlan plan_batch(const CostModel& cost, const std::vector<SampleLength>& sam
           w.push_back(work[static_cast<size_t>(m)]);
           sh.push_back(shapes[static_cast<size_t>(m)]);
         }
-        Schedule sch = make_schedule(best.schedule, spec, w, opt);
+        Schedule sch = make_schedule(best.schedule, spec, w, CyclicOptions{opt.max_in_flight, true});
         best.sim = simulate(spec, w, sch, true);
         best.ranks = build_execution_plans(spec, best.sim, sh);
         if (!record_timeline) {  // the timeline was needed for the plans only
@@ -435,6 +500,46 @@ BatchPlan plan_batch(const CostModel& cost, const std::vector<SampleLength>& sam
                                             " tokens) does not fit in device memory even alone under any recomputation mode");
   }
   throw core::InputError("global batch of " + std::to_string(ids.size()) + " samples cannot be planned: " + last_error);
+}
+
+}  // namespace
+
+BatchPlan plan_batch(const CostModel& cost, const std::vector<SampleLength>& samples, const std::vector<int64_t>& ids,
+                     const PlannerOptions& opt, bool record_timeline) {
+  core::Timer timer;
+  check_model_state_fits(cost);
+  const std::vector<int64_t> order = cost.model().kind == ModelKind::gpt
+                                         ? order_by_length(samples, ids)
+                                         : order_by_clusters(samples, ids, opt.cluster_threshold, opt.use_tsp);
+  // Every layout of planner.layouts that the model allows is planned; the fastest plan that
+  // keeps every device within its memory wins. The first layout's error is reported when
+  // none fits.
+  std::optional<BatchPlan> best;
+  std::exception_ptr first_error;
+  for (const auto& name : opt.layouts) {
+    PipelineLayout lay;
+    try {
+      lay = make_layout(cost, name);
+    } catch (const std::invalid_argument&) {
+      continue;  // fewer layers than the layout's chunks
+    }
+    bool state_fits = true;
+    for (double st : lay.spec.state_mb) state_fits &= st < cost.cluster().device_memory_mb;
+    if (!state_fits) continue;
+    try {
+      BatchPlan p = plan_on_layout(cost, lay, samples, order, ids, opt, record_timeline);
+      if (!best || p.makespan_ms < best->makespan_ms) best = std::move(p);
+    } catch (const core::InputError&) {
+      if (!first_error) first_error = std::current_exception();
+    }
+  }
+  if (!best) {
+    if (first_error) std::rethrow_exception(first_error);
+    throw core::InputError("global batch of " + std::to_string(ids.size()) +
+                           " samples cannot be planned: no layout of planner.layouts fits the model");
+  }
+  best->planning_ms = timer.millis();
+  return std::move(*best);
 }
 
 }  // namespace mlsys::plan

@@ -25,7 +25,12 @@ struct PlannerOptions {
   double tmax_interval_ms = 5.0;  // minimum spacing of candidate t_max values
   double cluster_threshold = 16.0;
   bool use_tsp = true;
-  std::vector<std::string> schedules = {"1f1b", "wait-free-cyclic"};
+  std::vector<std::string> schedules = {"1f1b", "interleaved-1f1b", "wait-free-cyclic"};
+  // Layer -> device layouts tried per batch (the fastest that fits wins): linear (one run
+  // of layers per device), interleaved (2 x devices chunks, chunk c on device c % devices),
+  // zigzag (2 x devices chunks, chunk c on device c or 2 x devices - 1 - c; the two middle
+  // chunks merge into one stage).
+  std::vector<std::string> layouts = {"linear", "interleaved", "zigzag"};
   bool permutation_search = true;
   int max_in_flight = 0;
   uint64_t seed = 1;
@@ -46,6 +51,8 @@ struct ReplicaPlan {
 };
 
 struct BatchPlan {
+  std::string layout;  // linear | interleaved | zigzag
+  PipelineSpec spec;   // the layout's stages -> devices, state and memory limits
   std::vector<MicroBatch> microbatches;
   Recompute recompute = Recompute::none;
   std::string memory_limit;  // "preferred" (available / stages per micro-batch) or "available"
@@ -67,6 +74,17 @@ int64_t round_up(int64_t x, int64_t multiple);
 PipelineSpec pipeline_spec(const CostModel& cost);
 MicroBatchWork work_of(const CostModel& cost, const MicroBatchShape& shape, Recompute rc);
 double microbatch_time(const CostModel& cost, const MicroBatchShape& shape, Recompute rc);
+
+// A layout of the model's layers on the pipeline's devices (PlannerOptions::layouts):
+// ranges[v] are the layers [first, last) of virtual stage v.
+struct PipelineLayout {
+  std::string name;
+  PipelineSpec spec;
+  std::vector<std::pair<int, int>> ranges;
+};
+// std::invalid_argument when the model has fewer layers than the layout's chunks.
+PipelineLayout make_layout(const CostModel& cost, const std::string& name);
+MicroBatchWork work_of(const CostModel& cost, const PipelineLayout& layout, const MicroBatchShape& shape, Recompute rc);
 
 // Karmarkar-Karp k-way largest differencing: groups of indices with balanced cost sums.
 std::vector<std::vector<int>> karmarkar_karp(const std::vector<double>& costs, int k);

@@ -285,3 +285,52 @@ TEST_CASE("the built-in defaults equal configs/dynapipe-plan/default.json", "[co
   CHECK(builtin.resolved.dump() == file.resolved.dump());
   CHECK(builtin.cluster.device_memory_mb == 80000.0);
 }
+
+TEST_CASE("the planner picks the fastest layout that fits, per batch", "[planner]") {
+  // Linear, interleaved and zig-zag are each planned alone and all together, under device
+  // memories from roomy to tight: the joint plan is the fastest single-layout plan that fits
+  // (its layout, its makespan), never above the memory limit, and its stages follow it.
+  FlanLikeConfig g;
+  g.samples = 400;
+  const auto samples = generate_flan_like(g, 3);
+  const auto batches = split_global_batches(samples, 16384);
+  REQUIRE(!batches.empty());
+  std::set<std::string> chosen;
+  int some_layout_failed = 0;
+  for (double memory : {80000.0, 5000.0, 4500.0, 4000.0}) {
+    ClusterSpec cl;
+    cl.device_memory_mb = memory;
+    const CostModel cost(small_gpt(), cl);
+    PlannerOptions opt;
+    opt.permutation_search = false;
+    for (size_t b = 0; b < std::min<size_t>(batches.size(), 2); ++b) {
+      INFO("memory " << memory << " batch " << b);
+      double best = std::numeric_limits<double>::infinity();
+      std::string best_layout;
+      for (const std::string name : {"linear", "interleaved", "zigzag"}) {
+        PlannerOptions one = opt;
+        one.layouts = {name};
+        try {
+          const BatchPlan p = plan_batch(cost, samples, batches[b], one);
+          CHECK(p.layout == name);
+          if (p.makespan_ms < best) {
+            best = p.makespan_ms;
+            best_layout = name;
+          }
+        } catch (const mlsys::core::InputError&) {
+          ++some_layout_failed;
+        }
+      }
+      REQUIRE(!best_layout.empty());
+      const BatchPlan p = plan_batch(cost, samples, batches[b], opt);
+      check_plan(cost, samples, batches[b], p);
+      CHECK(p.layout == best_layout);
+      CHECK(p.makespan_ms == Approx(best).epsilon(1e-12));
+      CHECK(p.spec.stage_device.size() == (p.layout == "linear" ? 4u : p.layout == "interleaved" ? 8u : 7u));
+      for (const auto& rp : p.replicas) CHECK(rp.ranks.size() == 4);
+      chosen.insert(p.layout);
+    }
+  }
+  CHECK(chosen.size() == 3);      // each layout wins somewhere: the choice depends on the memory
+  CHECK(some_layout_failed > 0);  // and some layout did not fit somewhere
+}
