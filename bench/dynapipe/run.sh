@@ -2,6 +2,8 @@
 # DynaPipe vs the padding/packing baselines over max sequence lengths, GPT and T5 shapes,
 # 4 and 8 stages (simulated; analytical cost model). Writes bench/dynapipe/results.json and
 # prints a Markdown table. Usage: bench/dynapipe/run.sh [BUILD_DIR] [BATCHES]
+# Extra dynapipe-plan options for every run: BENCH_ARGS (e.g. BENCH_ARGS='--set
+# planner.layouts=["linear"]' for DynaPipe on the linear layout only).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -26,7 +28,7 @@ for model in gpt t5; do
       taskset -c 0 "$exe" compare --config "$cfg" --json --quiet --out "$tmp/out" \
         --set cluster.stages=$stages "${shape[@]}" \
         --set data.max_seqlen=$seqlen --set data.batches=$batches \
-        --set data.generate.input_max=8192 > "$tmp/r.json"
+        --set data.generate.input_max=8192 ${BENCH_ARGS:-} > "$tmp/r.json"
       python3 - "$tmp/r.json" "$model" "$stages" "$seqlen" >> "$rows" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
