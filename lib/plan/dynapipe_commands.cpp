@@ -67,6 +67,16 @@ BatchPlan plan_one(const CostModel& cost, const Workload& w, const DynapipeConfi
     return plan_batch(cost, w.samples, w.batches[b], po, record_timeline);
   } catch (const SampleTooLarge& e) {
     const size_t i = static_cast<size_t>(e.sample);
+    if (const MeasuredProfile* prof = cost.profile()) {
+      const SampleLength& sl = w.samples[i];
+      const int64_t padded = round_up(sl.input + sl.target, po.round_multiple);
+      if (padded > prof->seqlens().back()) {
+        const std::string where = i < w.lines.size() ? c.data.path + ":" + std::to_string(w.lines[i]) : w.source + ": sample " + std::to_string(i);
+        throw core::InputError(where + ": padded length " + std::to_string(padded) +
+                               " exceeds the largest sequence length of the profile " + prof->source() + " (" +
+                               std::to_string(prof->seqlens().back()) + "); profile longer sequences or lower data.max_seqlen");
+      }
+    }
     if (i < w.lines.size()) {
       throw core::InputError(c.data.path + ":" + std::to_string(w.lines[i]) + ": " + e.what() + " (device_memory_mb " +
                              f2(c.cluster.device_memory_mb, 0) + ", max_seqlen " + std::to_string(c.data.max_seqlen) + ")");
@@ -175,7 +185,7 @@ int dynapipe_generate(const core::CommonOptions& opts) {
 
 int dynapipe_plan(const core::CommonOptions& opts) {
   const DynapipeConfig c = load(opts);
-  const CostModel cost(c.model, c.cluster);
+  const CostModel cost = cost_model_of(c);
   const Workload w = load_workload(c);
   json doc = core::artifact_header(core::artifact_info(opts, c.resolved));
   json batches = json::array();
@@ -252,7 +262,7 @@ int dynapipe_simulate(const core::CommonOptions& opts) {
       for (const auto& [asg, sched] : cases) run_table(uniform_cost_table(asg, sched), "uniform case");
     }
   } else {
-    const CostModel cost(c.model, c.cluster);
+    const CostModel cost = cost_model_of(c);
     const Workload w = load_workload(c);
     const PipelineSpec spec = pipeline_spec(cost);
     rows.push_back({"batch", "replica", "micro-batches", "recompute", "1f1b ms", "1f1b peak MB", "cyclic ms",
@@ -302,7 +312,7 @@ int dynapipe_simulate(const core::CommonOptions& opts) {
 
 int dynapipe_compare(const core::CommonOptions& opts) {
   const DynapipeConfig c = load(opts);
-  const CostModel cost(c.model, c.cluster);
+  const CostModel cost = cost_model_of(c);
   const Workload w = load_workload(c);
   // DynaPipe.
   double dyn_ms = 0, plan_ms = 0, plan_max = 0, dyn_peak = 0;
@@ -397,7 +407,7 @@ int dynapipe_explain(const core::CommonOptions& opts) {
   const DynapipeConfig c = load(opts);
   // where the figure goes, checked before any work: a name under --out, never outside it
   const fs::path out = core::artifact_path(opts, "explain.svg", c.explain.svg);
-  const CostModel cost(c.model, c.cluster);
+  const CostModel cost = cost_model_of(c);
   const Workload w = load_workload(c);
   if (c.explain.batch >= static_cast<int64_t>(w.batches.size())) {
     throw core::ConfigError("explain.batch: expected a value < " + std::to_string(w.batches.size()) +
