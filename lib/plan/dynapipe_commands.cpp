@@ -21,6 +21,7 @@
 #include "plan/dynapipe_config.hpp"
 #include "plan/schedules.hpp"
 #include "plan/timeline.hpp"
+#include "plan/workload.hpp"
 
 namespace mlsys::plan {
 namespace {
@@ -32,12 +33,9 @@ DynapipeConfig load(const core::CommonOptions& opts) {
   return read_dynapipe_config(core::load_config(opts));
 }
 
-struct Workload {
-  std::vector<SampleLength> samples;
-  std::vector<size_t> lines;  // file line of each sample (empty when generated)
-  std::vector<std::vector<int64_t>> batches;
-  std::string source;
-};
+std::string f2(double v, int prec = 2) { return core::fixed(v, prec); }
+
+}  // namespace
 
 Workload load_workload(const DynapipeConfig& c) {
   Workload w;
@@ -58,11 +56,9 @@ Workload load_workload(const DynapipeConfig& c) {
   return w;
 }
 
-std::string f2(double v, int prec = 2) { return core::fixed(v, prec); }
-
 // plan_batch with a sample that fits nowhere named by its file:line (or generated index).
 BatchPlan plan_one(const CostModel& cost, const Workload& w, const DynapipeConfig& c, size_t b, const PlannerOptions& po,
-                   bool record_timeline = false) {
+                   bool record_timeline) {
   try {
     return plan_batch(cost, w.samples, w.batches[b], po, record_timeline);
   } catch (const SampleTooLarge& e) {
@@ -84,6 +80,8 @@ BatchPlan plan_one(const CostModel& cost, const Workload& w, const DynapipeConfi
     throw core::InputError(w.source + ": " + e.what());
   }
 }
+
+namespace {
 
 // The slowest replica (never an idle one unless all are).
 const ReplicaPlan& busiest(const BatchPlan& p) {
