@@ -64,16 +64,18 @@ check-fuzz: fuzz
 	scripts/run-fuzz --build $(BUILD_FUZZ) --time $(FUZZ_TIME)
 
 # AddressSanitizer + UndefinedBehaviorSanitizer (tests/asan/README.md): the torch-free
-# modules (core, graph, plan), dynapipe-plan and their test suites. Any report fails the run.
+# modules (core, graph, plan), dynapipe-plan built torch-free (-Ddynapipe_exec=false: without
+# its LibTorch subcommands profile and run) and their test suites. Any report fails the run.
 ASAN_TARGETS = tests/support/test_harness tests/core/test_core tests/graph/test_graph \
 	tests/plan/test_plan tools/dynapipe-plan/dynapipe-plan
 ASAN_SUITES = harness core graph plan
 
 $(BUILD_ASAN)/build.ninja:
 	@scripts/install-deps --quiet
-	meson setup $(BUILD_ASAN) -Db_sanitize=address,undefined -Db_lundef=false $(MESON_ARGS)
+	meson setup $(BUILD_ASAN) -Db_sanitize=address,undefined -Db_lundef=false -Ddynapipe_exec=false $(MESON_ARGS)
 
 test-asan: deps $(BUILD_ASAN)/build.ninja
+	meson configure $(BUILD_ASAN) -Ddynapipe_exec=false
 	ninja -C $(BUILD_ASAN) $(ASAN_TARGETS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  meson test -C $(BUILD_ASAN) --no-rebuild --print-errorlogs $(ASAN_SUITES)

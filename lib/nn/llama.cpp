@@ -187,22 +187,26 @@ at::Tensor llama_rotate_half(const at::Tensor& x) {
 
 }  // namespace
 
-at::Tensor LlamaForCausalLM::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
-                                     const DropoutSites& drop, bool training) const {
-  const int64_t B = input_ids.size(0), L = input_ids.size(1);
-  const int64_t nh = cfg_.num_attention_heads, nkv = cfg_.num_key_value_heads, hd = cfg_.head_dim;
+LlamaForCausalLM::LayerContext LlamaForCausalLM::layer_context(const at::Tensor& attention_mask, const DropoutSites& drop,
+                                                               bool training) const {
+  const int64_t B = attention_mask.size(0), L = attention_mask.size(1);
+  const int64_t hd = cfg_.head_dim;
   if (L > cfg_.max_position_embeddings) {
     throw core::InputError("sequence length " + std::to_string(L) + " exceeds max_position_embeddings " +
                            std::to_string(cfg_.max_position_embeddings));
   }
-  const auto& P = params_;
-  const auto fopts = at::TensorOptions().dtype(at::kFloat).device(input_ids.device());
-  const auto lopts = at::TensorOptions().dtype(at::kLong).device(input_ids.device());
+  LayerContext c;
+  c.batch = B;
+  c.length = L;
+  c.attention_mask = attention_mask;
+  const auto lopts = at::TensorOptions().dtype(at::kLong).device(attention_mask.device());
+  const auto dtype = params_.at("model.embed_tokens.weight").scalar_type();
   // RoPE tables (HF LlamaRotaryEmbedding): θ_k = base^(-2k/d), emb = [pos·θ, pos·θ]
   at::Tensor inv_freq = 1.0 / at::pow(cfg_.rope_theta, at::arange(0, hd, 2, lopts).to(at::kFloat) / static_cast<double>(hd));
   at::Tensor freqs = at::outer(at::arange(L, lopts).to(at::kFloat), inv_freq);
   at::Tensor emb = at::cat({freqs, freqs}, -1);
-  const at::Tensor cos = emb.cos().view({1, 1, L, hd}), sin = emb.sin().view({1, 1, L, hd});
+  c.cos = emb.cos().view({1, 1, L, hd}).to(dtype);
+  c.sin = emb.sin().view({1, 1, L, hd}).to(dtype);
   // Visibility: causal, real keys only; rows before a row's first real token (left
   // padding) see the causal pads instead, so no row is empty.
   const at::Tensor real = attention_mask.ne(0);
@@ -210,64 +214,86 @@ at::Tensor LlamaForCausalLM::forward(const at::Tensor& input_ids, const at::Tens
   const at::Tensor pos = at::arange(L, lopts);
   const at::Tensor causal = pos.view({L, 1}).ge(pos.view({1, L})).view({1, L, L});
   const at::Tensor before_first = pos.view({1, L}).lt(first_real.view({B, 1}));
-  const at::Tensor masked_key = causal.logical_and(real.view({B, 1, L}).logical_or(before_first.view({B, L, 1})))
-                                    .logical_not()
-                                    .unsqueeze(1);  // [B,1,L,L]
-  const at::Tensor first_key = pos.view({1, L}).eq(first_real.view({B, 1})).view({B, 1, 1, L});
-  const DropSite* s_logits = training ? drop.at(DropPosition::attn_logits) : nullptr;
-  const DropSite* s_weights = training ? drop.at(DropPosition::attn_weights) : nullptr;
-  const DropSite* s_hidden = training ? drop.at(DropPosition::hidden) : nullptr;
-  // the first real key is never dropped (sample_attention_keep keeps key 0; with left
-  // padding that is a pad), so every real row keeps a key
-  auto keep_mask = [&](const DropSite& s) {
-    return sample_attention_keep(s, B, nh, L, L, fopts).logical_or(first_key);
-  };
-  const double inv_sqrt = 1.0 / std::sqrt(static_cast<double>(hd));
+  c.masked_key = causal.logical_and(real.view({B, 1, L}).logical_or(before_first.view({B, L, 1})))
+                     .logical_not()
+                     .unsqueeze(1);  // [B,1,L,L]
+  c.first_key = pos.view({1, L}).eq(first_real.view({B, 1})).view({B, 1, 1, L});
+  c.s_logits = training ? drop.at(DropPosition::attn_logits) : nullptr;
+  c.s_weights = training ? drop.at(DropPosition::attn_weights) : nullptr;
+  c.s_hidden = training ? drop.at(DropPosition::hidden) : nullptr;
   // Fused attention (SDPA) unless the weights themselves are dropped: is_causal alone when
   // nothing is padded and no key is dropped, else one boolean mask (true = may attend): the
   // visibility above (built once), ANDed per layer with a DropKey keep-mask. Every row keeps
   // key 0 or its first real key, as in the hand path, so no row is empty.
-  const bool fused = s_weights == nullptr && forward_path_ == ForwardPath::fast;
-  const bool padded = fused && !real.all().item<bool>();
-  const at::Tensor visible = fused && (padded || s_logits != nullptr) ? masked_key.logical_not() : at::Tensor();
-  at::Tensor x = at::embedding(P.at("model.embed_tokens.weight"), input_ids);
-  for (int64_t i = 0; i < cfg_.num_hidden_layers; ++i) {
-    const std::string p = "model.layers." + std::to_string(i) + ".";
-    at::Tensor h = llama_rms_norm(x, P.at(p + "input_layernorm.weight"), cfg_.rms_norm_eps);
-    at::Tensor q = linear(p + "self_attn.q_proj", h, training).view({B, L, nh, hd}).transpose(1, 2);
-    at::Tensor k = linear(p + "self_attn.k_proj", h, training).view({B, L, nkv, hd}).transpose(1, 2);
-    at::Tensor v = linear(p + "self_attn.v_proj", h, training).view({B, L, nkv, hd}).transpose(1, 2);
-    q = q * cos + llama_rotate_half(q) * sin;
-    k = k * cos + llama_rotate_half(k) * sin;
-    if (nkv != nh) {  // grouped KV heads: query head j reads KV head j / (nh/nkv) (HF repeat_kv)
-      k = k.repeat_interleave(nh / nkv, 1);
-      v = v.repeat_interleave(nh / nkv, 1);
-    }
-    at::Tensor ctx;
-    if (fused) {
-      std::optional<at::Tensor> mask;
-      if (s_logits != nullptr) mask = keep_mask(*s_logits).logical_and(visible);
-      else if (padded) mask = visible;
-      ctx = at::scaled_dot_product_attention(q, k, v, mask, 0.0, !mask.has_value(), inv_sqrt);
-    } else {
-      at::Tensor S = at::matmul(q, k.transpose(-1, -2)) * inv_sqrt;
-      S = S.masked_fill(masked_key, -std::numeric_limits<float>::infinity());
-      if (s_logits != nullptr) S = mask_attention_logits(S, keep_mask(*s_logits));
-      at::Tensor A = at::softmax(S, -1);
-      if (s_weights != nullptr) A = mask_attention_weights(A, keep_mask(*s_weights), s_weights->compensation, s_weights->rate);
-      ctx = at::matmul(A, v);
-    }
-    ctx = ctx.transpose(1, 2).reshape({B, L, nh * hd});
-    x = x + linear(p + "self_attn.o_proj", ctx, training);
-    h = llama_rms_norm(x, P.at(p + "post_attention_layernorm.weight"), cfg_.rms_norm_eps);
-    at::Tensor g = linear(p + "mlp.gate_proj", h, training);
-    at::Tensor u = linear(p + "mlp.up_proj", h, training);
-    at::Tensor o = linear(p + "mlp.down_proj", at::silu(g) * u, training);
-    if (s_hidden != nullptr) o = drop_hidden(o, *s_hidden, attention_mask);  // the FFN output, before the residual
-    x = x + o;
+  c.fused = c.s_weights == nullptr && forward_path_ == ForwardPath::fast;
+  c.padded = c.fused && !real.all().item<bool>();
+  if (c.fused && (c.padded || c.s_logits != nullptr)) c.visible = c.masked_key.logical_not();
+  return c;
+}
+
+at::Tensor LlamaForCausalLM::embed(const at::Tensor& input_ids) const {
+  return at::embedding(params_.at("model.embed_tokens.weight"), input_ids);
+}
+
+at::Tensor LlamaForCausalLM::layer(int64_t i, const at::Tensor& x_in, const LayerContext& c, bool training) const {
+  const int64_t B = c.batch, L = c.length;
+  const int64_t nh = cfg_.num_attention_heads, nkv = cfg_.num_key_value_heads, hd = cfg_.head_dim;
+  const auto& P = params_;
+  const auto fopts = at::TensorOptions().dtype(at::kFloat).device(x_in.device());
+  // the first real key is never dropped (sample_attention_keep keeps key 0; with left
+  // padding that is a pad), so every real row keeps a key
+  auto keep_mask = [&](const DropSite& s) {
+    return sample_attention_keep(s, B, nh, L, L, fopts).logical_or(c.first_key);
+  };
+  const double inv_sqrt = 1.0 / std::sqrt(static_cast<double>(hd));
+  at::Tensor x = x_in;
+  const std::string p = "model.layers." + std::to_string(i) + ".";
+  at::Tensor h = llama_rms_norm(x, P.at(p + "input_layernorm.weight"), cfg_.rms_norm_eps);
+  at::Tensor q = linear(p + "self_attn.q_proj", h, training).view({B, L, nh, hd}).transpose(1, 2);
+  at::Tensor k = linear(p + "self_attn.k_proj", h, training).view({B, L, nkv, hd}).transpose(1, 2);
+  at::Tensor v = linear(p + "self_attn.v_proj", h, training).view({B, L, nkv, hd}).transpose(1, 2);
+  q = q * c.cos + llama_rotate_half(q) * c.sin;
+  k = k * c.cos + llama_rotate_half(k) * c.sin;
+  if (nkv != nh) {  // grouped KV heads: query head j reads KV head j / (nh/nkv) (HF repeat_kv)
+    k = k.repeat_interleave(nh / nkv, 1);
+    v = v.repeat_interleave(nh / nkv, 1);
   }
-  x = llama_rms_norm(x, P.at("model.norm.weight"), cfg_.rms_norm_eps);
-  return linear("lm_head", x, training);
+  at::Tensor ctx;
+  if (c.fused) {
+    std::optional<at::Tensor> mask;
+    if (c.s_logits != nullptr) mask = keep_mask(*c.s_logits).logical_and(c.visible);
+    else if (c.padded) mask = c.visible;
+    ctx = at::scaled_dot_product_attention(q, k, v, mask, 0.0, !mask.has_value(), inv_sqrt);
+  } else {
+    at::Tensor S = at::matmul(q, k.transpose(-1, -2)) * inv_sqrt;
+    S = S.masked_fill(c.masked_key, -std::numeric_limits<float>::infinity());
+    if (c.s_logits != nullptr) S = mask_attention_logits(S, keep_mask(*c.s_logits));
+    at::Tensor A = at::softmax(S, -1);
+    if (c.s_weights != nullptr) {
+      A = mask_attention_weights(A, keep_mask(*c.s_weights), c.s_weights->compensation, c.s_weights->rate);
+    }
+    ctx = at::matmul(A, v);
+  }
+  ctx = ctx.transpose(1, 2).reshape({B, L, nh * hd});
+  x = x + linear(p + "self_attn.o_proj", ctx, training);
+  h = llama_rms_norm(x, P.at(p + "post_attention_layernorm.weight"), cfg_.rms_norm_eps);
+  at::Tensor g = linear(p + "mlp.gate_proj", h, training);
+  at::Tensor u = linear(p + "mlp.up_proj", h, training);
+  at::Tensor o = linear(p + "mlp.down_proj", at::silu(g) * u, training);
+  if (c.s_hidden != nullptr) o = drop_hidden(o, *c.s_hidden, c.attention_mask);  // the FFN output, before the residual
+  return x + o;
+}
+
+at::Tensor LlamaForCausalLM::head(const at::Tensor& x, bool training) const {
+  return linear("lm_head", llama_rms_norm(x, params_.at("model.norm.weight"), cfg_.rms_norm_eps), training);
+}
+
+at::Tensor LlamaForCausalLM::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                                     const DropoutSites& drop, bool training) const {
+  const LayerContext ctx = layer_context(attention_mask, drop, training);
+  at::Tensor x = embed(input_ids);
+  for (int64_t i = 0; i < cfg_.num_hidden_layers; ++i) x = layer(i, x, ctx, training);
+  return head(x, training);
 }
 
 }  // namespace mlsys::nn

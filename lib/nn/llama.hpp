@@ -63,6 +63,27 @@ class LlamaForCausalLM : public TransformerModel {
   [[nodiscard]] at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                                    const DropoutSites& drop = {}, bool training = false) const override;
 
+  // forward() in pieces, for running a run of layers alone (a pipeline stage, one layer
+  // profiled): forward(ids, mask) == head(layer(n-1, ... layer(0, embed(ids), ctx) ..., ctx))
+  // with ctx = layer_context(mask, drop, training). The context holds the RoPE tables and
+  // the attention visibility of the [B, L] mask, shared by every layer; it points into
+  // `drop`, which must outlive it.
+  struct LayerContext {
+    int64_t batch = 0, length = 0;
+    at::Tensor attention_mask, cos, sin, masked_key, first_key, visible;
+    bool fused = true, padded = false;
+    const DropSite* s_logits = nullptr;
+    const DropSite* s_weights = nullptr;
+    const DropSite* s_hidden = nullptr;
+  };
+  [[nodiscard]] LayerContext layer_context(const at::Tensor& attention_mask, const DropoutSites& drop = {},
+                                           bool training = false) const;
+  [[nodiscard]] at::Tensor embed(const at::Tensor& input_ids) const;
+  // Decoder layer `i` ("model.layers.{i}.") on hidden states x [B, L, hidden].
+  [[nodiscard]] at::Tensor layer(int64_t i, const at::Tensor& x, const LayerContext& ctx, bool training = false) const;
+  // The final norm and lm_head: logits [B, L, vocab].
+  [[nodiscard]] at::Tensor head(const at::Tensor& x, bool training = false) const;
+
   // "model.layers.{i}.self_attn.{q,k,v,o}_proj", "model.layers.{i}.mlp.{gate,up,down}_proj",
   // then "lm_head".
   [[nodiscard]] std::vector<std::string> linear_names() const override;

@@ -31,6 +31,26 @@ CostModel::CostModel(ModelSpec model, ClusterSpec cluster) : model_(model), clus
   }
 }
 
+CostModel::CostModel(ModelSpec model, ClusterSpec cluster, std::shared_ptr<const MeasuredProfile> profile)
+    : CostModel(model, cluster) {
+  profile_ = std::move(profile);
+  if (!profile_) return;
+  const ProfileMetadata& m = profile_->metadata();
+  auto mismatch = [&](const char* key, int64_t want, int64_t found) {
+    if (want != found) {
+      throw core::ConfigError("model." + std::string(key) + ": the profile " + profile_->source() + " was measured with " +
+                              std::to_string(found) + ", the config says " + std::to_string(want));
+    }
+  };
+  if (model_.kind != ModelKind::gpt) {
+    throw core::ConfigError("model.kind: a measured profile holds decoder-only layers; expected gpt, found t5");
+  }
+  mismatch("hidden", model_.hidden, m.hidden);
+  mismatch("heads", model_.heads, m.heads);
+  mismatch("kv_channels", model_.kv_channels, m.kv_channels);
+  mismatch("ffn", model_.ffn, m.ffn);
+}
+
 std::pair<int, int> CostModel::stage_layers(int stage) const {
   const int L = model_.total_layers(), S = cluster_.stages;
   return {stage * L / S, (stage + 1) * L / S};
@@ -48,7 +68,42 @@ StageCost CostModel::stage_cost(int stage, const MicroBatchShape& shape, Recompu
   return range_cost(first, last, stage == cluster_.stages - 1, shape, rc);
 }
 
+StageCost CostModel::profiled_range_cost(int first, int last, bool head, const MicroBatchShape& shape,
+                                         Recompute rc) const {
+  if (rc != Recompute::none) {
+    throw core::ConfigError("planner.recompute: a measured profile holds no recomputation; expected [\"none\"], found " +
+                            to_string(rc));
+  }
+  // The reference's stage formulas (planners.md §2.3): times and stored activation add up
+  // over the stage's layers, the peak is a layer's peak above the earlier layers' stored.
+  constexpr double kBlocked = 1e100;
+  const auto b = static_cast<double>(shape.batch), s = static_cast<double>(shape.enc_len);
+  auto get = [&](ProfileMetric m) { return profile_->at(m, b, s); };
+  const auto fw = get(ProfileMetric::forward_encoder), bw = get(ProfileMetric::backward_encoder),
+             st = get(ProfileMetric::encoder_activation), pk = get(ProfileMetric::peak_encoder_activation),
+             hf = get(ProfileMetric::forward_postprocess), hb = get(ProfileMetric::backward_postprocess);
+  StageCost c;
+  c.send_mb = model_.bytes_per_value * b * static_cast<double>(model_.hidden) * s / 1e6;
+  if (!fw || !bw || !st || !pk || !hf || !hb) {
+    c.fw_ms = c.bw_ms = c.stored_mb = c.peak_mb = kBlocked;
+    return c;
+  }
+  for (int l = first; l < last; ++l) {
+    c.fw_ms += *fw;
+    c.bw_ms += *bw;
+    c.peak_mb = std::max(c.peak_mb, c.stored_mb + *pk);
+    c.stored_mb += *st;
+  }
+  if (head) {
+    c.fw_ms += *hf;
+    c.bw_ms += *hb;
+  }
+  c.peak_mb = std::max(c.peak_mb, c.stored_mb);
+  return c;
+}
+
 StageCost CostModel::range_cost(int first, int last, bool head, const MicroBatchShape& shape, Recompute rc) const {
+  if (profile_) return profiled_range_cost(first, last, head, shape, rc);
   const double b = static_cast<double>(shape.batch);
   const double h = static_cast<double>(model_.hidden), d = static_cast<double>(model_.attention_width()),
                f = static_cast<double>(model_.ffn), a = static_cast<double>(model_.heads),
@@ -129,6 +184,14 @@ double CostModel::state_mb(int stage) const {
 }
 
 double CostModel::range_state_mb(int first, int last, bool embedding, bool head) const {
+  if (profile_) {
+    double mb = (last - first) * profile_->layer_params_mb();
+    if (embedding) mb += profile_->embedding_params_mb();
+    if (head) mb += profile_->embedding_params_mb();  // untied LM head, the embedding's size
+    const double dp = cluster_.data_parallel;
+    return mb * (1.0 / (cluster_.zero_stage >= 3 ? dp : 1.0) + 1.0 / (cluster_.zero_stage >= 2 ? dp : 1.0) +
+                 2.0 / (cluster_.zero_stage >= 1 ? dp : 1.0));
+  }
   double params = 0;
   for (int l = first; l < last; ++l) {
     const bool dec = model_.kind == ModelKind::t5 && l >= model_.encoder_layers;

@@ -6,10 +6,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "plan/cluster_spec.hpp"
+#include "plan/measured_profile.hpp"
 #include "plan/model_spec.hpp"
 
 namespace mlsys::plan {
@@ -38,10 +40,18 @@ struct StageCost {
 class CostModel {
  public:
   CostModel(ModelSpec model, ClusterSpec cluster);
+  // With a measured profile (`dynapipe-plan profile`, a decoder-only model of the profile's
+  // widths, recomputation none only): layer and LM-head times and activation memory are
+  // interpolated from it, model state is 4 x its parameter MB (fp32 weights, gradients and
+  // AdamW's two moments, divided under ZeRO as below). A shape past the profile's largest
+  // micro-batch size or sequence length costs 1e100 ms and MB (as the reference's padded
+  // grid), so the planner never forms it. core::ConfigError when the model does not match.
+  CostModel(ModelSpec model, ClusterSpec cluster, std::shared_ptr<const MeasuredProfile> profile);
 
   [[nodiscard]] int stages() const { return cluster_.stages; }
   [[nodiscard]] const ModelSpec& model() const { return model_; }
   [[nodiscard]] const ClusterSpec& cluster() const { return cluster_; }
+  [[nodiscard]] const MeasuredProfile* profile() const { return profile_.get(); }
   // Layers [first, last) of the model held by `stage` (encoder layers come first).
   [[nodiscard]] std::pair<int, int> stage_layers(int stage) const;
 
@@ -59,8 +69,11 @@ class CostModel {
  private:
   // Milliseconds of `flops` of GEMMs over `tokens` rows, without the launch overhead.
   [[nodiscard]] double gemm_ms(double flops, double tokens) const;
+  [[nodiscard]] StageCost profiled_range_cost(int first, int last, bool head, const MicroBatchShape& shape,
+                                              Recompute rc) const;
   ModelSpec model_;
   ClusterSpec cluster_;
+  std::shared_ptr<const MeasuredProfile> profile_;
 };
 
 }  // namespace mlsys::plan

@@ -21,6 +21,7 @@
 #include "plan/dynapipe_config.hpp"
 #include "plan/schedules.hpp"
 #include "plan/timeline.hpp"
+#include "plan/workload.hpp"
 
 namespace mlsys::plan {
 namespace {
@@ -32,12 +33,9 @@ DynapipeConfig load(const core::CommonOptions& opts) {
   return read_dynapipe_config(core::load_config(opts));
 }
 
-struct Workload {
-  std::vector<SampleLength> samples;
-  std::vector<size_t> lines;  // file line of each sample (empty when generated)
-  std::vector<std::vector<int64_t>> batches;
-  std::string source;
-};
+std::string f2(double v, int prec = 2) { return core::fixed(v, prec); }
+
+}  // namespace
 
 Workload load_workload(const DynapipeConfig& c) {
   Workload w;
@@ -58,15 +56,23 @@ Workload load_workload(const DynapipeConfig& c) {
   return w;
 }
 
-std::string f2(double v, int prec = 2) { return core::fixed(v, prec); }
-
 // plan_batch with a sample that fits nowhere named by its file:line (or generated index).
 BatchPlan plan_one(const CostModel& cost, const Workload& w, const DynapipeConfig& c, size_t b, const PlannerOptions& po,
-                   bool record_timeline = false) {
+                   bool record_timeline) {
   try {
     return plan_batch(cost, w.samples, w.batches[b], po, record_timeline);
   } catch (const SampleTooLarge& e) {
     const size_t i = static_cast<size_t>(e.sample);
+    if (const MeasuredProfile* prof = cost.profile()) {
+      const SampleLength& sl = w.samples[i];
+      const int64_t padded = round_up(sl.input + sl.target, po.round_multiple);
+      if (padded > prof->seqlens().back()) {
+        const std::string where = i < w.lines.size() ? c.data.path + ":" + std::to_string(w.lines[i]) : w.source + ": sample " + std::to_string(i);
+        throw core::InputError(where + ": padded length " + std::to_string(padded) +
+                               " exceeds the largest sequence length of the profile " + prof->source() + " (" +
+                               std::to_string(prof->seqlens().back()) + "); profile longer sequences or lower data.max_seqlen");
+      }
+    }
     if (i < w.lines.size()) {
       throw core::InputError(c.data.path + ":" + std::to_string(w.lines[i]) + ": " + e.what() + " (device_memory_mb " +
                              f2(c.cluster.device_memory_mb, 0) + ", max_seqlen " + std::to_string(c.data.max_seqlen) + ")");
@@ -74,6 +80,8 @@ BatchPlan plan_one(const CostModel& cost, const Workload& w, const DynapipeConfi
     throw core::InputError(w.source + ": " + e.what());
   }
 }
+
+namespace {
 
 // The slowest replica (never an idle one unless all are).
 const ReplicaPlan& busiest(const BatchPlan& p) {
@@ -175,7 +183,7 @@ int dynapipe_generate(const core::CommonOptions& opts) {
 
 int dynapipe_plan(const core::CommonOptions& opts) {
   const DynapipeConfig c = load(opts);
-  const CostModel cost(c.model, c.cluster);
+  const CostModel cost = cost_model_of(c);
   const Workload w = load_workload(c);
   json doc = core::artifact_header(core::artifact_info(opts, c.resolved));
   json batches = json::array();
@@ -252,7 +260,7 @@ int dynapipe_simulate(const core::CommonOptions& opts) {
       for (const auto& [asg, sched] : cases) run_table(uniform_cost_table(asg, sched), "uniform case");
     }
   } else {
-    const CostModel cost(c.model, c.cluster);
+    const CostModel cost = cost_model_of(c);
     const Workload w = load_workload(c);
     const PipelineSpec spec = pipeline_spec(cost);
     rows.push_back({"batch", "replica", "micro-batches", "recompute", "1f1b ms", "1f1b peak MB", "cyclic ms",
@@ -302,7 +310,7 @@ int dynapipe_simulate(const core::CommonOptions& opts) {
 
 int dynapipe_compare(const core::CommonOptions& opts) {
   const DynapipeConfig c = load(opts);
-  const CostModel cost(c.model, c.cluster);
+  const CostModel cost = cost_model_of(c);
   const Workload w = load_workload(c);
   // DynaPipe.
   double dyn_ms = 0, plan_ms = 0, plan_max = 0, dyn_peak = 0;
@@ -397,7 +405,7 @@ int dynapipe_explain(const core::CommonOptions& opts) {
   const DynapipeConfig c = load(opts);
   // where the figure goes, checked before any work: a name under --out, never outside it
   const fs::path out = core::artifact_path(opts, "explain.svg", c.explain.svg);
-  const CostModel cost(c.model, c.cluster);
+  const CostModel cost = cost_model_of(c);
   const Workload w = load_workload(c);
   if (c.explain.batch >= static_cast<int64_t>(w.batches.size())) {
     throw core::ConfigError("explain.batch: expected a value < " + std::to_string(w.batches.size()) +

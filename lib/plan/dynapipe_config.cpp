@@ -1,7 +1,10 @@
 // Reading the dynapipe-plan config.
 #include "plan/dynapipe_config.hpp"
 
+#include <memory>
+
 #include "core/artifact.hpp"
+#include "core/error.hpp"
 
 namespace mlsys::plan {
 
@@ -50,7 +53,8 @@ DynapipeConfig read_dynapipe_config(const core::ConfigDoc& doc) {
       .get("kv_channels", c.model.kv_channels, in_range<int64_t>(1, 1 << 16))
       .get("ffn", c.model.ffn, in_range<int64_t>(1, 1 << 22))
       .get("vocab", c.model.vocab, in_range<int64_t>(1, 1 << 24))
-      .get("bytes_per_value", c.model.bytes_per_value, in_range(1, 8));
+      .get("bytes_per_value", c.model.bytes_per_value, in_range(1, 8))
+      .get("profile", c.model_profile);
   if (c.model.kind == ModelKind::gpt && c.model.decoder_layers != 0) {
     model.fail("decoder_layers", "0 for a gpt (decoder-only) model; its layers are encoder_layers",
                std::to_string(c.model.decoder_layers));
@@ -110,6 +114,13 @@ DynapipeConfig read_dynapipe_config(const core::ConfigDoc& doc) {
       .get("permutation_search", c.planner.permutation_search)
       .get("max_in_flight", c.planner.max_in_flight, at_least(0));
   c.planner.seed = c.seed;
+  if (!c.model_profile.empty()) {
+    if (c.model.kind != ModelKind::gpt) model.fail("kind", "gpt with model.profile (profiles hold decoder-only layers)", kind);
+    if (c.planner.recompute != std::vector<Recompute>{Recompute::none}) {
+      pl.fail("recompute", "[\"none\"] with model.profile (a measured profile holds no recomputation)",
+              core::excerpt(nlohmann::json(rc).dump()));
+    }
+  }
 
   const ConfigNode bl = root.child("baselines");
   bl.get("methods", c.methods, core::Check<std::vector<std::string>>([](const std::vector<std::string>& v) -> std::string {
@@ -137,6 +148,32 @@ DynapipeConfig read_dynapipe_config(const core::ConfigDoc& doc) {
   root.child("simulate")
       .get("workload", c.simulate.workload, one_of({"data", "uniform", "cost_table"}))
       .get("cost_table", c.simulate.cost_table);
+  const core::Check<std::vector<int64_t>> grid = [](const std::vector<int64_t>& v) -> std::string {
+    if (v.empty()) return "a non-empty, strictly increasing list of positive integers";
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (v[i] <= 0 || (i > 0 && v[i] <= v[i - 1])) return "a non-empty, strictly increasing list of positive integers";
+    }
+    return {};
+  };
+  root.child("profile")
+      .get("microbatch_sizes", c.profile.microbatch_sizes, grid)
+      .get("seqlens", c.profile.seqlens, grid)
+      .get("repeats", c.profile.repeats, in_range(1, 1000))
+      .get("warmup", c.profile.warmup, in_range(0, 1000))
+      .get("folder", c.profile.folder, core::artifact_name());
+  root.child("run")
+      .get("iterations", c.run.iterations, in_range<int64_t>(1, 1000000))
+      .get("baselines", c.run.baselines, core::Check<std::vector<std::string>>([](const std::vector<std::string>& v) -> std::string {
+        for (const auto& s : v) {
+          if (s != "padding" && s != "packing" && s != "fixed_mbs" && s != "fixed_tokens") {
+            return "a list of padding|packing|fixed_mbs|fixed_tokens";
+          }
+        }
+        return {};
+      }))
+      .get("lr", c.run.lr, at_least(0.0))
+      .get("timeout_s", c.run.timeout_s, in_range(1, 86400))
+      .get("dtype", c.run.dtype, one_of({"float32", "float64"}));
   root.child("explain")
       .get("batch", c.explain.batch, at_least<int64_t>(0))
       .get("svg", c.explain.svg, core::artifact_name())  // relative to --out, inside it
@@ -145,6 +182,12 @@ DynapipeConfig read_dynapipe_config(const core::ConfigDoc& doc) {
   root.finish();
   c.resolved = root.resolved();
   return c;
+}
+
+CostModel cost_model_of(const DynapipeConfig& c) {
+  if (c.model_profile.empty()) return CostModel(c.model, c.cluster);
+  auto profile = std::make_shared<const MeasuredProfile>(MeasuredProfile::read(c.model_profile));
+  return CostModel(c.model, c.cluster, std::move(profile));
 }
 
 }  // namespace mlsys::plan

@@ -236,6 +236,63 @@ void ProcessGroup::barrier() {
   impl_->wait(work, "barrier");
 }
 
+struct PendingTransfer::Impl {
+  c10::intrusive_ptr<c10d::Work> work;
+  std::vector<at::Tensor> tensors;
+  std::string what;
+};
+
+PendingTransfer::PendingTransfer() = default;
+PendingTransfer::PendingTransfer(PendingTransfer&&) noexcept = default;
+PendingTransfer& PendingTransfer::operator=(PendingTransfer&&) noexcept = default;
+PendingTransfer::~PendingTransfer() = default;
+
+void PendingTransfer::wait() {
+  if (!impl_) throw core::RuntimeFailure("wait on a transfer that was never started");
+  try {
+    impl_->work->wait();
+  } catch (const c10::Error& e) {
+    rethrow(impl_->what, e);
+  }
+  impl_.reset();
+}
+
+PendingTransfer ProcessGroup::send(const at::Tensor& t, int peer, int tag) {
+  impl_->check(t, "send");
+  if (peer < 0 || peer >= impl_->size || peer == impl_->rank || !t.is_contiguous()) {
+    throw core::RuntimeFailure(impl_->who() + ": send: expected a contiguous tensor and another rank in [0, " +
+                               std::to_string(impl_->size) + "), found peer " + std::to_string(peer));
+  }
+  PendingTransfer p;
+  p.impl_ = std::make_unique<PendingTransfer::Impl>();
+  p.impl_->tensors = {t};
+  p.impl_->what = impl_->who() + ": send to rank " + std::to_string(peer) + " (tag " + std::to_string(tag) + ")";
+  try {
+    p.impl_->work = impl_->backend->send(p.impl_->tensors, peer, tag);
+  } catch (const c10::Error& e) {
+    rethrow(p.impl_->what, e);
+  }
+  return p;
+}
+
+PendingTransfer ProcessGroup::recv(at::Tensor& t, int peer, int tag) {
+  impl_->check(t, "recv");
+  if (peer < 0 || peer >= impl_->size || peer == impl_->rank || !t.is_contiguous()) {
+    throw core::RuntimeFailure(impl_->who() + ": recv: expected a contiguous tensor and another rank in [0, " +
+                               std::to_string(impl_->size) + "), found peer " + std::to_string(peer));
+  }
+  PendingTransfer p;
+  p.impl_ = std::make_unique<PendingTransfer::Impl>();
+  p.impl_->tensors = {t};
+  p.impl_->what = impl_->who() + ": receive from rank " + std::to_string(peer) + " (tag " + std::to_string(tag) + ")";
+  try {
+    p.impl_->work = impl_->backend->recv(p.impl_->tensors, peer, tag);
+  } catch (const c10::Error& e) {
+    rethrow(p.impl_->what, e);
+  }
+  return p;
+}
+
 int ProcessGroup::rank() const { return impl_->rank; }
 int ProcessGroup::size() const { return impl_->size; }
 c10::Device ProcessGroup::device() const { return impl_->device; }

@@ -30,6 +30,23 @@ struct DistEnv {
 using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
 [[nodiscard]] DistEnv dist_env_from(const EnvLookup& lookup);
 
+// A point-to-point transfer in flight (ProcessGroup::send / recv): wait() blocks until it
+// is done (core::RuntimeFailure when it failed or timed out). Keeps its tensor alive.
+class PendingTransfer {
+ public:
+  PendingTransfer();
+  PendingTransfer(PendingTransfer&&) noexcept;
+  PendingTransfer& operator=(PendingTransfer&&) noexcept;
+  ~PendingTransfer();
+  void wait();
+  [[nodiscard]] bool valid() const { return impl_ != nullptr; }
+
+ private:
+  friend class ProcessGroup;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 class ProcessGroup {
  public:
   // Connects this process to the others through a c10d::TCPStore at master_addr:master_port
@@ -50,6 +67,11 @@ class ProcessGroup {
   void all_reduce_sum(at::Tensor& t);
   // In place: every rank receives rank `root`'s values (same shape and dtype everywhere).
   void broadcast(at::Tensor& t, int root);
+  // Point-to-point, asynchronous: send `t` (contiguous) to rank `peer`, or receive into
+  // `t` (contiguous, of the sender's shape and dtype) from `peer`; a send meets the receive
+  // of the same tag. Pipeline stages exchange activations and gradients with these.
+  [[nodiscard]] PendingTransfer send(const at::Tensor& t, int peer, int tag);
+  [[nodiscard]] PendingTransfer recv(at::Tensor& t, int peer, int tag);
   // Returns once every rank has called barrier().
   void barrier();
 

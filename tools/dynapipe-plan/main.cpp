@@ -2,6 +2,10 @@
 // CLI only: each subcommand calls one function of lib/plan.
 #include "core/cli.hpp"
 #include "plan/dynapipe_commands.hpp"
+#ifdef MLSYS_DYNAPIPE_EXEC
+#include "plan_exec/exec_commands.hpp"
+#include "tensor/threads.hpp"
+#endif
 
 int main(int argc, char** argv) {
   using namespace mlsys;
@@ -17,6 +21,16 @@ int main(int argc, char** argv) {
           {"compare", "DynaPipe vs padding/packing/fixed-size/token-budget baselines; write OUT/compare.json",
            plan::dynapipe_compare},
           {"explain", "draw the pipeline timeline of one planned iteration (SVG + text)", plan::dynapipe_explain},
+#ifdef MLSYS_DYNAPIPE_EXEC
+          {"profile", "measure a layer and the LM head on a (micro-batch, seqlen) grid; write OUT/<profile.folder>",
+           plan::dynapipe_profile},
+          {"run", "execute DynaPipe's and the baselines' plans on local processes; write OUT/run.json (measured vs simulated)",
+           plan::dynapipe_run},
+#endif
       },
-      argc, argv);
+      argc, argv
+#ifdef MLSYS_DYNAPIPE_EXEC
+      , tensor::thread_control()
+#endif
+  );
 }
