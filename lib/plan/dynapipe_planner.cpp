@@ -339,7 +339,9 @@ BatchPlan plan_on_layout(const CostModel& cost, const PipelineLayout& layout, co
       prob.stages = S;
       prob.dp_size = dp;
       prob.tmax_interval = opt.tmax_interval_ms;
-      prob.monotone = true;  // a longer run has a componentwise larger padded shape
+      // A longer run has a componentwise larger padded shape, so analytical times grow with
+      // it; measured profiles are noisy (a larger shape can time faster), so not with them.
+      prob.monotone = cost.profile() == nullptr;
       prob.cost = [&](int i, int j) -> std::optional<double> {
         return eval(shape_of(model, samples, order.data() + i, order.data() + j, opt.round_multiple, opt.decoder_offset));
       };

@@ -62,8 +62,14 @@ Partition microbatch_dp(const PartitionProblem& p) {
     }
     while (!row.empty() && row.back() == inf) row.pop_back();
     if (row.empty()) {
-      throw SampleDoesNotFit(i, "sample at position " + std::to_string(i) +
-                                    " does not fit in device memory even alone (under the tried recomputation)");
+      // Empty either because the sample alone does not fit, or because every run from i is
+      // slower than the cap (possible when times are not monotone: a partition with a
+      // boundary at i is then worse than the bound, and the bound's own partition has none).
+      if (!p.cost(i, i + 1)) {
+        throw SampleDoesNotFit(i, "sample at position " + std::to_string(i) +
+                                      " does not fit in device memory even alone (under the tried recomputation)");
+      }
+      row.push_back(inf);  // no usable micro-batch starts at i
     }
   }
   // Candidate t_max values: exact (every distinct time) at spacing 0; otherwise the
