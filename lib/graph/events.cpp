@@ -336,7 +336,8 @@ std::vector<int64_t> npy_shape(const fs::path& path, const std::string& header) 
   if (close == std::string::npos) {
     throw InputError(path.string() + ": .npy header field 'shape': expected (rows, cols), found no closing ')' in " + trimmed(header));
   }
-  const std::string field = "(" + header.substr(open, close - open) + ")";
+  // Quoted through core::excerpt: the field may hold any bytes (newlines, control bytes).
+  const std::string field = core::excerpt("(" + header.substr(open, close - open) + ")", 60);
   std::vector<int64_t> shape;
   for (size_t p = open; p < close;) {
     if (header[p] >= '0' && header[p] <= '9') {

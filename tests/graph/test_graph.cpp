@@ -489,3 +489,22 @@ TEST_CASE("hardening: a .npy of no rows or no columns, and a dtype error quoting
     CHECK(msg.size() < 400);
   }
 }
+
+TEST_CASE("hardening: a .npy shape field with newlines and control bytes is quoted on one line", "[loader][hardening]") {
+  // fuzz_matrix (10-minute run of 2026-12-08): the shape field was quoted raw.
+  const TempDir d("graph");
+  std::string header = "{'descr': '<f8', 'fortran_order': False, 'shape': (0\x11\n\x11" "0, 2\r\n), }";
+  header.resize(118, ' ');
+  header += '\n';
+  std::string bytes = std::string("\x93NUMPY\x01\x00", 8) + static_cast<char>(header.size()) + '\0' + header;
+  d.write("ctl.npy", bytes);
+  try {
+    (void)load_matrix(d.path / "ctl.npy");
+    FAIL("no error");
+  } catch (const mlsys::core::InputError& e) {
+    const std::string what = e.what();
+    CHECK_THAT(what, Catch::Matchers::Contains("ctl.npy: .npy header field 'shape': expected non-negative integers"));
+    CHECK(what.find('\n') == std::string::npos);
+    CHECK(what.find('\x11') == std::string::npos);
+  }
+}
