@@ -316,7 +316,7 @@ int run_training(const core::CommonOptions& opts, const Setup& s, nn::Transforme
                   {"tokens_per_second", tps},
                   {"adapter", adapter_path.string()},
                   {"metrics", (s.out / "metrics.h5").string()}};
-  if (!report.is_null()) summary["adapter"] = report;
+  if (!report.is_null()) summary["adapter_report"] = report;
   if (lm) {
     summary["best_perplexity"] = best_loss >= 0 ? std::exp(best_loss) : -1.0;
     summary["final_perplexity"] = final_val_loss >= 0 ? std::exp(final_val_loss) : -1.0;
@@ -731,7 +731,7 @@ int run_bench(const core::CommonOptions& opts, const AdapterKind& kind) {
                   {"final_loss", last_loss},
                   {"max_rss_mib_after_load", rss_loaded},
                   {"max_rss_mib", core::peak_rss_mib()}};
-  if (const json report = set->report(); !report.is_null()) summary["adapter"] = report;
+  if (const json report = set->report(); !report.is_null()) summary["adapter_report"] = report;
   // JSON always: the bench scripts parse it
   std::cout << summary.dump() << "\n";
   std::cout.flush();

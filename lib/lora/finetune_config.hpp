@@ -42,6 +42,7 @@ struct FinetuneConfig {
     int64_t budget = 0;             // trainable adapter parameters (0 = LoRA's at lora.r on the targets)
     std::vector<int64_t> ranks = {1, 2, 4, 8, 16, 32, 64, 128};
     std::vector<int64_t> rates = {1, 2, 4, 8, 16};  // sharing rates tried for m and n
+    int64_t min_u = 0;              // unshared ranks at least this (1: PRoLoRA proper, no RoLoRA rows)
     int64_t top = 10;               // rows printed
   } plan;
   UnifiedDropout dropout = dropout_preset("hiddenkey");

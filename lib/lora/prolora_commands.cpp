@@ -61,7 +61,7 @@ int prolora_plan(const core::CommonOptions& opts) {
   }
   const PlanCount configured = count_parameters(chosen, c.lora.r, c.prolora.u, c.prolora.m, c.prolora.n);
   const int64_t budget = c.plan.budget > 0 ? c.plan.budget : configured.lora_parameters;
-  std::vector<PlanCount> plans = plan_budget(chosen, budget, c.plan.ranks, c.plan.rates);
+  std::vector<PlanCount> plans = plan_budget(chosen, budget, c.plan.ranks, c.plan.rates, c.plan.min_u);
   if (static_cast<int64_t>(plans.size()) > c.plan.top) plans.resize(static_cast<size_t>(c.plan.top));
 
   nlohmann::json rows = nlohmann::json::array();

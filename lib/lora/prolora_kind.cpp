@@ -165,6 +165,7 @@ class ProloraKind : public AdapterKind {
     pl.get("budget", c.plan.budget, core::in_range<int64_t>(0, int64_t{1} << 50));
     pl.get("ranks", c.plan.ranks).get("rates", c.plan.rates);
     pl.get("top", c.plan.top, core::in_range<int64_t>(1, 1000));
+    pl.get("min_u", c.plan.min_u, core::in_range<int64_t>(0, 4096));
     for (int64_t r : c.plan.ranks) {
       if (r < 1 || r > 4096) pl.fail("ranks", "ranks from 1 to 4096", std::to_string(r));
     }

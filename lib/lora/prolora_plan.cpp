@@ -77,7 +77,8 @@ PlanCount count_parameters(const std::vector<LinearShape>& targets, int64_t r, i
 }
 
 std::vector<PlanCount> plan_budget(const std::vector<LinearShape>& targets, int64_t budget,
-                                   const std::vector<int64_t>& ranks, const std::vector<int64_t>& rates) {
+                                   const std::vector<int64_t>& ranks, const std::vector<int64_t>& rates,
+                                   int64_t min_u) {
   int64_t min_in = INT64_MAX, min_out = INT64_MAX;
   for (const auto& t : targets) {
     min_in = std::min(min_in, t.d_in);
@@ -89,7 +90,7 @@ std::vector<PlanCount> plan_budget(const std::vector<LinearShape>& targets, int6
   std::vector<PlanCount> out;
   for (int64_t r : rs) {
     std::optional<PlanCount> best;
-    for (int64_t u = 0; u <= r; ++u) {
+    for (int64_t u = std::min(min_u, r); u <= r; ++u) {
       for (int64_t m : rates) {
         for (int64_t n : rates) {
           if (m > min_in || n > min_out) continue;

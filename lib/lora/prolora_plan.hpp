@@ -39,8 +39,9 @@ struct PlanCount {
 // For each rank in `ranks`, the configuration with the most parameters within `budget`
 // (u from 0 to r, m and n from `rates` no larger than every target's width; ties: the
 // larger u, then the smaller m + n), highest rank first; ranks where nothing fits are left
-// out. A row with u = r (or m = n = 1) is plain LoRA.
+// out; u is at least min_u. A row with u = r (or m = n = 1) is plain LoRA.
 [[nodiscard]] std::vector<PlanCount> plan_budget(const std::vector<LinearShape>& targets, int64_t budget,
-                                                 const std::vector<int64_t>& ranks, const std::vector<int64_t>& rates);
+                                                 const std::vector<int64_t>& ranks, const std::vector<int64_t>& rates,
+                                                 int64_t min_u = 0);
 
 }  // namespace mlsys::lora

@@ -58,8 +58,8 @@ TEST_CASE("prolora-finetune: train, eval, predict, merge, export on a tiny task"
   const int64_t sq = 3 * (16 + 16) + 64, up = 3 * (16 + 32) + 96;
   const int64_t want = 2 * (4 * sq + 2 * up) + sq;
   const int64_t lora = 4 * (2 * (4 * 64 + 2 * 96) + 64);
-  CHECK(j["adapter"]["parameters"].get<int64_t>() == want);
-  CHECK(j["adapter"]["lora_parameters"].get<int64_t>() == lora);
+  CHECK(j["adapter_report"]["parameters"].get<int64_t>() == want);
+  CHECK(j["adapter_report"]["lora_parameters"].get<int64_t>() == lora);
   CHECK(j["trainable_parameters"].get<int64_t>() == want + 2 * 32 + 2);  // + the classifier head
   CHECK(r.err.find("PRoLoRA parameters in total: " + std::to_string(want)) != std::string::npos);
   CHECK(r.err.find("per module of 32x32 (9 modules): " + std::to_string(sq)) != std::string::npos);
@@ -126,8 +126,8 @@ TEST_CASE("prolora-finetune: the chunked and materialised forward train to the s
   REQUIRE(b.code == 0);
   const auto ja = nlohmann::json::parse(a.out), jb = nlohmann::json::parse(b.out);
   CHECK(ja["final_loss"].get<double>() == Approx(jb["final_loss"].get<double>()).epsilon(1e-4));
-  CHECK(ja["adapter"]["forward"] == "chunked");
-  CHECK(jb["adapter"]["forward"] == "materialized");
+  CHECK(ja["adapter_report"]["forward"] == "chunked");
+  CHECK(jb["adapter_report"]["forward"] == "materialized");
 }
 
 TEST_CASE("prolora-finetune bench and plan --budget", "[prolora]") {
@@ -138,8 +138,8 @@ TEST_CASE("prolora-finetune bench and plan --budget", "[prolora]") {
   auto j = nlohmann::json::parse(r.out);
   CHECK(j["impl"] == "prolora-finetune");
   CHECK(j["step_seconds"].size() == 2);
-  CHECK(j["adapter"]["u"] == 1);
-  CHECK(j["adapter"]["parameters"].get<int64_t>() + 2 * 32 + 2 == j["trainable_parameters"].get<int64_t>());
+  CHECK(j["adapter_report"]["u"] == 1);
+  CHECK(j["adapter_report"]["parameters"].get<int64_t>() + 2 * 32 + 2 == j["trainable_parameters"].get<int64_t>());
 
   // plan on the tiny model's config.json: budget = LoRA r=4 over all-linear (13 modules)
   const int64_t lora = 4 * (2 * (4 * 64 + 2 * 96) + 64);

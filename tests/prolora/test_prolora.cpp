@@ -469,4 +469,10 @@ TEST_CASE("plan: per rank the most parameters within the budget", "[prolora]") {
   CHECK(plans[3].r == 4);
   CHECK(plans[3].parameters == budget / 2);  // LoRA r = 4: all it can spend
   CHECK(lora::plan_budget(shapes, 1000, {4}, {1, 2}).empty());
+  // at least one unshared rank: the best PRoLoRA proper at r = 16 within LoRA r = 8's budget
+  const auto proper = lora::plan_budget(shapes, budget, {16}, {1, 2, 4, 8}, 1);
+  REQUIRE(proper.size() == 1);
+  CHECK(proper[0].u >= 1);
+  CHECK(proper[0].parameters <= budget);
+  CHECK(proper[0].parameters > plans[2].parameters / 2);
 }
