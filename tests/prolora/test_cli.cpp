@@ -119,8 +119,8 @@ TEST_CASE("prolora-finetune: train, eval, predict, merge, export on a tiny task"
 TEST_CASE("prolora-finetune: the chunked and materialised forward train to the same adapter", "[prolora]") {
   Task t;
   const std::string common = "train " + t.one_thread + " --json --set train.max_steps=6 --set train.eval_every=3";
-  Run a = run(common + " --out " + (t.dir / "chunked").string());
-  Run b = run(common + " --out " + (t.dir / "mat").string() + " --set prolora.forward=materialized");
+  Run a = run(common + " --out " + (t.dir / "chunked").string() + " --set prolora.forward=chunked");
+  Run b = run(common + " --out " + (t.dir / "mat").string());  // the default
   INFO(a.err << b.err);
   REQUIRE(a.code == 0);
   REQUIRE(b.code == 0);
