@@ -89,6 +89,12 @@ int run_program(const std::string& program, const std::string& description, cons
       sub->add_flag_callback(std::string("--") + f.name, [&opts, name = std::string(f.name)] { opts.flags.insert(name); },
                              f.help);
     }
+    for (const auto& o : s.options) {
+      sub->add_option_function<std::string>(
+             std::string("--") + o.name,
+             [&opts, key = std::string(o.key)](const std::string& v) { opts.sets.push_back(key + "=" + v); }, o.help)
+          ->type_name("VALUE");
+    }
     sub->callback([&chosen, &opts, &s] {
       chosen = &s;
       opts.command = s.name;

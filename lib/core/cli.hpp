@@ -38,6 +38,14 @@ struct SubcommandFlag {
   const char* help;
 };
 
+// A valued option of one subcommand (--NAME VALUE): a spelling of `--set KEY=VALUE`, so the
+// value is checked by the config reader and recorded in the resolved config like any other.
+struct SubcommandOption {
+  const char* name;
+  const char* help;
+  const char* key;  // the config key path it sets ("plan.budget")
+};
+
 // One subcommand of a program: its name, a one-line help, the library function it runs
 // and its own flags beyond the common options.
 struct Subcommand {
@@ -48,6 +56,7 @@ struct Subcommand {
   // Whether it writes into --out: then run_program creates and locks the folder for the
   // run (core::OutputDir) before the subcommand starts; else --out is only checked.
   bool writes_out = true;
+  std::vector<SubcommandOption> options = {};
 };
 
 // The whole main() of a program: PROGRAM SUBCOMMAND [options], the common options on every

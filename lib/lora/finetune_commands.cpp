@@ -28,6 +28,7 @@
 #include "core/signals.hpp"
 #include "core/timer.hpp"
 #include "core/training_loop.hpp"
+#include "lora/adapter_kind.hpp"
 #include "lora/finetune_config.hpp"
 #include "nn/bert.hpp"
 #include "nn/classification_data.hpp"
@@ -55,8 +56,8 @@ struct Setup {
 };
 
 // --seed and --threads are applied by the runtime (core::load_config, core::run_program).
-Setup setup(const core::CommonOptions& opts) {
-  Setup s{read_finetune_config(core::load_config(opts)), tensor::parse_device(opts.device), fs::path(opts.out)};
+Setup setup(const core::CommonOptions& opts, const AdapterKind& kind) {
+  Setup s{read_finetune_config(core::load_config(opts), kind), tensor::parse_device(opts.device), fs::path(opts.out)};
   at::manual_seed(s.cfg.seed);
   return s;
 }
@@ -64,18 +65,6 @@ Setup setup(const core::CommonOptions& opts) {
 std::string model_type(const FinetuneConfig& c) { return nn::model_type(c.model.path); }
 
 nn::TextTokenizer load_tokenizer(const FinetuneConfig& c) { return nn::load_text_tokenizer(c.model.path, c.model.lower_case); }
-
-// The adapters' A and B moved to `dev` as trainable leaves, named "<module>/A|B".
-nn::NamedTensors trainable_adapters(LoraSet& set, const c10::Device& dev) {
-  nn::NamedTensors out;
-  for (auto& [name, ad] : set.adapters) {
-    ad->A = ad->A.detach().to(dev).set_requires_grad(true);
-    ad->B = ad->B.detach().to(dev).set_requires_grad(true);
-    out.emplace_back(name + "/A", ad->A);
-    out.emplace_back(name + "/B", ad->B);
-  }
-  return out;
-}
 
 // The classifier's trainable head: its parameters by name, with requires_grad.
 std::vector<std::pair<std::string, at::Tensor>> head_params(nn::BertClassifier& model) {
@@ -98,22 +87,22 @@ void check_length(int64_t max_pos, const FinetuneConfig& c, const char* key, int
 }
 
 // The adapter named by the config (adapter.h5 or a PEFT folder), default OUT/adapter.h5.
-AdapterState load_adapter(const Setup& s) {
-  fs::path p = s.cfg.adapter.empty() ? s.out / "adapter.h5" : fs::path(s.cfg.adapter);
-  if (fs::is_directory(p)) return import_peft(p);
-  return load_adapter_h5(p);
+std::unique_ptr<SavedAdapter> load_adapter(const Setup& s, const AdapterKind& kind) {
+  return kind.load(s.cfg.adapter.empty() ? s.out / "adapter.h5" : fs::path(s.cfg.adapter));
 }
 
 struct Loaded {
   std::unique_ptr<nn::TransformerModel> model;
-  LoraSet set;
-  AdapterState state;
+  std::unique_ptr<AttachedAdapters> set;
+  std::unique_ptr<SavedAdapter> saved;
   int64_t max_positions = 0;
   int64_t vocab = 0;
+  [[nodiscard]] const std::vector<std::string>& labels() const { return saved->common().labels; }
 };
 
-Loaded load_model_with_adapter(const Setup& s) {
-  AdapterState st = load_adapter(s);
+Loaded load_model_with_adapter(const Setup& s, const AdapterKind& kind) {
+  std::unique_ptr<SavedAdapter> saved = load_adapter(s, kind);
+  const AdapterState& st = saved->common();
   Loaded L;
   const std::string type = model_type(s.cfg);
   const std::string want = type == "llama" ? "CAUSAL_LM" : "SEQ_CLS";
@@ -134,9 +123,9 @@ Loaded load_model_with_adapter(const Setup& s) {
     L.vocab = m.config().vocab_size;
     L.model = std::make_unique<nn::BertClassifier>(std::move(m));
   }
-  L.set = attach_state(*L.model, st, s.cfg.adapter.empty() ? (s.out / "adapter.h5").string() : s.cfg.adapter);
+  L.set = saved->attach(*L.model, s.cfg.adapter.empty() ? (s.out / "adapter.h5").string() : s.cfg.adapter);
   L.model->to(s.device);
-  L.state = std::move(st);
+  L.saved = std::move(saved);
   return L;
 }
 
@@ -150,7 +139,7 @@ namespace {
 json resume_key(const FinetuneConfig& c) {
   const json& r = c.resolved;
   json k = {{"seed", c.seed}};
-  for (const char* part : {"model", "lora", "dropout", "train"}) {
+  for (const char* part : {"model", "lora", "prolora", "dropout", "train"}) {
     if (r.contains(part)) k[part] = r[part];
   }
   if (k.contains("train") && k["train"].is_object()) {
@@ -165,6 +154,26 @@ json resume_key(const FinetuneConfig& c) {
   return k;
 }
 
+// An AttachedAdapters::report() in the metrics file: the JSON as the root attribute
+// adapter_report, and the per-module parameter counts as /adapter/{modules,parameters,
+// lora_parameters} (readable without parsing JSON).
+void write_adapter_report(core::H5Writer& w, const json& report) {
+  w.set_attr("/", "adapter_report", report.dump());
+  if (!report.contains("modules")) return;
+  std::vector<std::string> names;
+  std::vector<int64_t> params, lora_params;
+  for (const auto& m : report["modules"]) {
+    names.push_back(m["module"].get<std::string>());
+    params.push_back(m["parameters"].get<int64_t>());
+    lora_params.push_back(m["lora_parameters"].get<int64_t>());
+  }
+  w.write_strings("/adapter/modules", names);
+  w.write("/adapter/parameters", std::span<const int64_t>(params));
+  w.write("/adapter/lora_parameters", std::span<const int64_t>(lora_params));
+  w.set_attr("/", "adapter_parameters", report["parameters"].get<int64_t>());
+  w.set_attr("/", "lora_parameters", report["lora_parameters"].get<int64_t>());
+}
+
 // The training-set numbers at the end (eval mode), for the train-validation gap.
 struct TrainSetNumbers {
   double loss = 0, accuracy = 0;
@@ -174,11 +183,11 @@ struct TrainSetNumbers {
 // empty) as parameter groups of nn::Trainer, driven by core::run_training_loop with
 // best-by-validation selection, early stopping, checkpoints and --resume; then the
 // artifacts (the best adapter, metrics.h5) and the summary table.
-int run_training(const core::CommonOptions& opts, const Setup& s, nn::TransformerModel& model, LoraSet& set,
+int run_training(const core::CommonOptions& opts, const Setup& s, nn::TransformerModel& model, AttachedAdapters& set,
                  const nn::NamedTensors& head, nn::SupervisedTask task, bool lm, const std::vector<std::string>& labels,
                  uint64_t data_hash, const std::function<TrainSetNumbers()>& eval_train) {
   const auto& c = s.cfg;
-  nn::ParamGroup lora_group{"lora", trainable_adapters(set, s.device), c.train.lr, c.train.weight_decay};
+  nn::ParamGroup lora_group{"lora", set.trainable(s.device), c.train.lr, c.train.weight_decay};
   nn::ParamGroup head_group{"head", head, c.train.head_lr > 0 ? c.train.head_lr : c.train.lr, c.train.weight_decay};
   const int64_t N = task.examples;
   const int64_t per_step = c.train.batch_size * c.train.grad_accum;
@@ -208,13 +217,12 @@ int run_training(const core::CommonOptions& opts, const Setup& s, nn::Transforme
 
   const fs::path adapter_path = s.out / "adapter.h5";
   json resolved = c.resolved;  // the artifacts record the targets used (a model type's default when not given)
-  resolved["lora"]["targets"] = set.cfg.targets;
+  resolved["lora"]["targets"] = set.targets();
   const core::ArtifactInfo info = core::artifact_info(opts, resolved);
 
   core::log_info(std::to_string(N) + " examples" +
                  (lm ? std::string(" (causal LM)") : ", " + std::to_string(labels.size()) + " labels") + ", " +
-                 std::to_string(set.adapters.size()) + " LoRA modules (r=" + std::to_string(c.lora.r) +
-                 ", s=" + fixed(c.lora.scale(), 3) + "), " + std::to_string(trainer.trainable_parameters()) +
+                 set.describe() + ", " + std::to_string(trainer.trainable_parameters()) +
                  " trainable parameters, dropout preset " + c.dropout.preset + " (" +
                  std::to_string(c.dropout.sites.sites.size()) + " sites, consistency " +
                  to_string(c.dropout.consistency) + "), " + std::to_string(total) + " steps of " +
@@ -243,14 +251,15 @@ int run_training(const core::CommonOptions& opts, const Setup& s, nn::Transforme
   const double secs = timer.seconds();
   const double tps = trainer.tokens_per_second();
   trainer.restore_best();  // the adapter to keep: the parameters at the best evaluation
-  AdapterState best = state_of(model, set, labels, c.model.path);
+  const std::unique_ptr<SavedAdapter> best = set.snapshot(model, labels, c.model.path);
+  const json report = set.report();
 
   // the artifacts only now that training is over, and as one set (core::ArtifactSet): a
   // run that fails or is stopped earlier leaves no adapter.h5 or metrics.h5 (and an old
   // good pair intact), and a new adapter.h5 never sits beside an old metrics.h5
   stop_at_end();
   core::ArtifactSet artifacts(s.out);
-  save_adapter_h5(artifacts.stage("adapter.h5"), best, info);
+  best->save_h5(artifacts.stage("adapter.h5"), info);
   const core::Series& ev = res.evals;
   const bool has_eval = ev.rows() > 0;
   const std::vector<double> none;
@@ -285,6 +294,7 @@ int run_training(const core::CommonOptions& opts, const Setup& s, nn::Transforme
     w.set_attr("/", "seconds", secs);
     w.set_attr("/", "tokens_per_second", tps);
     w.set_attr("/", "resumed_at_step", policy.resume ? res.first_step : int64_t{-1});
+    if (!report.is_null()) write_adapter_report(w, report);
     w.commit();
   }
   artifacts.commit();
@@ -306,6 +316,7 @@ int run_training(const core::CommonOptions& opts, const Setup& s, nn::Transforme
                   {"tokens_per_second", tps},
                   {"adapter", adapter_path.string()},
                   {"metrics", (s.out / "metrics.h5").string()}};
+  if (!report.is_null()) summary["adapter_report"] = report;
   if (lm) {
     summary["best_perplexity"] = best_loss >= 0 ? std::exp(best_loss) : -1.0;
     summary["final_perplexity"] = final_val_loss >= 0 ? std::exp(final_val_loss) : -1.0;
@@ -336,7 +347,7 @@ int run_training(const core::CommonOptions& opts, const Setup& s, nn::Transforme
   return 0;
 }
 
-int train_classifier(const core::CommonOptions& opts, const Setup& s) {
+int train_classifier(const core::CommonOptions& opts, const Setup& s, const AdapterKind& kind) {
   const auto& c = s.cfg;
   // inputs first: a bad file fails before any model work and before any artifact
   auto train_rows = nn::read_labeled_jsonl(c.data.train);
@@ -350,7 +361,7 @@ int train_classifier(const core::CommonOptions& opts, const Setup& s) {
 
   auto model = nn::BertClassifier::load(c.model.path, static_cast<int64_t>(labels.size()), c.seed);
   check_length(model.config().max_length(), c, "model.max_length", c.model.max_length);
-  LoraSet set = attach_lora(model, c.lora, c.seed + 17);
+  const std::unique_ptr<AttachedAdapters> set = kind.attach_fresh(model, c, c.lora, c.seed + 17);
   model.to(s.device);
   const auto head = head_params(model);
   core::Fingerprint fp;
@@ -374,13 +385,13 @@ int train_classifier(const core::CommonOptions& opts, const Setup& s) {
       return core::EvalReport{r.accuracy, {{"loss", r.loss}, {"accuracy", r.accuracy}}};
     };
   }
-  return run_training(opts, s, model, set, head, std::move(task), false, labels, fp.h, [&] {
+  return run_training(opts, s, model, *set, head, std::move(task), false, labels, fp.h, [&] {
     const nn::ClassEval r = numbers(train);
     return TrainSetNumbers{r.loss, r.accuracy};
   });
 }
 
-int train_causal_lm(const core::CommonOptions& opts, const Setup& s) {
+int train_causal_lm(const core::CommonOptions& opts, const Setup& s, const AdapterKind& kind) {
   const auto& c = s.cfg;
   auto train_rows = nn::read_lm_jsonl(c.data.train);
   std::vector<nn::LmExample> valid_rows;
@@ -398,7 +409,7 @@ int train_causal_lm(const core::CommonOptions& opts, const Setup& s) {
   }
   LoraConfig lc = c.lora;
   if (!c.lora_targets_given) lc.targets = {"q_proj", "v_proj"};  // PEFT's default for LLaMA
-  LoraSet set = attach_lora(model, lc, c.seed + 17);
+  const std::unique_ptr<AttachedAdapters> set = kind.attach_fresh(model, c, lc, c.seed + 17);
   model.to(s.device);
   core::Fingerprint fp;
   for (size_t i = 0; i < train.ids.size(); ++i) {
@@ -419,7 +430,7 @@ int train_causal_lm(const core::CommonOptions& opts, const Setup& s) {
       return core::EvalReport{-e.loss, {{"loss", e.loss}, {"accuracy", e.token_accuracy}}};
     };
   }
-  return run_training(opts, s, model, set, {}, std::move(task), true, {}, fp.h, [&] {
+  return run_training(opts, s, model, *set, {}, std::move(task), true, {}, fp.h, [&] {
     const nn::LmEval e = numbers(train);
     return TrainSetNumbers{e.loss, e.token_accuracy};
   });
@@ -427,13 +438,13 @@ int train_causal_lm(const core::CommonOptions& opts, const Setup& s) {
 
 }  // namespace
 
-int finetune_train(const core::CommonOptions& opts) {
-  Setup s = setup(opts);
-  return model_type(s.cfg) == "llama" ? train_causal_lm(opts, s) : train_classifier(opts, s);
+int run_train(const core::CommonOptions& opts, const AdapterKind& kind) {
+  Setup s = setup(opts, kind);
+  return model_type(s.cfg) == "llama" ? train_causal_lm(opts, s, kind) : train_classifier(opts, s, kind);
 }
 
-int finetune_eval(const core::CommonOptions& opts) {
-  Setup s = setup(opts);
+int run_eval(const core::CommonOptions& opts, const AdapterKind& kind) {
+  Setup s = setup(opts, kind);
   const auto& c = s.cfg;
   const std::string path = c.data.test.empty() ? c.data.valid : c.data.test;
   const bool lm = model_type(c) == "llama";
@@ -441,7 +452,7 @@ int finetune_eval(const core::CommonOptions& opts) {
   std::vector<std::vector<std::string>> table;
   if (lm) {
     auto rows = nn::read_lm_jsonl(path);
-    Loaded L = load_model_with_adapter(s);
+    Loaded L = load_model_with_adapter(s, kind);
     check_length(L.max_positions, c, "model.max_length", c.model.max_length);
     const auto tok = nn::load_spm(c.model.path, L.vocab);
     const int64_t pad = tok && tok->pad_id() >= 0 ? tok->pad_id() : 0;
@@ -454,10 +465,10 @@ int finetune_eval(const core::CommonOptions& opts) {
               fixed(e.token_accuracy, 4)}};
   } else {
     auto rows = nn::read_labeled_jsonl(path);
-    Loaded L = load_model_with_adapter(s);
+    Loaded L = load_model_with_adapter(s, kind);
     auto tok = load_tokenizer(c);
     check_length(L.max_positions, c, "model.max_length", c.model.max_length);
-    nn::EncodedTexts data = nn::encode_texts(rows, tok, L.state.labels, c.model.max_length, path, true);
+    nn::EncodedTexts data = nn::encode_texts(rows, tok, L.labels(), c.model.max_length, path, true);
     nn::ClassEval r = nn::evaluate_classifier(*L.model, data, c.train.eval_batch_size, tok.pad, s.device);
     summary = {{"data", path}, {"examples", r.n}, {"accuracy", r.accuracy}, {"loss", r.loss}};
     table = {{"data", "examples", "accuracy", "loss"}, {path, std::to_string(r.n), fixed(r.accuracy, 4), fixed(r.loss, 4)}};
@@ -470,10 +481,10 @@ int finetune_eval(const core::CommonOptions& opts) {
 namespace {
 
 // predict with a causal LM: the greedy continuation of every prompt.
-int predict_causal_lm(const core::CommonOptions& opts, const Setup& s, const std::string& path) {
+int predict_causal_lm(const core::CommonOptions& opts, const Setup& s, const AdapterKind& kind, const std::string& path) {
   const auto& c = s.cfg;
   auto rows = nn::read_lm_jsonl(path, true);
-  Loaded L = load_model_with_adapter(s);
+  Loaded L = load_model_with_adapter(s, kind);
   check_length(L.max_positions, c, "model.max_length", c.model.max_length);
   const auto tok = nn::load_spm(c.model.path, L.vocab);
   nn::LmSequences data = nn::encode_lm(rows, tok ? &*tok : nullptr, L.vocab, c.model.max_length, path, true);
@@ -506,22 +517,22 @@ int predict_causal_lm(const core::CommonOptions& opts, const Setup& s, const std
 
 }  // namespace
 
-int finetune_predict(const core::CommonOptions& opts) {
-  Setup s = setup(opts);
+int run_predict(const core::CommonOptions& opts, const AdapterKind& kind) {
+  Setup s = setup(opts, kind);
   const auto& c = s.cfg;
   const std::string path = !c.data.predict.empty() ? c.data.predict : c.data.test;
-  if (model_type(c) == "llama") return predict_causal_lm(opts, s, path);
+  if (model_type(c) == "llama") return predict_causal_lm(opts, s, kind, path);
   auto rows = nn::read_labeled_jsonl(path, false);
-  Loaded L = load_model_with_adapter(s);
+  Loaded L = load_model_with_adapter(s, kind);
   auto tok = load_tokenizer(c);
   check_length(L.max_positions, c, "model.max_length", c.model.max_length);
-  nn::EncodedTexts data = nn::encode_texts(rows, tok, L.state.labels, c.model.max_length, path, false);
+  nn::EncodedTexts data = nn::encode_texts(rows, tok, L.labels(), c.model.max_length, path, false);
   nn::ClassEval r = nn::evaluate_classifier(*L.model, data, c.train.eval_batch_size, tok.pad, s.device, false);
   std::string lines;
   std::map<std::string, int64_t> counts;
   at::Tensor arg = r.probs.argmax(-1);
   for (int64_t i = 0; i < r.n; ++i) {
-    const std::string& label = L.state.labels[static_cast<size_t>(arg[i].item<int64_t>())];
+    const std::string& label = L.labels()[static_cast<size_t>(arg[i].item<int64_t>())];
     ++counts[label];
     std::vector<double> p(static_cast<size_t>(r.probs.size(1)));
     for (int64_t k = 0; k < r.probs.size(1); ++k) p[static_cast<size_t>(k)] = r.probs[i][k].item<double>();
@@ -536,16 +547,16 @@ int finetune_predict(const core::CommonOptions& opts) {
   return 0;
 }
 
-int finetune_merge(const core::CommonOptions& opts) {
-  Setup s = setup(opts);
-  Loaded L = load_model_with_adapter(s);
+int run_merge(const core::CommonOptions& opts, const AdapterKind& kind) {
+  Setup s = setup(opts, kind);
+  Loaded L = load_model_with_adapter(s, kind);
   // check on a few random rows that the merged model computes what the adapter did
   const int64_t V = L.vocab;
   at::Tensor ids = at::randint(std::min<int64_t>(1000, V / 2), V, {4, 16}, at::kLong).to(s.device);
   at::Tensor mask = at::ones({4, 16}, at::kLong).to(s.device);
   c10::NoGradGuard ng;
   at::Tensor before = L.model->forward(ids, mask);
-  merge(*L.model, L.set);
+  L.set->merge(*L.model);
   L.model->clear_adapters();
   at::Tensor after = L.model->forward(ids, mask);
   const double diff = (before - after).abs().max().item<double>();
@@ -559,28 +570,30 @@ int finetune_merge(const core::CommonOptions& opts) {
       const fs::path src = fs::path(s.cfg.model.path) / name;
       if (fs::exists(src)) core::write_file_atomic(tmp / name, core::read_file(src));
     }
-    if (!L.state.labels.empty()) core::write_file_atomic(tmp / "labels.json", json(L.state.labels).dump() + "\n");
+    if (!L.labels().empty()) core::write_file_atomic(tmp / "labels.json", json(L.labels()).dump() + "\n");
     core::throw_if_stop_requested();
   });
-  core::emit_result(opts, json{{"merged", dir.string()}, {"modules", L.set.adapters.size()}, {"max_logit_difference", diff}},
-       "merged " + std::to_string(L.set.adapters.size()) + " LoRA modules; max |logit difference| " + fixed(diff, 7) +
+  core::emit_result(opts, json{{"merged", dir.string()}, {"modules", L.set->modules()}, {"max_logit_difference", diff}},
+       "merged " + std::to_string(L.set->modules()) + " " + L.set->noun() + " modules; max |logit difference| " + fixed(diff, 7) +
            "\nwrote " + dir.string() + "\n");
   return 0;
 }
 
-int finetune_export(const core::CommonOptions& opts) {
-  Setup s = setup(opts);
-  AdapterState st = load_adapter(s);
+int run_export(const core::CommonOptions& opts, const AdapterKind& kind) {
+  Setup s = setup(opts, kind);
+  const std::unique_ptr<SavedAdapter> saved = load_adapter(s, kind);
+  const AdapterState st = saved->as_lora();  // PEFT holds the materialised LoRA form
   const fs::path dir = s.out / "peft";
   core::replace_folder_atomic(dir, [&](const fs::path& tmp) { export_peft(tmp, st); });
+  const std::string noun = saved->noun() == "LoRA" ? "LoRA" : saved->noun() + " (materialised as LoRA)";
   core::emit_result(opts, json{{"peft", dir.string()}, {"modules", st.ab.size()}, {"r", st.cfg.r}},
-       "exported " + std::to_string(st.ab.size()) + " LoRA modules (r=" + std::to_string(st.cfg.r) + ") to " +
+       "exported " + std::to_string(st.ab.size()) + " " + noun + " modules (r=" + std::to_string(st.cfg.r) + ") to " +
            dir.string() + "\n");
   return 0;
 }
 
-int finetune_convert(const core::CommonOptions& opts) {
-  Setup s = setup(opts);
+int run_convert(const core::CommonOptions& opts, const AdapterKind& kind) {
+  Setup s = setup(opts, kind);
   const auto& c = s.cfg;
   if (c.convert.input.empty()) {
     throw core::ConfigError("key 'convert.input': expected the path of a llama2.c .bin checkpoint, found \"\"");
@@ -634,8 +647,8 @@ int finetune_convert(const core::CommonOptions& opts) {
   return 0;
 }
 
-int finetune_bench(const core::CommonOptions& opts) {
-  Setup s = setup(opts);
+int run_bench(const core::CommonOptions& opts, const AdapterKind& kind) {
+  Setup s = setup(opts, kind);
   const auto& c = s.cfg;
   if (model_type(c) == "llama") {
     throw core::ConfigError("key 'model.path': bench times BERT/RoBERTa sequence classifiers; " + c.model.path +
@@ -670,11 +683,11 @@ int finetune_bench(const core::CommonOptions& opts) {
 
   auto model = nn::BertClassifier::load(c.model.path, static_cast<int64_t>(labels.size()), c.seed);
   check_length(model.config().max_length(), c, "bench.length", L);
-  LoraSet set = attach_lora(model, c.lora, c.seed + 17);
+  const std::unique_ptr<AttachedAdapters> set = kind.attach_fresh(model, c, c.lora, c.seed + 17);
   model.to(s.device);
   std::vector<at::Tensor> params;
   for (const auto& [name, p] : head_params(model)) params.push_back(p);
-  for (const auto& [name, p] : trainable_adapters(set, s.device)) params.push_back(p);
+  for (const auto& [name, p] : set->trainable(s.device)) params.push_back(p);
   int64_t n_trainable = 0;
   for (const auto& p : params) n_trainable += p.numel();
   nn::AdamW opt(params, {0.9, 0.999, 1e-8, c.train.weight_decay});
@@ -699,7 +712,7 @@ int finetune_bench(const core::CommonOptions& opts) {
   const double median = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
   const double mean = std::accumulate(secs.begin(), secs.end(), 0.0) / static_cast<double>(secs.size());
   const double tokens = static_cast<double>(B * L);
-  json summary = {{"impl", "lora-finetune"},
+  json summary = {{"impl", kind.program()},
                   {"preset", c.dropout.preset},
                   {"threads", tensor::threads()},
                   {"batch", B},
@@ -718,10 +731,20 @@ int finetune_bench(const core::CommonOptions& opts) {
                   {"final_loss", last_loss},
                   {"max_rss_mib_after_load", rss_loaded},
                   {"max_rss_mib", core::peak_rss_mib()}};
+  if (const json report = set->report(); !report.is_null()) summary["adapter_report"] = report;
   // JSON always: the bench scripts parse it
   std::cout << summary.dump() << "\n";
   std::cout.flush();
   return 0;
 }
+
+// lora-finetune's subcommands: the shared flow with LoRA adapters.
+int finetune_train(const core::CommonOptions& opts) { return run_train(opts, lora_kind()); }
+int finetune_eval(const core::CommonOptions& opts) { return run_eval(opts, lora_kind()); }
+int finetune_predict(const core::CommonOptions& opts) { return run_predict(opts, lora_kind()); }
+int finetune_merge(const core::CommonOptions& opts) { return run_merge(opts, lora_kind()); }
+int finetune_export(const core::CommonOptions& opts) { return run_export(opts, lora_kind()); }
+int finetune_convert(const core::CommonOptions& opts) { return run_convert(opts, lora_kind()); }
+int finetune_bench(const core::CommonOptions& opts) { return run_bench(opts, lora_kind()); }
 
 }  // namespace mlsys::lora

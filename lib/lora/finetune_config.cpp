@@ -1,6 +1,8 @@
 // Reading the lora-finetune config (see finetune_config.hpp).
 #include "lora/finetune_config.hpp"
 
+#include "lora/adapter_kind.hpp"
+
 #include <algorithm>
 #include <string>
 
@@ -21,7 +23,9 @@ int64_t total_train_steps(const FinetuneConfig& c, int64_t examples) {
   return total;
 }
 
-FinetuneConfig read_finetune_config(const core::ConfigDoc& doc) {
+FinetuneConfig read_finetune_config(const core::ConfigDoc& doc) { return read_finetune_config(doc, lora_kind()); }
+
+FinetuneConfig read_finetune_config(const core::ConfigDoc& doc, const AdapterKind& kind) {
   FinetuneConfig c;
   core::ConfigNode root(doc);
   root.get("seed", c.seed);
@@ -111,6 +115,7 @@ FinetuneConfig read_finetune_config(const core::ConfigDoc& doc) {
   b.get("length", c.bench.length, core::in_range<int64_t>(3, 512));
 
   root.get("adapter", c.adapter);
+  kind.read_config(root, c);
   root.finish();
   c.resolved = root.resolved();
   return c;

@@ -11,9 +11,12 @@
 
 #include "core/config.hpp"
 #include "lora/lora.hpp"
+#include "lora/prolora.hpp"
 #include "lora/unified_dropout.hpp"
 
 namespace mlsys::lora {
+
+class AdapterKind;
 
 struct FinetuneConfig {
   uint64_t seed = 0;
@@ -34,6 +37,14 @@ struct FinetuneConfig {
   } data;
   LoraConfig lora;
   bool lora_targets_given = false;  // else the model type's PEFT default (LLaMA: q_proj, v_proj)
+  ProloraConfig prolora;            // prolora-finetune only (its section "prolora")
+  struct Plan {                     // prolora-finetune plan only (its section "plan")
+    int64_t budget = 0;             // trainable adapter parameters (0 = LoRA's at lora.r on the targets)
+    std::vector<int64_t> ranks = {1, 2, 4, 8, 16, 32, 64, 128};
+    std::vector<int64_t> rates = {1, 2, 4, 8, 16};  // sharing rates tried for m and n
+    int64_t min_u = 0;              // unshared ranks at least this (1: PRoLoRA proper, no RoLoRA rows)
+    int64_t top = 10;               // rows printed
+  } plan;
   UnifiedDropout dropout = dropout_preset("hiddenkey");
   struct Train {
     double lr = 1e-3;
@@ -74,8 +85,10 @@ inline constexpr int64_t kMaxSteps = 1'000'000'000;
 inline constexpr int64_t kMaxEpochs = 1'000'000;
 
 // Reads every field (defaults for absent keys), rejects unknown keys (--seed arrives as
-// the override seed=N, see core::load_config).
+// the override seed=N, see core::load_config). `kind` reads its own sections (PRoLoRA:
+// prolora, plan); the first form is lora-finetune's (LoRA: none).
 [[nodiscard]] FinetuneConfig read_finetune_config(const core::ConfigDoc& doc);
+[[nodiscard]] FinetuneConfig read_finetune_config(const core::ConfigDoc& doc, const AdapterKind& kind);
 
 // The optimiser steps of a training run over `examples` examples: train.max_steps, or
 // (when it is 0) train.epochs x steps per epoch. core::ConfigError naming both keys when

@@ -220,11 +220,6 @@ LoraSet attach_state(nn::TransformerModel& model, const AdapterState& state, con
 
 // ------------------------------------------------------------------ adapter files
 
-namespace {
-
-// What both readers check once an adapter is read from `file`: every tensor floating point
-// and finite (a NaN would only surface much later, as "loss": null), A [r, d_in] and
-// B [d_out, r] with the configured r, a head weight [C, H] with its bias [C].
 void check_adapter_tensors(const AdapterState& s, const std::string& file) {
   auto check = [&](const std::string& what, const at::Tensor& t, int64_t dims) {
     if (!t.defined()) throw core::InputError(file + ": " + what + ": missing");
@@ -262,8 +257,6 @@ void check_adapter_tensors(const AdapterState& s, const std::string& file) {
   for (const auto& [name, t] : s.head_extra) check(name, t, name.ends_with(".bias") ? 1 : 2);
 }
 
-}  // namespace
-
 // ------------------------------------------------------------------ HDF5
 
 void save_adapter_h5(const fs::path& path, const AdapterState& s, const core::ArtifactInfo& info) {
@@ -272,6 +265,11 @@ void save_adapter_h5(const fs::path& path, const AdapterState& s, const core::Ar
     tensor::write_tensor(w, "/lora/" + name + "/A", ab.first);
     tensor::write_tensor(w, "/lora/" + name + "/B", ab.second);
   }
+  write_adapter_common(w, s);
+  w.commit();
+}
+
+void write_adapter_common(core::H5Writer& w, const AdapterState& s) {
   if (s.head_weight.defined()) {
     tensor::write_tensor(w, "/head/weight", s.head_weight);
     tensor::write_tensor(w, "/head/bias", s.head_bias);
@@ -286,7 +284,6 @@ void save_adapter_h5(const fs::path& path, const AdapterState& s, const core::Ar
   w.set_attr("/", "lora_dropout", s.cfg.input_dropout);
   w.set_attr("/", "base_model", s.base_model);
   w.write_strings("/task_type", {s.task_type});
-  w.commit();
 }
 
 AdapterState load_adapter_h5(const fs::path& path) {
@@ -294,6 +291,30 @@ AdapterState load_adapter_h5(const fs::path& path) {
   core::H5Reader r(path);
   AdapterState s;
   if (!r.has("/lora")) throw core::InputError(path.string() + ": not a lora-finetune adapter (expected a /lora group)");
+  read_adapter_common(r, s, path.string());
+  // module paths are nested groups: walk /lora down to the groups that hold A and B
+  std::vector<std::string> stack = {"/lora"};
+  while (!stack.empty()) {
+    std::string g = stack.back();
+    stack.pop_back();
+    for (const auto& m : r.list(g)) {
+      const std::string p = g + "/" + m;
+      if (m == "A" || m == "B") continue;
+      if (r.has(p + "/A") && r.has(p + "/B")) {
+        s.ab[p.substr(6)] = {tensor::read_tensor(r, p + "/A"), tensor::read_tensor(r, p + "/B")};
+      } else {
+        stack.push_back(p);
+      }
+    }
+  }
+  read_adapter_head(r, s, path.string());
+  s.targets_source = path.string() + ": /targets";
+  check_adapter_tensors(s, path.string());
+  return s;
+}
+
+void read_adapter_common(const core::H5Reader& r, AdapterState& s, const std::string& file) {
+  const fs::path path = file;
   if (r.has("/task_type")) {
     auto tt = r.read_strings("/task_type");
     if (tt.size() != 1 || (tt[0] != "SEQ_CLS" && tt[0] != "CAUSAL_LM")) {
@@ -311,21 +332,10 @@ AdapterState load_adapter_h5(const fs::path& path) {
   s.base_model = r.attr_string("/", "base_model");
   s.cfg.targets = r.read_strings("/targets");
   s.labels = r.read_strings("/labels");
-  // module paths are nested groups: walk /lora down to the groups that hold A and B
-  std::vector<std::string> stack = {"/lora"};
-  while (!stack.empty()) {
-    std::string g = stack.back();
-    stack.pop_back();
-    for (const auto& m : r.list(g)) {
-      const std::string p = g + "/" + m;
-      if (m == "A" || m == "B") continue;
-      if (r.has(p + "/A") && r.has(p + "/B")) {
-        s.ab[p.substr(6)] = {tensor::read_tensor(r, p + "/A"), tensor::read_tensor(r, p + "/B")};
-      } else {
-        stack.push_back(p);
-      }
-    }
-  }
+}
+
+void read_adapter_head(const core::H5Reader& r, AdapterState& s, const std::string& file) {
+  const fs::path path = file;
   if (r.has("/head/weight")) {
     s.head_weight = tensor::read_tensor(r, "/head/weight");
     s.head_bias = tensor::read_tensor(r, "/head/bias");
@@ -338,9 +348,6 @@ AdapterState load_adapter_h5(const fs::path& path) {
       for (const auto& name : r.list("/head/extra")) s.head_extra[name] = tensor::read_tensor(r, "/head/extra/" + name);
     }
   }
-  s.targets_source = path.string() + ": /targets";
-  check_adapter_tensors(s, path.string());
-  return s;
 }
 
 // ------------------------------------------------------------------ PEFT

@@ -101,6 +101,17 @@ void save_adapter_h5(const std::filesystem::path& path, const AdapterState& stat
 // [C]), not floating point, or not finite.
 [[nodiscard]] AdapterState load_adapter_h5(const std::filesystem::path& path);
 
+// The parts of an adapter file that every kind of adapter shares, on an open file: the head
+// (as above), /labels, /targets, /task_type and the root attributes r, alpha, rslora,
+// lora_dropout, base_model. read_adapter_common reads all but the head (core::InputError
+// naming `file`), read_adapter_head the head; check_adapter_tensors is the check both
+// readers make (every tensor floating point and finite, A [r, d_in] and B [d_out, r] with
+// the configured r, a head weight [C, H] with its bias [C]).
+void write_adapter_common(core::H5Writer& w, const AdapterState& state);
+void read_adapter_common(const core::H5Reader& r, AdapterState& state, const std::string& file);
+void read_adapter_head(const core::H5Reader& r, AdapterState& state, const std::string& file);
+void check_adapter_tensors(const AdapterState& state, const std::string& file);
+
 // PEFT: DIR/adapter_config.json + DIR/adapter_model.safetensors with keys
 // base_model.model.<module>.lora_{A,B}.weight, and for SEQ_CLS the head
 // base_model.model.classifier.{weight,bias} (RoBERTa: classifier.{dense,out_proj}.{weight,bias};
