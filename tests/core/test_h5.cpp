@@ -288,3 +288,35 @@ TEST_CASE("the libhdf5 crash reproducers are refused with InputError", "[h5][sea
   }
   CHECK(n >= 8);
 }
+
+// scripts/h5-seal: how a hand-edited artifact or a file of another tool becomes readable.
+TEST_CASE("scripts/h5-seal seals a foreign HDF5 file and re-seals an edited artifact", "[h5][seal]") {
+  const mlsys::test::TempDir scratch("h5sealscript");
+  const fs::path script = fs::path(MLSYS_SOURCE_ROOT) / "scripts/h5-seal";
+  auto foreign = scratch.path / "foreign.h5";
+  {
+    hid_t f = H5Fcreate(foreign.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    REQUIRE(f >= 0);
+    hsize_t n = 3;
+    hid_t space = H5Screate_simple(1, &n, nullptr);
+    hid_t ds = H5Dcreate2(f, "v", H5T_NATIVE_DOUBLE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    const double v[3] = {1.5, 2.5, 3.5};
+    H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
+    H5Dclose(ds);
+    H5Sclose(space);
+    H5Fclose(f);
+  }
+  CHECK_THROWS_WITH(H5Reader(foreign), Contains("without the mlsys-tools integrity seal"));
+  REQUIRE(std::system((script.string() + " " + foreign.string()).c_str()) == 0);
+  CHECK(H5Reader(foreign).read_f64("/v") == std::vector<double>{1.5, 2.5, 3.5});
+  // An artifact changed after it was written is refused, then readable once re-sealed.
+  auto art = sealed_file(scratch.path, "edited.h5");
+  flip_byte(art, fs::file_size(art) - 1);
+  CHECK_THROWS_WITH(H5Reader(art), Contains("damaged"));
+  REQUIRE(std::system((script.string() + " " + art.string()).c_str()) == 0);
+  CHECK_NOTHROW(H5Reader(art));
+  // Anything else is refused with exit 1.
+  auto junk = scratch.path / "junk.h5";
+  { std::ofstream(junk) << "not hdf5"; }
+  CHECK(std::system((script.string() + " " + junk.string() + " 2>/dev/null").c_str()) != 0);
+}
