@@ -52,7 +52,7 @@ struct FrameworkConfig {
 };
 
 struct SsrmConfig {
-  double weight = 0.0;             // beta; 0 = SSRM off
+  double weight = 1.0;             // beta; 0 = SSRM off
   std::string distance = "mmd";    // "mmd" | "cmd"
   int64_t nodes_per_task = 60;     // stored nodes per task when the framework stores none
   // "recomputed": H_i^old = phi_theta(v; G_i) on task i's kept ego-nets, with the current
