@@ -16,6 +16,7 @@
 #include "gil/distance.hpp"
 #include "gil/frameworks.hpp"
 #include "gil/task_context.hpp"
+#include "graph/attributed_graph.hpp"
 #include "nn/optim.hpp"
 
 namespace mlsys::gil {
@@ -94,30 +95,48 @@ double accuracy(const Backbone& model, const TaskGraph& graph, const graph::Attr
 
 namespace {
 
-// 2-layer models: a node's output depends on its 2-hop neighbourhood, and GCN's
-// normalisation also on the degrees of the 2-hop nodes, so 3 hops reproduce it exactly.
-constexpr int kEgoHops = 3;
+// Hops that determine a 2-layer model's output at a node: its 2-hop neighbourhood, and for
+// GCN also the degrees of the 2-hop nodes (its normalisation), so 3 hops there.
+int ego_hops(const BackboneConfig& c) { return c.name == "gcn" ? 3 : 2; }
 
 // The subgraph around `seeds` (global ids) inside G_t that determines their representations,
-// with the seeds' rows in it.
+// and the seeds' rows in it.
 struct EgoNet {
-  GraphTensors tensors;
-  at::Tensor seed_rows;
-  std::vector<int64_t> nodes;  // global ids
+  graph::AttributedGraph graph;
+  std::vector<int64_t> seed_rows;
 };
 
-EgoNet make_ego_net(const graph::AttributedGraph& g, const TaskGraph& gt, const std::vector<int64_t>& seeds) {
+EgoNet make_ego_net(const graph::AttributedGraph& g, const TaskGraph& gt, const std::vector<int64_t>& seeds, int hops) {
   std::vector<int64_t> local_seeds;
   for (int64_t v : seeds) local_seeds.push_back(gt.local.at(static_cast<size_t>(v)));
-  const std::vector<int64_t> local = graph::k_hop_nodes(gt.sub.graph, local_seeds, kEgoHops);
+  std::vector<int64_t> nodes;
+  for (int64_t l : graph::k_hop_nodes(gt.sub.graph, local_seeds, hops)) nodes.push_back(gt.sub.nodes[static_cast<size_t>(l)]);
   EgoNet e;
-  for (int64_t l : local) e.nodes.push_back(gt.sub.nodes[static_cast<size_t>(l)]);
-  const graph::Subgraph s = graph::induced_subgraph(g, e.nodes);
-  e.tensors = to_tensors(s.graph);
-  std::vector<int64_t> rows;
-  for (int64_t v : seeds) rows.push_back(std::lower_bound(e.nodes.begin(), e.nodes.end(), v) - e.nodes.begin());
-  e.seed_rows = at::tensor(rows, at::TensorOptions().dtype(at::kLong));
+  e.graph = graph::induced_subgraph(g, nodes).graph;
+  for (int64_t v : seeds) e.seed_rows.push_back(std::lower_bound(nodes.begin(), nodes.end(), v) - nodes.begin());
   return e;
+}
+
+// Several ego-nets as one graph (graph::disjoint_union), so that one forward pass gives every
+// old task's representations; rows[i] are the seeds of part i.
+struct EgoNetUnion {
+  GraphTensors tensors;
+  std::vector<at::Tensor> rows;
+};
+
+EgoNetUnion make_union(const std::vector<const EgoNet*>& nets) {
+  EgoNetUnion u;
+  std::vector<const graph::AttributedGraph*> parts;
+  int64_t base = 0;
+  for (const EgoNet* e : nets) {
+    parts.push_back(&e->graph);
+    std::vector<int64_t> r;
+    for (int64_t x : e->seed_rows) r.push_back(base + x);
+    u.rows.push_back(at::tensor(r, at::TensorOptions().dtype(at::kLong)));
+    base += e->graph.num_nodes;
+  }
+  u.tensors = to_tensors(graph::disjoint_union(parts));
+  return u;
 }
 
 at::Tensor distance(const std::string& name, const at::Tensor& a, const at::Tensor& b) {
@@ -131,6 +150,22 @@ struct SsrmMemory {
   EgoNet old_net;
   at::Tensor old_hidden;
 };
+
+// sum_i D(H_i^old, H_i^cur): one forward over the union of the old tasks' ego-nets as they
+// are in G_t, and for the recomputed target one over their ego-nets as they were in G_i.
+// At lambda_x = 0 the two unions are the same graph, so the term is exactly 0.
+at::Tensor ssrm_sum(const Backbone& model, const SsrmConfig& c, const std::vector<SsrmMemory>& memories,
+                    const EgoNetUnion& cur, const EgoNetUnion& old) {
+  at::Tensor s = at::zeros({});
+  if (memories.empty()) return s;
+  const at::Tensor h_cur = model.forward(cur.tensors, false).hidden;
+  const at::Tensor h_old = c.target == "stored" ? at::Tensor() : model.forward(old.tensors, false).hidden;
+  for (size_t i = 0; i < memories.size(); ++i) {
+    const at::Tensor a = c.target == "stored" ? memories[i].old_hidden : h_old.index_select(0, old.rows[i]);
+    s = s + distance(c.distance, a, h_cur.index_select(0, cur.rows[i]));
+  }
+  return s;
+}
 
 void check_config(const IncrementalConfig& c) {
   if (c.ssrm.distance != "mmd" && c.ssrm.distance != "cmd") {
@@ -171,24 +206,21 @@ IncrementalResult run_incremental(const graph::AttributedGraph& g, const graph::
   std::vector<TaskGraph> graphs;
   std::vector<std::vector<at::Tensor>> frozen;  // theta_i, for the shift diagnostics
   std::vector<SsrmMemory> ssrm;
+  const int hops = ego_hops(c.model);
   for (int64_t t = 0; t < T; ++t) {
     graphs.push_back(make_task_graph(g, tasks, t));
     const TaskGraph& gt = graphs.back();
     TaskContext ctx{g, tasks, c, model, gt, t};
-    // The stored nodes' ego-nets as they are in G_t (the H^cur side of SSRM).
+    // The stored nodes' ego-nets as they are in G_t (the H^cur side of SSRM) and as they were.
     std::vector<EgoNet> cur_nets;
-    for (const auto& m : ssrm) cur_nets.push_back(make_ego_net(g, gt, m.nodes));
-    auto ssrm_term = [&]() {
-      at::Tensor s = at::zeros({});
-      for (size_t i = 0; i < ssrm.size(); ++i) {
-        const at::Tensor cur = model.forward(cur_nets[i].tensors, false).hidden.index_select(0, cur_nets[i].seed_rows);
-        const at::Tensor old = c.ssrm.target == "stored"
-                                   ? ssrm[i].old_hidden
-                                   : model.forward(ssrm[i].old_net.tensors, false).hidden.index_select(0, ssrm[i].old_net.seed_rows);
-        s = s + distance(c.ssrm.distance, old, cur);
-      }
-      return s;
-    };
+    for (const auto& m : ssrm) cur_nets.push_back(make_ego_net(g, gt, m.nodes, hops));
+    std::vector<const EgoNet*> cur_parts, old_parts;
+    for (size_t i = 0; i < ssrm.size(); ++i) {
+      cur_parts.push_back(&cur_nets[i]);
+      old_parts.push_back(&ssrm[i].old_net);
+    }
+    const EgoNetUnion cur_union = make_union(cur_parts), old_union = make_union(old_parts);
+    auto ssrm_term = [&]() { return ssrm_sum(model, c.ssrm, ssrm, cur_union, old_union); };
 
     fw->begin_task(ctx);
     nn::AdamW opt(model.parameters(), {.weight_decay = c.train.weight_decay});
@@ -226,10 +258,11 @@ IncrementalResult run_incremental(const graph::AttributedGraph& g, const graph::
       m.nodes = select_replay_nodes(g, tasks.train[static_cast<size_t>(t)], c.ssrm.nodes_per_task, random,
                                     c.seed * 1000003 + 500 + static_cast<uint64_t>(t));
     }
-    m.old_net = make_ego_net(g, gt, m.nodes);
+    m.old_net = make_ego_net(g, gt, m.nodes, hops);
     {
       at::NoGradGuard no_grad;
-      m.old_hidden = model.forward(m.old_net.tensors, false).hidden.index_select(0, m.old_net.seed_rows).detach();
+      const EgoNetUnion own = make_union({&m.old_net});
+      m.old_hidden = model.forward(own.tensors, false).hidden.index_select(0, own.rows[0]).detach();
     }
     ssrm.push_back(std::move(m));
     int64_t stored = 0;

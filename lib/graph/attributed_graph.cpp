@@ -94,6 +94,26 @@ Subgraph induced_subgraph(const AttributedGraph& g, const std::vector<int64_t>& 
   return s;
 }
 
+AttributedGraph disjoint_union(const std::vector<const AttributedGraph*>& parts) {
+  AttributedGraph u;
+  u.indptr.push_back(0);
+  for (const AttributedGraph* p : parts) {
+    if (!u.labels.empty() && p->feature_dim != u.feature_dim) {
+      throw core::RuntimeFailure("disjoint_union: feature dimensions " + std::to_string(u.feature_dim) + " and " +
+                                 std::to_string(p->feature_dim) + " differ");
+    }
+    u.feature_dim = p->feature_dim;
+    const int64_t base = u.num_nodes, edge_base = static_cast<int64_t>(u.indices.size());
+    for (int64_t v = 0; v < p->num_nodes; ++v) u.indptr.push_back(edge_base + p->indptr[static_cast<size_t>(v) + 1]);
+    for (int64_t w : p->indices) u.indices.push_back(base + w);
+    u.features.insert(u.features.end(), p->features.begin(), p->features.end());
+    u.labels.insert(u.labels.end(), p->labels.begin(), p->labels.end());
+    u.num_nodes += p->num_nodes;
+    u.num_classes = std::max(u.num_classes, p->num_classes);
+  }
+  return u;
+}
+
 std::vector<int64_t> k_hop_nodes(const AttributedGraph& g, const std::vector<int64_t>& seeds, int hops) {
   std::vector<uint8_t> seen(static_cast<size_t>(g.num_nodes), 0);
   std::vector<int64_t> frontier;

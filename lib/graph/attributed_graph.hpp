@@ -53,6 +53,11 @@ struct Subgraph {
 // every edge of `g` between two of them, and their features and labels.
 Subgraph induced_subgraph(const AttributedGraph& g, const std::vector<int64_t>& nodes);
 
+// The graphs side by side as one (no edge between them): the nodes of parts[0], then of
+// parts[1], ..., each renumbered by the node count before it. Feature dimensions must agree
+// (RuntimeFailure otherwise); num_classes is the largest.
+AttributedGraph disjoint_union(const std::vector<const AttributedGraph*>& parts);
+
 // The nodes within `hops` edges of any of `seeds` (the seeds included), ascending.
 std::vector<int64_t> k_hop_nodes(const AttributedGraph& g, const std::vector<int64_t>& seeds, int hops);
 

@@ -53,6 +53,14 @@ TEST_CASE("induced_subgraph keeps exactly the edges among the chosen nodes", "[a
   CHECK(k_hop_nodes(g, {0}, 2) == std::vector<int64_t>{0, 1, 2});
   CHECK(k_hop_nodes(g, {4, 0}, 1) == std::vector<int64_t>{0, 1, 3, 4});
   CHECK_THROWS_AS(induced_subgraph(g, {2, 1}), core::RuntimeFailure);
+  // Side by side: the second part's ids shift by the first's node count.
+  const AttributedGraph u = disjoint_union({&s.graph, &g});
+  CHECK(u.num_nodes == 8);
+  CHECK(u.num_edges() == 5);
+  CHECK(u.indptr == std::vector<int64_t>{0, 1, 2, 2, 3, 5, 7, 9, 10});
+  CHECK(u.indices == std::vector<int64_t>{1, 0, 4, 3, 5, 4, 6, 5, 7, 6});
+  CHECK(u.labels == std::vector<int64_t>{0, 1, 2, 0, 0, 1, 1, 2});
+  CHECK(u.features.size() == 16);
 }
 
 TEST_CASE("graph folder: round trip, and bad files named with their line", "[attributed][loader]") {
