@@ -48,15 +48,20 @@ ClassRange class_range(const graph::IncrementalTasks& tasks, const std::string& 
   return {tasks.first_class(node_task), tasks.first_class(node_task) + tasks.classes_per_task};
 }
 
-at::Tensor TaskContext::masked_logits(const at::Tensor& logits, const std::vector<int64_t>& nodes) const {
+at::Tensor masked_logits(const at::Tensor& logits, const TaskGraph& graph, const graph::IncrementalTasks& tasks,
+                         const std::string& setting, const std::vector<int64_t>& nodes, int64_t now) {
   const int64_t classes = logits.size(1);
   std::vector<float> mask(nodes.size() * static_cast<size_t>(classes), -INFINITY);
   for (size_t i = 0; i < nodes.size(); ++i) {
-    const ClassRange r = class_range(tasks, c.train.setting, tasks.task_of_node[static_cast<size_t>(nodes[i])], t);
+    const ClassRange r = class_range(tasks, setting, tasks.task_of_node[static_cast<size_t>(nodes[i])], now);
     for (int64_t y = r.lo; y < r.hi; ++y) mask[i * static_cast<size_t>(classes) + static_cast<size_t>(y)] = 0.f;
   }
   const at::Tensor m = at::from_blob(mask.data(), {static_cast<int64_t>(nodes.size()), classes}, at::kFloat).clone();
   return logits.index_select(0, graph.rows(nodes)) + m;
+}
+
+at::Tensor TaskContext::masked_logits(const at::Tensor& logits, const std::vector<int64_t>& nodes) const {
+  return gil::masked_logits(logits, graph, tasks, c.train.setting, nodes, t);
 }
 
 at::Tensor TaskContext::ce(const at::Tensor& logits, const std::vector<int64_t>& nodes) const {
@@ -83,11 +88,7 @@ double accuracy(const Backbone& model, const TaskGraph& graph, const graph::Attr
   if (nodes.empty()) return 0;
   at::NoGradGuard no_grad;
   const ForwardOut out = model.forward(graph.tensors, false);
-  IncrementalConfig c;
-  c.train.setting = setting;
-  Backbone& m = const_cast<Backbone&>(model);  // TaskContext holds a mutable model; nothing is changed here
-  const TaskContext ctx{g, tasks, c, m, graph, now};
-  const at::Tensor pred = ctx.masked_logits(out.logits, nodes).argmax(1).contiguous();
+  const at::Tensor pred = masked_logits(out.logits, graph, tasks, setting, nodes, now).argmax(1).contiguous();
   std::vector<int64_t> p(pred.data_ptr<int64_t>(), pred.data_ptr<int64_t>() + pred.numel()), y;
   for (int64_t v : nodes) y.push_back(g.labels[static_cast<size_t>(v)]);
   return 100.0 * class_balanced_accuracy(p, y);

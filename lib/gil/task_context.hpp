@@ -48,6 +48,11 @@ struct TaskContext {
   [[nodiscard]] at::Tensor masked_logits(const at::Tensor& logits, const std::vector<int64_t>& nodes) const;
 };
 
+// The rows of `logits` (G's rows) of `nodes` (global ids), the classes outside each node's
+// range at time `now` set to -inf.
+at::Tensor masked_logits(const at::Tensor& logits, const TaskGraph& graph, const graph::IncrementalTasks& tasks,
+                         const std::string& setting, const std::vector<int64_t>& nodes, int64_t now);
+
 // Class-balanced accuracy (percent) of `model` on `nodes` (global ids of tasks <= graph.task),
 // each node scored among its class range at time `now`.
 double accuracy(const Backbone& model, const TaskGraph& graph, const graph::AttributedGraph& g,
