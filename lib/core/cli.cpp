@@ -30,6 +30,7 @@ void add_common_options(CLI::App& app, CommonOptions& opts) {
 ConfigDoc load_config(const CommonOptions& opts, const std::string& default_config) {
   const std::string& file = opts.config.empty() ? default_config : opts.config;
   std::vector<std::string> overrides = opts.sets;
+  overrides.insert(overrides.end(), opts.settings.begin(), opts.settings.end());
   if (opts.seed) overrides.push_back("seed=" + std::to_string(*opts.seed));
   ConfigDoc doc = load_config(file, overrides);
   if (opts.seed) doc.override_of["seed"] = "--seed " + std::to_string(*opts.seed);
@@ -89,10 +90,11 @@ int run_program(const std::string& program, const std::string& description, cons
       sub->add_flag_callback(std::string("--") + f.name, [&opts, name = std::string(f.name)] { opts.flags.insert(name); },
                              f.help);
     }
-    for (const auto& o : s.options) {
+    for (const auto& st : s.settings) {
       sub->add_option_function<std::string>(
-             std::string("--") + o.name,
-             [&opts, key = std::string(o.key)](const std::string& v) { opts.sets.push_back(key + "=" + v); }, o.help)
+             std::string("--") + st.name,
+             [&opts, key = std::string(st.key)](const std::string& v) { opts.settings.push_back(key + "=" + v); },
+             std::string(st.help) + " (the same as --set " + st.key + "=VALUE)")
           ->type_name("VALUE");
     }
     sub->callback([&chosen, &opts, &s] {

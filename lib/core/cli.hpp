@@ -38,12 +38,13 @@ struct SubcommandFlag {
   const char* help;
 };
 
-// A valued option of one subcommand (--NAME VALUE): a spelling of `--set KEY=VALUE`, so the
-// value is checked by the config reader and recorded in the resolved config like any other.
-struct SubcommandOption {
+// A value option of one subcommand that is shorthand for a config override: --NAME VALUE
+// is --set KEY=VALUE (ssrm-incremental's --ssrm-weight 0.1 is --set ssrm.weight=0.1), so
+// the resolved config records it and the config reader checks it like any other value.
+struct SubcommandSetting {
   const char* name;
+  const char* key;
   const char* help;
-  const char* key;  // the config key path it sets ("plan.budget")
 };
 
 // One subcommand of a program: its name, a one-line help, the library function it runs
@@ -56,7 +57,8 @@ struct Subcommand {
   // Whether it writes into --out: then run_program creates and locks the folder for the
   // run (core::OutputDir) before the subcommand starts; else --out is only checked.
   bool writes_out = true;
-  std::vector<SubcommandOption> options = {};
+  // Shorthand options for config keys (applied after every --set, in command-line order).
+  std::vector<SubcommandSetting> settings = {};
 };
 
 // The whole main() of a program: PROGRAM SUBCOMMAND [options], the common options on every

@@ -25,6 +25,7 @@ struct CommonOptions {
   std::string progress = "auto";   // --progress auto|always|never
   bool json = false;               // --json: results as JSON on stdout
   std::set<std::string> flags;     // the subcommand's own boolean flags given ("resume" for --resume)
+  std::vector<std::string> settings;  // the subcommand's shorthand options as key=value (core::SubcommandSetting)
   // Filled by run_program, recorded in every artifact's header.
   std::string program;             // "tgnn-train"
   std::string command;             // the subcommand: "fit"

@@ -10,17 +10,10 @@
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
 #include "core/signals.hpp"
+#include "graph/csv_text.hpp"
 
 namespace mlsys::graph {
 namespace fs = std::filesystem;
-namespace {
-
-using core::InputError;
-
-
-// a x b, or false when it does not fit 64 bits: every size computed from a file's header
-// is checked before it sizes a buffer or is compared with the file's real size.
-bool checked_mul(uint64_t a, uint64_t b, uint64_t& out) { return !__builtin_mul_overflow(a, b, &out); }
 
 std::vector<std::string_view> split_commas(std::string_view line) {
   std::vector<std::string_view> cols;
@@ -41,27 +34,21 @@ std::vector<std::string_view> split_commas(std::string_view line) {
   return cols;
 }
 
-// Iterates the lines of a whole file, numbering from 1; skips empty lines.
-struct Lines {
-  std::string text;
-  size_t pos = 0;
-  size_t number = 0;
-  bool next(std::string_view& line) {
-    while (pos < text.size()) {
-      size_t e = text.find('\n', pos);
-      if (e == std::string::npos) e = text.size();
-      line = std::string_view(text).substr(pos, e - pos);
-      pos = e + 1;
-      ++number;
-      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      if (!line.empty()) return true;
-    }
-    return false;
+bool Lines::next(std::string_view& line) {
+  while (pos < text.size()) {
+    size_t e = text.find('\n', pos);
+    if (e == std::string::npos) e = text.size();
+    line = std::string_view(text).substr(pos, e - pos);
+    pos = e + 1;
+    ++number;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (!line.empty()) return true;
   }
-};
+  return false;
+}
 
-[[noreturn]] void bad(const fs::path& file, size_t line, const std::string& what) {
-  throw InputError(file.string() + ":" + std::to_string(line) + ": " + what);
+void bad_line(const fs::path& file, size_t line, const std::string& what) {
+  throw core::InputError(file.string() + ":" + std::to_string(line) + ": " + what);
 }
 
 bool parse_double(std::string_view s, double& out) {
@@ -78,13 +65,23 @@ int64_t parse_id(const fs::path& file, size_t line, std::string_view column, std
   if (ec != std::errc() || p != s.data() + s.size()) {
     // "3.0" is accepted as 3 (pandas writes float columns that way).
     if (!parse_double(s, v) || v != std::floor(v) || std::fabs(v) > 9e15) {
-      bad(file, line, "column '" + std::string(column) + "': expected a non-negative integer id, found '" + std::string(s) + "'");
+      bad_line(file, line, "column '" + std::string(column) + "': expected a non-negative integer id, found '" + std::string(s) + "'");
     }
     id = static_cast<int64_t>(v);
   }
-  if (id < 0) bad(file, line, "column '" + std::string(column) + "': expected a non-negative integer id, found " + std::to_string(id));
+  if (id < 0) bad_line(file, line, "column '" + std::string(column) + "': expected a non-negative integer id, found " + std::to_string(id));
   return id;
 }
+
+namespace {
+
+using core::InputError;
+
+[[noreturn]] void bad(const fs::path& file, size_t line, const std::string& what) { bad_line(file, line, what); }
+
+// a x b, or false when it does not fit 64 bits: every size computed from a file's header
+// is checked before it sizes a buffer or is compared with the file's real size.
+bool checked_mul(uint64_t a, uint64_t b, uint64_t& out) { return !__builtin_mul_overflow(a, b, &out); }
 
 double parse_time(const fs::path& file, size_t line, std::string_view column, std::string_view s, double prev) {
   double v = 0;

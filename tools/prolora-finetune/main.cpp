@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
            lora::prolora_bench, {}, false},
           {"plan", "the (r, u, m, n) configurations that fit a parameter budget on model.path (its config.json alone)",
            lora::prolora_plan, {}, false,
-           {{"budget", "trainable adapter parameters to fit (the option plan.budget; 0 = LoRA's at lora.r)", "plan.budget"}}},
+           {{"budget", "plan.budget", "trainable adapter parameters to fit (0 = LoRA's at lora.r)"}}},
       },
       argc, argv, tensor::thread_control());
 }
