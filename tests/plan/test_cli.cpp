@@ -126,7 +126,7 @@ TEST_CASE("cli: export-profile writes the analytical model as a profile that pla
   CHECK(fs::exists(out / "aprof" / "tp1_hs4096_ah32_kv128_ffhs16384_seqlen2048_mbs1.txt"));
   CHECK(fs::exists(out / "aprof" / "profile.json"));
   r = run("plan " + kSmall + " --json --out '" + out.string() + "' --set model.profile='" + (out / "aprof").string() +
-          "' --set planner.recompute=[\"none\"]");
+          "' --set 'planner.recompute=[\"none\"]'");
   INFO(r.err);
   REQUIRE(r.code == 0);
   const auto plan = nlohmann::json::parse(slurp(out / "plan.json"));
