@@ -7,8 +7,9 @@ per-device peaks are compared. Also times both (the reference: one scheduler cal
 Python; ours: the whole program run, process start included).
 
 Usage: /usr/bin/python3 bench/dynapipe/reference_simulator.py REFERENCE_DIR [BUILD_DIR] [TRIALS]
-REFERENCE_DIR holds the reference's `dynapipe/` package (e.g. `git archive HEAD dynapipe`
-of the fetched repo, extracted). Needs no numpy beyond what /usr/bin/python3 has (notes §4.2).
+REFERENCE_DIR holds the reference's `dynapipe/` package ("" or "-": extracted from the
+fetched mirror by reference_setup.py). Needs no numpy beyond what /usr/bin/python3 has
+(notes §4.2).
 """
 import json
 import os
@@ -18,10 +19,13 @@ import sys
 import tempfile
 import time
 
-ref_dir = sys.argv[1]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import reference_setup  # noqa: E402
+
+ref_dir = reference_setup.reference_dir(sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] not in ("", "-") else None)
 build = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(__file__), "..", "..", "build")
 trials = int(sys.argv[3]) if len(sys.argv) > 3 else 60
-sys.path.insert(0, ref_dir)
+reference_setup.add_to_path(ref_dir)
 from dynapipe.schedule_opt import AVAILABLE_SCHEDULERS  # noqa: E402
 from dynapipe.schedule_opt.schedule_common import SchedulerMicrobatchSpec, SchedulerMinibatchSpec  # noqa: E402
 

@@ -16,6 +16,7 @@
 #include "core/report.hpp"
 #include "core/signals.hpp"
 #include "core/timer.hpp"
+#include "plan/analytical_profile.hpp"
 #include "plan/baselines.hpp"
 #include "plan/cost_table.hpp"
 #include "plan/dynapipe_config.hpp"
@@ -440,6 +441,28 @@ int dynapipe_explain(const core::CommonOptions& opts) {
   }
   text += "\nwrote " + out.string() + "\n";
   core::emit_result(opts, summary, text);
+  return 0;
+}
+
+int dynapipe_export_profile(const core::CommonOptions& opts) {
+  const DynapipeConfig c = load(opts);
+  const CostModel cost = cost_model_of(c);
+  const std::vector<ProfileRecord> recs = analytical_profile_records(cost, c.profile.microbatch_sizes, c.profile.seqlens);
+  const ProfileMetadata meta{1, c.model.hidden, c.model.heads, c.model.kv_channels, c.model.ffn};
+  const fs::path folder = fs::path(opts.out) / c.profile.folder;
+  json points = json::array();
+  for (const auto& r : recs) {
+    points.push_back({{"mbs", r.mbs}, {"seqlen", r.seqlen}, {"file", profile_file_name(meta, r.seqlen, r.mbs)}});
+  }
+  core::replace_folder_atomic(folder, [&](const fs::path& tmp) {
+    for (const auto& r : recs) core::write_file_atomic(tmp / profile_file_name(meta, r.seqlen, r.mbs), profile_file_text(r));
+    core::write_json_artifact(tmp / "profile.json", core::artifact_info(opts, c.resolved),
+                              json{{"device", "analytical cost model (lib/plan/cost_model.cpp), not measured"},
+                                   {"points", points}});
+  });
+  core::emit_result(opts, json{{"folder", folder.string()}, {"points", points}},
+                    "wrote " + folder.string() + " (" + std::to_string(recs.size()) +
+                        " points of the analytical cost model)\n");
   return 0;
 }
 

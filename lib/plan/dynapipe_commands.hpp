@@ -1,6 +1,7 @@
 // The subcommands of dynapipe-plan, one function each (tools/dynapipe-plan/main.cpp only
-// parses the command line): generate, plan, simulate, compare, explain. Each returns the
-// exit code; errors are thrown as core::Error and reported once by core::run_main.
+// parses the command line): generate, plan, simulate, compare, explain, export-profile.
+// Each returns the exit code; errors are thrown as core::Error and reported once by
+// core::run_main.
 #pragma once
 
 #include "core/cli.hpp"
@@ -19,5 +20,9 @@ int dynapipe_simulate(const core::CommonOptions& opts);
 int dynapipe_compare(const core::CommonOptions& opts);
 // The timeline of one planned iteration: <out>/<explain.svg> and a text chart on stdout.
 int dynapipe_explain(const core::CommonOptions& opts);
+// The analytical cost model on the profile.microbatch_sizes x profile.seqlens grid, written
+// as a profile folder <out>/<profile.folder> (the reference's format) for model.profile or
+// for the reference planner (bench/dynapipe/reference_planner.py).
+int dynapipe_export_profile(const core::CommonOptions& opts);
 
 }  // namespace mlsys::plan

@@ -115,6 +115,29 @@ TEST_CASE("cli: bad input data exits 3 and leaves the old artifact alone", "[cli
   CHECK(only(out, {"plan.json"}));
 }
 
+TEST_CASE("cli: export-profile writes the analytical model as a profile that plan reads back", "[cli][profile]") {
+  const TempDir tmp("dynapipe-export");
+  const fs::path out = tmp.path / "out";
+  const std::string grid = " --set profile.microbatch_sizes=[1,2,4,8,16,32,64,128,256,512,1024,2048]"
+                           " --set profile.seqlens=[8,16,32,64,128,256,512,1024,2048] --set profile.folder=aprof";
+  Run r = run("export-profile --quiet --out '" + out.string() + "'" + grid);
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK(fs::exists(out / "aprof" / "tp1_hs4096_ah32_kv128_ffhs16384_seqlen2048_mbs1.txt"));
+  CHECK(fs::exists(out / "aprof" / "profile.json"));
+  r = run("plan " + kSmall + " --json --out '" + out.string() + "' --set model.profile='" + (out / "aprof").string() +
+          "' --set 'planner.recompute=[\"none\"]'");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const auto plan = nlohmann::json::parse(slurp(out / "plan.json"));
+  CHECK(plan["batches"].size() == 1);
+  CHECK(plan["batches"][0]["makespan_ms"].get<double>() > 0);
+  // a T5 model has no profile format here: a config error
+  r = run("export-profile --quiet --out '" + out.string() + "' --set model.kind=t5 --set model.decoder_layers=16");
+  CHECK(r.code == 2);
+  CHECK_THAT(r.err, Catch::Matchers::Contains("model.kind"));
+}
+
 TEST_CASE("cli: generate, compare, simulate and explain", "[cli]") {
   const TempDir tmp("dynapipe-cli");
   const fs::path out = tmp.path / "out";

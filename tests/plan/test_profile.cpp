@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "core/error.hpp"
+#include "plan/analytical_profile.hpp"
 #include "plan/cost_model.hpp"
 #include "plan/measured_profile.hpp"
 #include "tests/support/harness.hpp"
@@ -157,6 +158,57 @@ TEST_CASE("the cost model over a profile: per-layer sums, the reference's stage 
   t5.kind = ModelKind::t5;
   t5.decoder_layers = 2;
   CHECK_THROWS_WITH(CostModel(t5, cl, prof), Contains("model.kind"));
+}
+
+TEST_CASE("the analytical model exported as a profile: a profile-driven cost model charges the same on the grid",
+          "[profile]") {
+  ModelSpec m;  // GPT-like, 8 layers, 2 stages: stage 0 has the embedding, stage 1 the head
+  m.encoder_layers = 8;
+  m.hidden = 256;
+  m.heads = 4;
+  m.kv_channels = 64;
+  m.ffn = 1024;
+  m.vocab = 1000;
+  ClusterSpec cl;
+  cl.stages = 2;
+  const CostModel analytical(m, cl);
+  const std::vector<int64_t> mbs = {1, 2, 4, 8}, seq = {32, 64, 128};
+  const auto recs = analytical_profile_records(analytical, mbs, seq);
+  REQUIRE(recs.size() == mbs.size() * seq.size());
+  CHECK(recs[1].mbs == 1);
+  CHECK(recs[1].seqlen == 64);  // mbs-major
+  // written and read back through the files: text round-trips the doubles
+  mlsys::test::TempDir tmp("analytical-profile");
+  const ProfileMetadata meta{1, m.hidden, m.heads, m.kv_channels, m.ffn};
+  std::filesystem::create_directories(tmp.path);
+  for (const auto& r : recs) std::ofstream(tmp.path / profile_file_name(meta, r.seqlen, r.mbs)) << profile_file_text(r);
+  const CostModel profiled(m, cl, std::make_shared<const MeasuredProfile>(MeasuredProfile::read(tmp.path)));
+  for (int64_t b : mbs) {
+    for (int64_t s : seq) {
+      INFO("mbs " << b << " seqlen " << s);
+      const MicroBatchShape sh{b, s, 0};
+      for (int stage = 0; stage < 2; ++stage) {
+        const StageCost a = analytical.stage_cost(stage, sh, Recompute::none);
+        const StageCost p = profiled.stage_cost(stage, sh, Recompute::none);
+        CHECK(p.fw_ms == Approx(a.fw_ms).epsilon(1e-12));
+        CHECK(p.bw_ms == Approx(a.bw_ms).epsilon(1e-12));
+        CHECK(p.stored_mb == Approx(a.stored_mb).epsilon(1e-12));
+        CHECK(p.send_mb == Approx(a.send_mb).epsilon(1e-12));
+        if (stage == 0) CHECK(p.peak_mb == Approx(a.peak_mb).epsilon(1e-12));  // no head: same peak
+        // the head's transient memory has no profile line: the profiled last stage peaks lower or equal
+        if (stage == 1) CHECK(p.peak_mb <= a.peak_mb * (1 + 1e-12));
+      }
+    }
+  }
+  // the model state charged is the analytical one (parameter MB written as state / 4)
+  CHECK(profiled.state_mb(0) == Approx(analytical.state_mb(0)).epsilon(1e-12));
+  CHECK(profiled.state_mb(1) == Approx(analytical.state_mb(1)).epsilon(1e-12));
+  // only the analytical decoder-only model can be exported
+  ModelSpec t5 = m;
+  t5.kind = ModelKind::t5;
+  t5.decoder_layers = 8;
+  CHECK_THROWS_WITH(analytical_profile_records(CostModel(t5, cl), mbs, seq), Contains("model.kind"));
+  CHECK_THROWS_WITH(analytical_profile_records(profiled, mbs, seq), Contains("model.profile"));
 }
 
 TEST_CASE("profile folders that are refused name the file and line", "[profile]") {

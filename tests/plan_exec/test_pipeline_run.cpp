@@ -5,10 +5,7 @@
 // `dynapipe-plan profile` then `run` through the CLI.
 #include <catch2/catch.hpp>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -25,27 +22,13 @@
 #include "plan_exec/stage_model.hpp"
 #include "tensor/distributed.hpp"
 #include "tests/support/harness.hpp"
-
-extern char** environ;
+#include "tests/support/multi_process.hpp"
 
 using namespace mlsys::plan;
 
 namespace {
 
 constexpr const char* kWorkerTest = "pipeline run worker (run by the two-process test)";
-
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 ModelSpec tiny_model() {
   ModelSpec m;
@@ -147,54 +130,12 @@ void run_worker(const std::string& layout) {
 
 // Runs this test binary's worker case on two processes; both must pass.
 void run_two_ranks(const std::string& layout) {
-  const int port = free_port();
-  std::vector<std::string> base;
-  for (char** e = environ; *e != nullptr; ++e) {
-    const std::string kv = *e;
-    const std::string key = kv.substr(0, kv.find('='));
-    if (key == "RANK" || key == "WORLD_SIZE" || key == "MASTER_ADDR" || key == "MASTER_PORT" || key == "PIPELINE_LAYOUT") continue;
-    base.push_back(kv);
-  }
-  base.insert(base.end(), {"WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + std::to_string(port),
-                           "PIPELINE_LAYOUT=" + layout});
-  std::vector<std::vector<std::string>> envs(2, base);
-  std::vector<std::vector<char*>> envps(2);
+  const std::vector<int> status = mlsys::test::run_ranks({.ranks = 2,
+                                                          .args = {"test_plan_exec", kWorkerTest},
+                                                          .extra_env = {"PIPELINE_LAYOUT=" + layout},
+                                                          .timeout = std::chrono::minutes(3)});
   for (int r = 0; r < 2; ++r) {
-    envs[static_cast<size_t>(r)].push_back("RANK=" + std::to_string(r));
-    for (auto& s : envs[static_cast<size_t>(r)]) envps[static_cast<size_t>(r)].push_back(s.data());
-    envps[static_cast<size_t>(r)].push_back(nullptr);
-  }
-  std::string arg0 = "test_plan_exec", name = kWorkerTest;
-  char* argv[] = {arg0.data(), name.data(), nullptr};
-  std::vector<pid_t> pids;
-  for (int r = 0; r < 2; ++r) {
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      ::execve("/proc/self/exe", argv, envps[static_cast<size_t>(r)].data());
-      ::_exit(127);
-    }
-    pids.push_back(pid);
-  }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(3);
-  std::vector<int> status(2, -1);
-  int left = 2;
-  while (left > 0 && std::chrono::steady_clock::now() < deadline) {
-    for (int r = 0; r < 2; ++r) {
-      int st = 0;
-      if (status[static_cast<size_t>(r)] == -1 && ::waitpid(pids[static_cast<size_t>(r)], &st, WNOHANG) == pids[static_cast<size_t>(r)]) {
-        status[static_cast<size_t>(r)] = st;
-        --left;
-      }
-    }
-    if (left > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  for (int r = 0; r < 2; ++r) {
-    if (status[static_cast<size_t>(r)] == -1) {
-      ::kill(pids[static_cast<size_t>(r)], SIGKILL);
-      ::waitpid(pids[static_cast<size_t>(r)], &status[static_cast<size_t>(r)], 0);
-      FAIL("rank " << r << " did not finish within three minutes");
-    }
+    if (status[static_cast<size_t>(r)] == -1) FAIL("rank " << r << " did not finish within three minutes");
     INFO("layout " << layout << ", rank " << r << " wait status " << status[static_cast<size_t>(r)]);
     CHECK(WIFEXITED(status[static_cast<size_t>(r)]));
     CHECK(WEXITSTATUS(status[static_cast<size_t>(r)]) == 0);

@@ -2,12 +2,7 @@
 // re-executed with RANK/WORLD_SIZE/MASTER_* set) whose all-reduce gives the exact sum.
 #include "tests/support/torch_catch.hpp"  // first: see there
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstring>
@@ -15,32 +10,15 @@
 #include <thread>
 #include <vector>
 
-
 #include "core/error.hpp"
 #include "tensor/distributed.hpp"
-
-extern char** environ;  // NOLINT: POSIX
+#include "tests/support/multi_process.hpp"
 
 using namespace mlsys;
 using namespace mlsys::tensor;
 using Catch::Matchers::Contains;
 
 namespace {
-
-// A TCP port free on loopback right now (the kernel's choice for port 0).
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 constexpr auto kTimeout = std::chrono::seconds(60);
 constexpr const char* kWorkerTest = "distributed worker (run by the two-process test)";
@@ -49,7 +27,7 @@ constexpr const char* kWorkerTest = "distributed worker (run by the two-process 
 
 TEST_CASE("a process group of one", "[tensor][distributed]") {
   DistEnv env;
-  env.master_port = free_port();
+  env.master_port = mlsys::test::free_loopback_port();
   ProcessGroup pg = ProcessGroup::create(env, c10::Device(c10::DeviceType::CPU), kTimeout);
   CHECK(pg.rank() == 0);
   CHECK(pg.size() == 1);
@@ -100,68 +78,11 @@ TEST_CASE(kWorkerTest, "[.][distributed-worker]") {
 }
 
 TEST_CASE("two processes all-reduce and broadcast over Gloo on loopback", "[tensor][distributed]") {
-  const int port = free_port();
-  // Everything the children need is built before fork(): after it only exec.
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e != nullptr; ++e) {
-    const std::string kv = *e;
-    const std::string key = kv.substr(0, kv.find('='));
-    if (key == "RANK" || key == "WORLD_SIZE" || key == "MASTER_ADDR" || key == "MASTER_PORT" ||
-        key.starts_with("SLURM_") || key == "GLOO_SOCKET_IFNAME") {
-      continue;
-    }
-    env_strings.push_back(kv);
-  }
-  env_strings.push_back("WORLD_SIZE=2");
-  env_strings.push_back("MASTER_ADDR=127.0.0.1");
-  env_strings.push_back("MASTER_PORT=" + std::to_string(port));
-  std::vector<std::vector<std::string>> envs(2, env_strings);
-  envs[0].push_back("RANK=0");
-  envs[1].push_back("RANK=1");
-  std::vector<std::vector<char*>> envps(2);
+  // argv: a name that matches nothing must fail, not pass (--warn NoTests), then the worker.
+  const std::vector<int> status = mlsys::test::run_ranks(
+      {.ranks = 2, .args = {"test_tensor", "--warn", "NoTests", kWorkerTest}, .timeout = std::chrono::minutes(2)});
   for (int r = 0; r < 2; ++r) {
-    for (auto& s : envs[r]) envps[r].push_back(s.data());
-    envps[r].push_back(nullptr);
-  }
-  std::string exe = "/proc/self/exe";
-  std::string arg0 = "test_tensor";
-  std::string warn = "--warn";
-  std::string no_tests = "NoTests";  // a name that matches nothing must fail, not pass
-  std::string name = kWorkerTest;
-  char* argv[] = {arg0.data(), warn.data(), no_tests.data(), name.data(), nullptr};
-
-  std::vector<pid_t> pids;
-  for (int r = 0; r < 2; ++r) {
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      ::execve(exe.c_str(), argv, envps[r].data());
-      ::_exit(127);
-    }
-    pids.push_back(pid);
-  }
-
-  // Wait for both, at most two minutes; a hung rank is killed and fails the test.
-  std::vector<int> status(2, -1);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
-  int left = 2;
-  while (left > 0 && std::chrono::steady_clock::now() < deadline) {
-    for (int r = 0; r < 2; ++r) {
-      if (status[r] != -1) continue;
-      int st = 0;
-      if (::waitpid(pids[r], &st, WNOHANG) == pids[r]) {
-        status[r] = st;
-        --left;
-      }
-    }
-    if (left > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  for (int r = 0; r < 2; ++r) {
-    if (status[r] == -1) {
-      ::kill(pids[r], SIGKILL);
-      ::waitpid(pids[r], &status[r], 0);
-      FAIL("rank " << r << " did not finish within two minutes");
-    }
+    if (status[r] == -1) FAIL("rank " << r << " did not finish within two minutes");
   }
   for (int r = 0; r < 2; ++r) {
     INFO("rank " << r << " wait status " << status[r]);

@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
           {"compare", "DynaPipe vs padding/packing/fixed-size/token-budget baselines; write OUT/compare.json",
            plan::dynapipe_compare},
           {"explain", "draw the pipeline timeline of one planned iteration (SVG + text)", plan::dynapipe_explain},
+          {"export-profile", "write the analytical cost model on the profile grid as a profile folder OUT/<profile.folder>",
+           plan::dynapipe_export_profile},
 #ifdef MLSYS_DYNAPIPE_EXEC
           {"profile", "measure a layer and the LM head on a (micro-batch, seqlen) grid; write OUT/<profile.folder>",
            plan::dynapipe_profile},
