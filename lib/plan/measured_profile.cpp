@@ -5,7 +5,6 @@
 #include <charconv>
 #include <cmath>
 #include <map>
-#include <regex>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -57,13 +56,22 @@ std::string number_text(double v) {
 
 ProfileRecord parse_file(const fs::path& path, ProfileMetadata& meta) {
   const std::string name = path.filename().string();
-  const std::string where = path.string();
+  const std::string where = core::excerpt(path.string(), 1000);  // a file name may hold any byte but '/'
+
   std::vector<int64_t> ints;
-  static const std::regex digits("[0-9]+");
-  for (auto it = std::sregex_iterator(name.begin(), name.end(), digits); it != std::sregex_iterator(); ++it) {
-    const std::string d = it->str();
+  // Every maximal run of digits, as the reference's re.findall(r"\d+") (no std::regex: GCC
+  // 12 warns inside <regex> under the sanitizers, and a loop says it as plainly).
+  for (size_t p = 0; p < name.size();) {
+    if (name[p] < '0' || name[p] > '9') {
+      ++p;
+      continue;
+    }
+    size_t e = p;
+    while (e < name.size() && name[e] >= '0' && name[e] <= '9') ++e;
+    const std::string d = name.substr(p, e - p);
     if (d.size() > 9) throw core::InputError(where + ": an integer of the file name is too large ('" + d + "')");
     ints.push_back(std::stoll(d));
+    p = e;
   }
   if (ints.size() == 8) {
     throw core::InputError(where + ": 8 integers in the file name (an encoder-decoder profile); only decoder-only "
@@ -196,7 +204,8 @@ MeasuredProfile MeasuredProfile::read(const fs::path& folder) {
     ProfileMetadata m;
     records.push_back(parse_file(f, m));
     if (meta && !(*meta == m)) {
-      throw core::InputError(f.string() + ": widths (tp, hs, ah, kv, ffhs) differ from those of " + files.front().string());
+      throw core::InputError(core::excerpt(f.string(), 1000) + ": widths (tp, hs, ah, kv, ffhs) differ from those of " +
+                             core::excerpt(files.front().string(), 1000));
     }
     meta = m;
   }

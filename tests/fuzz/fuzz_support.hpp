@@ -59,6 +59,15 @@ inline std::filesystem::path write_input(const std::filesystem::path& rel, std::
   return p;
 }
 
+// An empty folder scratch()/name for the inputs of one run (emptied again on each call).
+inline std::filesystem::path fresh_dir(const std::string& name) {
+  const auto dir = scratch() / name;
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
 // `data` cut at every NUL byte (a target reads several inputs from one fuzz input).
 inline std::vector<std::string_view> split_nul(std::string_view data) {
   std::vector<std::string_view> parts;

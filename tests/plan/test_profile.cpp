@@ -230,6 +230,20 @@ TEST_CASE("profile folders that are refused name the file and line", "[profile]"
   expect(name, "forward_encoder -1\n" + good.substr(good.find('\n') + 1), "expected a finite number >= 0, found '-1'");
   expect("tp1_hs64_ah4_kv16_ffhs256_mbs1.txt", good, "expected 7 integers in the file name");
   expect("tp1_hs64_ah4_kv16_ffhs256_enc32_dec8_mbs1.txt", good, "encoder-decoder");
+  // fuzz_profile (2026-12-08): a file name with a newline was quoted raw (a two-line error).
+  {
+    const auto dir = tmp.path / "newline";
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "tp1_hs64\nx.txt") << good;
+    try {
+      (void)MeasuredProfile::read(dir);
+      FAIL("no error");
+    } catch (const mlsys::core::InputError& e) {
+      const std::string what = e.what();
+      CHECK(what.find('\n') == std::string::npos);
+      CHECK_THAT(what, Contains("tp1_hs64\\x0ax.txt: expected 7 integers in the file name"));
+    }
+  }
   CHECK_THROWS_WITH(MeasuredProfile::read(tmp.path / "none"), Contains("found nothing"));
   const auto empty = tmp.path / "empty";
   std::filesystem::create_directories(empty);
