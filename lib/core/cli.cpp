@@ -57,20 +57,20 @@ int run_main(const std::string& program, CLI::App& app, int argc, char** argv, c
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << program << ": error: " << e.what() << " (see " << program << " --help)\n";
+    std::cerr << program << ": error: " << one_line(e.what()) << " (see " << program << " --help)\n";
     return static_cast<int>(ExitCode::usage);
   }
   install_stop_handlers();
   try {
     return body();
   } catch (const Error& e) {
-    std::cerr << program << ": error: " << e.what() << "\n";
+    std::cerr << program << ": error: " << one_line(e.what()) << "\n";
     return static_cast<int>(e.code());
   } catch (const std::bad_alloc&) {
     std::cerr << program << ": error: out of memory\n";
     return static_cast<int>(ExitCode::runtime);
   } catch (const std::exception& e) {
-    std::cerr << program << ": error: " << e.what() << "\n";
+    std::cerr << program << ": error: " << one_line(e.what()) << "\n";
     return static_cast<int>(ExitCode::runtime);
   }
 }

@@ -50,6 +50,27 @@ class InputError : public Error {
 
 namespace mlsys::core {
 
+// `text` on one line: control bytes (newline, carriage return, ...) as \xNN; everything
+// else, UTF-8 included, unchanged. run_program prints every error through it, so a message
+// that quotes a path or value holding a newline still prints as the one line DESIGN.md
+// promises, whichever loader built it.
+inline std::string one_line(std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(text.size());
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7f) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
 // Untrusted text as an error message may quote it: one line (control bytes and bytes that
 // are not printable ASCII as \xNN), at most `max` characters of it, "..." where cut.
 inline std::string excerpt(std::string_view text, size_t max = 80) {

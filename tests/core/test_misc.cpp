@@ -165,3 +165,9 @@ TEST_CASE("progress draws a bar, writes lines, or stays silent", "[progress]") {
   CHECK(once.find("steps 2/2") == once.rfind("steps 2/2"));
   CHECK_THAT(lines, !Catch::Matchers::Contains("["  "#"));
 }
+
+TEST_CASE("one_line escapes control bytes and keeps UTF-8", "[error]") {
+  CHECK(mlsys::core::one_line("a\nb\r\tc") == "a\\x0ab\\x0d\\x09c");
+  CHECK(mlsys::core::one_line("caf\xc3\xa9 \x7f") == "caf\xc3\xa9 \\x7f");
+  CHECK(mlsys::core::one_line("plain") == "plain");
+}

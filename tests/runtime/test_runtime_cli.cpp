@@ -6,6 +6,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <string>
@@ -92,5 +93,19 @@ TEST_CASE("runtime: --device is spelled one way in every program", "[runtime]") 
     INFO(prog << ": " << r.err);
     CHECK(r.code == 2);
     CHECK(r.err.find("--device 'gpu': expected cpu, cuda or cuda:N") != std::string::npos);
+  }
+}
+
+TEST_CASE("runtime: an error that quotes a path with a newline prints on one line, by every program", "[runtime]") {
+  const TempDir tmp("runtime-oneline");
+  // The harness runs the command through /bin/sh: the newline goes in literally, quoted.
+  const std::string bad = tmp.path.string() + "/no\nsuch.csv";
+  for (const char* prog : {"dynapipe-plan", "tgnn-train"}) {
+    const std::string sub = std::string(prog) == "dynapipe-plan" ? "plan" : "fit";
+    Run r = run(prog, sub + " --quiet --set 'data.path=" + bad + "' --out '" + (tmp.path / "out").string() + "'");
+    INFO(prog << ": " << r.err);
+    CHECK(r.code == 3);
+    CHECK(r.err.find("no\\x0asuch.csv") != std::string::npos);
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
   }
 }
