@@ -24,7 +24,7 @@ GraphTensors to_tensors(const graph::AttributedGraph& g) {
       dst.push_back(v);
     }
   }
-  t.neighbour_edges = static_cast<int64_t>(src.size());
+  t.first.neighbour_edges = static_cast<int64_t>(src.size());
   for (int64_t v = 0; v < g.num_nodes; ++v) {
     src.push_back(v);
     dst.push_back(v);
@@ -40,22 +40,44 @@ GraphTensors to_tensors(const graph::AttributedGraph& g) {
   }
   const auto i64 = at::TensorOptions().dtype(at::kLong);
   const auto f32 = at::TensorOptions().dtype(at::kFloat);
-  t.src = at::tensor(src, i64);
-  t.dst = at::tensor(dst, i64);
-  t.gcn_norm = at::tensor(norm, f32);
-  t.inv_degree = at::tensor(inv, f32);
+  t.first.src = at::tensor(src, i64);
+  t.first.dst = at::tensor(dst, i64);
+  t.first.gcn_norm = at::tensor(norm, f32);
+  t.first.inv_degree = at::tensor(inv, f32);
   t.x = at::from_blob(const_cast<float*>(g.features.data()), {g.num_nodes, g.feature_dim}, f32).clone();
+  return t;
+}
+
+namespace {
+EdgeTensors layer_tensors(const BlockLayer& l) {
+  EdgeTensors e;
+  const auto i64 = at::TensorOptions().dtype(at::kLong);
+  e.src = at::tensor(l.src, i64);
+  e.dst = at::tensor(l.dst, i64);
+  e.neighbour_edges = l.neighbour_edges;
+  e.gcn_norm = at::tensor(l.gcn_weight, at::kFloat);
+  e.inv_degree = at::tensor(l.inv_sampled, at::kFloat);
+  return e;
+}
+}  // namespace
+
+GraphTensors to_tensors(const Block& b) {
+  GraphTensors t;
+  t.nodes = b.rows;
+  t.x = at::from_blob(const_cast<float*>(b.x.data()), {b.rows, b.feature_dim}, at::kFloat).clone();
+  t.first = layer_tensors(b.first);
+  t.last = layer_tensors(b.last);
   return t;
 }
 
 namespace {
 
 // sum over edges u -> v of w_e * h_u, into v. `edges` limits to the first that many edges.
-at::Tensor aggregate(const GraphTensors& g, const at::Tensor& h, const at::Tensor& w, int64_t edges) {
+at::Tensor aggregate(int64_t nodes, const EdgeTensors& g, const at::Tensor& h, const at::Tensor& w, int64_t edges) {
   const at::Tensor src = g.src.narrow(0, 0, edges), dst = g.dst.narrow(0, 0, edges);
   at::Tensor msg = h.index_select(0, src);
   if (w.defined()) msg = msg * w.narrow(0, 0, edges).unsqueeze(1);
-  return at::zeros({g.nodes, h.size(1)}, h.options()).index_add(0, dst, msg);
+  return at::zeros({nodes, h.size(1)}, h.options()).index_add(0, dst, msg);
 }
 
 // Glorot-uniform weights (in x out), zero biases.
@@ -72,20 +94,20 @@ at::Tensor dropout(const at::Tensor& h, double p, bool training, at::Generator* 
 
 // One GAT layer: z = h W (nodes x heads x f); e_uv = LeakyReLU(a_l . z_u + a_r . z_v) over
 // the edges into v (self loop included), softmax per v and head, out_v = sum_u alpha_uv z_u.
-at::Tensor gat_layer(const GraphTensors& g, const at::Tensor& h, const at::Tensor& w, const at::Tensor& al,
+at::Tensor gat_layer(int64_t nodes, const EdgeTensors& g, const at::Tensor& h, const at::Tensor& w, const at::Tensor& al,
                      const at::Tensor& ar, int64_t heads) {
   const int64_t f = w.size(1) / heads;
-  const at::Tensor z = at::matmul(h, w).view({g.nodes, heads, f});
+  const at::Tensor z = at::matmul(h, w).view({nodes, heads, f});
   const at::Tensor el = (z * al.view({1, heads, f})).sum(-1), er = (z * ar.view({1, heads, f})).sum(-1);
   const at::Tensor e = at::leaky_relu(el.index_select(0, g.src) + er.index_select(0, g.dst), 0.2);  // E x heads
   // Per-destination maximum for a stable softmax (no gradient needed through it).
-  const at::Tensor emax = at::full({g.nodes, heads}, -INFINITY, e.options())
+  const at::Tensor emax = at::full({nodes, heads}, -INFINITY, e.options())
                               .scatter_reduce(0, g.dst.unsqueeze(1).expand({-1, heads}), e.detach(), "amax", true);
   const at::Tensor ex = at::exp(e - emax.index_select(0, g.dst));
-  const at::Tensor denom = at::zeros({g.nodes, heads}, e.options()).index_add(0, g.dst, ex);
+  const at::Tensor denom = at::zeros({nodes, heads}, e.options()).index_add(0, g.dst, ex);
   const at::Tensor alpha = ex / denom.index_select(0, g.dst);
   const at::Tensor msg = z.index_select(0, g.src) * alpha.unsqueeze(-1);
-  return at::zeros({g.nodes, heads, f}, h.options()).index_add(0, g.dst, msg);
+  return at::zeros({nodes, heads, f}, h.options()).index_add(0, g.dst, msg);
 }
 
 }  // namespace
@@ -133,23 +155,24 @@ Backbone::Backbone(const BackboneConfig& c, int64_t in_dim, int64_t classes, uin
 ForwardOut Backbone::forward(const GraphTensors& g, bool training, at::Generator* gen) const {
   ForwardOut o;
   const at::Tensor x = dropout(g.x, c_.dropout, training, gen);
-  const int64_t all = g.src.size(0);
+  const EdgeTensors& e1 = g.layer(0);
+  const EdgeTensors& e2 = g.layer(1);
+  const int64_t n = g.nodes;
   if (c_.name == "gcn") {
     // Aggregate first on the narrow input (d < hidden), then transform.
-    o.hidden = at::relu(at::matmul(aggregate(g, x, g.gcn_norm, all), p(0)) + p(1));
+    o.hidden = at::relu(at::matmul(aggregate(n, e1, x, e1.gcn_norm, e1.src.size(0)), p(0)) + p(1));
     const at::Tensor h = dropout(o.hidden, c_.dropout, training, gen);
-    o.logits = aggregate(g, at::matmul(h, p(2)), g.gcn_norm, all) + p(3);
+    o.logits = aggregate(n, e2, at::matmul(h, p(2)), e2.gcn_norm, e2.src.size(0)) + p(3);
   } else if (c_.name == "sage") {
-    const int64_t ne = g.neighbour_edges;
-    const at::Tensor inv = g.inv_degree.unsqueeze(1);
-    o.hidden = at::relu(at::matmul(x, p(0)) + at::matmul(aggregate(g, x, {}, ne) * inv, p(1)) + p(2));
+    o.hidden = at::relu(at::matmul(x, p(0)) +
+                        at::matmul(aggregate(n, e1, x, {}, e1.neighbour_edges) * e1.inv_degree.unsqueeze(1), p(1)) + p(2));
     const at::Tensor h = dropout(o.hidden, c_.dropout, training, gen);
-    o.logits = at::matmul(h, p(3)) + at::matmul(aggregate(g, h, {}, ne) * inv, p(4)) + p(5);
+    o.logits = at::matmul(h, p(3)) + at::matmul(aggregate(n, e2, h, {}, e2.neighbour_edges) * e2.inv_degree.unsqueeze(1), p(4)) + p(5);
   } else {
     const int64_t heads = c_.gat_heads;
-    o.hidden = at::elu(gat_layer(g, x, p(0), p(1), p(2), heads).reshape({g.nodes, c_.hidden}) + p(3));
+    o.hidden = at::elu(gat_layer(n, e1, x, p(0), p(1), p(2), heads).reshape({n, c_.hidden}) + p(3));
     const at::Tensor h = dropout(o.hidden, c_.dropout, training, gen);
-    o.logits = gat_layer(g, h, p(4), p(5), p(6), 1).reshape({g.nodes, classes_}) + p(7);
+    o.logits = gat_layer(n, e2, h, p(4), p(5), p(6), 1).reshape({n, classes_}) + p(7);
   }
   return o;
 }

@@ -14,23 +14,34 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
+#include "gil/block.hpp"
 #include "gil/incremental.hpp"
 #include "graph/attributed_graph.hpp"
 
 namespace mlsys::gil {
 
-// A graph as the index tensors a full-batch forward needs. Edges are directed u -> v for
-// every neighbour u of v, plus v -> v (self loops: GCN's A + I, GAT's own attention term;
-// SAGE skips them).
+// One layer's edges as index tensors: directed u -> v for every (sampled) neighbour u of v,
+// then v -> v for every node (self loops: GCN's A + I, GAT's own attention term; SAGE skips them).
+struct EdgeTensors {
+  at::Tensor src, dst;          // int64, neighbour edges then self loops
+  int64_t neighbour_edges = 0;  // the first neighbour_edges entries of src/dst are not self loops
+  at::Tensor gcn_norm;          // per edge: 1 / sqrt(deg(u) deg(v)), degrees counting the self loop
+                                // (a sampled block scales it by deg(v) / |S(v)|, gil/block.hpp)
+  at::Tensor inv_degree;        // per node: 1 / |N(v)| (0 for an isolated node), for the SAGE mean
+};
+
+// A graph as the tensors a forward pass needs: node features and the edges of each layer.
+// A whole graph uses the same edges in both layers (`last` empty); a block (gil/block.hpp)
+// has the first layer's and the last layer's own, and only its seeds' outputs mean anything.
 struct GraphTensors {
   int64_t nodes = 0;
-  at::Tensor x;          // nodes x d, float32
-  at::Tensor src, dst;   // int64, neighbour edges then self loops
-  int64_t neighbour_edges = 0;  // the first neighbour_edges entries of src/dst are not self loops
-  at::Tensor gcn_norm;   // per edge: 1 / sqrt(deg(u) deg(v)), degrees counting the self loop
-  at::Tensor inv_degree; // per node: 1 / |N(v)| (0 for an isolated node), for the SAGE mean
+  at::Tensor x;  // nodes x d, float32
+  EdgeTensors first;
+  EdgeTensors last;  // last.src undefined: the first layer's edges
+  [[nodiscard]] const EdgeTensors& layer(int i) const { return i == 1 && last.src.defined() ? last : first; }
 };
 GraphTensors to_tensors(const graph::AttributedGraph& g);
+GraphTensors to_tensors(const Block& b);
 
 struct ForwardOut {
   at::Tensor hidden;  // nodes x hidden (penultimate)

@@ -1,4 +1,6 @@
-// fine-tune, joint, ER-GNN, EWC, MAS, TWP, GEM and LwF over full-batch steps on G_t.
+// fine-tune, joint, ER-GNN, EWC, MAS, TWP, GEM and LwF over the steps of the incremental
+// driver (full batch on G_t, or mini-batches on sampled blocks of it). The importances of
+// EWC, MAS and TWP and LwF's targets are taken from one full-batch pass over G_t.
 #include "gil/frameworks.hpp"
 
 #include <algorithm>
@@ -15,31 +17,36 @@ const std::vector<int64_t>& train_of(const TaskContext& ctx, int64_t t) { return
 // Fine-tune ("bare"): the current task's loss only; the lower bound.
 class Finetune : public Framework {
  public:
-  at::Tensor loss(const TaskContext& ctx, const ForwardOut& out) override { return ctx.ce(out.logits, train_of(ctx, ctx.t)); }
+  at::Tensor loss(const TaskContext& ctx, const ForwardOut& out) override { return ctx.ce(out.logits, ctx.batch_nodes()); }
 };
 
 // Joint: every task's training nodes up to t (each in its own class range); the upper bound.
 class Joint : public Framework {
  public:
-  at::Tensor loss(const TaskContext& ctx, const ForwardOut& out) override {
+  [[nodiscard]] std::vector<int64_t> training_nodes(const TaskContext& ctx) const override {
     std::vector<int64_t> all;
     for (int64_t i = 0; i <= ctx.t; ++i) all.insert(all.end(), train_of(ctx, i).begin(), train_of(ctx, i).end());
-    return ctx.ce(out.logits, all);
+    return all;
   }
+  at::Tensor loss(const TaskContext& ctx, const ForwardOut& out) override { return ctx.ce(out.logits, ctx.batch_nodes()); }
 };
 
 // ER-GNN (Zhou and Cao 2021, CGLB ergnn_model.py): a buffer of `budget` training nodes per
 // task, replayed on the current graph; loss = b L_new + (1 - b) L_buffer with
-// b = |buffer| / (|buffer| + |new training nodes|).
+// b = |buffer| / (|buffer| + |new training nodes of the step|).
 class ErGnn : public Framework {
  public:
   explicit ErGnn(const FrameworkConfig& c) : c_(c) {}
-  at::Tensor loss(const TaskContext& ctx, const ForwardOut& out) override {
-    const at::Tensor l_new = ctx.ce(out.logits, train_of(ctx, ctx.t));
+  [[nodiscard]] std::vector<int64_t> replayed_nodes(const TaskContext& ctx) const override {
     std::vector<int64_t> buffer;
     for (int64_t i = 0; i < ctx.t; ++i) buffer.insert(buffer.end(), buffer_[static_cast<size_t>(i)].begin(), buffer_[static_cast<size_t>(i)].end());
+    return buffer;
+  }
+  at::Tensor loss(const TaskContext& ctx, const ForwardOut& out) override {
+    const at::Tensor l_new = ctx.ce(out.logits, ctx.batch_nodes());
+    const std::vector<int64_t> buffer = replayed_nodes(ctx);
     if (buffer.empty()) return l_new;
-    const auto nb = static_cast<double>(buffer.size()), nn = static_cast<double>(train_of(ctx, ctx.t).size());
+    const auto nb = static_cast<double>(buffer.size()), nn = static_cast<double>(ctx.batch_nodes().size());
     const double b = nb / (nb + nn);
     return b * l_new + (1.0 - b) * ctx.ce(out.logits, buffer);
   }
@@ -60,7 +67,7 @@ class WeightPreserving : public Framework {
  public:
   explicit WeightPreserving(double strength) : strength_(strength) {}
   at::Tensor loss(const TaskContext& ctx, const ForwardOut& out) override {
-    at::Tensor l = ctx.ce(out.logits, train_of(ctx, ctx.t));
+    at::Tensor l = ctx.ce(out.logits, ctx.batch_nodes());
     const auto params = ctx.model.parameters();
     for (size_t i = 0; i < importance_.size(); ++i) {
       for (size_t k = 0; k < params.size(); ++k) {
@@ -139,7 +146,8 @@ class Twp : public WeightPreserving {
     std::vector<at::Tensor> gl = gradients(ctx, ctx.ce(o1.logits, train_of(ctx, ctx.t)), false);
     const ForwardOut o2 = ctx.model.forward(ctx.graph.tensors, false);
     const GraphTensors& gt = ctx.graph.tensors;
-    const at::Tensor src = gt.src.narrow(0, 0, gt.neighbour_edges), dst = gt.dst.narrow(0, 0, gt.neighbour_edges);
+    const EdgeTensors& edges = gt.layer(0);
+    const at::Tensor src = edges.src.narrow(0, 0, edges.neighbour_edges), dst = edges.dst.narrow(0, 0, edges.neighbour_edges);
     // Edges whose head is a training node of the task.
     at::Tensor is_train = at::zeros({gt.nodes}, at::kBool);
     is_train.index_fill_(0, ctx.graph.rows(train_of(ctx, ctx.t)), true);
@@ -161,7 +169,12 @@ class Twp : public WeightPreserving {
 class Gem : public Framework {
  public:
   explicit Gem(const FrameworkConfig& c) : c_(c) {}
-  at::Tensor loss(const TaskContext& ctx, const ForwardOut& out) override { return ctx.ce(out.logits, train_of(ctx, ctx.t)); }
+  [[nodiscard]] std::vector<int64_t> replayed_nodes(const TaskContext& ctx) const override {
+    std::vector<int64_t> all;
+    for (int64_t i = 0; i < ctx.t; ++i) all.insert(all.end(), memories_[static_cast<size_t>(i)].begin(), memories_[static_cast<size_t>(i)].end());
+    return all;
+  }
+  at::Tensor loss(const TaskContext& ctx, const ForwardOut& out) override { return ctx.ce(out.logits, ctx.batch_nodes()); }
   void before_backward(const TaskContext& ctx, const ForwardOut& out) override {
     old_grads_.clear();
     auto params = ctx.model.parameters();
@@ -232,17 +245,23 @@ class Lwf : public Framework {
     if (ctx.t == 0) return;
     at::NoGradGuard no_grad;
     const ForwardOut out = ctx.model.forward(ctx.graph.tensors, false);
-    target_ = out.logits.index_select(0, ctx.graph.rows(train_of(ctx, ctx.t))).detach();
+    const auto& nodes = train_of(ctx, ctx.t);
+    target_ = out.logits.index_select(0, ctx.graph.rows(nodes)).detach();
+    target_row_.clear();
+    for (size_t i = 0; i < nodes.size(); ++i) target_row_[nodes[i]] = static_cast<int64_t>(i);
   }
   at::Tensor loss(const TaskContext& ctx, const ForwardOut& out) override {
-    at::Tensor l = ctx.ce(out.logits, train_of(ctx, ctx.t));
+    at::Tensor l = ctx.ce(out.logits, ctx.batch_nodes());
     if (ctx.t == 0) return l;
-    const at::Tensor z = out.logits.index_select(0, ctx.graph.rows(train_of(ctx, ctx.t)));
+    const at::Tensor z = out.logits.index_select(0, ctx.graph.rows(ctx.batch_nodes()));
+    std::vector<int64_t> rows;
+    for (int64_t v : ctx.batch_nodes()) rows.push_back(target_row_.at(v));
+    const at::Tensor target = target_.index_select(0, at::tensor(rows, at::TensorOptions().dtype(at::kLong)));
     const double T = c_.lwf_temperature;
     at::Tensor kd = at::zeros({}, z.options());
     for (int64_t j = 0; j < ctx.t; ++j) {
       const ClassRange r = class_range(ctx.tasks, "task", j, j);
-      const at::Tensor p_old = at::softmax(target_.narrow(1, r.lo, r.hi - r.lo) / T, 1);
+      const at::Tensor p_old = at::softmax(target.narrow(1, r.lo, r.hi - r.lo) / T, 1);
       const at::Tensor logp = at::log_softmax(z.narrow(1, r.lo, r.hi - r.lo) / T, 1);
       kd = kd - (p_old * logp).sum(1).mean();
     }
@@ -251,10 +270,13 @@ class Lwf : public Framework {
 
  private:
   FrameworkConfig c_;
-  at::Tensor target_;
+  at::Tensor target_;                      // the old model's logits on the task's training nodes
+  std::map<int64_t, int64_t> target_row_;  // training node -> its row of target_
 };
 
 }  // namespace
+
+std::vector<int64_t> Framework::training_nodes(const TaskContext& ctx) const { return train_of(ctx, ctx.t); }
 
 std::unique_ptr<Framework> make_framework(const FrameworkConfig& c) {
   if (c.name == "finetune") return std::make_unique<Finetune>();

@@ -1,5 +1,5 @@
 // The continual-learning frameworks SSRM is added to (CGLB's NCGL baselines, §B.4), as one
-// interface: the loss of a full-batch step on G_t, an optional gradient edit after the
+// interface: the loss of a step on G_t (full batch) or on a mini-batch's block of it, an optional gradient edit after the
 // backward pass (GEM), and what a framework keeps when a task ends (a replay buffer,
 // parameter importances, memories). LibTorch inside lib/gil only.
 #pragma once
@@ -16,7 +16,14 @@ class Framework {
   virtual ~Framework() = default;
   // Called once before task t's first step (LwF records the old model's outputs here).
   virtual void begin_task(const TaskContext& ctx) {}
-  // The training loss of one step from the forward pass `out` on G_t.
+  // The nodes an epoch of task t goes through (in mini-batches, or all at once): the task's
+  // training nodes; joint training: every task's so far.
+  [[nodiscard]] virtual std::vector<int64_t> training_nodes(const TaskContext& ctx) const;
+  // Nodes besides the batch whose outputs a step's loss or gradient hooks read (ER-GNN's
+  // buffer, GEM's memories): a mini-batch's block includes them among its seeds.
+  [[nodiscard]] virtual std::vector<int64_t> replayed_nodes(const TaskContext& ctx) const { return {}; }
+  // The training loss of one step from the forward pass `out` on ctx.graph, over
+  // ctx.batch_nodes() (and the replayed nodes).
   virtual at::Tensor loss(const TaskContext& ctx, const ForwardOut& out) = 0;
   // Before loss.backward(): GEM takes its memories' gradients here (`out` is kept alive).
   virtual void before_backward(const TaskContext& ctx, const ForwardOut& out) {}

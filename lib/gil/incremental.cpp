@@ -1,11 +1,13 @@
 // The incremental driver: task graphs, class ranges, the losses and accuracies of a step,
-// SSRM's term over the kept ego-nets of old tasks' stored nodes, the accuracy matrix and
+// SSRM's term over the exact blocks (2-hop computation graphs) of old tasks' stored nodes,
+// full-batch and mini-batch steps, the accuracy matrix and
 // the structural-shift diagnostics (shift gap and representation MMD under frozen models).
 #include "gil/incremental.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <random>
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -13,6 +15,7 @@
 #include "core/log_text.hpp"
 #include "core/signals.hpp"
 #include "core/timer.hpp"
+#include "gil/block.hpp"
 #include "gil/distance.hpp"
 #include "gil/frameworks.hpp"
 #include "gil/task_context.hpp"
@@ -96,74 +99,79 @@ double accuracy(const Backbone& model, const TaskGraph& graph, const graph::Attr
 
 namespace {
 
-// Hops that determine a 2-layer model's output at a node: its 2-hop neighbourhood, and for
-// GCN also the degrees of the 2-hop nodes (its normalisation), so 3 hops there.
-int ego_hops(const BackboneConfig& c) { return c.name == "gcn" ? 3 : 2; }
-
-// The subgraph around `seeds` (global ids) inside G_t that determines their representations,
-// and the seeds' rows in it.
-struct EgoNet {
-  graph::AttributedGraph graph;
-  std::vector<int64_t> seed_rows;
-};
-
-EgoNet make_ego_net(const graph::AttributedGraph& g, const TaskGraph& gt, const std::vector<int64_t>& seeds, int hops) {
-  std::vector<int64_t> local_seeds;
-  for (int64_t v : seeds) local_seeds.push_back(gt.local.at(static_cast<size_t>(v)));
-  std::vector<int64_t> nodes;
-  for (int64_t l : graph::k_hop_nodes(gt.sub.graph, local_seeds, hops)) nodes.push_back(gt.sub.nodes[static_cast<size_t>(l)]);
-  EgoNet e;
-  e.graph = graph::induced_subgraph(g, nodes).graph;
-  for (int64_t v : seeds) e.seed_rows.push_back(std::lower_bound(nodes.begin(), nodes.end(), v) - nodes.begin());
-  return e;
+// The block of `nodes` (global ids, each in `gt`) with every neighbour: their exact
+// representations on G_t from their 2-hop neighbourhood (and the 1-hop nodes' degrees).
+Block exact_block(const TaskGraph& gt, const std::vector<int64_t>& nodes) {
+  std::vector<int64_t> local;
+  for (int64_t v : nodes) {
+    const int64_t l = gt.local.at(static_cast<size_t>(v));
+    if (l < 0) throw core::RuntimeFailure("node " + std::to_string(v) + " is not in the graph of task " + std::to_string(gt.task));
+    local.push_back(l);
+  }
+  std::mt19937_64 unused(0);
+  return build_block(gt.sub.graph, local, Fanout{}, unused);
 }
 
-// Several ego-nets as one graph (graph::disjoint_union), so that one forward pass gives every
-// old task's representations; rows[i] are the seeds of part i.
-struct EgoNetUnion {
+// Several blocks as one graph, so that one forward pass gives every part's seeds; the seed
+// rows of part i are seed_rows[offsets[i] .. offsets[i+1]).
+struct BlockSet {
   GraphTensors tensors;
-  std::vector<at::Tensor> rows;
+  at::Tensor seed_rows;
+  std::vector<int64_t> offsets;
+  [[nodiscard]] at::Tensor part(const at::Tensor& h, size_t i) const {
+    return h.narrow(0, offsets[i], offsets[i + 1] - offsets[i]);
+  }
 };
 
-EgoNetUnion make_union(const std::vector<const EgoNet*>& nets) {
-  EgoNetUnion u;
-  std::vector<const graph::AttributedGraph*> parts;
-  int64_t base = 0;
-  for (const EgoNet* e : nets) {
-    parts.push_back(&e->graph);
-    std::vector<int64_t> r;
-    for (int64_t x : e->seed_rows) r.push_back(base + x);
-    u.rows.push_back(at::tensor(r, at::TensorOptions().dtype(at::kLong)));
-    base += e->graph.num_nodes;
-  }
-  u.tensors = to_tensors(graph::disjoint_union(parts));
-  return u;
+BlockSet make_block_set(const std::vector<const Block*>& parts) {
+  const BlockUnion u = block_union(parts);
+  BlockSet s;
+  s.tensors = to_tensors(u.block);
+  s.seed_rows = at::tensor(u.block.seed_rows, at::TensorOptions().dtype(at::kLong));
+  s.offsets = u.part_offsets;
+  return s;
+}
+
+// A mini-batch step's graph: the sampled block of `seeds` in G_t, with only the seeds mapped
+// to rows (any other node is refused by rows(), as its output is not a full computation).
+TaskGraph sampled_step_graph(const graph::AttributedGraph& g, const TaskGraph& gt, const std::vector<int64_t>& seeds,
+                             Fanout fanout, std::mt19937_64& rng) {
+  std::vector<int64_t> local;
+  for (int64_t v : seeds) local.push_back(gt.local.at(static_cast<size_t>(v)));
+  const Block b = build_block(gt.sub.graph, local, fanout, rng);
+  TaskGraph step;
+  step.task = gt.task;
+  step.tensors = to_tensors(b);
+  step.local.assign(static_cast<size_t>(g.num_nodes), -1);
+  for (size_t i = 0; i < seeds.size(); ++i) step.local[static_cast<size_t>(seeds[i])] = b.seed_rows[i];
+  return step;
 }
 
 at::Tensor distance(const std::string& name, const at::Tensor& a, const at::Tensor& b) {
   return name == "cmd" ? cmd(a, b) : mmd(a, b);
 }
 
-// What SSRM keeps of an old task i: its stored nodes, their ego-net in G_i and (for the
+// What SSRM keeps of an old task i: its stored nodes, their block in G_i and (for the
 // "stored" target) their representations when task i ended.
 struct SsrmMemory {
   std::vector<int64_t> nodes;
-  EgoNet old_net;
+  Block old_block;
   at::Tensor old_hidden;
 };
 
-// sum_i D(H_i^old, H_i^cur): one forward over the union of the old tasks' ego-nets as they
-// are in G_t, and for the recomputed target one over their ego-nets as they were in G_i.
-// At lambda_x = 0 the two unions are the same graph, so the term is exactly 0.
+// sum_i D(H_i^old, H_i^cur): one forward over the old tasks' blocks as they are in G_t, and
+// for the recomputed target one over their blocks as they were in G_i. At lambda_x = 0 the
+// two block sets are the same graph, so the term is exactly 0.
 at::Tensor ssrm_sum(const Backbone& model, const SsrmConfig& c, const std::vector<SsrmMemory>& memories,
-                    const EgoNetUnion& cur, const EgoNetUnion& old) {
+                    const BlockSet& cur, const BlockSet& old) {
   at::Tensor s = at::zeros({});
   if (memories.empty()) return s;
-  const at::Tensor h_cur = model.forward(cur.tensors, false).hidden;
-  const at::Tensor h_old = c.target == "stored" ? at::Tensor() : model.forward(old.tensors, false).hidden;
+  const at::Tensor h_cur = model.forward(cur.tensors, false).hidden.index_select(0, cur.seed_rows);
+  const at::Tensor h_old =
+      c.target == "stored" ? at::Tensor() : model.forward(old.tensors, false).hidden.index_select(0, old.seed_rows);
   for (size_t i = 0; i < memories.size(); ++i) {
-    const at::Tensor a = c.target == "stored" ? memories[i].old_hidden : h_old.index_select(0, old.rows[i]);
-    s = s + distance(c.distance, a, h_cur.index_select(0, cur.rows[i]));
+    const at::Tensor a = c.target == "stored" ? memories[i].old_hidden : old.part(h_old, i);
+    s = s + distance(c.distance, a, cur.part(h_cur, i));
   }
   return s;
 }
@@ -177,6 +185,10 @@ void check_config(const IncrementalConfig& c) {
   }
   if (c.train.setting != "task" && c.train.setting != "class") {
     throw core::ConfigError("train.setting '" + c.train.setting + "': expected task or class");
+  }
+  if (c.train.batch_size < 0) throw core::ConfigError("train.batch_size " + std::to_string(c.train.batch_size) + ": expected >= 0 (0 = full batch)");
+  for (int64_t f : {c.train.fanout.first, c.train.fanout.last}) {
+    if (f == 0 || f < -1) throw core::ConfigError("train.fanout " + std::to_string(f) + ": expected >= 1, or -1 for every neighbour");
   }
 }
 
@@ -207,40 +219,73 @@ IncrementalResult run_incremental(const graph::AttributedGraph& g, const graph::
   std::vector<TaskGraph> graphs;
   std::vector<std::vector<at::Tensor>> frozen;  // theta_i, for the shift diagnostics
   std::vector<SsrmMemory> ssrm;
-  const int hops = ego_hops(c.model);
+  std::mt19937_64 batch_rng(c.seed * 1000003 + 777);  // mini-batch order and neighbour samples
   for (int64_t t = 0; t < T; ++t) {
     graphs.push_back(make_task_graph(g, tasks, t));
     const TaskGraph& gt = graphs.back();
     TaskContext ctx{g, tasks, c, model, gt, t};
-    // The stored nodes' ego-nets as they are in G_t (the H^cur side of SSRM) and as they were.
-    std::vector<EgoNet> cur_nets;
-    for (const auto& m : ssrm) cur_nets.push_back(make_ego_net(g, gt, m.nodes, hops));
-    std::vector<const EgoNet*> cur_parts, old_parts;
+    const std::vector<int64_t> train_nodes = fw->training_nodes(ctx);
+    ctx.batch = &train_nodes;
+    // The stored nodes' blocks as they are in G_t (the H^cur side of SSRM) and as they were.
+    std::vector<Block> cur_blocks;
+    for (const auto& m : ssrm) cur_blocks.push_back(exact_block(gt, m.nodes));
+    std::vector<const Block*> cur_parts, old_parts;
     for (size_t i = 0; i < ssrm.size(); ++i) {
-      cur_parts.push_back(&cur_nets[i]);
-      old_parts.push_back(&ssrm[i].old_net);
+      cur_parts.push_back(&cur_blocks[i]);
+      old_parts.push_back(&ssrm[i].old_block);
     }
-    const EgoNetUnion cur_union = make_union(cur_parts), old_union = make_union(old_parts);
-    auto ssrm_term = [&]() { return ssrm_sum(model, c.ssrm, ssrm, cur_union, old_union); };
+    const BlockSet cur_set = make_block_set(cur_parts), old_set = make_block_set(old_parts);
+    auto ssrm_term = [&]() { return ssrm_sum(model, c.ssrm, ssrm, cur_set, old_set); };
 
     fw->begin_task(ctx);
     nn::AdamW opt(model.parameters(), {.weight_decay = c.train.weight_decay});
+    // One optimiser step on `step` (G_t, or a mini-batch's block): the framework's loss over
+    // its batch, plus SSRM's term, which is always computed on the exact blocks.
+    auto train_step = [&](const TaskContext& step, int64_t epoch) {
+      opt.zero_grad();
+      const ForwardOut out = model.forward(step.graph.tensors, true, &dropout_gen);
+      at::Tensor loss = fw->loss(step, out);
+      if (c.ssrm.weight > 0 && !ssrm.empty()) loss = loss + c.ssrm.weight * ssrm_term();
+      const double value = loss.item<double>();
+      if (!std::isfinite(value)) {
+        throw core::RuntimeFailure("task " + std::to_string(t) + ", epoch " + std::to_string(epoch) + ": the loss is " +
+                                   std::to_string(value) + " (lower train.lr or the framework's strength)");
+      }
+      fw->before_backward(step, out);
+      loss.backward();
+      fw->adjust_gradients(step);
+      opt.step(c.train.lr);
+      return value;
+    };
     double last_loss = 0;
     for (int64_t epoch = 0; epoch < c.train.epochs; ++epoch) {
       core::throw_if_stop_requested();
-      opt.zero_grad();
-      const ForwardOut out = model.forward(gt.tensors, true, &dropout_gen);
-      at::Tensor loss = fw->loss(ctx, out);
-      if (c.ssrm.weight > 0 && !ssrm.empty()) loss = loss + c.ssrm.weight * ssrm_term();
-      last_loss = loss.item<double>();
-      if (!std::isfinite(last_loss)) {
-        throw core::RuntimeFailure("task " + std::to_string(t) + ", epoch " + std::to_string(epoch) + ": the loss is " +
-                                   std::to_string(last_loss) + " (lower train.lr or the framework's strength)");
+      if (c.train.batch_size == 0) {
+        last_loss = train_step(ctx, epoch);
+        continue;
       }
-      fw->before_backward(ctx, out);
-      loss.backward();
-      fw->adjust_gradients(ctx);
-      opt.step(c.train.lr);
+      // Mini-batches: the training nodes shuffled, each batch with the replayed nodes as the
+      // seeds of a block sampled with the fan-outs; the epoch's loss is the batches' mean.
+      std::vector<int64_t> order = train_nodes;
+      std::shuffle(order.begin(), order.end(), batch_rng);
+      const std::vector<int64_t> replayed = fw->replayed_nodes(ctx);
+      double sum = 0;
+      int64_t batches = 0;
+      for (size_t b = 0; b < order.size(); b += static_cast<size_t>(c.train.batch_size)) {
+        const size_t e = std::min(order.size(), b + static_cast<size_t>(c.train.batch_size));
+        const std::vector<int64_t> batch(order.begin() + static_cast<std::ptrdiff_t>(b), order.begin() + static_cast<std::ptrdiff_t>(e));
+        std::vector<int64_t> seeds = batch;
+        std::vector<int64_t> in_batch = batch;
+        std::sort(in_batch.begin(), in_batch.end());
+        for (int64_t v : replayed) {
+          if (!std::binary_search(in_batch.begin(), in_batch.end(), v)) seeds.push_back(v);
+        }
+        const TaskGraph step_graph = sampled_step_graph(g, gt, seeds, c.train.fanout, batch_rng);
+        const TaskContext step{g, tasks, c, model, step_graph, t, &batch};
+        sum += train_step(step, epoch);
+        ++batches;
+      }
+      last_loss = batches > 0 ? sum / static_cast<double>(batches) : 0.0;
     }
     opt.zero_grad();
     r.train_loss.push_back(last_loss);
@@ -259,11 +304,11 @@ IncrementalResult run_incremental(const graph::AttributedGraph& g, const graph::
       m.nodes = select_replay_nodes(g, tasks.train[static_cast<size_t>(t)], c.ssrm.nodes_per_task, random,
                                     c.seed * 1000003 + 500 + static_cast<uint64_t>(t));
     }
-    m.old_net = make_ego_net(g, gt, m.nodes, hops);
+    m.old_block = exact_block(gt, m.nodes);
     {
       at::NoGradGuard no_grad;
-      const EgoNetUnion own = make_union({&m.old_net});
-      m.old_hidden = model.forward(own.tensors, false).hidden.index_select(0, own.rows[0]).detach();
+      const BlockSet own = make_block_set({&m.old_block});
+      m.old_hidden = model.forward(own.tensors, false).hidden.index_select(0, own.seed_rows).detach();
     }
     ssrm.push_back(std::move(m));
     int64_t stored = 0;

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "gil/block.hpp"
 #include "gil/metrics.hpp"
 #include "gil/replay_sampler.hpp"
 #include "graph/attributed_graph.hpp"
@@ -29,7 +30,10 @@ struct BackboneConfig {
 };
 
 struct TrainConfig {
-  int64_t epochs = 100;           // full-batch steps per task
+  int64_t epochs = 100;           // passes over the training nodes per task
+  int64_t batch_size = 0;         // 0: full batch (one step per epoch on G_t); else mini-batches of
+                                  // this many training nodes, each on a sampled block (gil/block.hpp)
+  Fanout fanout{10, 25};          // mini-batch neighbour sampling: first layer, last layer (-1 = all)
   double lr = 0.005;
   double weight_decay = 5e-4;     // AdamW's decoupled weight decay
   std::string setting = "task";   // "task" (task-IL: each task's own classes) | "class" (class-IL)

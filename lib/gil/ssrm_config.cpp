@@ -52,12 +52,22 @@ SsrmIncrementalConfig read_ssrm_config(const core::ConfigDoc& doc) {
   }
 
   auto& t = c.run.train;
+  std::vector<int64_t> fanout = {t.fanout.first, t.fanout.last};
   root.child("train")
       .get("epochs", t.epochs, in_range<int64_t>(1, 100000))
+      .get("batch_size", t.batch_size, in_range<int64_t>(0, 100000000))
+      .get("fanout", fanout, core::Check<std::vector<int64_t>>([](const std::vector<int64_t>& v) -> std::string {
+        if (v.size() != 2) return "two fan-outs [first layer, last layer], each >= 1 or -1 (every neighbour)";
+        for (int64_t f : v) {
+          if (f == 0 || f < -1 || f > 1000000) return "two fan-outs [first layer, last layer], each >= 1 or -1 (every neighbour)";
+        }
+        return "";
+      }))
       .get("lr", t.lr, in_range(1e-8, 10.0))
       .get("weight_decay", t.weight_decay, in_range(0.0, 1.0))
       .get("setting", t.setting, one_of({"task", "class"}))
       .get("class_balanced", t.class_balanced);
+  t.fanout = {fanout[0], fanout[1]};
 
   auto& f = c.run.framework;
   const auto fw = root.child("framework");

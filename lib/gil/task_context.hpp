@@ -38,8 +38,12 @@ struct TaskContext {
   const graph::IncrementalTasks& tasks;
   const IncrementalConfig& c;
   Backbone& model;
-  const TaskGraph& graph;  // G_t
+  const TaskGraph& graph;  // G_t, or a mini-batch's block of it (only the step's seeds have rows)
   int64_t t = 0;
+  // The training nodes of this step: every node of the framework's training_nodes in a
+  // full-batch step, one mini-batch of them otherwise.
+  const std::vector<int64_t>* batch = nullptr;
+  [[nodiscard]] const std::vector<int64_t>& batch_nodes() const { return *batch; }
 
   // Cross-entropy of `logits` (G_t's rows) over `nodes` (global ids), each among its class
   // range; with class_balanced, weighted 1/n_c by the counts of classes among `nodes`.
