@@ -81,6 +81,35 @@ TextTokenizer load_text_tokenizer(const fs::path& folder, bool lower_case) {
   return text_tokenizer(wp, wp->pad_id(), wp->cls_id(), wp->sep_id());
 }
 
+FolderTokenizer load_folder_tokenizer(const fs::path& folder, bool lower_case) {
+  FolderTokenizer t;
+  const std::string type = model_type(folder);
+  if (type == "llama") {
+    const fs::path file = folder / "tokenizer.model";
+    if (!fs::exists(file)) {
+      throw core::InputError(file.string() + ": no such file (a LLaMA folder needs a SentencePiece tokenizer.model to tokenize text)");
+    }
+    auto spm = std::make_shared<SentencePieceTokenizer>(SentencePieceTokenizer::from_folder(folder));
+    check_fits_embeddings(file, spm->vocab_size(), folder);
+    t.kind = "sentencepiece";
+    t.encode = [spm](std::string_view text) { return spm->encode(text); };
+    t.piece = [spm](int64_t id) { return spm->piece(id); };
+  } else if (type == "roberta") {
+    auto bpe = std::make_shared<BpeTokenizer>(BpeTokenizer::from_folder(folder));
+    check_fits_embeddings(folder / "vocab.json", bpe->vocab_size(), folder);
+    t.kind = "bpe";
+    t.encode = [bpe](std::string_view text) { return bpe->encode(text, int64_t{1} << 40).ids; };
+    t.piece = [bpe](int64_t id) { return bpe->token(id); };
+  } else {
+    auto wp = std::make_shared<WordPieceTokenizer>(WordPieceTokenizer::from_vocab_file(folder / "vocab.txt", {lower_case, 100}));
+    check_fits_embeddings(folder / "vocab.txt", wp->vocab_size(), folder);
+    t.kind = "wordpiece";
+    t.encode = [wp](std::string_view text) { return wp->encode(text, int64_t{1} << 40).ids; };
+    t.piece = [wp](int64_t id) { return wp->token(id); };
+  }
+  return t;
+}
+
 std::optional<SentencePieceTokenizer> load_spm(const fs::path& folder, int64_t vocab) {
   const fs::path file = folder / "tokenizer.model";
   if (!fs::exists(file)) return std::nullopt;
