@@ -65,6 +65,32 @@ TextTokenizer text_tokenizer(std::shared_ptr<Tok> tok, int64_t pad, int64_t cls,
   return t;
 }
 
+// WordPiece's options: lower_case from the caller (model.lower_case), strip_accents and
+// tokenize_chinese_chars from the folder's tokenizer_config.json when it sets them (HF's
+// BertTokenizerFast reads the same keys; strip_accents null: as lower_case).
+WordPieceOptions wordpiece_options(const fs::path& folder, bool lower_case) {
+  WordPieceOptions o;
+  o.lower_case = lower_case;
+  const fs::path p = folder / "tokenizer_config.json";
+  if (!fs::is_regular_file(p)) return o;
+  const core::Json j = core::read_json_file(p);
+  if (!j.is_object()) throw core::InputError(p.string() + ": expected a JSON object, found " + core::describe_json(j));
+  if (j.contains("strip_accents") && !j["strip_accents"].is_null()) {
+    if (!j["strip_accents"].is_boolean()) {
+      throw core::InputError(p.string() + ": field 'strip_accents': expected true, false or null, found " + core::short_json(j["strip_accents"]));
+    }
+    o.strip_accents = j["strip_accents"].get<bool>();
+  }
+  if (j.contains("tokenize_chinese_chars")) {
+    if (!j["tokenize_chinese_chars"].is_boolean()) {
+      throw core::InputError(p.string() + ": field 'tokenize_chinese_chars': expected true or false, found " +
+                             core::short_json(j["tokenize_chinese_chars"]));
+    }
+    o.tokenize_chinese_chars = j["tokenize_chinese_chars"].get<bool>();
+  }
+  return o;
+}
+
 }  // namespace
 
 TextTokenizer load_text_tokenizer(const fs::path& folder, bool lower_case) {
@@ -76,7 +102,7 @@ TextTokenizer load_text_tokenizer(const fs::path& folder, bool lower_case) {
     }
     return text_tokenizer(bpe, bpe->pad_id(), bpe->bos_id(), bpe->eos_id());
   }
-  auto wp = std::make_shared<WordPieceTokenizer>(WordPieceTokenizer::from_vocab_file(folder / "vocab.txt", {lower_case, 100}));
+  auto wp = std::make_shared<WordPieceTokenizer>(WordPieceTokenizer::from_vocab_file(folder / "vocab.txt", wordpiece_options(folder, lower_case)));
   check_fits_embeddings(folder / "vocab.txt", wp->vocab_size(), folder);
   return text_tokenizer(wp, wp->pad_id(), wp->cls_id(), wp->sep_id());
 }
@@ -101,7 +127,7 @@ FolderTokenizer load_folder_tokenizer(const fs::path& folder, bool lower_case) {
     t.encode = [bpe](std::string_view text) { return bpe->encode(text, int64_t{1} << 40).ids; };
     t.piece = [bpe](int64_t id) { return bpe->token(id); };
   } else {
-    auto wp = std::make_shared<WordPieceTokenizer>(WordPieceTokenizer::from_vocab_file(folder / "vocab.txt", {lower_case, 100}));
+    auto wp = std::make_shared<WordPieceTokenizer>(WordPieceTokenizer::from_vocab_file(folder / "vocab.txt", wordpiece_options(folder, lower_case)));
     check_fits_embeddings(folder / "vocab.txt", wp->vocab_size(), folder);
     t.kind = "wordpiece";
     t.encode = [wp](std::string_view text) { return wp->encode(text, int64_t{1} << 40).ids; };
