@@ -30,6 +30,10 @@ int run_convert(const core::CommonOptions& opts, const AdapterKind& kind);
 // of train.batch_size rows × bench.length real tokens from data.train; prints JSON
 // (step seconds, tokens/s, peak RSS).
 int run_bench(const core::CommonOptions& opts, const AdapterKind& kind);
+// The ids (special tokens included, no truncation) and pieces of model.path's tokenizer for
+// each line of tokenize.input (a UTF-8 file or - for standard input), as JSONL (--json or
+// tokenize.format jsonl) or a table, on stdout. No adapter and no model weights involved.
+int run_tokenize(const core::CommonOptions& opts);
 
 // lora-finetune: the functions above with LoRA adapters.
 int finetune_train(const core::CommonOptions& opts);
@@ -39,5 +43,6 @@ int finetune_merge(const core::CommonOptions& opts);
 int finetune_export(const core::CommonOptions& opts);
 int finetune_convert(const core::CommonOptions& opts);
 int finetune_bench(const core::CommonOptions& opts);
+int finetune_tokenize(const core::CommonOptions& opts);
 
 }  // namespace mlsys::lora

@@ -114,6 +114,9 @@ FinetuneConfig read_finetune_config(const core::ConfigDoc& doc, const AdapterKin
   b.get("warmup", c.bench.warmup, core::in_range<int64_t>(0, 1000)).get("steps", c.bench.steps, core::in_range<int64_t>(1, 100000));
   b.get("length", c.bench.length, core::in_range<int64_t>(3, 512));
 
+  root.child("tokenize").get("input", c.tokenize.input).get("format", c.tokenize.format, core::one_of({"table", "jsonl"}));
+  if (c.tokenize.input.empty()) root.child("tokenize").fail("input", "a text file or - (standard input)", "\"\"");
+
   root.get("adapter", c.adapter);
   kind.read_config(root, c);
   root.finish();

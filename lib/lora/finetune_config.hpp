@@ -75,6 +75,10 @@ struct FinetuneConfig {
     int64_t steps = 10;   // timed optimiser steps
     int64_t length = 64;  // tokens per row of the fixed batch ([CLS] … [SEP], no padding)
   } bench;
+  struct Tokenize {
+    std::string input = "-";       // tokenize: a UTF-8 text file, one text a line ("-" = standard input)
+    std::string format = "table";  // tokenize: table | jsonl (--json: jsonl)
+  } tokenize;
   std::string adapter;  // eval/predict/merge/export input: adapter.h5 or a PEFT folder ("" = OUT/adapter.h5)
   nlohmann::json resolved;
 };

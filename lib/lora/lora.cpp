@@ -354,6 +354,7 @@ void read_adapter_head(const core::H5Reader& r, AdapterState& s, const std::stri
 
 namespace {
 constexpr const char* kPrefix = "base_model.model.";
+constexpr const char* kLabelsFile = "mlsys_labels.json";  // beside adapter_config.json
 }
 
 void export_peft(const fs::path& dir, const AdapterState& s) {
@@ -385,12 +386,40 @@ void export_peft(const fs::path& dir, const AdapterState& s) {
               {"init_lora_weights", true},
               {"target_modules", targets},
               {"modules_to_save", head ? json{"classifier"} : json(nullptr)},
-              {"base_model_name_or_path", fs::path(s.base_model).filename().string()},
-              {"mlsys_labels", s.labels}};
-  if (!head && s.labels.empty()) cfg.erase("mlsys_labels");
+              {"base_model_name_or_path", fs::path(s.base_model).filename().string()}};
   tensor::save_safetensors(dir / "adapter_model.safetensors", named, {{"format", "pt"}});
   core::write_file_atomic(dir / "adapter_config.json", cfg.dump(2) + "\n");
+  // the label names are ours, not PEFT's: a key of adapter_config.json that LoraConfig does
+  // not know makes PEFT warn on load, so they live in a file beside it
+  if (head || !s.labels.empty()) {
+    core::write_file_atomic(dir / kLabelsFile, json{{"labels", s.labels}}.dump(2) + "\n");
+  }
 }
+
+namespace {
+
+// The label names of a PEFT folder: DIR/mlsys_labels.json {"labels": [...]}, or the key
+// "mlsys_labels" of adapter_config.json that exports before it wrote (none: no labels).
+std::vector<std::string> read_peft_labels(const fs::path& dir, const json& cfg, const fs::path& cfg_path) {
+  const fs::path path = dir / kLabelsFile;
+  const bool in_file = fs::exists(path);
+  const json j = in_file ? core::read_json_file(path) : json();
+  const std::string where = in_file ? path.string() + ": field 'labels'" : cfg_path.string() + ": field 'mlsys_labels'";
+  if (in_file && (!j.is_object() || !j.contains("labels"))) {
+    throw core::InputError(path.string() + ": expected an object {\"labels\": [names]}, found " + core::short_json(j));
+  }
+  const json* v = in_file ? &j["labels"] : (cfg.contains("mlsys_labels") ? &cfg["mlsys_labels"] : nullptr);
+  std::vector<std::string> out;
+  if (v == nullptr || v->is_null()) return out;
+  if (!v->is_array()) throw core::InputError(where + ": expected a list of strings, found " + core::short_json(*v));
+  for (const auto& e : *v) {
+    if (!e.is_string()) throw core::InputError(where + ": expected a list of strings, found " + core::short_json(*v));
+    out.push_back(e.get<std::string>());
+  }
+  return out;
+}
+
+}  // namespace
 
 AdapterState import_peft(const fs::path& dir) {
   const fs::path cfg_path = dir / "adapter_config.json";
@@ -452,7 +481,7 @@ AdapterState import_peft(const fs::path& dir) {
     if (!j["base_model_name_or_path"].is_string()) bad("base_model_name_or_path", "a string");
     s.base_model = j["base_model_name_or_path"].get<std::string>();
   }
-  s.labels = get_strings("mlsys_labels");
+  s.labels = read_peft_labels(dir, j, cfg_path);
   bool task_given = false;
   if (has("task_type") && !j["task_type"].is_null()) {  // PEFT writes null when no task was given
     task_given = true;

@@ -117,6 +117,9 @@ void check_adapter_tensors(const AdapterState& state, const std::string& file);
 // base_model.model.classifier.{weight,bias} (RoBERTa: classifier.{dense,out_proj}.{weight,bias};
 // modules_to_save "classifier"); task_type as in the state
 // (a LLaMA module: base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight).
+// adapter_config.json holds LoraConfig's keys only, so PEFT loads the folder without a
+// warning; the label names are DIR/mlsys_labels.json {"labels": [...]} beside it (import
+// also reads the key "mlsys_labels" of adapter_config.json that older exports wrote).
 void export_peft(const std::filesystem::path& dir, const AdapterState& state);
 [[nodiscard]] AdapterState import_peft(const std::filesystem::path& dir);
 

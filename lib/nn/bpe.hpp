@@ -9,7 +9,7 @@
 //    tokenizer_config.json sets it).
 //  - Each piece of text between them is pre-tokenized with GPT-2's regex
 //    's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-//    (Unicode letters, numbers and White_Space from Python's unicodedata 14; no prefix space
+//    (Unicode letters, numbers and White_Space from utf8proc, nn/unicode.hpp; no prefix space
 //    is added, as RoBERTa's add_prefix_space=false).
 //  - Each word's UTF-8 bytes become GPT-2's byte-to-unicode symbols, merged by the rank of
 //    the merges.txt line (lowest first, every occurrence left to right).

@@ -65,6 +65,32 @@ TextTokenizer text_tokenizer(std::shared_ptr<Tok> tok, int64_t pad, int64_t cls,
   return t;
 }
 
+// WordPiece's options: lower_case from the caller (model.lower_case), strip_accents and
+// tokenize_chinese_chars from the folder's tokenizer_config.json when it sets them (HF's
+// BertTokenizerFast reads the same keys; strip_accents null: as lower_case).
+WordPieceOptions wordpiece_options(const fs::path& folder, bool lower_case) {
+  WordPieceOptions o;
+  o.lower_case = lower_case;
+  const fs::path p = folder / "tokenizer_config.json";
+  if (!fs::is_regular_file(p)) return o;
+  const core::Json j = core::read_json_file(p);
+  if (!j.is_object()) throw core::InputError(p.string() + ": expected a JSON object, found " + core::describe_json(j));
+  if (j.contains("strip_accents") && !j["strip_accents"].is_null()) {
+    if (!j["strip_accents"].is_boolean()) {
+      throw core::InputError(p.string() + ": field 'strip_accents': expected true, false or null, found " + core::short_json(j["strip_accents"]));
+    }
+    o.strip_accents = j["strip_accents"].get<bool>();
+  }
+  if (j.contains("tokenize_chinese_chars")) {
+    if (!j["tokenize_chinese_chars"].is_boolean()) {
+      throw core::InputError(p.string() + ": field 'tokenize_chinese_chars': expected true or false, found " +
+                             core::short_json(j["tokenize_chinese_chars"]));
+    }
+    o.tokenize_chinese_chars = j["tokenize_chinese_chars"].get<bool>();
+  }
+  return o;
+}
+
 }  // namespace
 
 TextTokenizer load_text_tokenizer(const fs::path& folder, bool lower_case) {
@@ -76,9 +102,38 @@ TextTokenizer load_text_tokenizer(const fs::path& folder, bool lower_case) {
     }
     return text_tokenizer(bpe, bpe->pad_id(), bpe->bos_id(), bpe->eos_id());
   }
-  auto wp = std::make_shared<WordPieceTokenizer>(WordPieceTokenizer::from_vocab_file(folder / "vocab.txt", {lower_case, 100}));
+  auto wp = std::make_shared<WordPieceTokenizer>(WordPieceTokenizer::from_vocab_file(folder / "vocab.txt", wordpiece_options(folder, lower_case)));
   check_fits_embeddings(folder / "vocab.txt", wp->vocab_size(), folder);
   return text_tokenizer(wp, wp->pad_id(), wp->cls_id(), wp->sep_id());
+}
+
+FolderTokenizer load_folder_tokenizer(const fs::path& folder, bool lower_case) {
+  FolderTokenizer t;
+  const std::string type = model_type(folder);
+  if (type == "llama") {
+    const fs::path file = folder / "tokenizer.model";
+    if (!fs::exists(file)) {
+      throw core::InputError(file.string() + ": no such file (a LLaMA folder needs a SentencePiece tokenizer.model to tokenize text)");
+    }
+    auto spm = std::make_shared<SentencePieceTokenizer>(SentencePieceTokenizer::from_folder(folder));
+    check_fits_embeddings(file, spm->vocab_size(), folder);
+    t.kind = "sentencepiece";
+    t.encode = [spm](std::string_view text) { return spm->encode(text); };
+    t.piece = [spm](int64_t id) { return spm->piece(id); };
+  } else if (type == "roberta") {
+    auto bpe = std::make_shared<BpeTokenizer>(BpeTokenizer::from_folder(folder));
+    check_fits_embeddings(folder / "vocab.json", bpe->vocab_size(), folder);
+    t.kind = "bpe";
+    t.encode = [bpe](std::string_view text) { return bpe->encode(text, int64_t{1} << 40).ids; };
+    t.piece = [bpe](int64_t id) { return bpe->token(id); };
+  } else {
+    auto wp = std::make_shared<WordPieceTokenizer>(WordPieceTokenizer::from_vocab_file(folder / "vocab.txt", wordpiece_options(folder, lower_case)));
+    check_fits_embeddings(folder / "vocab.txt", wp->vocab_size(), folder);
+    t.kind = "wordpiece";
+    t.encode = [wp](std::string_view text) { return wp->encode(text, int64_t{1} << 40).ids; };
+    t.piece = [wp](int64_t id) { return wp->token(id); };
+  }
+  return t;
 }
 
 std::optional<SentencePieceTokenizer> load_spm(const fs::path& folder, int64_t vocab) {

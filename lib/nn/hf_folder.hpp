@@ -33,6 +33,20 @@ struct TextTokenizer {
 // embeddings (vocab_size of config.json): InputError naming vocab.txt / vocab.json otherwise.
 [[nodiscard]] TextTokenizer load_text_tokenizer(const std::filesystem::path& folder, bool lower_case);
 
+// Whichever tokenizer a model folder holds, giving Hugging Face's tokenizer(text)["input_ids"]
+// (special tokens included, no truncation) and each id's vocabulary string: for lora-finetune
+// tokenize, which compares with Hugging Face directly.
+struct FolderTokenizer {
+  std::string kind;  // "wordpiece" (bert), "bpe" (roberta), "sentencepiece" (llama)
+  std::function<std::vector<int64_t>(std::string_view)> encode;
+  std::function<std::string(int64_t)> piece;
+};
+
+// load_text_tokenizer's for bert and roberta folders, the SentencePiece tokenizer.model for
+// llama ones (InputError naming it when the folder has none). Its ids must fit the model's
+// word embeddings, as load_text_tokenizer checks.
+[[nodiscard]] FolderTokenizer load_folder_tokenizer(const std::filesystem::path& folder, bool lower_case);
+
 // The folder's tokenizer.model when it has one (nullopt: token-id data only). Its pieces
 // must fit the model's `vocab` embeddings (InputError naming the file otherwise).
 [[nodiscard]] std::optional<SentencePieceTokenizer> load_spm(const std::filesystem::path& folder, int64_t vocab);

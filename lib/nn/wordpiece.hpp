@@ -1,10 +1,13 @@
-// BERT's WordPiece tokenizer read from a vocab.txt: the basic tokenizer (clean text, CJK
-// split, lower-casing and accent stripping, punctuation split) then greedy longest-match
-// WordPiece with "##" continuations, as Hugging Face's BertTokenizer(Fast). No LibTorch.
+// BERT's WordPiece tokenizer read from a vocab.txt: Hugging Face tokenizers' BertNormalizer
+// (clean text, CJK split, accent stripping after NFD, lower-casing), BertPreTokenizer (split
+// on White_Space and around punctuation) and greedy longest-match WordPiece with "##"
+// continuations, giving BertTokenizerFast's ids for any text (tests/nn/fixtures/tokenizers).
+// The Unicode facts come from utf8proc (nn/unicode.hpp). No LibTorch.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -12,9 +15,13 @@
 
 namespace mlsys::nn {
 
+// tokenizer_config.json's keys of the same names, with BertTokenizer's defaults.
 struct WordPieceOptions {
-  bool lower_case = true;      // do_lower_case (uncased models); also strips accents, as BERT does
-  int max_chars_per_word = 100;
+  bool lower_case = true;      // do_lower_case (uncased models)
+  int max_chars_per_word = 100;  // max_input_chars_per_word: a longer word is one [UNK]
+  std::optional<bool> strip_accents;  // NFD then drop Mn; unset: as lower_case (HF's null)
+  bool tokenize_chinese_chars = true;  // each CJK ideograph its own word
+  bool clean_text = true;              // drop control/format characters, map White_Space to " "
 };
 
 // One encoded batch row: [CLS] pieces [SEP], truncated to max_length, plus the mask.
@@ -30,7 +37,9 @@ class WordPieceTokenizer {
   // From an in-memory vocabulary (one token per entry, id = index).
   WordPieceTokenizer(std::vector<std::string> vocab, WordPieceOptions opts = {});
 
-  // The basic tokenizer's words (normalised, split on whitespace and punctuation).
+  // BertNormalizer's output for `text` (invalid UTF-8 bytes count as U+FFFD, which it drops).
+  [[nodiscard]] std::string normalize(std::string_view text) const;
+  // The basic tokenizer's words: normalize(), then split on White_Space and around punctuation.
   [[nodiscard]] std::vector<std::string> basic_tokenize(std::string_view text) const;
   // Piece ids without special tokens.
   [[nodiscard]] std::vector<int64_t> tokenize_ids(std::string_view text) const;

@@ -3,12 +3,14 @@
 // that names the file, key or line, and leave no artifact.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
+#include <sstream>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -606,4 +608,115 @@ TEST_CASE("lora-finetune train replaces adapter.h5 and metrics.h5 as a pair or n
     INFO(e.path());
     CHECK(e.path().filename().string().front() != '.');  // no temporary, no staging folder left
   }
+}
+
+namespace {
+
+// The corpus rows of the multi-script fixture (tests/nn/fixtures/unicode/ids.jsonl, Hugging
+// Face's ids) that are one line of text each.
+std::vector<nlohmann::json> one_line_fixture_rows() {
+  std::ifstream in(MLSYS_SOURCE_ROOT "/tests/nn/fixtures/unicode/ids.jsonl");
+  std::vector<nlohmann::json> rows;
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line);
+    if (j.contains("meta") || j["kind"] != "corpus") continue;
+    const auto text = j["text"].get<std::string>();
+    if (text.find_first_of("\r\n") == std::string::npos) rows.push_back(std::move(j));
+  }
+  return rows;
+}
+
+}  // namespace
+
+TEST_CASE("lora-finetune tokenize: Hugging Face's ids for every tokenizer, from a file or stdin, JSONL or a table") {
+  mlsys::test::TempDir tmp{"lora-tokenize"};
+  const fs::path dir = tmp.path;
+  const auto rows = one_line_fixture_rows();
+  REQUIRE(rows.size() >= 100);
+  {
+    std::ofstream f(dir / "texts.txt", std::ios::binary);
+    for (const auto& r : rows) f << r["text"].get<std::string>() << "\n";
+  }
+  const std::string texts = (dir / "texts.txt").string();
+  // llama: stories260K converted with the 512-piece SentencePiece model of the fixtures
+  Run r = run("convert --set convert.input=" MLSYS_SOURCE_ROOT "/tests/nn/fixtures/stories260K/stories260K.bin"
+              " --set convert.tokenizer=" MLSYS_SOURCE_ROOT "/tests/nn/fixtures/spm/tokenizer.model --out " +
+              (dir / "s260").string());
+  REQUIRE(r.code == 0);
+  const std::vector<std::pair<std::string, std::string>> models = {
+      {"bert", MLSYS_SOURCE_ROOT "/.deps/models/all-MiniLM-L6-v2"},
+      {"roberta", MLSYS_SOURCE_ROOT "/tests/nn/fixtures/roberta"},
+      {"llama", (dir / "s260").string()}};
+  for (const auto& [column, path] : models) {
+    INFO(column);
+    for (const std::string& how : {"--input " + texts + " --format jsonl", "--json < " + texts}) {
+      r = run("tokenize --set model.path=" + path + " " + how);
+      INFO(r.err);
+      REQUIRE(r.code == 0);
+      std::istringstream out(r.out);
+      size_t n = 0, bad = 0;
+      for (std::string line; std::getline(out, line); ++n) {
+        const auto j = nlohmann::json::parse(line);
+        REQUIRE(n < rows.size());
+        CHECK(j["line"] == n + 1);
+        CHECK(j["text"] == rows[n]["text"]);
+        CHECK(j["pieces"].size() == j["ids"].size());
+        if (j["ids"] != rows[n][column]) {
+          ++bad;
+          UNSCOPED_INFO("differs: " << rows[n]["text"].dump());
+        }
+        if (column == "bert") {
+          auto inner = j["pieces"].get<std::vector<std::string>>();
+          REQUIRE(inner.size() >= 2);
+          CHECK(inner.front() == "[CLS]");
+          CHECK(inner.back() == "[SEP]");
+          CHECK(std::vector<std::string>(inner.begin() + 1, inner.end() - 1) == rows[n]["bert_pieces"]);
+        }
+      }
+      CHECK(n == rows.size());
+      CHECK(bad == 0);
+    }
+  }
+  // the table: one row per token, then the count
+  std::ofstream(dir / "two.txt") << "Hello, Wörld!\r\nｶﾞ\u3000「한」\n";
+  r = run("tokenize --set model.path=" + models[0].second + " --input " + (dir / "two.txt").string());
+  REQUIRE(r.code == 0);
+  CHECK(r.out.starts_with("line  pos     id  piece\n"));
+  CHECK(r.out.find("2 texts, 14 tokens (wordpiece, " + models[0].second + ")\n") != std::string::npos);
+  CHECK(r.out.find("2088  world") != std::string::npos);
+  CHECK(r.out.find("##ᅡ") != std::string::npos);  // 한 decomposed into jamo (NFD)
+}
+
+TEST_CASE("lora-finetune tokenize: bad input is one line and exit 3; a bad format exit 2") {
+  mlsys::test::TempDir tmp{"lora-tokenize-bad"};
+  const fs::path dir = tmp.path;
+  std::ofstream(dir / "bad.txt", std::ios::binary) << "fine\nnot \xC3\x28 utf-8\n";
+  const auto run = [](const std::string& args) {
+    const bool minilm = args.starts_with("tokenize") && args.find("model.path=") == std::string::npos;
+    return ::run(minilm ? args + " --set model.path=" MLSYS_SOURCE_ROOT "/.deps/models/all-MiniLM-L6-v2" : args);
+  };
+  Run r = run("tokenize --input " + (dir / "bad.txt").string());
+  CHECK(r.code == 3);
+  CHECK(r.err.find("bad.txt:2: not UTF-8 (byte 5 of the line: \\xc3(") != std::string::npos);
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  r = run("tokenize --json < " + (dir / "bad.txt").string());
+  CHECK(r.code == 3);
+  CHECK(r.err.find("<stdin>:2: not UTF-8") != std::string::npos);
+  r = run("tokenize --input " + (dir / "missing.txt").string());
+  CHECK(r.code == 3);
+  CHECK(r.err.find("missing.txt: no such file") != std::string::npos);
+  r = run("tokenize --format xml < /dev/null");
+  CHECK(r.code == 2);
+  CHECK(r.err.find("tokenize.format") != std::string::npos);
+  // a llama folder without tokenizer.model: nothing to tokenize text with
+  r = run("convert --set convert.input=" MLSYS_SOURCE_ROOT "/tests/nn/fixtures/stories260K/stories260K.bin --out " +
+          (dir / "s260").string());
+  REQUIRE(r.code == 0);
+  r = run("tokenize --set model.path=" + (dir / "s260").string() + " < /dev/null");
+  CHECK(r.code == 3);
+  CHECK(r.err.find("tokenizer.model: no such file") != std::string::npos);
+  // empty input: no texts
+  r = run("tokenize --json < /dev/null");
+  CHECK(r.code == 0);
+  CHECK(r.out.empty());
 }

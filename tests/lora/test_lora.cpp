@@ -5,6 +5,7 @@
 
 #include <c10/core/GradMode.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -195,6 +196,48 @@ TEST_CASE("adapters round-trip through HDF5 and the PEFT layout") {
   CHECK_THROWS_AS(lora::attach_state(wrong, peft, "peft"), core::InputError);
 }
 
+TEST_CASE("PEFT export: adapter_config.json has LoraConfig's keys only; the labels are in mlsys_labels.json") {
+  auto m = tiny(2);
+  lora::LoraConfig cfg;
+  cfg.targets = {"query", "value"};
+  cfg.r = 2;
+  auto set = lora::attach_lora(m, cfg, 3);
+  const mlsys::test::TempDir scratch("peft-labels");
+  const fs::path d = scratch.path / "peft";
+  lora::export_peft(d, lora::state_of(m, set, {"neg", "pos"}, "models/tiny"));
+  const auto config = nlohmann::json::parse(std::ifstream(d / "adapter_config.json"));
+  // every key is a field of PEFT's LoraConfig (an unknown one makes PEFT warn on load)
+  for (const auto& [key, v] : config.items()) {
+    INFO(key);
+    CHECK((key == "peft_type" || key == "task_type" || key == "r" || key == "lora_alpha" || key == "lora_dropout" ||
+           key == "use_rslora" || key == "use_dora" || key == "bias" || key == "fan_in_fan_out" ||
+           key == "inference_mode" || key == "init_lora_weights" || key == "target_modules" ||
+           key == "modules_to_save" || key == "base_model_name_or_path"));
+  }
+  CHECK_FALSE(config.contains("mlsys_labels"));
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(d)) files.push_back(e.path().filename().string());
+  std::sort(files.begin(), files.end());
+  CHECK(files == std::vector<std::string>{"adapter_config.json", "adapter_model.safetensors", "mlsys_labels.json"});
+  CHECK(nlohmann::json::parse(std::ifstream(d / "mlsys_labels.json")) == nlohmann::json{{"labels", {"neg", "pos"}}});
+  CHECK(lora::import_peft(d).labels == std::vector<std::string>{"neg", "pos"});
+
+  // a folder exported before mlsys_labels.json: the labels from adapter_config.json's key
+  fs::remove(d / "mlsys_labels.json");
+  auto old = config;
+  old["mlsys_labels"] = {"a", "b"};
+  std::ofstream(d / "adapter_config.json", std::ios::trunc) << old.dump();
+  CHECK(lora::import_peft(d).labels == std::vector<std::string>{"a", "b"});
+  // a PEFT folder made elsewhere: the head's rows numbered
+  std::ofstream(d / "adapter_config.json", std::ios::trunc) << config.dump();
+  CHECK(lora::import_peft(d).labels == std::vector<std::string>{"0", "1"});
+  // a malformed labels file is an input error naming it
+  for (const char* bad : {"[\"neg\"]", "{\"labels\": [1, 2]}", "{\"labels\": \"neg\"}", "{}"}) {
+    std::ofstream(d / "mlsys_labels.json", std::ios::trunc) << bad;
+    test::expect_error([&] { (void)lora::import_peft(d); }, {"mlsys_labels.json"});
+  }
+}
+
 TEST_CASE("PEFT import: wrong field types and unsupported features are input errors naming the field") {
   auto m = tiny(2);
   lora::LoraConfig cfg;
@@ -221,7 +264,9 @@ TEST_CASE("PEFT import: wrong field types and unsupported features are input err
   expect_error(with("use_rslora", 1), "use_rslora");
   expect_error(with("lora_dropout", "x"), "lora_dropout");
   expect_error(with("target_modules", 3), "target_modules");
+  fs::rename(d / "peft/mlsys_labels.json", d / "labels.json");  // an older export: labels in the config
   expect_error(with("mlsys_labels", {1, 2}), "mlsys_labels");
+  fs::rename(d / "labels.json", d / "peft/mlsys_labels.json");
   expect_error(with("base_model_name_or_path", 5), "base_model_name_or_path");
   expect_error(with("rank_pattern", {{"query", 4}}), "rank_pattern");
   expect_error(with("alpha_pattern", {{"query", 4}}), "alpha_pattern");

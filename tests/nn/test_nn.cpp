@@ -628,3 +628,25 @@ TEST_CASE("a vocab.txt longer than the word embeddings is an input error naming 
   test::expect_error([&] { (void)nn::load_text_tokenizer(d, true); },
                      {(d / "vocab.txt").string(), "expected at most 8 tokens", "found 10"});
 }
+
+TEST_CASE("WordPiece options from tokenizer_config.json: strip_accents, tokenize_chinese_chars; bad values name the field") {
+  const mlsys::test::TempDir scratch("wp-config");
+  const fs::path& d = scratch.path;
+  auto c = tiny_config();
+  c.vocab_size = 16;
+  nn::BertClassifier::random(c, 2, 1).save_hf(d);
+  std::ofstream v(d / "vocab.txt");
+  for (const char* w : {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "cafe", "café", "中", "文", "中文"}) v << w << "\n";
+  v.close();
+  auto ids = [&](const char* text) { return nn::load_folder_tokenizer(d, true).encode(text); };
+  CHECK(nn::load_folder_tokenizer(d, true).kind == "wordpiece");
+  CHECK(ids("Café 中文") == std::vector<int64_t>{2, 4, 6, 7, 3});  // defaults: strip accents, split CJK
+  std::ofstream(d / "tokenizer_config.json") << R"({"strip_accents": false, "tokenize_chinese_chars": false})";
+  CHECK(ids("Café 中文") == std::vector<int64_t>{2, 5, 8, 3});
+  std::ofstream(d / "tokenizer_config.json") << R"({"strip_accents": null})";
+  CHECK(ids("Café") == std::vector<int64_t>{2, 4, 3});  // null: as lower_case
+  std::ofstream(d / "tokenizer_config.json") << R"({"strip_accents": "yes"})";
+  test::expect_error([&] { (void)ids("x"); }, {"tokenizer_config.json", "'strip_accents'"});
+  std::ofstream(d / "tokenizer_config.json") << R"({"tokenize_chinese_chars": 1})";
+  test::expect_error([&] { (void)nn::load_text_tokenizer(d, true); }, {"tokenizer_config.json", "'tokenize_chinese_chars'"});
+}

@@ -27,6 +27,10 @@ int main(int argc, char** argv) {
            lora::finetune_convert},
           {"bench", "time LoRA training steps on one fixed batch of real tokens; print JSON (tokens/s, peak RSS)",
            lora::finetune_bench, {}, false},
+          {"tokenize", "ids and pieces of model.path's tokenizer for each line of tokenize.input (a file, or - for stdin), as a table or JSONL",
+           lora::finetune_tokenize, {}, false,
+           {{"input", "tokenize.input", "text file, one text a line (- = standard input)"},
+            {"format", "tokenize.format", "table | jsonl (--json: jsonl)"}}},
       },
       argc, argv, tensor::thread_control());
 }
