@@ -741,7 +741,10 @@ SpmdGraph generate_graph(const SpmdModelSize& s) {
     x = op(SpmdOpKind::flatten, "flatten", {x});
     const int64_t fc = std::max<int64_t>(1, 4096 / s.channels_scale);
     const int64_t fin = c * side * side;
-    x = op(SpmdOpKind::relu, "fc1.relu", {op(SpmdOpKind::linear, "fc1", {x, param("fc1.w", {fc, fin}), param("fc1.b", {fc})})});
+    // fc1's input dim is channel-major: a channel split of the flattened features is a split
+    // in units of side * side.
+    b.tensor("generator", "fc1.w", SpmdTensorKind::param, {fc, fin}, eb, {1, side * side}, 0);
+    x = op(SpmdOpKind::relu, "fc1.relu", {op(SpmdOpKind::linear, "fc1", {x, "fc1.w", param("fc1.b", {fc})})});
     x = op(SpmdOpKind::relu, "fc2.relu", {op(SpmdOpKind::linear, "fc2", {x, param("fc2.w", {fc, fc}), param("fc2.b", {fc})})});
     const std::string logits = op(SpmdOpKind::linear, "fc3", {x, param("fc3.w", {s.classes, fc}), param("fc3.b", {s.classes})});
     op(SpmdOpKind::cross_entropy, "loss", {logits, "labels"});

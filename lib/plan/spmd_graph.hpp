@@ -70,7 +70,7 @@ core::Json graph_to_json(const SpmdGraph& g);
 // Built-in generators (model.generator in the config). Sizes are the caller's.
 struct SpmdModelSize {
   std::string generator = "bert";  // mlp | bert | gpt | vit | vgg19 | bert_moe
-  int64_t batch = 32;
+  int64_t batch = 2048;     // HAP's configs: 32 samples per device (64 devices)
   int64_t seq = 128;
   int64_t hidden = 768;
   int64_t ffn = 3072;

@@ -118,6 +118,7 @@ LpResult solve_ratios(const SpmdCostModel& m, const Program& p) {
     }
   }
   glp_load_matrix(lp.get(), static_cast<int>(ar.size()) - 1, ia.data(), ja.data(), ar.data());
+  const int term_was = glp_term_out(GLP_OFF);  // glp_scale_prob prints otherwise
   glp_scale_prob(lp.get(), GLP_SF_AUTO);
   glp_smcp parm;
   glp_init_smcp(&parm);
@@ -127,6 +128,7 @@ LpResult solve_ratios(const SpmdCostModel& m, const Program& p) {
   res.rows = static_cast<int>(rows.size());
   res.cols = col;
   const int rc = glp_simplex(lp.get(), &parm);
+  glp_term_out(term_was);
   const int status = rc == 0 ? glp_get_status(lp.get()) : GLP_UNDEF;
   if (rc != 0 || status != GLP_OPT) {
     res.status = rc == GLP_ENOPFS || status == GLP_NOFEAS ? "infeasible (no ratios fit every device's memory)"

@@ -161,6 +161,12 @@ class Searcher {
   FixedPart fixed_part(const SpmdOp& op, const Signature& s, int si) {
     FixedPart fp;
     fp.sig = si;
+    if (o_.policy.shard_weights && si == 0 &&
+        (op.kind == SpmdOpKind::linear || op.kind == SpmdOpKind::matmul || op.kind == SpmdOpKind::attention ||
+         op.kind == SpmdOpKind::embedding || op.kind == SpmdOpKind::conv2d || op.kind == SpmdOpKind::moe)) {
+      fp.ok = false;  // signature 0 is the all-Identity one
+      return fp;
+    }
     if (!allowed(g_.tensors[static_cast<size_t>(op.output)], s.out)) {
       fp.ok = false;
       return fp;

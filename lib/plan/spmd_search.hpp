@@ -20,6 +20,7 @@ struct SearchPolicy {
   std::string name = "hap";
   bool data_parallel_only = false;  // DP: activations and data Gather(0), parameters Identity, no conversions
   bool no_data_split = false;       // TP: no Gather on a tensor's data dims (batch, sequence)
+  bool shard_weights = false;       // TP: ops with weights (and attention) never run replicated
   bool conversions = true;
   bool sfb = true;
   bool grouped_collectives = true;  // else padded only

@@ -111,6 +111,7 @@ SynthResult baseline(const SpmdCostModel& m, const std::string& method, const Sy
     b.fixed_ratios = method == "dp-even" ? even_ratios(m.devices()) : proportional_ratios(m.cluster());
   } else if (method == "tp") {
     b.policy.no_data_split = true;
+    b.policy.shard_weights = true;
     b.policy.grouped_collectives = false;
     b.fixed_ratios = even_ratios(m.devices());
   } else {
