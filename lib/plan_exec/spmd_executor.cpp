@@ -262,8 +262,16 @@ at::Tensor apply_op(const SpmdGraph& g, const SpmdOp& op, const std::vector<at::
       const at::Tensor idx = (in[0] - offset).clamp(0, rows - 1);
       return at::embedding(in[1], idx) * here.unsqueeze(-1).to(in[1].scalar_type());
     }
-    case SpmdOpKind::conv2d:
+    case SpmdOpKind::conv2d: {
+      if (in[0].numel() == 0 || in[1].numel() == 0) {
+        // A shard with no samples, channels or filters (ATen's conv refuses empty weights):
+        // the bias alone, kept on the autograd graph of x and W.
+        const auto& out = g.tensors[static_cast<size_t>(op.output)].shape;
+        return at::zeros({in[0].size(0), in[1].size(0), out[2], out[3]}, in[1].options()) + in[2].view({1, -1, 1, 1}) +
+               0.0 * (in[0].sum() + in[1].sum());
+      }
       return at::conv2d(in[0], in[1], in[2], {op.stride, op.stride}, {op.padding, op.padding});
+    }
     case SpmdOpKind::max_pool2d:
       return at::max_pool2d(in[0], {op.kernel, op.kernel}, {op.stride, op.stride});
     case SpmdOpKind::flatten:
@@ -416,7 +424,7 @@ class RankInterpreter {
       const size_t ti = idx(t);
       if (op == "placeholder") {
         const std::string p = ins.at("prop").get<std::string>();
-        v[key(t, p)] = local_of(full[ti], t, p);
+        v[key(t, p)] = p == "R" ? full[ti] * own : local_of(full[ti], t, p);
       } else if (op == "parameter") {
         const std::string p = ins.at("prop").get<std::string>();
         const std::string grad = ins.at("grad").get<std::string>();
