@@ -16,6 +16,10 @@ using core::Json;
 const char* const kNames[kCollectiveKinds] = {"all_gather", "reduce_scatter", "all_reduce", "broadcast", "reduce",
                                               "all_to_all"};
 
+std::string join(const std::string& where, const std::string& key) {
+  return !where.empty() && where.back() == ':' ? where + " " + key : where + "." + key;
+}
+
 [[noreturn]] void fail(const std::string& where, const std::string& expected, const std::string& found) {
   throw core::InputError(where + ": expected " + expected + ", found " + found);
 }
@@ -24,13 +28,13 @@ double number(const Json& obj, const std::string& key, const std::string& where,
               double dflt) {
   auto it = obj.find(key);
   if (it == obj.end()) {
-    if (required) fail(where + "." + key, "a number (the field is required)", "nothing");
+    if (required) fail(join(where, key), "a number (the field is required)", "nothing");
     return dflt;
   }
-  if (!it->is_number()) fail(where + "." + key, "a number", core::describe_json(*it));
+  if (!it->is_number()) fail(join(where, key), "a number", core::describe_json(*it));
   const double v = it->get<double>();
   if (!std::isfinite(v) || v < lo || v > hi) {
-    fail(where + "." + key, "a number in [" + core::short_json(Json(lo)) + ", " + core::short_json(Json(hi)) + "]",
+    fail(join(where, key), "a number in [" + core::short_json(Json(lo)) + ", " + core::short_json(Json(hi)) + "]",
          core::short_json(*it));
   }
   return v;
@@ -86,12 +90,12 @@ SpmdCluster cluster_from_json(const Json& j, const std::string& source) {
             source);
   SpmdCluster c;
   if (auto it = j.find("name"); it != j.end()) {
-    if (!it->is_string()) fail(source + ".name", "a string", core::describe_json(*it));
+    if (!it->is_string()) fail(source + ": name", "a string", core::describe_json(*it));
     c.name = it->get<std::string>();
   }
   auto devs = j.find("devices");
   if (devs == j.end() || !devs->is_array() || devs->empty()) {
-    fail(source + ".devices", "a non-empty array of devices", devs == j.end() ? "nothing" : core::describe_json(*devs));
+    fail(source + ": devices", "a non-empty array of devices", devs == j.end() ? "nothing" : core::describe_json(*devs));
   }
   for (size_t i = 0; i < devs->size(); ++i) {
     const Json& d = (*devs)[i];
@@ -120,19 +124,19 @@ SpmdCluster cluster_from_json(const Json& j, const std::string& source) {
       if (count > 1) e.name = dev.name + "#" + std::to_string(k);
       c.devices.push_back(e);
     }
-    if (c.devices.size() > 4096) fail(source + ".devices", "at most 4096 devices in all", std::to_string(c.devices.size()));
+    if (c.devices.size() > 4096) fail(source + ": devices", "at most 4096 devices in all", std::to_string(c.devices.size()));
   }
   auto col = j.find("collectives");
   if (col == j.end() || !col->is_object()) {
-    fail(source + ".collectives", "an object {intra_node, inter_node}", col == j.end() ? "nothing" : core::describe_json(*col));
+    fail(source + ": collectives", "an object {intra_node, inter_node}", col == j.end() ? "nothing" : core::describe_json(*col));
   }
-  only_keys(*col, {"intra_node", "inter_node"}, source + ".collectives");
-  if (!col->contains("intra_node")) fail(source + ".collectives.intra_node", "a table of collective costs", "nothing");
-  c.intra = table_from((*col)["intra_node"], source + ".collectives.intra_node");
+  only_keys(*col, {"intra_node", "inter_node"}, source + ": collectives");
+  if (!col->contains("intra_node")) fail(source + ": collectives.intra_node", "a table of collective costs", "nothing");
+  c.intra = table_from((*col)["intra_node"], source + ": collectives.intra_node");
   if (col->contains("inter_node")) {
-    c.inter = table_from((*col)["inter_node"], source + ".collectives.inter_node");
+    c.inter = table_from((*col)["inter_node"], source + ": collectives.inter_node");
   } else if (c.nodes() > 1) {
-    fail(source + ".collectives.inter_node", "a table of collective costs (the devices span " + std::to_string(c.nodes()) + " nodes)",
+    fail(source + ": collectives.inter_node", "a table of collective costs (the devices span " + std::to_string(c.nodes()) + " nodes)",
          "nothing");
   } else {
     c.inter = c.intra;

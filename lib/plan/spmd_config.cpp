@@ -33,7 +33,8 @@ SpmdConfig read_spmd_config(const core::ConfigDoc& doc) {
       .get("experts", s.experts, in_range<int64_t>(2, 4096))
       .get("channels_scale", s.channels_scale, in_range<int64_t>(1, 512))
       .get("dtype", s.dtype, one_of({"float32", "float64", "float16", "bfloat16"}));
-  if (s.hidden % s.heads != 0) m.fail("heads", "a divisor of model.hidden (" + std::to_string(s.hidden) + ")", std::to_string(s.heads));
+  const bool transformer = s.generator == "bert" || s.generator == "gpt" || s.generator == "bert_moe" || s.generator == "vit";
+  if (transformer && s.hidden % s.heads != 0) m.fail("heads", "a divisor of model.hidden (" + std::to_string(s.hidden) + ")", std::to_string(s.heads));
   if ((s.generator == "vit" || s.generator == "vgg19") && s.image % (s.generator == "vit" ? s.patch : 32) != 0) {
     m.fail("image", s.generator == "vit" ? "a multiple of model.patch" : "a multiple of 32 (five 2x2 poolings)", std::to_string(s.image));
   }

@@ -94,8 +94,8 @@ class GraphBuilder {
   }
 
   SpmdGraph finish(const std::string& where) {
-    if (g_.ops.empty()) fail(where + ".ops", "at least one op", "none");
-    if (g_.loss < 0) fail(where + ".ops", "a last op of kind cross_entropy (the loss)", to_string(g_.ops.back().kind));
+    if (g_.ops.empty()) fail(where + ": ops", "at least one op", "none");
+    if (g_.loss < 0) fail(where + ": ops", "a last op of kind cross_entropy (the loss)", to_string(g_.ops.back().kind));
     for (const auto& t : g_.tensors) {
       if (t.kind != SpmdTensorKind::activation && t.consumers.empty()) {
         fail(where, "every input and parameter used by an op", "'" + core::excerpt(t.name) + "' unused");
@@ -392,6 +392,11 @@ SpmdOpKind parse_op_kind(const std::string& s, const std::string& where) {
                      "'" + core::excerpt(s) + "'");
 }
 
+// "file.json: inputs[0]" + "shape" -> "file.json: inputs[0].shape"; "file.json:" + "ops" -> "file.json: ops".
+std::string join(const std::string& where, const std::string& key) {
+  return !where.empty() && where.back() == ':' ? where + " " + key : where + "." + key;
+}
+
 // Typed field readers for the JSON model file: InputError naming the field.
 const Json* field(const Json& obj, const std::string& key) {
   auto it = obj.find(key);
@@ -401,18 +406,18 @@ std::string get_string(const Json& obj, const std::string& key, const std::strin
   const Json* v = field(obj, key);
   if (v == nullptr) {
     if (dflt) return *dflt;
-    GraphBuilder::fail(where + "." + key, "a string (the field is required)", "nothing");
+    GraphBuilder::fail(join(where, key), "a string (the field is required)", "nothing");
   }
-  if (!v->is_string()) GraphBuilder::fail(where + "." + key, "a string", core::describe_json(*v));
+  if (!v->is_string()) GraphBuilder::fail(join(where, key), "a string", core::describe_json(*v));
   return v->get<std::string>();
 }
 int64_t get_int(const Json& obj, const std::string& key, const std::string& where, int64_t dflt, int64_t lo, int64_t hi) {
   const Json* v = field(obj, key);
   if (v == nullptr) return dflt;
-  if (!v->is_number_integer()) GraphBuilder::fail(where + "." + key, "an integer", core::describe_json(*v));
+  if (!v->is_number_integer()) GraphBuilder::fail(join(where, key), "an integer", core::describe_json(*v));
   const int64_t x = v->get<int64_t>();
   if (x < lo || x > hi) {
-    GraphBuilder::fail(where + "." + key, "an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]",
+    GraphBuilder::fail(join(where, key), "an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]",
                        std::to_string(x));
   }
   return x;
@@ -420,14 +425,14 @@ int64_t get_int(const Json& obj, const std::string& key, const std::string& wher
 std::vector<int64_t> get_ints(const Json& obj, const std::string& key, const std::string& where, bool required) {
   const Json* v = field(obj, key);
   if (v == nullptr) {
-    if (required) GraphBuilder::fail(where + "." + key, "an array of integers (the field is required)", "nothing");
+    if (required) GraphBuilder::fail(join(where, key), "an array of integers (the field is required)", "nothing");
     return {};
   }
-  if (!v->is_array()) GraphBuilder::fail(where + "." + key, "an array of integers", core::describe_json(*v));
+  if (!v->is_array()) GraphBuilder::fail(join(where, key), "an array of integers", core::describe_json(*v));
   std::vector<int64_t> out;
   for (size_t i = 0; i < v->size(); ++i) {
     if (!(*v)[i].is_number_integer()) {
-      GraphBuilder::fail(where + "." + key + "[" + std::to_string(i) + "]", "an integer", core::describe_json((*v)[i]));
+      GraphBuilder::fail(join(where, key) + "[" + std::to_string(i) + "]", "an integer", core::describe_json((*v)[i]));
     }
     out.push_back((*v)[i].get<int64_t>());
   }
@@ -436,7 +441,7 @@ std::vector<int64_t> get_ints(const Json& obj, const std::string& key, const std
 const Json& get_array(const Json& obj, const std::string& key, const std::string& where) {
   const Json* v = field(obj, key);
   if (v == nullptr || !v->is_array()) {
-    GraphBuilder::fail(where + "." + key, "an array", v ? core::describe_json(*v) : "nothing");
+    GraphBuilder::fail(join(where, key), "an array", v ? core::describe_json(*v) : "nothing");
   }
   return *v;
 }
@@ -515,13 +520,14 @@ SpmdGraph graph_from_json(const Json& j, const std::string& source) {
   only_keys(j, {"name", "dtype", "inputs", "params", "ops", "program", "version", "git_commit", "created", "config"},
             source);
   const std::string dflt_name = "model", dflt_dtype = "float32";
-  GraphBuilder b(get_string(j, "name", source, &dflt_name));
-  const std::string dtype = get_string(j, "dtype", source, &dflt_dtype);
+  const std::string top = source + ":";
+  GraphBuilder b(get_string(j, "name", top, &dflt_name));
+  const std::string dtype = get_string(j, "dtype", top, &dflt_dtype);
   const int64_t elem = dtype_bytes(dtype);
   if (elem == 0 || dtype.starts_with("int")) {
-    GraphBuilder::fail(source + ".dtype", "float32, float64, float16 or bfloat16", "'" + core::excerpt(dtype) + "'");
+    GraphBuilder::fail(source + ": dtype", "float32, float64, float16 or bfloat16", "'" + core::excerpt(dtype) + "'");
   }
-  const Json& inputs = get_array(j, "inputs", source);
+  const Json& inputs = get_array(j, "inputs", top);
   for (size_t i = 0; i < inputs.size(); ++i) {
     const std::string w = source + ": inputs[" + std::to_string(i) + "]";
     if (!inputs[i].is_object()) GraphBuilder::fail(w, "an object", core::describe_json(inputs[i]));
@@ -537,7 +543,7 @@ SpmdGraph graph_from_json(const Json& j, const std::string& source) {
              get_ints(inputs[i], "shape", w, true), eb, get_ints(inputs[i], "granule", w, false),
              static_cast<int>(get_int(inputs[i], "data_dims", w, 1, 0, 6)));
   }
-  const Json& params = get_array(j, "params", source);
+  const Json& params = get_array(j, "params", top);
   for (size_t i = 0; i < params.size(); ++i) {
     const std::string w = source + ": params[" + std::to_string(i) + "]";
     if (!params[i].is_object()) GraphBuilder::fail(w, "an object", core::describe_json(params[i]));
@@ -550,7 +556,7 @@ SpmdGraph graph_from_json(const Json& j, const std::string& source) {
     b.tensor(w, get_string(params[i], "name", w), SpmdTensorKind::param, get_ints(params[i], "shape", w, true), eb,
              get_ints(params[i], "granule", w, false), 0);
   }
-  const Json& ops = get_array(j, "ops", source);
+  const Json& ops = get_array(j, "ops", top);
   for (size_t i = 0; i < ops.size(); ++i) {
     const std::string w = source + ": ops[" + std::to_string(i) + "]";
     if (!ops[i].is_object()) GraphBuilder::fail(w, "an object", core::describe_json(ops[i]));
