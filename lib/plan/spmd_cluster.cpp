@@ -86,7 +86,7 @@ double SpmdCluster::max_flops() const {
 
 SpmdCluster cluster_from_json(const Json& j, const std::string& source) {
   if (!j.is_object()) fail(source, "a JSON object (a cluster)", core::describe_json(j));
-  only_keys(j, {"name", "devices", "collectives", "program", "version", "git_commit", "created", "config", "measured"},
+  only_keys(j, {"name", "devices", "collectives", "program", "version", "git_commit", "created", "command", "command_line", "config", "measured"},
             source);
   SpmdCluster c;
   if (auto it = j.find("name"); it != j.end()) {

@@ -58,7 +58,7 @@ struct SpmdConfig {
   } run;
   struct Profile {
     int processes = 2;
-    std::vector<double> sizes_mb = {1, 4, 16};
+    std::vector<double> sizes_mb = {0.01, 1, 4, 16};
     int repeats = 5;
     int64_t gemm = 512;
     std::string file = "cluster.json";  // under --out

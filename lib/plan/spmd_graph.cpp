@@ -517,7 +517,7 @@ int64_t dtype_bytes(const std::string& dtype) {
 
 SpmdGraph graph_from_json(const Json& j, const std::string& source) {
   if (!j.is_object()) GraphBuilder::fail(source, "a JSON object (a model graph)", core::describe_json(j));
-  only_keys(j, {"name", "dtype", "inputs", "params", "ops", "program", "version", "git_commit", "created", "config"},
+  only_keys(j, {"name", "dtype", "inputs", "params", "ops", "program", "version", "git_commit", "created", "command", "command_line", "config"},
             source);
   const std::string dflt_name = "model", dflt_dtype = "float32";
   const std::string top = source + ":";

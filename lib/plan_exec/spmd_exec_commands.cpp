@@ -200,9 +200,10 @@ int spmd_profile(const core::CommonOptions& opts) {
     }
     return median(t);
   };
-  // FLOP/s of a float32 GEMM, every rank at once (as they compute during training).
+  // FLOP/s of a GEMM in run.dtype (what run executes), every rank at once (as in training).
   const int64_t n = c.profile.gemm;
-  const at::Tensor a = at::randn({n, n}), b = at::randn({n, n});
+  const auto dt = at::TensorOptions().dtype(c.run.dtype == "float64" ? at::kDouble : at::kFloat);
+  const at::Tensor a = at::randn({n, n}, dt), b = at::randn({n, n}, dt);
   const double gemm_s = timed([&] { (void)at::mm(a, b); });
   at::Tensor flops = at::tensor(std::vector<double>{2.0 * static_cast<double>(n * n * n) / gemm_s}, at::TensorOptions().dtype(at::kDouble));
   const auto all_flops = pg.all_gather(flops);
@@ -281,7 +282,7 @@ int spmd_profile(const core::CommonOptions& opts) {
     }
   }
   Json devs = Json::array();
-  std::vector<std::vector<std::string>> rows{{"rank", "GFLOP/s (float32 GEMM " + std::to_string(n) + ")"}};
+  std::vector<std::vector<std::string>> rows{{"rank", "GFLOP/s (" + c.run.dtype + " GEMM " + std::to_string(n) + ")"}};
   for (int r = 0; r < world; ++r) {
     const double f = all_flops[static_cast<size_t>(r)].item<double>();
     devs.push_back({{"name", "local" + std::to_string(r)}, {"flops", f}, {"memory_gb", mem_gb}, {"node", 0}});
