@@ -207,3 +207,49 @@ TEST_CASE("spmd-plan bad model and cluster files: one line, exit 3, the field na
   CHECK(res.code == 2);
   CHECK(res.err.find("model.heads") != std::string::npos);
 }
+
+TEST_CASE("spmd-plan synth, simulate, compare, explain and profile through the CLI", "[spmd_exec]") {
+  test::TempDir dir("spmd-cli");
+  const std::string cfg = std::string(MLSYS_SOURCE_ROOT) + "/configs/spmd-plan/tiny-run.json";
+  auto run = [&](std::initializer_list<std::string> a) { return test::run_program(test::program("spmd-plan"), words(a)); };
+  auto r = run({"synth", "--config", cfg, "--out", (dir / "s").string(), "--json"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const Json summary = Json::parse(r.out);
+  CHECK(summary["baselines"].size() == 3);
+  const Json plan = Json::parse(test::slurp(dir / "s" / "plan.json"));
+  CHECK(plan["programs"]["ranks"].size() == 3);
+  CHECK(plan["ratios"].size() == 3);
+  CHECK(plan["program"] == "spmd-plan");
+  // HAP never predicts worse than DP-proportional (its program is in HAP's search space).
+  for (const auto& b : summary["baselines"]) {
+    if (b["method"] == "dp-proportional") CHECK(summary["hap"]["iteration_ms"].get<double>() <= b["iteration_ms"].get<double>() * (1 + 1e-9));
+  }
+  // simulate re-predicts the same program on the same cluster: the same time.
+  r = run({"simulate", "--config", cfg, "--set", "simulate.plan=" + (dir / "s" / "plan.json").string(), "--out", (dir / "m").string(), "--json"});
+  REQUIRE(r.code == 0);
+  CHECK(Json::parse(r.out)["prediction"]["iteration_ms"].get<double>() ==
+        Approx(plan["prediction"]["iteration_ms"].get<double>()).epsilon(1e-12));
+  // compare: A* and uniform-cost search find the same cost.
+  r = run({"compare", "--config", cfg, "--out", (dir / "c").string(), "--json"});
+  REQUIRE(r.code == 0);
+  const Json cmp = Json::parse(r.out);
+  CHECK(cmp["search"]["astar"]["cost_ms"].get<double>() == Approx(cmp["search"]["uniform_cost"]["cost_ms"].get<double>()).epsilon(1e-12));
+  CHECK(cmp["search"]["astar"]["expanded"].get<int64_t>() <= cmp["search"]["uniform_cost"]["expanded"].get<int64_t>());
+  r = run({"explain", "--config", cfg, "--out", (dir / "e").string()});
+  REQUIRE(r.code == 0);
+  CHECK(test::slurp(dir / "e" / "timeline.svg").starts_with("<svg"));
+  CHECK(r.out.find("predicted iteration") != std::string::npos);
+  // profile on 2 processes writes a cluster file that synth reads back.
+  r = run({"profile", "--set", "profile.processes=2", "--set", "profile.sizes_mb=[0.01,0.1]", "--set", "profile.repeats=2",
+           "--set", "profile.gemm=64", "--threads", "1", "--out", (dir / "p").string()});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const SpmdCluster c = read_cluster_file((dir / "p" / "cluster.json").string());
+  REQUIRE(c.size() == 2);
+  CHECK(c.devices[0].flops > 0);
+  CHECK(c.intra[static_cast<size_t>(Collective::all_reduce)].gbytes_per_s > 0);
+  r = run({"synth", "--config", cfg, "--set", "cluster.file=" + (dir / "p" / "cluster.json").string(), "--set", "run.ratios=[]",
+           "--out", (dir / "s2").string()});
+  CHECK(r.code == 0);
+}

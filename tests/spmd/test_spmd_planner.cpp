@@ -215,10 +215,11 @@ TEST_CASE("LP: a memory budget caps the fast device's share") {
   CHECK(none.status.find("infeasible") != std::string::npos);
 }
 
-TEST_CASE("LP: slow links pull a padded all-gather's program back towards even shards") {
-  // One MLP whose program all-gathers its activations: compute wants 2:1, the padded
-  // collective (n * max shard) wants 1:1. Hand-solved: cost(b0) = A max(b0/2, 1-b0) + W max(b0, 1-b0),
-  // optimal at b0 = 2/3 if A/3 > W/3 ... i.e. 2/3 when compute dominates, 1/2 when the link does.
+TEST_CASE("LP: a compute-bound program follows the speeds, a link-bound one is pulled towards even shards") {
+  // A one-layer MLP searched with padded collectives only. With a near-free link the LP gives
+  // the 2:1 devices 2/3 : 1/3 (compute balance); with a very slow link the program's padded
+  // collectives (n * max shard * bytes / bandwidth) dominate and the LP's ratio for the fast
+  // device cannot exceed 2/3 (it moves towards 1/2, where the padded volume is least).
   SpmdModelSize s = tiny("mlp");
   s.batch = 96;
   s.layers = 1;
@@ -236,7 +237,6 @@ TEST_CASE("LP: slow links pull a padded all-gather's program back towards even s
     REQUIRE(lp.optimal);
     CHECK(lp.objective <= program_cost(m, sr.program, {2.0 / 3, 1.0 / 3}) * (1 + 1e-9));
     if (gbps > 1) CHECK(lp.ratios[0] == Approx(2.0 / 3).epsilon(1e-6));
-    // With the link this slow the searched program avoids sharded collectives, or the LP evens them out.
     if (gbps < 1) CHECK(lp.ratios[0] <= 2.0 / 3 + 1e-9);
   }
 }
