@@ -95,7 +95,38 @@ TEST_CASE("instruction pre/post rules: linear, attention, embedding, conv, mean,
   const auto mean = signatures(v, v.ops[static_cast<size_t>(v.tensors[v.find("pool")].producer)]);  // [8,16,16] mean dim 1
   CHECK(has_sig(mean, {G(1)}, R));     // summing a sharded dim gives partial sums
   CHECK(has_sig(mean, {G(2)}, G(1)));  // dims after the reduced one shift
+  const auto ln = signatures(g, op("l0.ln1"));  // [8,8,16]: never split the normalized dim
+  CHECK(has_sig(ln, {G(0), I, I}, G(0)));
+  CHECK(has_sig(ln, {G(1), I, I}, G(1)));
+  CHECK_FALSE(has_sig(ln, {G(2), I, I}, G(2)));
+  CHECK(ln.size() == 3);
+  const auto gelu = signatures(g, op("l0.gelu"));
+  CHECK(gelu.size() == 4);  // I and G(0..2)
+  CHECK_FALSE(has_sig(gelu, {R}, R));  // nonlinear: partial sums do not pass through
+  // matmul: batch, rows of A, columns of B, and the contracted dim giving partial sums.
+  const Json mm = {{"inputs", {{{"name", "a"}, {"shape", {2, 4, 6}}}, {{"name", "y"}, {"shape", {2, 4}}, {"kind", "label"}}}},
+                   {"params", {{{"name", "b"}, {"shape", {2, 6, 3}}}}},
+                   {"ops", {{{"name", "mm"}, {"kind", "matmul"}, {"inputs", {"a", "b"}}, {"output", "c"}},
+                            {{"name", "loss"}, {"kind", "cross_entropy"}, {"inputs", {"c", "y"}}, {"output", "loss"}}}}};
+  const SpmdGraph gm = graph_from_json(mm, "mm.json");
+  CHECK(gm.tensors[static_cast<size_t>(gm.find("c"))].shape == std::vector<int64_t>{2, 4, 3});
+  CHECK(gm.ops[0].flops == Approx(2.0 * 2 * 4 * 6 * 3));
+  const auto mms = signatures(gm, gm.ops[0]);
+  CHECK(has_sig(mms, {G(0), G(0)}, G(0)));
+  CHECK(has_sig(mms, {G(1), I}, G(1)));
+  CHECK(has_sig(mms, {I, G(2)}, G(2)));
+  CHECK(has_sig(mms, {G(2), G(1)}, R));
+
   const SpmdGraph c = generate_graph(tiny("vgg19"));
+  // flatten keeps a channel split (channel-major) in units of H * W; pooling keeps batch or channels.
+  const auto& flat = c.ops[static_cast<size_t>(c.tensors[static_cast<size_t>(c.find("flatten"))].producer)];
+  CHECK(has_sig(signatures(c, flat), {G(1)}, G(1)));
+  const auto& ft = c.tensors[static_cast<size_t>(c.find("flatten"))];
+  const auto& pooled = c.tensors[static_cast<size_t>(flat.inputs[0])];
+  CHECK(ft.granule[1] == pooled.shape[2] * pooled.shape[3]);
+  const auto pool = signatures(c, c.ops[static_cast<size_t>(c.tensors[static_cast<size_t>(c.find("f2.pool"))].producer)]);
+  CHECK(pool.size() == 3);
+  CHECK_FALSE(has_sig(pool, {G(2)}, G(2)));
   const auto conv = signatures(c, c.ops[1 - 1]);
   CHECK(has_sig(conv, {G(0), I, I}, G(0)));
   CHECK(has_sig(conv, {I, G(0), G(0)}, G(1)));
