@@ -22,8 +22,9 @@ rows="$tmp/rows.jsonl"
 : > "$rows"
 # 1. Speedups. Sizes as HAP's configs: 32 samples per device (batch 2048), 12 layers, hidden
 # 768; ViT on 256x256 images in 32x32 patches (sequence 64); BERT-MoE with every other FFN a
-# top-2 MoE (16 experts here; HAP used 2 per device).
-for cluster in het homo; do
+# top-2 MoE (16 experts here; HAP used 2 per device). Also 2 samples per device (batch 128).
+for setting in het:2048 homo:2048 het:128; do
+  cluster=${setting%%:*} batch=${setting##*:}
   for model in vgg19 vit bert bert_moe; do
     extra=()
     case $model in
@@ -31,12 +32,12 @@ for cluster in het homo; do
       bert_moe) extra=(--set model.experts=16) ;;
     esac
     "$exe" compare --json --quiet --out "$tmp/o" --set cluster.file=configs/spmd-plan/cluster-$cluster.json \
-      --set model.generator=$model --set model.batch=2048 --set compare.ucs=false "${extra[@]}" > "$tmp/r.json"
-    python3 - "$tmp/r.json" "$cluster" "$model" >> "$rows" <<'PY'
+      --set model.generator=$model --set model.batch=$batch --set compare.ucs=false "${extra[@]}" > "$tmp/r.json"
+    python3 - "$tmp/r.json" "$cluster" "$model" "$batch" >> "$rows" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 b = {x["method"]: x for x in r["baselines"]}
-print(json.dumps({"table": "speedup", "cluster": sys.argv[2], "model": sys.argv[3],
+print(json.dumps({"table": "speedup", "cluster": sys.argv[2], "model": sys.argv[3], "batch": int(sys.argv[4]),
                   "hap_ms": r["hap"]["iteration_ms"], "hap_compute_ms": r["hap"]["compute_ms"], "hap_comm_ms": r["hap"]["comm_ms"],
                   "hap_fits": r["hap"]["fits_memory"],
                   **{k + "_ms": v["iteration_ms"] for k, v in b.items()},
@@ -76,13 +77,13 @@ python3 - "$rows" "$here/results.json" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 json.dump(rows, open(sys.argv[2], "w"), indent=1)
-print("| cluster | model | HAP ms (compute + comm) | DP-even | DP-prop. | TP | vs DP-even | vs DP-prop. | vs TP | synth s |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+print("| cluster | model | batch | HAP ms (compute + comm) | DP-even | DP-prop. | TP | vs DP-even | vs DP-prop. | vs TP | synth s |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
     if r["table"] != "speedup": continue
     tp = "%.0f%s" % (r["tp_ms"], "" if r["tp_fits"] else " (OOM)")
-    print("| %s | %s | %.1f (%.1f + %.1f) | %.1f | %.1f | %s | %.2fx | %.2fx | %.2fx | %.3f |" % (
-        r["cluster"], r["model"], r["hap_ms"], r["hap_compute_ms"], r["hap_comm_ms"], r["dp-even_ms"], r["dp-proportional_ms"], tp,
+    print("| %s | %s | %d | %.1f (%.1f + %.1f) | %.1f | %.1f | %s | %.2fx | %.2fx | %.2fx | %.3f |" % (
+        r["cluster"], r["model"], r["batch"], r["hap_ms"], r["hap_compute_ms"], r["hap_comm_ms"], r["dp-even_ms"], r["dp-proportional_ms"], tp,
         r["dp-even_ms"] / r["hap_ms"], r["dp-proportional_ms"] / r["hap_ms"], r["tp_ms"] / r["hap_ms"], r["synthesis_s"]))
 print()
 print("| BERT layers (64 devices) | synthesis s | A* nodes | A* s | uniform-cost nodes | UCS s | same cost |")
