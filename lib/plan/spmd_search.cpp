@@ -38,6 +38,7 @@ struct Node {
   double g = 0, f = 0;
   std::vector<uint32_t> masks;  // available properties of live[k], in that order
   std::array<InputCode, 4> codes{};
+  double mem_c = 0, mem_l = 0;  // bytes held on device i: mem_c + mem_l * ratio_i (never decreases)
 };
 
 struct FixedPart {  // what a (step, signature) costs whatever the state: compute + parameters
@@ -45,6 +46,7 @@ struct FixedPart {  // what a (step, signature) costs whatever the state: comput
   double cost = 0;
   std::array<InputCode, 4> codes{};
   bool ok = true;
+  double mem_c = 0, mem_l = 0;  // memory of the output, parameters and placeholders
 };
 
 class Searcher {
@@ -232,7 +234,30 @@ class Searcher {
       m_.param_terms(op, s, 2, ub, bt);
       fp.cost += value(bt);
     }
+    Step st;  // the state-independent part: activation inputs counted where they are made
+    st.out = s.out;
+    st.op = static_cast<int>(&op - g_.ops.data());
+    for (size_t i = 0; i < op.inputs.size(); ++i) {
+      InputUse u;
+      u.prop = s.in[i];
+      u.source = static_cast<InputUse::Source>(fp.codes[i].source);
+      st.inputs.push_back(u);
+    }
+    std::vector<CostTerm> mem;
+    m_.memory_terms(st, mem);
+    for (const auto& t : mem) fp.mem_c += t.c_uniform, fp.mem_l += t.l_uniform;
     return fp;
+  }
+
+  // Whether bytes mem_c + mem_l * ratio_i exceed some device's budget.
+  [[nodiscard]] bool over_memory(double mem_c, double mem_l) const {
+    for (int i = 0; i < m_.devices(); ++i) {
+      if (mem_c + mem_l * b_[static_cast<size_t>(i)] >
+          m_.options().memory_fraction * m_.cluster().devices[static_cast<size_t>(i)].memory_bytes) {
+        return true;
+      }
+    }
+    return false;
   }
 
   // Cheapest conversion of tensor t from property bit `from` to `to`: {cost, option} (option
@@ -264,6 +289,7 @@ class Searcher {
       std::vector<uint32_t> masks = nodes_[static_cast<size_t>(id)].masks;  // of live[k]
       std::array<InputCode, 4> codes = fp.codes;
       double cost = fp.cost;
+      double mem_c = nodes_[static_cast<size_t>(id)].mem_c + fp.mem_c, mem_l = nodes_[static_cast<size_t>(id)].mem_l + fp.mem_l;
       bool ok = true;
       for (size_t i = 0; i < op.inputs.size() && ok; ++i) {
         const int t = op.inputs[i];
@@ -293,14 +319,23 @@ class Searcher {
         }
         cost += bestv;
         mask |= 1u << want;
+        const double bytes = static_cast<double>(g_.tensors[static_cast<size_t>(t)].bytes()) * m_.options().activation_factor;
+        (s.in[i].kind == Prop::G ? mem_l : mem_c) += bytes;
       }
       if (!ok) continue;
+      // Memory only grows along a program: a prefix over budget has no feasible completion.
+      if (o_.policy.check_memory && over_memory(mem_c, mem_l)) {
+        ++pruned_memory_;
+        continue;
+      }
       Node child;
       child.k = k + 1;
       child.parent = id;
       child.sig = fp.sig;
       child.codes = codes;
       child.g = nodes_[static_cast<size_t>(id)].g + cost;
+      child.mem_c = mem_c;
+      child.mem_l = mem_l;
       child.f = child.g + heuristic(k + 1);
       child.masks.resize(next_live.size());
       for (size_t j = 0; j < next_live.size(); ++j) {
@@ -371,6 +406,10 @@ class Searcher {
   std::vector<double> h_;
   std::vector<std::pair<double, double>> conv_cache_;
   std::vector<Node> nodes_;
+  int64_t pruned_memory_ = 0;
+
+ public:
+  [[nodiscard]] int64_t pruned_memory() const { return pruned_memory_; }
 };
 
 }  // namespace
@@ -381,7 +420,9 @@ SearchResult search_program(const SpmdCostModel& m, const std::vector<double>& r
                                " devices");
   }
   Searcher s(m, ratios, o);
-  return s.run();
+  SearchResult r = s.run();
+  r.over_memory += s.pruned_memory();
+  return r;
 }
 
 double program_cost(const SpmdCostModel& m, const Program& p, const std::vector<double>& ratios) {

@@ -39,7 +39,7 @@ struct SearchResult {
   double cost = 0;           // at the ratios searched with (not rounded)
   int64_t expanded = 0;      // nodes popped and expanded
   int64_t generated = 0;     // nodes pushed
-  int64_t over_memory = 0;   // complete programs rejected by the memory model
+  int64_t over_memory = 0;   // partial or complete programs rejected by the memory model
   double seconds = 0;
 };
 

@@ -469,3 +469,33 @@ TEST_CASE("malformed cluster files are rejected naming the field") {
   j["collectives"]["intra_node"]["all_reduce"]["gbytes_per_s"] = "fast";
   test::expect_error([&] { (void)cluster_from_json(j, "c.json"); }, {"intra_node.all_reduce.gbytes_per_s", "a number"});
 }
+
+TEST_CASE("memory model: when replicated weights do not fit, the search shards them") {
+  SpmdModelSize s = tiny("mlp");
+  s.batch = 8;
+  s.hidden = 512;
+  s.ffn = 2048;
+  s.layers = 2;
+  const SpmdGraph g = generate_graph(s);
+  // Parameters, gradients and Adam state of the replicated model: 4 x 17 MB; each device may use 90% of 40 MB.
+  const double state = 4.0 * static_cast<double>(g.param_bytes());
+  REQUIRE(state > 0.9 * 40e6);
+  const SpmdCluster c = cluster_of({1.0, 1.0, 1.0, 1.0}, 100.0, 5.0, 0.040);
+  SpmdCostModel m(g, c);
+  const SynthResult dp = baseline(m, "dp-proportional", {});
+  REQUIRE(dp.found);
+  CHECK_FALSE(dp.prediction.fits_memory);
+  const SynthResult hap = synthesize(m, {});
+  REQUIRE(hap.found);
+  CHECK(hap.prediction.fits_memory);
+  for (double b : hap.prediction.device_memory_bytes) CHECK(b <= 0.9 * 40e6);
+  // Devices of 1 MB hold no program: the search prunes every prefix over budget and finds none.
+  const SpmdCluster tiny_mem = cluster_of({1.0, 1.0, 1.0, 1.0}, 100.0, 5.0, 0.001);
+  SpmdCostModel m2(g, tiny_mem);
+  const SearchResult none = search_program(m2, even_ratios(4), {});
+  CHECK_FALSE(none.found);
+  CHECK(none.over_memory > 0);
+  SearchOptions loose;
+  loose.policy.check_memory = false;
+  CHECK(search_program(m2, even_ratios(4), loose).found);
+}
