@@ -226,6 +226,43 @@ void ProcessGroup::broadcast(at::Tensor& t, int root) {
   if (!contiguous) t.copy_(tensors[0]);
 }
 
+std::vector<at::Tensor> ProcessGroup::all_gather(const at::Tensor& t) {
+  impl_->check(t, "all_gather");
+  std::vector<at::Tensor> in{t.contiguous()};
+  std::vector<std::vector<at::Tensor>> out(1);
+  for (int r = 0; r < impl_->size; ++r) out[0].push_back(at::empty_like(in[0]));
+  c10::intrusive_ptr<c10d::Work> work;
+  try {
+    work = impl_->backend->allgather(out, in, c10d::AllgatherOptions{});
+  } catch (const c10::Error& e) {
+    rethrow(impl_->who() + ": all_gather", e);
+  }
+  impl_->wait(work, "all_gather");
+  return out[0];
+}
+
+void ProcessGroup::reduce_sum(at::Tensor& t, int root) {
+  impl_->check(t, "reduce_sum");
+  if (root < 0 || root >= impl_->size) {
+    throw core::RuntimeFailure(impl_->who() + ": reduce_sum: expected a root rank in [0, " +
+                               std::to_string(impl_->size) + "), found " + std::to_string(root));
+  }
+  const bool contiguous = t.is_contiguous();
+  std::vector<at::Tensor> tensors{contiguous ? t : t.contiguous()};
+  c10d::ReduceOptions opts;
+  opts.reduceOp = c10d::ReduceOp::SUM;
+  opts.rootRank = root;
+  opts.rootTensor = 0;
+  c10::intrusive_ptr<c10d::Work> work;
+  try {
+    work = impl_->backend->reduce(tensors, opts);
+  } catch (const c10::Error& e) {
+    rethrow(impl_->who() + ": reduce_sum", e);
+  }
+  impl_->wait(work, "reduce_sum");
+  if (!contiguous) t.copy_(tensors[0]);
+}
+
 void ProcessGroup::barrier() {
   c10::intrusive_ptr<c10d::Work> work;
   try {

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
@@ -72,6 +73,13 @@ class ProcessGroup {
   // of the same tag. Pipeline stages exchange activations and gradients with these.
   [[nodiscard]] PendingTransfer send(const at::Tensor& t, int peer, int tag);
   [[nodiscard]] PendingTransfer recv(at::Tensor& t, int peer, int tag);
+  // Every rank's `t` in rank order (the same shape and dtype on every rank; Gloo's
+  // allgather refuses uneven sizes, so spmd-plan pads or broadcasts for those).
+  [[nodiscard]] std::vector<at::Tensor> all_gather(const at::Tensor& t);
+  // In place on rank `root`: the sum over all ranks of `t` (the same shape everywhere);
+  // the other ranks' `t` is unspecified afterwards. Gloo has no reduce_scatter: spmd-plan
+  // builds its grouped reduce-scatter from one reduce per root.
+  void reduce_sum(at::Tensor& t, int root);
   // Returns once every rank has called barrier().
   void barrier();
 
