@@ -1,11 +1,6 @@
 // dynapipe-plan profile and run.
 #include "plan_exec/exec_commands.hpp"
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -26,14 +21,13 @@
 #include "core/signals.hpp"
 #include "nn/optim.hpp"
 #include "plan/dynapipe_config.hpp"
+#include "plan/local_ranks.hpp"
 #include "plan/workload.hpp"
 #include "plan_exec/layer_profiler.hpp"
 #include "plan_exec/run_iterations.hpp"
 #include "plan_exec/stage_model.hpp"
 #include "tensor/device.hpp"
 #include "tensor/distributed.hpp"
-
-extern char** environ;
 
 namespace mlsys::plan {
 
@@ -49,115 +43,6 @@ std::string fmt(double v, int prec = 2) { return core::fixed(v, prec); }
 double now_ms() {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
-
-// A TCP port free on loopback now (the OS's choice), for the ranks' rendezvous.
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) throw core::RuntimeFailure("run: cannot open a socket to find a free port");
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    ::close(fd);
-    throw core::RuntimeFailure("run: cannot bind a loopback port");
-  }
-  const int port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
-}
-
-// This process's argv, exactly (from /proc/self/cmdline).
-std::vector<std::string> own_argv() {
-  std::ifstream in("/proc/self/cmdline", std::ios::binary);
-  const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<std::string> out;
-  std::string cur;
-  for (char ch : all) {
-    if (ch == '\0') {
-      out.push_back(cur);
-      cur.clear();
-    } else {
-      cur += ch;
-    }
-  }
-  if (out.empty()) throw core::RuntimeFailure("run: cannot read this process's command line");
-  return out;
-}
-
-// The ranks 1..world-1 as child processes of rank 0: this program re-executed with the same
-// arguments, --out <out>/ranks/<r>, and RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set.
-class RankProcesses {
- public:
-  RankProcesses(const core::CommonOptions& opts, int world, int port) {
-    std::vector<std::string> base = own_argv();
-    std::vector<std::string> args;
-    for (size_t i = 0; i < base.size(); ++i) {
-      if (base[i] == "--out" && i + 1 < base.size()) {
-        ++i;
-        continue;
-      }
-      if (base[i].rfind("--out=", 0) == 0) continue;
-      args.push_back(base[i]);
-    }
-    std::vector<std::string> env;
-    for (char** e = environ; *e != nullptr; ++e) {
-      const std::string kv = *e;
-      const std::string key = kv.substr(0, kv.find('='));
-      if (key == "RANK" || key == "WORLD_SIZE" || key == "MASTER_ADDR" || key == "MASTER_PORT" ||
-          key.rfind("SLURM_", 0) == 0) {
-        continue;
-      }
-      env.push_back(kv);
-    }
-    for (int r = 1; r < world; ++r) {
-      std::vector<std::string> a = args;
-      a.insert(a.end(), {"--out", (fs::path(opts.out) / "ranks" / std::to_string(r)).string(), "--quiet"});
-      std::vector<std::string> en = env;
-      en.insert(en.end(), {"RANK=" + std::to_string(r), "WORLD_SIZE=" + std::to_string(world), "MASTER_ADDR=127.0.0.1",
-                           "MASTER_PORT=" + std::to_string(port)});
-      std::vector<char*> av, ev;
-      for (auto& s : a) av.push_back(s.data());
-      av.push_back(nullptr);
-      for (auto& s : en) ev.push_back(s.data());
-      ev.push_back(nullptr);
-      const pid_t pid = ::fork();
-      if (pid < 0) throw core::RuntimeFailure("run: cannot start rank " + std::to_string(r));
-      if (pid == 0) {
-        ::execve("/proc/self/exe", av.data(), ev.data());
-        ::_exit(127);
-      }
-      pids_.push_back(pid);
-    }
-  }
-  RankProcesses(const RankProcesses&) = delete;
-  RankProcesses& operator=(const RankProcesses&) = delete;
-  // On an error of rank 0 the others are ended (they would wait for it until the timeout).
-  ~RankProcesses() {
-    for (pid_t p : pids_) {
-      if (p > 0) {
-        ::kill(p, SIGTERM);
-        ::waitpid(p, nullptr, 0);
-      }
-    }
-  }
-  // Waits for every rank; core::RuntimeFailure naming the first that failed.
-  void join() {
-    for (size_t i = 0; i < pids_.size(); ++i) {
-      int st = 0;
-      ::waitpid(pids_[i], &st, 0);
-      pids_[i] = -1;
-      if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        throw core::RuntimeFailure("run: rank " + std::to_string(i + 1) + " failed (wait status " + std::to_string(st) + ")");
-      }
-    }
-  }
-
- private:
-  std::vector<pid_t> pids_;
-};
 
 struct MethodRun {
   std::string name;
@@ -249,7 +134,7 @@ int dynapipe_run(const core::CommonOptions& opts) {
   // Rank 0 (this process, unless a launcher set RANK) starts the others.
   const bool launched = std::getenv("WORLD_SIZE") != nullptr;  // NOLINT(concurrency-mt-unsafe)
   tensor::DistEnv env;
-  std::optional<RankProcesses> children;
+  std::optional<LocalRanks> children;
   if (launched) {
     env = tensor::dist_env_from_environment();
     if (env.world_size != world) {
@@ -259,7 +144,7 @@ int dynapipe_run(const core::CommonOptions& opts) {
   } else if (world > 1) {
     env.world_size = world;
     env.rank = 0;
-    env.master_port = free_port();
+    env.master_port = free_loopback_port();
     children.emplace(opts, world, env.master_port);
   }
   std::optional<tensor::ProcessGroup> pg;

@@ -16,7 +16,7 @@
 #include "core/report.hpp"
 #include "plan/spmd_commands.hpp"
 #include "plan/spmd_config.hpp"
-#include "plan_exec/local_ranks.hpp"
+#include "plan/local_ranks.hpp"
 #include "plan_exec/spmd_executor.hpp"
 #include "tensor/distributed.hpp"
 

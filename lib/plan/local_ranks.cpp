@@ -1,5 +1,5 @@
 // Local ranks as child processes.
-#include "plan_exec/local_ranks.hpp"
+#include "plan/local_ranks.hpp"
 
 #include <netinet/in.h>
 #include <signal.h>

@@ -1,8 +1,7 @@
 // Ranks 1..N-1 of a local multi-process run as child processes of rank 0: this program
 // re-executed (/proc/self/exe) with the same arguments, --out <out>/ranks/<r> --quiet, and
 // RANK, WORLD_SIZE, MASTER_ADDR=127.0.0.1, MASTER_PORT set, as a launcher would. Used by
-// spmd-plan run and profile; dynapipe-plan's run has the same logic privately in
-// exec_commands.cpp and could use this one. Torch-free.
+// dynapipe-plan run and spmd-plan run and profile. Torch-free.
 #pragma once
 
 #include <sys/types.h>
