@@ -128,7 +128,7 @@ int spmd_run(const core::CommonOptions& opts) {
   bool ok = true;
   double measured_ms = 0;
   Json ranks = Json::array();
-  std::vector<std::vector<std::string>> rows{{"rank", "ratio", "loss err", "grad err", "param err", "params", "instructions", "collectives", "ok", "iter ms"}};
+  std::vector<std::vector<std::string>> rows{{"rank", "ratio", "loss rel err", "grad err/tol", "param err/tol", "params", "instructions", "collectives", "ok", "iter ms"}};
   std::string failure;
   for (int r = 0; r < world; ++r) {
     const auto a = all[static_cast<size_t>(r)];
