@@ -305,6 +305,58 @@ void TimeIndexedBlockStore::read(int64_t v, int64_t first, int64_t n, int64_t* n
   }
 }
 
+int64_t TimeIndexedBlockStore::recent(int64_t v, double t, int64_t k, bool inclusive, int64_t* nbr, int64_t* eid,
+                                      double* ts) const {
+  if (v < 0 || v >= num_nodes() || k <= 0) return 0;
+  const std::span<const EdgeBlock> bl = nodes_[static_cast<size_t>(v)].blocks;
+  if (bl.empty()) return 0;
+  const EdgeBlock* b = first_block_reaching(bl, t, inclusive);
+  int64_t p = 0;  // entries of *b before t
+  if (b == bl.data() + bl.size()) {
+    --b;
+    p = b->size;
+  } else {
+    const double* x = b->ts();
+    p = (inclusive ? std::upper_bound(x, x + b->size, t) : std::lower_bound(x, x + b->size, t)) - x;
+  }
+  const int64_t deg = (b->base - bl.front().base) + p;
+  const int64_t take = std::min(k, deg);
+  // Fill slots [0, take) from the back, block by block.
+  int64_t left = take;
+  while (left > 0) {
+    if (p == 0) {
+      --b;
+      p = b->size;
+      continue;
+    }
+    const int64_t n = std::min(left, p);
+    const auto from = static_cast<size_t>(p - n);
+    const auto to = static_cast<size_t>(left - n);
+    std::memcpy(nbr + to, b->dst() + from, static_cast<size_t>(n) * sizeof(int64_t));
+    std::memcpy(eid + to, b->eid() + from, static_cast<size_t>(n) * sizeof(int64_t));
+    std::memcpy(ts + to, b->ts() + from, static_cast<size_t>(n) * sizeof(double));
+    left -= n;
+    p -= n;
+  }
+  return take;
+}
+
+void TimeIndexedBlockStore::gather(int64_t v, const int64_t* pos, int64_t n, int64_t* nbr, int64_t* eid, double* ts) const {
+  if (n <= 0) return;
+  const std::span<const EdgeBlock> bl = nodes_[static_cast<size_t>(v)].blocks;
+  const int64_t base0 = bl.front().base;
+  auto it = std::upper_bound(bl.begin(), bl.end(), base0 + pos[0], [](int64_t x, const EdgeBlock& b) { return x < b.base; });
+  size_t bi = static_cast<size_t>(it - bl.begin()) - 1;
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t q = base0 + pos[j];
+    while (q >= bl[bi].base + bl[bi].size) ++bi;
+    const auto off = static_cast<size_t>(q - bl[bi].base);
+    nbr[j] = bl[bi].dst()[off];
+    eid[j] = bl[bi].eid()[off];
+    ts[j] = bl[bi].ts()[off];
+  }
+}
+
 StoreMemory TimeIndexedBlockStore::memory() const {
   StoreMemory m;
   m.nodes = num_nodes();

@@ -124,6 +124,13 @@ class TimeIndexedBlockStore final : public TemporalAdjacency {
   [[nodiscard]] int64_t count_before(int64_t v, double t, bool inclusive = false) const override;
   void read(int64_t v, int64_t first, int64_t n, int64_t* nbr, int64_t* eid, double* ts) const override;
 
+  // The fast paths of the samplers (same results as count_before + read):
+  // recent: v's last min(k, n) edges with ts < t (<= t when inclusive) into the first slots
+  // of nbr/eid/ts, oldest first, with one search; returns how many.
+  int64_t recent(int64_t v, double t, int64_t k, bool inclusive, int64_t* nbr, int64_t* eid, double* ts) const;
+  // gather: the edges at ascending positions pos[0..n) (one search, then a forward walk).
+  void gather(int64_t v, const int64_t* pos, int64_t n, int64_t* nbr, int64_t* eid, double* ts) const;
+
   [[nodiscard]] int64_t degree(int64_t v) const;  // live entries of v
   [[nodiscard]] int64_t num_edges() const { return live_edges_; }  // live directed entries
   [[nodiscard]] std::span<const EdgeBlock> blocks(int64_t v) const;

@@ -85,7 +85,10 @@ void sample_uniform(const TemporalAdjacency& g, const std::vector<int64_t>& root
 void sample_recent(const TimeIndexedBlockStore& g, const std::vector<int64_t>& roots, const std::vector<double>& times,
                    int64_t k, NeighborBlock& out, bool inclusive) {
   out.resize(roots.size(), k);
-  interleaved(g, roots, [&](size_t i) { recent_one(g, roots[i], times[i], inclusive, k, out, i); });
+  interleaved(g, roots, [&](size_t i) {
+    const size_t o = i * static_cast<size_t>(k);
+    g.recent(roots[i], times[i], k, inclusive, out.nbr.data() + o, out.eid.data() + o, out.t.data() + o);
+  });
 }
 
 void sample_uniform(const TimeIndexedBlockStore& g, const std::vector<int64_t>& roots, const std::vector<double>& times,
@@ -93,7 +96,15 @@ void sample_uniform(const TimeIndexedBlockStore& g, const std::vector<int64_t>& 
   out.resize(roots.size(), k);
   std::vector<int64_t> pick(static_cast<size_t>(k));
   // Draws stay in root order, so the RNG stream matches the T-CSR sampler's.
-  interleaved(g, roots, [&](size_t i) { uniform_one(g, roots[i], times[i], k, rng, pick, out, i); });
+  interleaved(g, roots, [&](size_t i) {
+    const int64_t deg = g.count_before(roots[i], times[i]);
+    if (deg == 0) return;
+    std::uniform_int_distribution<int64_t> d(0, deg - 1);
+    for (auto& p : pick) p = d(rng);
+    std::sort(pick.begin(), pick.end());
+    const size_t o = i * static_cast<size_t>(k);
+    g.gather(roots[i], pick.data(), k, out.nbr.data() + o, out.eid.data() + o, out.t.data() + o);
+  });
 }
 
 void validate(const TemporalSamplingConfig& c) {
