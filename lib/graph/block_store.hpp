@@ -129,7 +129,7 @@ class TimeIndexedBlockStore final : public TemporalAdjacency {
   // of nbr/eid/ts, oldest first, with one search; returns how many.
   int64_t recent(int64_t v, double t, int64_t k, bool inclusive, int64_t* nbr, int64_t* eid, double* ts) const;
   // gather: the edges at ascending positions pos[0..n) (one search, then a forward walk).
-  void gather(int64_t v, const int64_t* pos, int64_t n, int64_t* nbr, int64_t* eid, double* ts) const;
+  void gather(int64_t v, const int64_t* pos, int64_t n, int64_t* nbr, int64_t* eid, double* ts) const override;
 
   [[nodiscard]] int64_t degree(int64_t v) const;  // live entries of v
   [[nodiscard]] int64_t num_edges() const { return live_edges_; }  // live directed entries

@@ -76,7 +76,8 @@ EdgeStream load_binary(const fs::path& path, const std::string& bytes) {
   const std::string f = path.string();
   if (bytes.size() < kStreamHeaderBytes || std::memcmp(bytes.data(), kMagic, 8) != 0) {
     throw core::InputError(f + ": expected a binary stream starting with \"MLSGFS01\" and a 32-byte header, found " +
-                           (bytes.size() < kStreamHeaderBytes ? std::to_string(bytes.size()) + " bytes" : std::string("another magic")));
+                           (bytes.size() < kStreamHeaderBytes ? std::to_string(bytes.size()) + " bytes"
+                                                              : "the magic \"" + core::excerpt(std::string_view(bytes).substr(0, 8)) + "\""));
   }
   const uint64_t n = get_u64(bytes.data() + 8);
   const uint64_t nodes = get_u64(bytes.data() + 16);
@@ -118,7 +119,7 @@ EdgeStream load_csv(const fs::path& path, std::string text) {
   const bool with_eid = header.size() == 4 && header[3] == "eid";
   if (header.size() < 3 || header.size() > 4 || header[0] != "src" || header[1] != "dst" || header[2] != "time" ||
       (header.size() == 4 && !with_eid)) {
-    bad_line(path, lines.number, "expected the header src,dst,time or src,dst,time,eid, found '" + std::string(line) + "'");
+    bad_line(path, lines.number, "expected the header src,dst,time or src,dst,time,eid, found '" + core::excerpt(line) + "'");
   }
   EdgeStream s;
   s.source = path.string();
@@ -133,7 +134,7 @@ EdgeStream load_csv(const fs::path& path, std::string text) {
     const int64_t b = parse_id(path, lines.number, "dst", cols[1]);
     double t = 0;
     if (!parse_double(cols[2], t)) {
-      bad_line(path, lines.number, "column 'time': expected a finite number, found '" + std::string(cols[2]) + "'");
+      bad_line(path, lines.number, "column 'time': expected a finite number, found '" + core::excerpt(cols[2]) + "'");
     }
     const int64_t e = with_eid ? parse_id(path, lines.number, "eid", cols[3]) : static_cast<int64_t>(s.size());
     if (std::max(a, b) > max_id) max_id = std::max(a, b), max_line = lines.number;
@@ -312,7 +313,8 @@ EdgeStream load_stream(const fs::path& path, const std::string& format) {
   }
   if (fs::is_directory(path)) throw core::InputError(path.string() + ": expected a stream file, found a folder");
   std::string bytes = core::read_file(path);
-  const bool magic = bytes.size() >= 8 && std::memcmp(bytes.data(), kMagic, 8) == 0;
+  // "MLSGFS" and any version: binary (a wrong version is then named as such).
+  const bool magic = bytes.size() >= 6 && std::memcmp(bytes.data(), kMagic, 6) == 0;
   if (format == "binary" || (format == "auto" && magic)) return load_binary(path, bytes);
   return load_csv(path, std::move(bytes));
 }

@@ -20,6 +20,11 @@ class TemporalAdjacency {
   // Copies v's edges at positions [first, first + n) (0 = v's oldest edge still held) into
   // nbr/eid/ts; the range must lie within v's edges.
   virtual void read(int64_t v, int64_t first, int64_t n, int64_t* nbr, int64_t* eid, double* ts) const = 0;
+  // The edges at ascending positions pos[0..n) (each within v's edges); by default one
+  // read() per position.
+  virtual void gather(int64_t v, const int64_t* pos, int64_t n, int64_t* nbr, int64_t* eid, double* ts) const {
+    for (int64_t j = 0; j < n; ++j) read(v, pos[j], 1, nbr + j, eid + j, ts + j);
+  }
 };
 
 // The T-CSR seen through the interface (the graph must outlive the adapter).

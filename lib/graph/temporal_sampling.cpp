@@ -152,24 +152,27 @@ std::vector<SampledBlock> sample_layers(const TemporalAdjacency& g, const Tempor
         const int64_t e = g.count_before(v, hi);
         const int64_t n = e - a;
         if (n <= 0) continue;
-        auto emit = [&](int64_t pos) {
-          int64_t nb = 0, id = 0;
-          double et = 0;
-          g.read(v, pos, 1, &nb, &id, &et);
-          b.row.push_back(static_cast<int64_t>(i));
-          b.nbr.push_back(nb);
-          b.eid.push_back(id);
-          b.ts.push_back(et);
-          b.dt.push_back(t - et);
-        };
+        // Candidates are positions [a, e): recent takes the last min(k, n), uniform k sorted
+        // draws; either way one interface call per root.
+        size_t m = 0;
         if (c.strategy == SamplingStrategy::recent) {
-          for (int64_t p = e - std::min(k, n); p < e; ++p) emit(p);
+          m = static_cast<size_t>(std::min(k, n));
+          for (size_t j = 0; j < m; ++j) pick[j] = e - static_cast<int64_t>(m) + static_cast<int64_t>(j);
         } else {
+          m = static_cast<size_t>(k);
           std::uniform_int_distribution<int64_t> d(0, n - 1);
           for (auto& p : pick) p = a + d(rng);
           std::sort(pick.begin(), pick.end());
-          for (int64_t p : pick) emit(p);
         }
+        const size_t o = b.nbr.size();
+        b.row.resize(o + m, static_cast<int64_t>(i));
+        b.nbr.resize(o + m), b.eid.resize(o + m), b.ts.resize(o + m), b.dt.resize(o + m);
+        if (c.strategy == SamplingStrategy::recent) {
+          g.read(v, pick[0], static_cast<int64_t>(m), b.nbr.data() + o, b.eid.data() + o, b.ts.data() + o);
+        } else {
+          g.gather(v, pick.data(), static_cast<int64_t>(m), b.nbr.data() + o, b.eid.data() + o, b.ts.data() + o);
+        }
+        for (size_t j = o; j < o + m; ++j) b.dt[j] = t - b.ts[j];
       }
       // The next layer's roots: this layer's source nodes (roots, then neighbours).
       std::vector<int64_t> nr = r;
