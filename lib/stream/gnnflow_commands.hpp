@@ -28,6 +28,12 @@ int gnnflow_sample(const core::CommonOptions& opts);
 // update time and sampling throughput, alternating which goes first, repeated; checks that
 // both give identical samples; writes OUT/bench.json.
 int gnnflow_bench(const core::CommonOptions& opts);
+// Edge-feature cache hit rates on the increments (bench.initial_fraction, bench.increments):
+// per batch of cache.batch_size events, lookups of the events' own eids and of the eids of
+// their endpoints' cache.fanout most recent earlier edges; per policy and ratio, with and
+// without restoration (before each increment, reload the cache with its events' eids);
+// writes OUT/cache.json.
+int gnnflow_cache(const core::CommonOptions& opts);
 
 // The stream of the config: data.path read, or generated from generate.* with the seed.
 graph::EdgeStream load_or_generate(const GnnflowConfig& c);

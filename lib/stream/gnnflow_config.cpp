@@ -86,6 +86,26 @@ GnnflowConfig read_gnnflow_config(const core::ConfigDoc& doc) {
       .get("fanout", c.bench.fanout, in_range<int64_t>(1, 4096))
       .get("roots_per_increment", c.bench.roots_per_increment, at_least<int64_t>(0));
 
+  root.child("cache")
+      .get("policies", c.cache.policies, core::Check<std::vector<std::string>>([](const std::vector<std::string>& v) -> std::string {
+        if (v.empty()) return "a non-empty list of lru|lfu|fifo";
+        for (const auto& p : v) {
+          if (p != "lru" && p != "lfu" && p != "fifo") return "a list of lru|lfu|fifo";
+        }
+        return {};
+      }))
+      .get("ratios", c.cache.ratios, core::Check<std::vector<double>>([](const std::vector<double>& v) -> std::string {
+        if (v.empty()) return "a non-empty list of ratios in (0, 1]";
+        for (double r : v) {
+          if (!(r > 0 && r <= 1)) return "ratios in (0, 1]";
+        }
+        return {};
+      }))
+      .get("restoration", c.cache.restoration)
+      .get("dim", c.cache.dim, in_range<int64_t>(1, 4096))
+      .get("batch_size", c.cache.batch_size, in_range<int64_t>(1, int64_t{1} << 24))
+      .get("fanout", c.cache.fanout, in_range<int64_t>(1, 4096));
+
   root.finish();
   c.resolved = root.resolved();
   return c;

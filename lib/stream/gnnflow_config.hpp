@@ -45,6 +45,14 @@ struct GnnflowConfig {
     int64_t fanout = 10;
     int64_t roots_per_increment = 20000;  // sampled roots per increment (0 = both endpoints of every event)
   } bench;
+  struct Cache {  // gnnflow-stream cache: edge-feature cache hit rates (notes §3)
+    std::vector<std::string> policies = {"lru", "lfu", "fifo"};
+    std::vector<double> ratios = {0.001, 0.005, 0.02, 0.1};  // capacity = ratio x events
+    bool restoration = true;  // also run each with restoration (pre-warm with the increment's eids)
+    int64_t dim = 4;          // floats per feature row (hashed features; only the copy cost)
+    int64_t batch_size = 600; // events per batch
+    int64_t fanout = 10;      // recent neighbours sampled per endpoint
+  } cache;
   nlohmann::json resolved;
 };
 

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
@@ -86,6 +87,28 @@ TEST_CASE("gnnflow-stream: generate, ingest, sample and bench on the tiny preset
   CHECK(b["tcsr_rebuild"]["update_seconds"].size() == 2);
   CHECK(b["initial_events"] == 6000);
   CHECK_THAT(r.out, Catch::Contains("samples identical: yes"));
+
+  r = run("cache --set generate.preset=tiny --set 'cache.ratios=[0.001,0.2]' --quiet --out '" + (tmp.path / "cache").string() + "'");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const auto ca = read_json(tmp.path / "cache" / "cache.json");
+  REQUIRE(ca["results"].size() == 3 * 2 * 2);
+  std::map<std::string, double> hit;
+  for (const auto& x : ca["results"]) {
+    CHECK(x["lookups"] == ca["lookups"]);
+    hit[x["policy"].get<std::string>() + (x["restoration"].get<bool>() ? "+r " : " ") + std::to_string(x["capacity"].get<int64_t>())] =
+        x["hit_rate"].get<double>();
+  }
+  // 20 slots: every batch misses more distinct ids than that, so every policy replaces the
+  // whole cache each batch and the three coincide; 4000 slots: they differ, and
+  // restoration (pre-warming with the increment's edges) helps each.
+  CHECK(hit["lru 20"] == hit["lfu 20"]);
+  CHECK(hit["lru 20"] == hit["fifo 20"]);
+  CHECK(hit["lru 4000"] != hit["lfu 4000"]);
+  for (const char* p : {"lru", "lfu", "fifo"}) {
+    CHECK(hit[std::string(p) + "+r 4000"] > hit[std::string(p) + " 4000"]);
+    CHECK(hit[std::string(p) + " 4000"] > hit[std::string(p) + " 20"]);
+  }
 }
 
 TEST_CASE("gnnflow-stream: configs/gnnflow-stream/default.json is the built-in default", "[cli]") {

@@ -1,5 +1,5 @@
 // gnnflow-stream: GNNFlow's continuous temporal GNN learning on a stream (arXiv 2311.17410):
-// the time-indexed block store, temporal sampling. CLI only: each subcommand calls one
+// the time-indexed block store, temporal sampling, the feature cache. CLI only: each subcommand calls one
 // function of lib/stream.
 #include "core/cli.hpp"
 #include "stream/gnnflow_commands.hpp"
@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
            stream::gnnflow_sample},
           {"bench", "the block store against a T-CSR rebuilt per increment: update and sampling throughput",
            stream::gnnflow_bench},
+          {"cache", "edge-feature cache hit rates (LRU/LFU/FIFO, ratios, with and without restoration) on the increments",
+           stream::gnnflow_cache},
       },
       argc, argv);
 }
