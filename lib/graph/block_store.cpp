@@ -310,7 +310,11 @@ int64_t TimeIndexedBlockStore::recent(int64_t v, double t, int64_t k, bool inclu
   if (v < 0 || v >= num_nodes() || k <= 0) return 0;
   const std::span<const EdgeBlock> bl = nodes_[static_cast<size_t>(v)].blocks;
   if (bl.empty()) return 0;
-  const EdgeBlock* b = first_block_reaching(bl, t, inclusive);
+  // Queries near the stream head land in the newest block: try it before searching.
+  const EdgeBlock& tail = bl.back();
+  const bool in_tail = inclusive ? tail.min_ts <= t : tail.min_ts < t;
+  const EdgeBlock* b = in_tail ? (tail.max_ts < t || (inclusive && tail.max_ts == t) ? bl.data() + bl.size() : &tail)
+                               : first_block_reaching(bl, t, inclusive);
   int64_t p = 0;  // entries of *b before t
   if (b == bl.data() + bl.size()) {
     --b;
