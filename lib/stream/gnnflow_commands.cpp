@@ -301,7 +301,6 @@ int gnnflow_bench(const core::CommonOptions& opts) {
     s = std::move(t);
     sorted_first = true;
   }
-  std::iota(s.eid.begin(), s.eid.end(), int64_t{0});
   s.eid.resize(s.size());
   std::iota(s.eid.begin(), s.eid.end(), int64_t{0});
   const graph::EventStream ev = s.to_events();
