@@ -15,10 +15,10 @@ namespace {
 // The first block whose max_ts >= t (> t when inclusive): every block before it lies
 // entirely before t (at or before t).
 const EdgeBlock* first_block_reaching(std::span<const EdgeBlock> bl, double t, bool inclusive) {
-  if (inclusive) {
-    return std::upper_bound(bl.begin(), bl.end(), t, [](double x, const EdgeBlock& b) { return x < b.max_ts; }).base();
-  }
-  return std::lower_bound(bl.begin(), bl.end(), t, [](const EdgeBlock& b, double x) { return b.max_ts < x; }).base();
+  const EdgeBlock* b = bl.data();
+  const EdgeBlock* e = b + bl.size();
+  if (inclusive) return std::upper_bound(b, e, t, [](double x, const EdgeBlock& k) { return x < k.max_ts; });
+  return std::lower_bound(b, e, t, [](const EdgeBlock& k, double x) { return k.max_ts < x; });
 }
 
 }  // namespace

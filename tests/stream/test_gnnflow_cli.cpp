@@ -68,6 +68,15 @@ TEST_CASE("gnnflow-stream: generate, ingest, sample and bench on the tiny preset
   CHECK(rej["late_rejected"].get<int64_t>() > 0);
   CHECK(rej["entries"].get<int64_t>() + rej["late_rejected"].get<int64_t>() == 40000);
 
+  // Expiry after each batch: blocks older than a day behind the newest edge are freed.
+  r = run("ingest --set data.path='" + (gen / "stream.bin").string() +
+          "' --set ingest.batch_size=1000 --set ingest.expire_window=86400 --json --quiet --out '" + (tmp.path / "exp").string() + "'");
+  REQUIRE(r.code == 0);
+  const auto ex = nlohmann::json::parse(r.out);
+  CHECK(ex["expired_entries"].get<int64_t>() > 20000);
+  CHECK(ex["memory"]["edges"].get<int64_t>() == 40000 - ex["expired_entries"].get<int64_t>());
+  CHECK(ex["memory"]["pool"]["free_listed_bytes"].get<int64_t>() > 0);
+
   r = run("sample --set data.path='" + (gen / "stream.bin").string() +
           "' --set 'sample.fanouts=[5,3]' --set sample.max_events=2000 --quiet --out '" + (tmp.path / "sample").string() + "'");
   INFO(r.err);
