@@ -56,7 +56,11 @@ void prefetch_times(const TimeIndexedBlockStore& g, int64_t v) {
 }
 
 template <class Body>
-void interleaved(const TimeIndexedBlockStore& g, const std::vector<int64_t>& roots, Body&& body) {
+void interleaved(const TimeIndexedBlockStore& g, const std::vector<int64_t>& roots, bool prefetch, Body&& body) {
+  if (!prefetch) {
+    for (size_t i = 0; i < roots.size(); ++i) body(i);
+    return;
+  }
   constexpr size_t kGroup = 8;
   for (size_t i0 = 0; i0 < roots.size(); i0 += kGroup) {
     const size_t i1 = std::min(roots.size(), i0 + kGroup);
@@ -83,20 +87,20 @@ void sample_uniform(const TemporalAdjacency& g, const std::vector<int64_t>& root
 }
 
 void sample_recent(const TimeIndexedBlockStore& g, const std::vector<int64_t>& roots, const std::vector<double>& times,
-                   int64_t k, NeighborBlock& out, bool inclusive) {
+                   int64_t k, NeighborBlock& out, bool inclusive, bool prefetch) {
   out.resize(roots.size(), k);
-  interleaved(g, roots, [&](size_t i) {
+  interleaved(g, roots, prefetch, [&](size_t i) {
     const size_t o = i * static_cast<size_t>(k);
     g.recent(roots[i], times[i], k, inclusive, out.nbr.data() + o, out.eid.data() + o, out.t.data() + o);
   });
 }
 
 void sample_uniform(const TimeIndexedBlockStore& g, const std::vector<int64_t>& roots, const std::vector<double>& times,
-                    int64_t k, std::mt19937_64& rng, NeighborBlock& out) {
+                    int64_t k, std::mt19937_64& rng, NeighborBlock& out, bool prefetch) {
   out.resize(roots.size(), k);
   std::vector<int64_t> pick(static_cast<size_t>(k));
   // Draws stay in root order, so the RNG stream matches the T-CSR sampler's.
-  interleaved(g, roots, [&](size_t i) {
+  interleaved(g, roots, prefetch, [&](size_t i) {
     const int64_t deg = g.count_before(roots[i], times[i]);
     if (deg == 0) return;
     std::uniform_int_distribution<int64_t> d(0, deg - 1);

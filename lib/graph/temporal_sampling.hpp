@@ -31,13 +31,14 @@ void sample_recent(const TemporalAdjacency& g, const std::vector<int64_t>& roots
 void sample_uniform(const TemporalAdjacency& g, const std::vector<int64_t>& roots, const std::vector<double>& times,
                     int64_t k, std::mt19937_64& rng, NeighborBlock& out);
 
-// The same over the store directly: roots are processed in groups of 8, prefetching each
-// group's chain, tail header and tail times before any is searched, so the dependent
-// misses of one root overlap with the others' (notes §6: 400-660 ns per dependent miss).
+// The same over the store directly: with `prefetch`, roots are processed in groups of 8,
+// prefetching each group's chain, tail header and tail times before any is searched, so
+// the dependent misses of one root overlap with the others' (notes §6: 400-660 ns per
+// dependent miss); without, one root after the other (the A/B of bench/gnnflow).
 void sample_recent(const TimeIndexedBlockStore& g, const std::vector<int64_t>& roots, const std::vector<double>& times,
-                   int64_t k, NeighborBlock& out, bool inclusive = false);
+                   int64_t k, NeighborBlock& out, bool inclusive = false, bool prefetch = true);
 void sample_uniform(const TimeIndexedBlockStore& g, const std::vector<int64_t>& roots, const std::vector<double>& times,
-                    int64_t k, std::mt19937_64& rng, NeighborBlock& out);
+                    int64_t k, std::mt19937_64& rng, NeighborBlock& out, bool prefetch = true);
 
 enum class SamplingStrategy { recent, uniform };
 

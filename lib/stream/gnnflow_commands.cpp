@@ -243,9 +243,9 @@ int gnnflow_sample(const core::CommonOptions& opts) {
           for (const auto& blk : blocks) sampled += static_cast<int64_t>(blk.edges());
         } else {
           if (kind == "recent") {
-            graph::sample_recent(st, roots, times, k, nb);
+            graph::sample_recent(st, roots, times, k, nb, false, c.sample.prefetch);
           } else {
-            graph::sample_uniform(st, roots, times, k, rng, nb);
+            graph::sample_uniform(st, roots, times, k, rng, nb, c.sample.prefetch);
           }
           secs += t.seconds();
           for (int64_t x : nb.nbr) sampled += x >= 0 ? 1 : 0;

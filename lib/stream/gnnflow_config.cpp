@@ -74,7 +74,8 @@ GnnflowConfig read_gnnflow_config(const core::ConfigDoc& doc) {
       .get("window", c.sample.layers.window, at_least(0.0))
       .get("prop_time", c.sample.layers.prop_time)
       .get("batch_size", c.sample.batch_size, in_range<int64_t>(1, int64_t{1} << 24))
-      .get("max_events", c.sample.max_events, at_least<int64_t>(0));
+      .get("max_events", c.sample.max_events, at_least<int64_t>(0))
+      .get("prefetch", c.sample.prefetch);
   if (c.sample.layers.snapshots > 1 && c.sample.layers.window == 0) {
     sa.fail("window", "a value > 0 when snapshots > 1", "0");
   }

@@ -37,6 +37,7 @@ struct GnnflowConfig {
     graph::TemporalSamplingConfig layers;  // fanouts, snapshots, window, prop_time
     int64_t batch_size = 600;  // events per sampled batch: roots = their src and dst at the event time
     int64_t max_events = 200000;  // events whose endpoints are sampled (0 = all), from the end of the stream
+    bool prefetch = true;  // interleave 8 roots with prefetches (the flat store samplers)
   } sample;
   struct Bench {
     double initial_fraction = 0.3;  // inserted before the increments (notes §4 phase 1)

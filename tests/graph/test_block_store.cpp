@@ -151,6 +151,8 @@ TEST_CASE("block store: recent sampling equals the brute-force oracle and the T-
           sample_recent(static_cast<const TemporalAdjacency&>(st), roots, times, k, c);
           require_same(a, b);
           require_same(a, c);
+          sample_recent(st, roots, times, k, c, false, false);  // without the prefetching groups
+          require_same(a, c);
           for (size_t i = 0; i < roots.size(); ++i) {
             const auto want = brute(s, roots[i], times[i], undirected);
             const auto take = std::min<size_t>(static_cast<size_t>(k), want.size());
@@ -193,6 +195,9 @@ TEST_CASE("block store: uniform sampling gives the T-CSR sampler's samples draw 
     sample_uniform(st, roots, times, k, r2, b);
     sample_uniform(static_cast<const TemporalAdjacency&>(st), roots, times, k, r3, c);
     require_same(a, b);
+    require_same(a, c);
+    std::mt19937_64 r4(99);
+    sample_uniform(st, roots, times, k, r4, c, false);  // without the prefetching groups
     require_same(a, c);
     const uint64_t x1 = r1(), x2 = r2(), x3 = r3();  // the same number of draws was taken
     CHECK(x1 == x2);
