@@ -189,6 +189,7 @@ void TimeIndexedBlockStore::append_group(int64_t v, const double* ts, const int6
     stats_.edges += static_cast<int64_t>(take);
     i += take;
   }
+  c.sync_tail();
 }
 
 void TimeIndexedBlockStore::insert_late(NodeChain& c, double ts, int64_t dst, int64_t eid) {
@@ -255,6 +256,7 @@ int64_t TimeIndexedBlockStore::expire_before(double t) {
     if (k > 0) {
       c.blocks.erase(c.blocks.begin(), c.blocks.begin() + static_cast<std::ptrdiff_t>(k));
       stats_.blocks_expired += static_cast<int64_t>(k);
+      c.sync_tail();
     }
   }
   live_edges_ -= freed;
@@ -275,7 +277,11 @@ std::span<const EdgeBlock> TimeIndexedBlockStore::blocks(int64_t v) const {
 int64_t TimeIndexedBlockStore::count_before(int64_t v, double t, bool inclusive) const {
   if (v < 0 || v >= num_nodes()) return 0;
   const NodeChain& c = nodes_[static_cast<size_t>(v)];
-  if (c.blocks.empty()) return 0;
+  if (c.tail_data == nullptr) return 0;
+  if (inclusive ? c.tail_min_ts <= t : c.tail_min_ts < t) {  // ends in the newest block
+    const auto* x = reinterpret_cast<const double*>(c.tail_data);
+    return c.tail_offset + ((inclusive ? std::upper_bound(x, x + c.tail_size, t) : std::lower_bound(x, x + c.tail_size, t)) - x);
+  }
   const std::span<const EdgeBlock> bl = c.blocks;
   const EdgeBlock* b = first_block_reaching(bl, t, inclusive);
   if (b == bl.data() + bl.size()) return c.live();
@@ -308,8 +314,26 @@ void TimeIndexedBlockStore::read(int64_t v, int64_t first, int64_t n, int64_t* n
 int64_t TimeIndexedBlockStore::recent(int64_t v, double t, int64_t k, bool inclusive, int64_t* nbr, int64_t* eid,
                                       double* ts) const {
   if (v < 0 || v >= num_nodes() || k <= 0) return 0;
-  const std::span<const EdgeBlock> bl = nodes_[static_cast<size_t>(v)].blocks;
-  if (bl.empty()) return 0;
+  const NodeChain& c = nodes_[static_cast<size_t>(v)];
+  if (c.tail_data == nullptr) return 0;
+  if (inclusive ? c.tail_min_ts <= t : c.tail_min_ts < t) {
+    // The answer ends in the newest block: found from the node entry alone when the k
+    // newest candidates all lie in that block.
+    const auto* x = reinterpret_cast<const double*>(c.tail_data);
+    const int64_t p = (inclusive ? std::upper_bound(x, x + c.tail_size, t) : std::lower_bound(x, x + c.tail_size, t)) - x;
+    const int64_t take = std::min(k, c.tail_offset + p);
+    if (take <= p) {
+      const auto from = static_cast<size_t>(p - take);
+      const auto n = static_cast<size_t>(take);
+      const auto* dsts = reinterpret_cast<const int64_t*>(c.tail_data + sizeof(double) * c.tail_capacity);
+      const auto* eids = reinterpret_cast<const int64_t*>(c.tail_data + (sizeof(double) + sizeof(int64_t)) * c.tail_capacity);
+      std::memcpy(nbr, dsts + from, n * sizeof(int64_t));
+      std::memcpy(eid, eids + from, n * sizeof(int64_t));
+      std::memcpy(ts, x + from, n * sizeof(double));
+      return take;
+    }
+  }
+  const std::span<const EdgeBlock> bl = c.blocks;
   // Queries near the stream head land in the newest block: try it before searching.
   const EdgeBlock& tail = bl.back();
   const bool in_tail = inclusive ? tail.min_ts <= t : tail.min_ts < t;
@@ -347,7 +371,18 @@ int64_t TimeIndexedBlockStore::recent(int64_t v, double t, int64_t k, bool inclu
 
 void TimeIndexedBlockStore::gather(int64_t v, const int64_t* pos, int64_t n, int64_t* nbr, int64_t* eid, double* ts) const {
   if (n <= 0) return;
-  const std::span<const EdgeBlock> bl = nodes_[static_cast<size_t>(v)].blocks;
+  const NodeChain& c = nodes_[static_cast<size_t>(v)];
+  if (pos[0] >= c.tail_offset) {  // all in the newest block (positions ascend)
+    const auto* x = reinterpret_cast<const double*>(c.tail_data);
+    const auto* dsts = reinterpret_cast<const int64_t*>(c.tail_data + sizeof(double) * c.tail_capacity);
+    const auto* eids = reinterpret_cast<const int64_t*>(c.tail_data + (sizeof(double) + sizeof(int64_t)) * c.tail_capacity);
+    for (int64_t j = 0; j < n; ++j) {
+      const auto q = static_cast<size_t>(pos[j] - c.tail_offset);
+      nbr[j] = dsts[q], eid[j] = eids[q], ts[j] = x[q];
+    }
+    return;
+  }
+  const std::span<const EdgeBlock> bl = c.blocks;
   const int64_t base0 = bl.front().base;
   auto it = std::upper_bound(bl.begin(), bl.end(), base0 + pos[0], [](int64_t x, const EdgeBlock& b) { return x < b.base; });
   size_t bi = static_cast<size_t>(it - bl.begin()) - 1;
@@ -402,6 +437,13 @@ std::string TimeIndexedBlockStore::check_invariants() const {
     }
     if (sum != c.live()) return at + ": sum of sizes " + std::to_string(sum) + " != degree " + std::to_string(c.live());
     if (!c.blocks.empty() && c.blocks.back().base + c.blocks.back().size != c.next_base) return at + ": next_base mismatch";
+    NodeChain mirror;
+    mirror.blocks = c.blocks;
+    mirror.sync_tail();
+    if (mirror.tail_data != c.tail_data || mirror.tail_size != c.tail_size || mirror.tail_capacity != c.tail_capacity ||
+        mirror.tail_min_ts != c.tail_min_ts || mirror.tail_offset != c.tail_offset) {
+      return at + ": the node entry's copy of the newest block is stale";
+    }
     total += sum;
   }
   if (total != live_edges_) return "live total " + std::to_string(live_edges_) + " != sum of degrees " + std::to_string(total);

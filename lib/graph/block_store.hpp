@@ -93,11 +93,28 @@ struct StoreMemory {
 };
 
 // A node's chain: its live blocks, oldest first (ordered: each block's max_ts <= the next
-// block's min_ts), and how many edges it has ever held.
-struct NodeChain {
+// block's min_ts), and how many edges it has ever held. The newest block's storage, size
+// and min_ts are mirrored here (the notes' "inline the list head in the node table"), so
+// a query near the stream head reads the node entry and then the block, without the
+// header array in between. One cache line per node.
+struct alignas(64) NodeChain {
   std::vector<EdgeBlock> blocks;
-  int64_t next_base = 0;  // base of the next block = edges ever appended
+  int64_t next_base = 0;      // base of the next block = edges ever appended
+  const char* tail_data = nullptr;  // the newest block's storage (nullptr: no blocks)
+  double tail_min_ts = 0;
+  int64_t tail_offset = 0;    // live entries before the newest block
+  uint32_t tail_size = 0, tail_capacity = 0;
   [[nodiscard]] int64_t live() const { return blocks.empty() ? 0 : next_base - blocks.front().base; }
+  // Refreshes the mirror from `blocks` (after any change to them).
+  void sync_tail() {
+    if (blocks.empty()) {
+      tail_data = nullptr, tail_size = tail_capacity = 0, tail_offset = 0, tail_min_ts = 0;
+      return;
+    }
+    const EdgeBlock& t = blocks.back();
+    tail_data = t.data, tail_size = t.size, tail_capacity = t.capacity, tail_min_ts = t.min_ts;
+    tail_offset = t.base - blocks.front().base;
+  }
 };
 
 class TimeIndexedBlockStore final : public TemporalAdjacency {
