@@ -64,11 +64,12 @@ check-fuzz: fuzz
 	scripts/run-fuzz --build $(BUILD_FUZZ) --time $(FUZZ_TIME)
 
 # AddressSanitizer + UndefinedBehaviorSanitizer (tests/asan/README.md): the torch-free
-# modules (core, graph, plan), dynapipe-plan built torch-free (-Ddynapipe_exec=false: without
+# modules (core, graph, plan, stream), gnnflow-stream, dynapipe-plan built torch-free (-Ddynapipe_exec=false: without
 # its LibTorch subcommands profile and run) and their test suites. Any report fails the run.
 ASAN_TARGETS = tests/support/test_harness tests/core/test_core tests/graph/test_graph \
-	tests/plan/test_plan tools/dynapipe-plan/dynapipe-plan
-ASAN_SUITES = harness core graph plan
+	tests/plan/test_plan tools/dynapipe-plan/dynapipe-plan \
+	tests/graph/test_block_store tests/stream/test_gnnflow_cli tools/gnnflow-stream/gnnflow-stream
+ASAN_SUITES = harness core graph plan block_store gnnflow_stream
 
 $(BUILD_ASAN)/build.ninja:
 	@scripts/install-deps --quiet
