@@ -31,6 +31,7 @@ class TemporalAdjacency {
 class TcsrAdjacency final : public TemporalAdjacency {
  public:
   explicit TcsrAdjacency(const TemporalGraph& g) : g_(g) {}
+  [[nodiscard]] const TemporalGraph& graph() const { return g_; }
   [[nodiscard]] int64_t num_nodes() const override { return g_.num_nodes(); }
   [[nodiscard]] int64_t count_before(int64_t v, double t, bool inclusive = false) const override {
     return g_.degree_before(v, t, inclusive);

@@ -19,6 +19,7 @@
 #include "core/signals.hpp"
 #include "core/timer.hpp"
 #include "core/training_loop.hpp"
+#include "graph/block_store.hpp"
 #include "graph/generator.hpp"
 #include "graph/sampler.hpp"
 #include "graph/split.hpp"
@@ -82,12 +83,32 @@ json to_json(const LinkMetrics& m, bool with_mrr = true) {
   return j;
 }
 
+// GNNFlow's block store over the events `idx` (chronological), inserted as one batch with
+// eid = event index, both directions: each node's edges in the T-CSR's (time, event) order,
+// so the samplers give the T-CSR's samples.
+std::unique_ptr<graph::TemporalAdjacency> block_store_of(const graph::EventStream& s, const std::vector<size_t>& idx) {
+  std::vector<int64_t> src, dst, eid;
+  std::vector<double> ts;
+  src.reserve(idx.size()), dst.reserve(idx.size()), eid.reserve(idx.size()), ts.reserve(idx.size());
+  for (size_t i : idx) {
+    src.push_back(s.src[i]);
+    dst.push_back(s.dst[i]);
+    ts.push_back(s.t[i]);
+    eid.push_back(static_cast<int64_t>(i));
+  }
+  auto store = std::make_unique<graph::TimeIndexedBlockStore>();
+  store->insert(src, dst, ts, eid);
+  return store;
+}
+
 // The setting shared by fit/eval/embed: data, split, graphs and fixed negatives.
 struct Setup {
   TgnnConfig c;
   Dataset d;
   graph::Split sp;
-  std::unique_ptr<graph::TemporalGraph> g_train, g_full;
+  // The graphs the samplers read (data.graph): T-CSRs behind the interface, or block stores.
+  std::unique_ptr<graph::TemporalGraph> tcsr_train, tcsr_full;
+  std::unique_ptr<graph::TemporalAdjacency> g_train, g_full;
   std::vector<int64_t> val_neg, test_neg;
   size_t q = 1;
 };
@@ -102,8 +123,17 @@ Setup make_setup(const core::CommonOptions& opts) {
   st.sp = graph::chronological_split(st.d.s, st.c.data.split);
   // Training sees only training events (without the hidden nodes); evaluation the full
   // stream, each query still strictly before its own time.
-  st.g_train = std::make_unique<graph::TemporalGraph>(st.d.s, &st.sp.train);
-  st.g_full = std::make_unique<graph::TemporalGraph>(st.d.s);
+  if (st.c.data.graph == "block_store") {
+    st.g_train = block_store_of(st.d.s, st.sp.train);
+    std::vector<size_t> every(st.d.s.size());
+    for (size_t i = 0; i < every.size(); ++i) every[i] = i;
+    st.g_full = block_store_of(st.d.s, every);
+  } else {
+    st.tcsr_train = std::make_unique<graph::TemporalGraph>(st.d.s, &st.sp.train);
+    st.tcsr_full = std::make_unique<graph::TemporalGraph>(st.d.s);
+    st.g_train = std::make_unique<graph::TcsrAdjacency>(*st.tcsr_train);
+    st.g_full = std::make_unique<graph::TcsrAdjacency>(*st.tcsr_full);
+  }
   std::vector<size_t> all(st.d.s.size());
   for (size_t i = 0; i < all.size(); ++i) all[i] = i;
   const auto pool = destination_pool(st.d.s, all, st.c.train.negatives);

@@ -16,6 +16,7 @@
 #include "core/options.hpp"
 #include "graph/events.hpp"
 #include "graph/sampler.hpp"
+#include "graph/temporal_adjacency.hpp"
 #include "graph/split.hpp"
 #include "tgnn/model.hpp"
 #include "tgnn/tgnn_config.hpp"
@@ -27,8 +28,8 @@ struct FitData {
   const TgnnConfig& c;
   const graph::EventStream& s;
   const graph::Split& sp;
-  const graph::TemporalGraph& g_train;  // training events only
-  const graph::TemporalGraph& g_full;
+  const graph::TemporalAdjacency& g_train;  // training events only
+  const graph::TemporalAdjacency& g_full;
   const std::vector<int64_t>& val_neg;  // one fixed negative per validation event
 };
 

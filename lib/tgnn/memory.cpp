@@ -34,7 +34,7 @@ void TemporalModel::Impl::reset_memory() {
 // here they would flood the mailbox of every active node, so own mails take priority);
 // the attention updater keeps it in its ring of S mails.
 void TemporalModel::Impl::write_back(const std::vector<size_t>& events, size_t b0, size_t B, const std::vector<int64_t>& roots,
-                                     const std::vector<double>& ts, const Forward& f, const graph::TemporalGraph& g, StageTimes& times) {
+                                     const std::vector<double>& ts, const Forward& f, const graph::TemporalAdjacency& g, StageTimes& times) {
   at::NoGradGuard ng;
   const auto Bi = static_cast<int64_t>(B);
   const at::Tensor s_src = f.s_root.narrow(0, 0, Bi).detach(), s_dst = f.s_root.narrow(0, Bi, Bi).detach();

@@ -28,6 +28,8 @@
 #include "nn/optim.hpp"
 #include "tensor/h5_tensor.hpp"
 #include "tgnn/autograd_ops.hpp"
+#include "graph/block_store.hpp"
+#include "graph/temporal_sampling.hpp"
 #include "tgnn/model_impl.hpp"
 
 namespace mlsys::tgnn {
@@ -236,8 +238,23 @@ detail::Rows TemporalModel::Impl::build_rows(const std::vector<int64_t>& roots, 
   return rw;
 }
 
-void TemporalModel::Impl::sample(const graph::TemporalGraph& g, const std::vector<int64_t>& roots, const std::vector<double>& ts, graph::NeighborBlock& nb) {
-  if (cfg.sampler == "uniform") {
+// Every graph gives the same samples (graph/temporal_sampling.hpp); the T-CSR and the block
+// store each go through their own fast path, anything else through the interface.
+void TemporalModel::Impl::sample(const graph::TemporalAdjacency& g, const std::vector<int64_t>& roots, const std::vector<double>& ts, graph::NeighborBlock& nb) {
+  const bool uniform = cfg.sampler == "uniform";
+  if (const auto* t = dynamic_cast<const graph::TcsrAdjacency*>(&g)) {
+    if (uniform) {
+      graph::sample_uniform(t->graph(), roots, ts, cfg.neighbors, rng, nb);
+    } else {
+      graph::sample_recent(t->graph(), roots, ts, cfg.neighbors, nb, cfg.leak_own_edge);
+    }
+  } else if (const auto* s = dynamic_cast<const graph::TimeIndexedBlockStore*>(&g)) {
+    if (uniform) {
+      graph::sample_uniform(*s, roots, ts, cfg.neighbors, rng, nb);
+    } else {
+      graph::sample_recent(*s, roots, ts, cfg.neighbors, nb, cfg.leak_own_edge);
+    }
+  } else if (uniform) {
     graph::sample_uniform(g, roots, ts, cfg.neighbors, rng, nb);
   } else {
     graph::sample_recent(g, roots, ts, cfg.neighbors, nb, cfg.leak_own_edge);
@@ -246,7 +263,7 @@ void TemporalModel::Impl::sample(const graph::TemporalGraph& g, const std::vecto
 
 // Embeddings of `roots` at `ts`: memory update, node features, then the embedding module
 // (temporal attention when `with_attention`).
-TemporalModel::Impl::Forward TemporalModel::Impl::embed(const std::vector<int64_t>& roots, const std::vector<double>& ts, const graph::TemporalGraph& g, bool train,
+TemporalModel::Impl::Forward TemporalModel::Impl::embed(const std::vector<int64_t>& roots, const std::vector<double>& ts, const graph::TemporalAdjacency& g, bool train,
                                                         StageTimes& times, bool with_attention) {
   graph::NeighborBlock nb;
   if (with_attention) {
@@ -291,7 +308,7 @@ void TemporalModel::Impl::adam() {
   opt->zero_grad();
 }
 
-PassOutput TemporalModel::Impl::run(const std::vector<size_t>& events, const std::vector<int64_t>& negs, int64_t q, const graph::TemporalGraph& g,
+PassOutput TemporalModel::Impl::run(const std::vector<size_t>& events, const std::vector<int64_t>& negs, int64_t q, const graph::TemporalAdjacency& g,
                                     bool train, size_t batch_size, StageTimes& times) {
   PassOutput out;
   out.pos.reserve(events.size());
@@ -362,11 +379,11 @@ TemporalModel::~TemporalModel() = default;
 void TemporalModel::reset_memory() { impl_->reset_memory(); }
 
 PassOutput TemporalModel::run(const std::vector<size_t>& events, const std::vector<int64_t>& negatives, int64_t q,
-                              const graph::TemporalGraph& graph, bool train, size_t batch_size, StageTimes& times) {
+                              const graph::TemporalAdjacency& graph, bool train, size_t batch_size, StageTimes& times) {
   return impl_->run(events, negatives, q, graph, train, batch_size, times);
 }
 
-NodeStates TemporalModel::node_states(const graph::TemporalGraph& graph, double t) {
+NodeStates TemporalModel::node_states(const graph::TemporalAdjacency& graph, double t) {
   at::NoGradGuard ng;
   NodeStates st;
   st.nodes = impl_->N;

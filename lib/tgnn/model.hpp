@@ -18,6 +18,7 @@
 #include "core/h5.hpp"
 #include "graph/events.hpp"
 #include "graph/sampler.hpp"
+#include "graph/temporal_adjacency.hpp"
 
 namespace mlsys::tgnn {
 
@@ -106,9 +107,15 @@ class TemporalModel {
   // negatives[i*q + j] is the j-th negative destination of events[i] (q may be 0: only the
   // memory is advanced). With `train`: dropout on, BCE on the first negative, Adam step.
   PassOutput run(const std::vector<size_t>& events, const std::vector<int64_t>& negatives, int64_t q,
-                 const graph::TemporalGraph& graph, bool train, size_t batch_size, StageTimes& times);
+                 const graph::TemporalAdjacency& graph, bool train, size_t batch_size, StageTimes& times);
   // Memory and embeddings of every node as of time t (after the events run so far).
-  NodeStates node_states(const graph::TemporalGraph& graph, double t);
+  NodeStates node_states(const graph::TemporalAdjacency& graph, double t);
+  // The same over a T-CSR directly.
+  PassOutput run(const std::vector<size_t>& events, const std::vector<int64_t>& negatives, int64_t q,
+                 const graph::TemporalGraph& graph, bool train, size_t batch_size, StageTimes& times) {
+    return run(events, negatives, q, graph::TcsrAdjacency(graph), train, batch_size, times);
+  }
+  NodeStates node_states(const graph::TemporalGraph& graph, double t) { return node_states(graph::TcsrAdjacency(graph), t); }
 
   void snapshot_params();  // keep a copy (best-val selection)
   void restore_params();

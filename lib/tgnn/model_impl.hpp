@@ -22,6 +22,7 @@
 
 #include "graph/events.hpp"
 #include "graph/sampler.hpp"
+#include "graph/temporal_adjacency.hpp"
 #include "nn/optim.hpp"
 #include "tgnn/model.hpp"
 
@@ -115,18 +116,18 @@ struct TemporalModel::Impl {
   std::pair<at::Tensor, at::Tensor> predict(const at::Tensor& z, int64_t B, int64_t q) const;
   Rows build_rows(const std::vector<int64_t>& roots, const std::vector<double>& ts, const graph::NeighborBlock* nb,
                   bool keyed_by_time);
-  void sample(const graph::TemporalGraph& g, const std::vector<int64_t>& roots, const std::vector<double>& ts,
+  void sample(const graph::TemporalAdjacency& g, const std::vector<int64_t>& roots, const std::vector<double>& ts,
               graph::NeighborBlock& nb);
-  Forward embed(const std::vector<int64_t>& roots, const std::vector<double>& ts, const graph::TemporalGraph& g, bool train,
+  Forward embed(const std::vector<int64_t>& roots, const std::vector<double>& ts, const graph::TemporalAdjacency& g, bool train,
                 StageTimes& times, bool with_attention);
   void adam();
-  PassOutput run(const std::vector<size_t>& events, const std::vector<int64_t>& negs, int64_t q, const graph::TemporalGraph& g,
+  PassOutput run(const std::vector<size_t>& events, const std::vector<int64_t>& negs, int64_t q, const graph::TemporalAdjacency& g,
                  bool train, size_t batch_size, StageTimes& times);
 
   // ---- memory.cpp: memory and mailbox
   void reset_memory();
   void write_back(const std::vector<size_t>& events, size_t b0, size_t B, const std::vector<int64_t>& roots,
-                  const std::vector<double>& ts, const Forward& f, const graph::TemporalGraph& g, StageTimes& times);
+                  const std::vector<double>& ts, const Forward& f, const graph::TemporalAdjacency& g, StageTimes& times);
 
   // ---- updaters.cpp: memory updaters
   Readout mailbox_readout(const at::Tensor& mem_p, const at::Tensor& kv_mail, const at::Tensor& w_kv, const at::Tensor& dts,

@@ -15,7 +15,9 @@ TgnnConfig read_tgnn_config(const core::ConfigDoc& doc) {
   root.get("seed", c.seed);
 
   const auto data = root.child("data");
-  data.get("path", c.data.path).get("format", c.data.format, one_of({"auto", "tgl", "jodie"}));
+  data.get("path", c.data.path)
+      .get("format", c.data.format, one_of({"auto", "tgl", "jodie"}))
+      .get("graph", c.data.graph, one_of({"tcsr", "block_store"}));
   const auto split = data.child("split");
   split.get("method", c.data.split.method, one_of({"time", "ext_roll"}))
       .get("val_fraction", c.data.split.val_fraction, in_range(0.01, 0.5))

@@ -23,6 +23,9 @@ struct TgnnConfig {
   struct Data {
     std::string path;  // "" = generate `generate.preset` in memory
     std::string format = "auto";
+    // The graph the samplers read: "tcsr" (a time-sorted CSR built once) or "block_store"
+    // (GNNFlow's TimeIndexedBlockStore, filled by batch insertion); the same samples.
+    std::string graph = "tcsr";
     graph::SplitOptions split;
   } data;
   struct Generate {
