@@ -7,19 +7,11 @@
 # About 8 minutes and 4 GB of memory. Writes bench/gnnflow/results-M.json and prints
 # Markdown tables. Not part of `make bench` (too long). Usage: bench/gnnflow/run-M.sh [BUILD_DIR]
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
-build="${1:-$root/build}"
 repeats="${BENCH_REPEATS:-3}"
 runs="${RUNS:-2}"
-exe="$build/tools/gnnflow-stream/gnnflow-stream"
-[[ -x "$exe" ]] || { echo "run-M.sh: $exe not found (build first)" >&2; exit 2; }
-export OMP_NUM_THREADS=1
-pin=(taskset -c 0)
-command -v taskset >/dev/null || pin=()
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-g() { "${pin[@]}" "$exe" "$@" --quiet --threads 1; }
+script=run-M.sh
+# shellcheck source=bench/gnnflow/common.sh
+source "$(cd "$(dirname "$0")" && pwd)/common.sh"
 
 g generate --set generate.preset=M --out "$tmp/M" > /dev/null
 data="$tmp/M/stream.bin"

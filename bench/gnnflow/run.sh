@@ -9,19 +9,11 @@
 # Writes bench/gnnflow/results.json and prints Markdown tables.
 # Usage: bench/gnnflow/run.sh [BUILD_DIR]   (BENCH_REPEATS=5, RUNS=5 by default)
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
-build="${1:-$root/build}"
 repeats="${BENCH_REPEATS:-5}"
 runs="${RUNS:-5}"
-exe="$build/tools/gnnflow-stream/gnnflow-stream"
-[[ -x "$exe" ]] || { echo "run.sh: $exe not found (build first)" >&2; exit 2; }
-export OMP_NUM_THREADS=1
-pin=(taskset -c 0)
-command -v taskset >/dev/null || pin=()
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-g() { "${pin[@]}" "$exe" "$@" --quiet --threads 1; }
+script=run.sh
+# shellcheck source=bench/gnnflow/common.sh
+source "$(cd "$(dirname "$0")" && pwd)/common.sh"
 
 g generate --out "$tmp/S" > /dev/null
 g generate --set generate.late_fraction=0.001 --out "$tmp/late" > /dev/null
